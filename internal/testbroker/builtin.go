@@ -1,0 +1,389 @@
+package testbroker
+
+import (
+	"context"
+	"encoding/json"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/idset"
+)
+
+// startBuiltins connects the rank's own broker handle and registers the
+// services a broker answers itself.
+func (r *Rank) startBuiltins() error {
+	h, err := r.b.Connect(r.id, fluxkit.Cred{Userid: r.b.owner, Roles: fluxkit.RoleOwner | fluxkit.RoleLocal})
+	if err != nil {
+		return err
+	}
+	guests := fluxkit.RoleUser
+	type entry struct {
+		topic string
+		allow fluxkit.Role
+		fn    fluxkit.HandlerFunc
+	}
+	table := []entry{
+		{"attr.get", guests, r.attrGet},
+		{"attr.set", 0, r.attrSet},
+		{"config.get", guests, r.configGet},
+		{"broker.getenv", 0, r.getenv},
+		{"broker.setenv", 0, r.setenv},
+		{"broker.ping", guests, r.ping},
+		{"module.load", 0, r.moduleLoad},
+		{"module.remove", 0, r.moduleRemove},
+		{"module.list", guests, r.moduleList},
+	}
+	if r.id == 0 {
+		kv, og := r.b.rank0kv, r.b.online
+		table = append(table,
+			entry{"kvs.get", 0, kv.get},
+			entry{"kvs.put", 0, kv.put},
+			entry{"kvs.commit", 0, kv.commit},
+			entry{"groups.get", guests, og.get},
+			entry{"groups.disconnect", guests, og.disconnect},
+		)
+	}
+	for _, e := range table {
+		if _, err := h.Register(e.topic, e.allow, e.fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Rank) attrGet(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+	var in struct {
+		Name string `json:"name"`
+	}
+	if err := fluxkit.DecodePayload(req, &in); err != nil {
+		_ = w.RespondError(err)
+		return
+	}
+	v, ok := r.Attr(in.Name)
+	if !ok {
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.ENOENT, "unknown attribute %s", in.Name))
+		return
+	}
+	_ = fluxkit.Respond(w, map[string]any{"value": v, "flags": 0})
+}
+
+func (r *Rank) attrSet(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+	var in struct {
+		Name  string `json:"name"`
+		Value string `json:"value"`
+	}
+	if err := fluxkit.DecodePayload(req, &in); err != nil {
+		_ = w.RespondError(err)
+		return
+	}
+	switch in.Name {
+	case "rank", "size", "tbon.fanout":
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.EPERM, "attribute %s is immutable", in.Name))
+		return
+	}
+	r.SetAttr(in.Name, in.Value)
+	_ = w.Respond(nil)
+}
+
+func (r *Rank) configGet(_ context.Context, w fluxkit.Responder, _ *fluxkit.Message) {
+	r.mu.Lock()
+	conf := r.config
+	r.mu.Unlock()
+	if conf == nil {
+		conf = map[string]any{}
+	}
+	_ = fluxkit.Respond(w, conf)
+}
+
+func (r *Rank) getenv(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+	var in struct {
+		Names []string `json:"names"`
+	}
+	if err := fluxkit.DecodePayload(req, &in); err != nil {
+		_ = w.RespondError(err)
+		return
+	}
+	env := map[string]string{}
+	for _, n := range in.Names {
+		if v, ok := r.Env(n); ok {
+			env[n] = v
+		}
+	}
+	_ = fluxkit.Respond(w, map[string]any{"env": env})
+}
+
+func (r *Rank) setenv(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+	var in struct {
+		Name  string `json:"name"`
+		Value string `json:"value"`
+	}
+	if err := fluxkit.DecodePayload(req, &in); err != nil {
+		_ = w.RespondError(err)
+		return
+	}
+	if in.Name == "" || strings.Contains(in.Name, "=") {
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.EINVAL, "invalid environment variable name %q", in.Name))
+		return
+	}
+	r.SetEnv(in.Name, in.Value)
+	_ = w.Respond(nil)
+}
+
+func (r *Rank) ping(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+	p := req.Payload
+	if len(p) == 0 {
+		p = []byte("{}")
+	}
+	_ = w.Respond(p)
+}
+
+// moduleLoad answers after the module's latency without holding the rank's
+// dispatcher, so loads on one rank overlap as in flux-core, where each
+// module starts in its own thread.
+func (r *Rank) moduleLoad(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+	var in struct {
+		Path string   `json:"path"`
+		Name string   `json:"name"`
+		Args []string `json:"args"`
+		Exec bool     `json:"exec"`
+	}
+	if err := fluxkit.DecodePayload(req, &in); err != nil {
+		_ = w.RespondError(err)
+		return
+	}
+	name := in.Name
+	if name == "" {
+		name = strings.TrimSuffix(path.Base(in.Path), path.Ext(in.Path))
+	}
+	if name == "" || name == "." || name == "/" {
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.EINVAL, "module.load: missing module path"))
+		return
+	}
+	start := time.Now()
+	r.mu.Lock()
+	if _, ok := r.modules[name]; ok {
+		r.mu.Unlock()
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.EEXIST, "module %s is already loaded", name))
+		return
+	}
+	mod := &module{name: name, path: in.Path, args: in.Args, loading: true}
+	r.modules[name] = mod
+	d := r.latency[name]
+	r.mu.Unlock()
+	finish := func() {
+		r.mu.Lock()
+		err := r.fail[name]
+		if err != nil {
+			delete(r.modules, name)
+		} else {
+			mod.loading = false
+		}
+		r.log = append(r.log, ModuleOp{Op: "load", Name: name, Args: in.Args, Start: start, End: time.Now(), Err: err})
+		r.mu.Unlock()
+		if err != nil {
+			_ = w.RespondError(err)
+			return
+		}
+		_ = w.Respond(nil)
+	}
+	if d > 0 {
+		r.b.after(d, finish)
+		return
+	}
+	finish()
+}
+
+func (r *Rank) moduleRemove(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+	var in struct {
+		Name string `json:"name"`
+	}
+	if err := fluxkit.DecodePayload(req, &in); err != nil {
+		_ = w.RespondError(err)
+		return
+	}
+	start := time.Now()
+	r.mu.Lock()
+	mod, ok := r.modules[in.Name]
+	if !ok || mod.loading {
+		r.mu.Unlock()
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.ENOENT, "module %s is not loaded", in.Name))
+		return
+	}
+	delete(r.modules, in.Name)
+	d := r.latency[in.Name]
+	r.mu.Unlock()
+	finish := func() {
+		r.mu.Lock()
+		r.log = append(r.log, ModuleOp{Op: "remove", Name: in.Name, Start: start, End: time.Now()})
+		r.mu.Unlock()
+		_ = w.Respond(nil)
+	}
+	if d > 0 {
+		r.b.after(d, finish)
+		return
+	}
+	finish()
+}
+
+type modEntry struct {
+	Name string   `json:"name"`
+	Path string   `json:"path"`
+	Args []string `json:"args,omitempty"`
+}
+
+// builtinModule is listed by module.list as flux-core lists its broker
+// built-ins, so that consumers learn to skip them.
+var builtinModule = modEntry{Name: "connector-local", Path: "builtin"}
+
+func (r *Rank) moduleList(_ context.Context, w fluxkit.Responder, _ *fluxkit.Message) {
+	r.mu.Lock()
+	mods := []modEntry{builtinModule}
+	for _, m := range r.modules {
+		if !m.loading {
+			mods = append(mods, modEntry{Name: m.name, Path: m.path, Args: m.args})
+		}
+	}
+	r.mu.Unlock()
+	sort.Slice(mods, func(i, j int) bool { return mods[i].Name < mods[j].Name })
+	_ = fluxkit.Respond(w, map[string]any{"mods": mods})
+}
+
+// kvs is rank 0's tiny key-value store: enough for modprobe.stats and
+// tests, with atomic multi-key commits.
+type kvs struct {
+	mu sync.Mutex
+	m  map[string]json.RawMessage
+}
+
+func newKVS() *kvs { return &kvs{m: map[string]json.RawMessage{}} }
+
+// KVSGet returns a value stored in rank 0's KVS.
+func (b *Broker) KVSGet(key string) (json.RawMessage, bool) {
+	b.rank0kv.mu.Lock()
+	defer b.rank0kv.mu.Unlock()
+	v, ok := b.rank0kv.m[key]
+	return v, ok
+}
+
+func (k *kvs) get(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+	var in struct {
+		Key string `json:"key"`
+	}
+	if err := fluxkit.DecodePayload(req, &in); err != nil {
+		_ = w.RespondError(err)
+		return
+	}
+	k.mu.Lock()
+	v, ok := k.m[in.Key]
+	k.mu.Unlock()
+	if !ok {
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.ENOENT, "kvs key %s not found", in.Key))
+		return
+	}
+	_ = fluxkit.Respond(w, map[string]json.RawMessage{"value": v})
+}
+
+type kvsOp struct {
+	Key   string          `json:"key"`
+	Value json.RawMessage `json:"value"`
+}
+
+func (k *kvs) put(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+	var op kvsOp
+	if err := fluxkit.DecodePayload(req, &op); err != nil {
+		_ = w.RespondError(err)
+		return
+	}
+	k.apply(w, []kvsOp{op})
+}
+
+func (k *kvs) commit(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+	var in struct {
+		Ops []kvsOp `json:"ops"`
+	}
+	if err := fluxkit.DecodePayload(req, &in); err != nil {
+		_ = w.RespondError(err)
+		return
+	}
+	k.apply(w, in.Ops)
+}
+
+func (k *kvs) apply(w fluxkit.Responder, ops []kvsOp) {
+	for _, op := range ops {
+		if op.Key == "" || len(op.Value) == 0 {
+			_ = w.RespondError(fluxkit.Errorf(fluxkit.EINVAL, "kvs: each op needs a key and a value"))
+			return
+		}
+	}
+	k.mu.Lock()
+	for _, op := range ops {
+		if string(op.Value) == "null" {
+			delete(k.m, op.Key)
+			continue
+		}
+		k.m[op.Key] = append(json.RawMessage(nil), op.Value...)
+	}
+	k.mu.Unlock()
+	_ = w.Respond(nil)
+}
+
+// onlineGroup serves groups.get for broker.online.
+type onlineGroup struct {
+	b        *Broker
+	mu       sync.Mutex
+	last     idset.Set
+	watchers map[fluxkit.Responder]string // responder -> sender
+}
+
+func newOnlineGroup(b *Broker) *onlineGroup {
+	return &onlineGroup{b: b, watchers: map[fluxkit.Responder]string{}}
+}
+
+func (g *onlineGroup) get(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+	var in struct {
+		Name string `json:"name"`
+	}
+	if err := fluxkit.DecodePayload(req, &in); err != nil {
+		_ = w.RespondError(err)
+		return
+	}
+	members := idset.Set{}
+	if in.Name == "broker.online" {
+		members = g.b.Online()
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	_ = fluxkit.Respond(w, map[string]string{"members": members.String()})
+	if in.Name == "broker.online" && req.IsStreaming() {
+		g.last = members
+		g.watchers[w] = req.Sender()
+	}
+}
+
+func (g *onlineGroup) disconnect(_ context.Context, _ fluxkit.Responder, req *fluxkit.Message) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for w, sender := range g.watchers {
+		if sender == req.Sender() {
+			delete(g.watchers, w)
+		}
+	}
+}
+
+func (g *onlineGroup) changed() {
+	members := g.b.Online()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if members.Equal(g.last) {
+		return
+	}
+	g.last = members
+	p, _ := json.Marshal(map[string]string{"members": members.String()})
+	for w := range g.watchers {
+		_ = w.Respond(p)
+	}
+}
