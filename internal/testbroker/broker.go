@@ -401,12 +401,23 @@ func (b *Broker) reachable(p []uint32) bool {
 	return true
 }
 
-// linkFate decides what the links along p do to one message: the total
+// reachableBetween reports whether every rank on the way from a to c is up.
+// Paths are computed only when some rank is down, which keeps the common
+// case free of allocation.
+func (b *Broker) reachableBetween(a, c uint32) bool {
+	if b.stopped.Load() == 0 {
+		return true
+	}
+	return b.reachable(b.path(a, c))
+}
+
+// linkFate decides what the links from a to c do to one message: the total
 // delay, or lost.
-func (b *Broker) linkFate(p []uint32) (delay time.Duration, lost bool) {
+func (b *Broker) linkFate(a, c uint32) (delay time.Duration, lost bool) {
 	if b.faulty.Load() == 0 {
 		return 0, false
 	}
+	p := b.path(a, c)
 	for i := 0; i+1 < len(p); i++ {
 		child := p[i]
 		if p[i+1] > child {
@@ -440,7 +451,7 @@ func (b *Broker) failInFlight() {
 	b.mu.Unlock()
 	for _, h := range hs {
 		for _, rsp := range h.pendingResponders() {
-			if !b.reachable(rsp.path) {
+			if !b.reachableBetween(rsp.src, rsp.dst) {
 				rsp.fail(fluxkit.Errorf(fluxkit.EHOSTUNREACH, "rank unreachable"))
 			}
 		}

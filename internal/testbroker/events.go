@@ -24,7 +24,7 @@ func (h *Handle) Publish(ctx context.Context, topic string, payload []byte, flag
 		return errClosed
 	}
 	b := h.b
-	if !b.reachable(b.path(h.rank.id, 0)) {
+	if !b.reachableBetween(h.rank.id, 0) {
 		return fluxkit.Errorf(fluxkit.EHOSTUNREACH, "rank 0 unreachable from rank %d", h.rank.id)
 	}
 	m := &fluxkit.Message{
@@ -47,7 +47,7 @@ func (h *Handle) Publish(ctx context.Context, topic string, payload []byte, flag
 		if private && !s.h.cred.IsOwner() && s.h.cred.Userid != m.Userid {
 			continue
 		}
-		if !b.reachable(b.path(0, s.h.rank.id)) {
+		if !b.reachableBetween(0, s.h.rank.id) {
 			continue
 		}
 		s.push(m)

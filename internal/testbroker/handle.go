@@ -138,7 +138,7 @@ func (h *Handle) shutdown(disconnect bool) {
 			m.Flags |= fluxkit.FlagNoResponse
 			m.Userid, m.Rolemask = h.cred.Userid, h.cred.Roles
 			m.Route = []string{h.uuid}
-			if p := h.b.ranks[t.rank].provider(t.service); p != nil && h.b.reachable(h.b.path(h.rank.id, t.rank)) {
+			if p := h.b.ranks[t.rank].provider(t.service); p != nil && h.b.reachableBetween(h.rank.id, t.rank) {
 				p.deliver(m, &responder{noResponse: true})
 			}
 		}
@@ -210,22 +210,22 @@ func (h *Handle) Request(ctx context.Context, req *fluxkit.Message) (fluxkit.Cal
 	rsp.req = &m
 	provider, dst, err := h.b.route(h, &m)
 	if err != nil {
-		rsp.path = []uint32{h.rank.id}
+		rsp.src, rsp.dst = h.rank.id, h.rank.id
 		rsp.fail(err)
 		return callOrNil(c), nil
 	}
-	rsp.path = h.b.path(h.rank.id, dst)
+	rsp.src, rsp.dst = h.rank.id, dst
 	h.mu.Lock()
 	if h.used != nil {
 		h.used[target{m.Service(), dst}] = struct{}{}
 	}
 	h.mu.Unlock()
-	delay, lost := h.b.linkFate(rsp.path)
+	delay, lost := h.b.linkFate(rsp.src, rsp.dst)
 	switch {
 	case lost:
 	case delay > 0:
 		h.b.after(delay, func() {
-			if !h.b.reachable(rsp.path) {
+			if !h.b.reachableBetween(rsp.src, rsp.dst) {
 				rsp.fail(fluxkit.Errorf(fluxkit.EHOSTUNREACH, "rank unreachable"))
 				return
 			}
@@ -290,7 +290,7 @@ func (b *Broker) route(h *Handle, m *fluxkit.Message) (*Handle, uint32, error) {
 	if int(m.Nodeid) >= b.size {
 		return nil, 0, fluxkit.Errorf(fluxkit.EHOSTUNREACH, "no route to rank %d", m.Nodeid)
 	}
-	if !b.reachable(b.path(src, m.Nodeid)) {
+	if !b.reachableBetween(src, m.Nodeid) {
 		return nil, 0, fluxkit.Errorf(fluxkit.EHOSTUNREACH, "no route to rank %d", m.Nodeid)
 	}
 	p := b.ranks[m.Nodeid].provider(service)
@@ -437,7 +437,7 @@ type responder struct {
 	req        *fluxkit.Message
 	caller     *Handle
 	provider   *Handle
-	path       []uint32 // caller's rank to provider's rank
+	src, dst   uint32 // caller's rank, provider's rank
 	noResponse bool
 
 	mu   sync.Mutex
@@ -486,14 +486,10 @@ func (r *responder) send(resp *fluxkit.Message, final bool) error {
 	if r.provider != nil {
 		resp.Userid, resp.Rolemask = r.provider.cred.Userid, r.provider.cred.Roles
 	}
-	if !r.b.reachable(r.path) {
+	if !r.b.reachableBetween(r.src, r.dst) {
 		return nil
 	}
-	back := make([]uint32, len(r.path))
-	for i, x := range r.path {
-		back[len(back)-1-i] = x
-	}
-	delay, lost := r.b.linkFate(back)
+	delay, lost := r.b.linkFate(r.dst, r.src)
 	switch {
 	case lost:
 	case delay > 0:
