@@ -1,0 +1,247 @@
+package modprobe
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/internal/testbroker"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestContextAPI(t *testing.T) {
+	h := newHarness(t, testbroker.Config{
+		Size:   2,
+		Attrs:  map[string]string{"cron.directory": "/etc/cron"},
+		Config: "[systemd]\nenable = false\n",
+		Env:    map[string]string{"BROKER_ONLY": "b", "BOTH": "broker"},
+	})
+	h.env["BOTH"] = "local"
+	var c *Context
+	_, err := h.mp(1).Run(ctxT(t), RC{Setup: func(ctx context.Context, cc *Context) error {
+		c = cc
+		return nil
+	}})
+	require.NoError(t, err)
+	ctx := ctxT(t)
+	assert.Equal(t, uint32(1), c.Rank())
+
+	v, err := c.AttrGet(ctx, "cron.directory")
+	require.NoError(t, err)
+	assert.Equal(t, "/etc/cron", v)
+	_, err = c.AttrGet(ctx, "nosuch")
+	assert.ErrorIs(t, err, fluxkit.ENOENT)
+
+	cv, ok, err := c.ConfGet(ctx, "systemd.enable")
+	require.NoError(t, err)
+	assert.True(t, ok)
+	assert.Equal(t, false, cv)
+	_, ok, err = c.ConfGet(ctx, "systemd.nope")
+	require.NoError(t, err)
+	assert.False(t, ok)
+
+	ev, ok := c.Getenv(ctx, "BOTH")
+	assert.True(t, ok)
+	assert.Equal(t, "local", ev, "local environment first")
+	ev, ok = c.Getenv(ctx, "BROKER_ONLY")
+	assert.True(t, ok)
+	assert.Equal(t, "b", ev, "broker fallback")
+	h.b.Rank(1).SetEnv("BROKER_ONLY", "changed")
+	ev, _ = c.Getenv(ctx, "BROKER_ONLY")
+	assert.Equal(t, "b", ev, "broker values are cached")
+	_, ok = c.Getenv(ctx, "UNSET_ANYWHERE")
+	assert.False(t, ok)
+
+	require.NoError(t, c.Setenv(ctx, "NEWVAR", "x y"))
+	bv, _ := h.b.Rank(1).Env("NEWVAR")
+	assert.Equal(t, "x y", bv, "broker.setenv reached the broker")
+	ev, _ = c.Getenv(ctx, "NEWVAR")
+	assert.Equal(t, "x y", ev)
+	assert.Error(t, c.Setenv(ctx, "A=B", "x"))
+	require.NoError(t, c.Unsetenv(ctx, "BOTH"))
+	_, ok = c.lookupLocal("BOTH")
+	assert.False(t, ok)
+	env := c.environ()
+	assert.Contains(t, env, "NEWVAR=x y")
+	assert.Contains(t, env, "FLUX_RC_USE_MODPROBE=t")
+	for _, kv := range env {
+		assert.False(t, strings.HasPrefix(kv, "BOTH="), "unset locally")
+	}
+
+	var attr struct {
+		Value string `json:"value"`
+	}
+	require.NoError(t, c.RPC(ctx, "attr.get", 0, map[string]string{"name": "rank"}, &attr))
+	assert.Equal(t, "0", attr.Value)
+
+	c.Setopt("sched", "a  b", false)
+	c.Setopt("sched-simple", "c", false)
+	assert.Equal(t, []string{"d", "c", "a", "b"}, c.Getopts("sched-simple", []string{"d"}, "sched"))
+	c.Setopt("sched", "e", true)
+	assert.Equal(t, []string{"c", "a", "b", "e"}, c.Getopts("sched-simple", []string{"d"}, "sched"))
+
+	assert.EqualError(t, c.LoadModules("nosuch"), "no such task or module nosuch")
+	require.NoError(t, c.LoadModules("kvs"))
+	c.s.mu.Lock()
+	assert.Equal(t, []string{"kvs", "content", "heartbeat"}, c.s.active)
+	c.s.mu.Unlock()
+	require.NoError(t, c.Enable("sched"))
+	assert.EqualError(t, c.Enable("nosuch"), "no such module or task 'nosuch'")
+	require.NoError(t, c.SetAlternative("sched", "sched-fifo"))
+
+	// Shared values are race-free.
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.Set(fmt.Sprint(i%3), i)
+			_ = c.Get("0", nil)
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, "dflt", c.Get("missing", "dflt"))
+}
+
+func TestLoadModulesRejectsTasks(t *testing.T) {
+	h := newHarness(t, testbroker.Config{})
+	_, err := h.mp(0).Run(ctxT(t), RC{
+		Tasks: []Task{{Name: "t1", Run: func(context.Context, *Context) error { return nil }}},
+		Setup: func(_ context.Context, c *Context) error { return c.LoadModules("t1") },
+	})
+	assert.EqualError(t, err, "t1 is not a module")
+}
+
+func TestBashAndRCScripts(t *testing.T) {
+	h := newHarness(t, testbroker.Config{})
+	conf := filepath.Join(h.dir, "conf")
+	script := func(rel, body string) {
+		p := filepath.Join(h.dir, rel)
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		require.NoError(t, os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o755))
+	}
+	script("conf/rc1.d/10-a", "echo a $FLUX_RC_USE_MODPROBE")
+	script("extra/rc1.d/05-b", "echo b")
+	script("conf/rc1.d/20-fail", "exit 4")
+	require.NoError(t, os.WriteFile(filepath.Join(conf, "rc1.d", "30-notexec"), []byte("echo no"), 0o644))
+	h.env["FLUX_RC_EXTRA"] = filepath.Join(h.dir, "extra")
+	m := h.mp(0, verbose, func(c *Config) { c.ConfDir = conf })
+	_, err := m.Run(ctxT(t), RC{Tasks: []Task{{Name: "scripts", Run: func(ctx context.Context, c *Context) error {
+		if err := c.Bash(ctx, "echo hello from bash"); err != nil {
+			return err
+		}
+		return c.RunRCScripts(ctx, 1)
+	}}}})
+	require.Error(t, err)
+	assert.Equal(t, "hello from bash\nb\na t\n", h.stdout.String(), "scripts sorted by name across directories")
+	assert.Contains(t, h.stderr.String(), "20-fail failed with exit code 4\n")
+	assert.Contains(t, h.stderr.String(), "scripts: one or more rc1.d scripts failed\n")
+	assert.Contains(t, h.stderr.String(), "running "+filepath.Join(h.dir, "extra/rc1.d/05-b"))
+	assert.Contains(t, h.stderr.String(), "start scripts\n")
+	assert.NotContains(t, h.stderr.String(), "completed scripts")
+}
+
+func TestTimingStats(t *testing.T) {
+	h := newHarness(t, testbroker.Config{})
+	for _, mod := range []string{"kvs", "content"} {
+		h.b.Rank(0).SetModuleLatency(mod, 5e6)
+	}
+	h.stubServices(0)
+	m := h.mp(0, withShell(&fakeShell{}))
+	s, err := m.PrepareRC1(ctxT(t))
+	require.NoError(t, err)
+	rep, err := s.Execute(ctxT(t))
+	require.NoError(t, err)
+	require.NoError(t, s.WriteStats(ctxT(t), rep))
+	raw, ok := h.b.KVSGet("modprobe.stats")
+	require.True(t, ok)
+	var stats []Stat
+	require.NoError(t, json.Unmarshal(raw, &stats))
+	require.Greater(t, len(stats), 4)
+	assert.Equal(t, []string{"configure", "solve", "deps", "prepare"}, []string{stats[0].Name, stats[1].Name, stats[2].Name, stats[3].Name})
+	names := map[string]bool{}
+	for i, st := range stats[4:] {
+		names[st.Name] = true
+		if i > 0 {
+			assert.GreaterOrEqual(t, st.StartTime, stats[4+i-1].StartTime, "tasks sorted by start time")
+		}
+		if st.Name == "kvs" {
+			assert.GreaterOrEqual(t, st.Duration, 0.005)
+		}
+	}
+	assert.Len(t, names, s.Plan().Len())
+	// Other ranks do not write.
+	h2 := newHarness(t, testbroker.Config{Size: 2})
+	s2, err := h2.mp(1, dryRun).PrepareRC1(ctxT(t))
+	require.NoError(t, err)
+	rep2, err := s2.Execute(ctxT(t))
+	require.NoError(t, err)
+	require.NoError(t, s2.WriteStats(ctxT(t), rep2))
+	_, ok = h2.b.KVSGet("modprobe.stats")
+	assert.False(t, ok)
+}
+
+func TestVerboseModuleTrace(t *testing.T) {
+	h := newHarness(t, testbroker.Config{})
+	_, err := h.mp(0, verbose).Load(ctxT(t), "sdbus-sys")
+	require.NoError(t, err)
+	assert.Contains(t, h.stderr.String(), `module.load {"args":["system"],"exec":false,"name":"sdbus-sys","path":"sdbus"}`)
+	assert.Contains(t, h.stderr.String(), "loaded sdbus-sys\n")
+	assert.Equal(t, []string{"sdbus-sys"}, h.b.Rank(0).Modules())
+	_, err = h.mp(0, verbose).Remove(ctxT(t), "sdbus-sys")
+	require.NoError(t, err)
+	assert.Contains(t, h.stderr.String(), "module.remove sdbus-sys\nremoved sdbus-sys\n")
+}
+
+func TestModuleLoadFailure(t *testing.T) {
+	h := newHarness(t, testbroker.Config{})
+	h.b.Rank(0).FailModule("kvs", fluxkit.Errorf(fluxkit.EINVAL, "kvs: bad args"))
+	h.stubServices(0)
+	rep, err := h.mp(0, withShell(&fakeShell{})).RC1(ctxT(t))
+	require.ErrorIs(t, err, ErrTaskFailed)
+	assert.Equal(t, "kvs: kvs: bad args\n", h.stderr.String())
+	assert.Contains(t, rep.Skipped, "kvs-watch")
+	assert.Contains(t, rep.Skipped, "run-all-rc1")
+	assert.NotContains(t, h.b.Rank(0).Modules(), "kvs-watch")
+	assert.Contains(t, h.b.Rank(0).Modules(), "content", "no rollback")
+}
+
+func TestNewValidates(t *testing.T) {
+	_, err := New(Config{})
+	assert.Error(t, err)
+	h := newHarness(t, testbroker.Config{})
+	_, err = New(Config{Handle: h.b.Owner(0), Exec: ExecConfig{Limit: -1}})
+	assert.Error(t, err)
+}
+
+func TestRemoveModulesFromSetup(t *testing.T) {
+	h := newHarness(t, testbroker.Config{})
+	h.loadRC1(0)
+	_, err := h.mp(0, dryRun).Run(ctxT(t), RC{Setup: func(ctx context.Context, c *Context) error {
+		return c.RemoveModules(ctx, "job-list", "sched")
+	}})
+	require.NoError(t, err)
+	got := lines(h.stdout.String())
+	assert.ElementsMatch(t, []string{"remove job-list", "remove sched-simple"}, got)
+
+	h.stdout.Reset()
+	_, err = h.mp(0, dryRun).Run(ctxT(t), RC{Setup: func(ctx context.Context, c *Context) error {
+		return c.RemoveModules(ctx)
+	}})
+	require.NoError(t, err)
+	got = lines(h.stdout.String())
+	assert.Len(t, got, len(rank0Modules))
+	pos := func(m string) int { return slices.Index(got, "remove "+m) }
+	assert.Less(t, pos("sched-simple"), pos("job-manager"), "removal reverses load order")
+	assert.Less(t, pos("kvs-watch"), pos("kvs"))
+	assert.Less(t, pos("kvs"), pos("content-sqlite"))
+	assert.Equal(t, "remove content", got[len(got)-1], "content is loaded before everything it is ordered with")
+}

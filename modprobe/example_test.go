@@ -1,0 +1,82 @@
+package modprobe_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/fluxkit/fluxkit/internal/testbroker"
+	"github.com/fluxkit/fluxkit/modprobe"
+)
+
+// A dry run of the embedded rc1 on rank 1 of a two-rank instance: the
+// modules every rank loads, in an order the graph allows (job-info and
+// job-ingest are not ordered after anything loaded on rank 1; kvs waits
+// for content).
+func Example() {
+	b, err := testbroker.Start(testbroker.Config{Size: 2})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer b.Close()
+	m, err := modprobe.New(modprobe.Config{
+		Handle:    b.Owner(1),
+		DryRun:    true,
+		ConfDir:   "/nonexistent",
+		LookupEnv: func(string) (string, bool) { return "", false },
+		Stdout:    os.Stdout,
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if _, err := m.RC1(context.Background()); err != nil {
+		fmt.Println(err)
+	}
+	// Output:
+	// load content
+	// load heartbeat
+	// load job-info
+	// load job-ingest
+	// load kvs
+	// load kvs-watch
+	// load resource
+	// run run-all-rc1
+}
+
+// Go tasks ordered with before and after; "*" puts a task before every
+// other one.
+func ExampleModprobe_Run() {
+	b, _ := testbroker.Start(testbroker.Config{})
+	defer b.Close()
+	m, _ := modprobe.New(modprobe.Config{Handle: b.Owner(0), Stdout: os.Stdout, ConfDir: "/nonexistent"})
+	say := func(s string) func(context.Context, *modprobe.Context) error {
+		return func(_ context.Context, c *modprobe.Context) error {
+			_, err := fmt.Fprintln(c.Stdout(), s)
+			return err
+		}
+	}
+	_, err := m.Run(context.Background(), modprobe.RC{Tasks: []modprobe.Task{
+		{Name: "last", After: []string{"middle"}, Run: say("last")},
+		{Name: "middle", Run: say("middle")},
+		{Name: "first", Before: []string{"*"}, Run: say("first")},
+	}})
+	fmt.Println(err)
+	// Output:
+	// first
+	// middle
+	// last
+	// <nil>
+}
+
+// Execute runs any predecessor map; the report gives the makespan and the
+// critical path.
+func ExampleExecute() {
+	preds := map[string][]string{"a": nil, "b": {"a"}, "c": {"a"}, "d": {"b", "c"}}
+	rep, err := modprobe.Execute(context.Background(), preds, modprobe.ExecConfig{}, func(_ context.Context, name string) error {
+		return nil
+	})
+	fmt.Println(err, len(rep.Tasks), len(rep.Skipped))
+	// Output: <nil> 4 0
+}

@@ -1,0 +1,201 @@
+package modprobe
+
+import (
+	"bytes"
+	"context"
+	"github.com/fluxkit/fluxkit"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fluxkit/fluxkit/internal/leakcheck"
+	"github.com/fluxkit/fluxkit/internal/testbroker"
+)
+
+// harness is an in-process instance plus the local environment, output
+// buffers and a scratch FLUX_MODPROBE_PATH directory for one test.
+type harness struct {
+	t      *testing.T
+	b      *testbroker.Broker
+	env    map[string]string
+	dir    string
+	stdout syncBuffer
+	stderr syncBuffer
+	stubs  map[uint32]*[]string
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncBuffer) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Reset()
+}
+
+func newHarness(t *testing.T, cfg testbroker.Config) *harness {
+	t.Helper()
+	leakcheck.Check(t)
+	h := &harness{t: t, env: map[string]string{}, dir: t.TempDir()}
+	h.b = testbroker.New(t, cfg)
+	return h
+}
+
+// write creates a file under the scratch directory.
+func (h *harness) write(rel, content string) string {
+	h.t.Helper()
+	p := filepath.Join(h.dir, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+	return p
+}
+
+func (h *harness) lookup(name string) (string, bool) {
+	v, ok := h.env[name]
+	return v, ok
+}
+
+func (h *harness) environ() []string {
+	out := []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range h.env {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+// mp returns a Modprobe on rank, with output captured and the confdir set
+// to a directory that does not exist (no system files leak in).
+func (h *harness) mp(rank uint32, mutate ...func(*Config)) *Modprobe {
+	h.t.Helper()
+	cfg := Config{
+		Handle:    h.b.Owner(rank),
+		LookupEnv: h.lookup,
+		Environ:   h.environ,
+		ConfDir:   filepath.Join(h.dir, "no-such-confdir"),
+		Stdout:    &h.stdout,
+		Stderr:    &h.stderr,
+	}
+	for _, f := range mutate {
+		f(&cfg)
+	}
+	m, err := New(cfg)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return m
+}
+
+func dryRun(c *Config)  { c.DryRun = true }
+func verbose(c *Config) { c.Verbose = true }
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// printTask is a task that prints its own name, or text when given.
+func printTask(t Task, text ...string) Task {
+	line := t.Name
+	if len(text) > 0 {
+		line = text[0]
+	}
+	t.Run = func(_ context.Context, c *Context) error {
+		_, err := c.Stdout().Write([]byte(line + "\n"))
+		return err
+	}
+	return t
+}
+
+func lines(s string) []string {
+	s = strings.TrimRight(s, "\n")
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+// fakeShell records commands instead of running them.
+type fakeShell struct {
+	mu   sync.Mutex
+	cmds []string
+	fail map[string]error
+}
+
+func (f *fakeShell) Run(_ context.Context, command string, _ []string, _, _ io.Writer) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cmds = append(f.cmds, command)
+	return f.fail[command]
+}
+
+func (f *fakeShell) commands() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.cmds)
+}
+
+// stubServices answers the non-broker RPCs of the default rc tasks
+// (runat.push, content.flush) on rank, recording the topics.
+func (h *harness) stubServices(rank uint32) *[]string {
+	h.t.Helper()
+	if got, ok := h.stubs[rank]; ok {
+		return got
+	}
+	var mu sync.Mutex
+	got := new([]string)
+	if h.stubs == nil {
+		h.stubs = map[uint32]*[]string{}
+	}
+	h.stubs[rank] = got
+	hd := h.b.Owner(rank)
+	for _, topic := range []string{"runat.push", "content.flush"} {
+		_, err := hd.Register(topic, 0, func(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+			mu.Lock()
+			*got = append(*got, req.Topic)
+			mu.Unlock()
+			_ = w.Respond([]byte("{}"))
+		})
+		if err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	return got
+}
+
+func withShell(s Shell) func(*Config) { return func(c *Config) { c.Shell = s } }
+
+// loadRC1 runs rc1 for real on rank (fake shell, stub services) so that
+// the rank's rc1 module set is loaded.
+func (h *harness) loadRC1(rank uint32) {
+	h.t.Helper()
+	h.stubServices(rank)
+	if _, err := h.mp(rank, withShell(&fakeShell{})).RC1(ctxT(h.t)); err != nil {
+		h.t.Fatalf("rc1: %v\nstderr: %s", err, h.stderr.String())
+	}
+	h.stdout.Reset()
+	h.stderr.Reset()
+}

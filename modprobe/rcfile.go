@@ -1,0 +1,409 @@
+package modprobe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/fluxkit/fluxkit"
+)
+
+// RC is a unit of start-up or shut-down work written in Go: the
+// equivalent of one flux-core rc file. Its tasks are registered in order,
+// then Setup runs (it may load modules, set options and alternatives, or
+// enable tasks through the Context).
+type RC struct {
+	// Name identifies the unit in messages (a file name for rc files).
+	Name  string
+	Tasks []Task
+	Setup func(ctx context.Context, c *Context) error
+}
+
+// rcUnit is an RC or a parsed declarative rc file.
+type rcUnit struct {
+	name  string
+	tasks []*entry
+	setup func(ctx context.Context, c *Context) error
+}
+
+func (r RC) unit() (*rcUnit, error) {
+	u := &rcUnit{name: r.Name, setup: r.Setup}
+	for _, t := range r.Tasks {
+		e, err := newTaskEntry(t)
+		if err != nil {
+			return nil, err
+		}
+		if r.Name != "" {
+			e.origin = r.Name
+		}
+		u.tasks = append(u.tasks, e)
+	}
+	return u, nil
+}
+
+// action is what a declarative task does, in this order: setenv, setopt,
+// print, rpc, run, rc-scripts, fail.
+type action struct {
+	setenv    [][2]string
+	setopt    [][2]string
+	overwrite bool
+	print     string
+	rpc       string
+	payload   map[string]any
+	nodeid    uint32
+	run       string
+	rcScripts int
+	fail      string
+}
+
+var taskActionKeys = []string{"print", "run", "rpc", "payload", "nodeid", "setopt", "setopt-overwrite", "setenv", "rc-scripts", "fail"}
+
+var setupKeys = []string{"when-attrs", "when-config", "when-env", "alternatives-from-attrs", "alternatives", "load", "enable", "disable", "setopt", "setopt-overwrite", "setenv", "print"}
+
+// setupStep is one [[setup]] table: conditions and what to do when they
+// hold.
+type setupStep struct {
+	whenAttrs, whenConfig, whenEnv []string
+	altFromAttrs                   [][2]string
+	alternatives                   [][2]string
+	load, enable, disable          []string
+	setopt                         [][2]string
+	overwrite                      bool
+	setenv                         [][2]string
+	print                          string
+}
+
+// parseRCFile parses a declarative rc file: [[setup]] steps and [[tasks]].
+func parseRCFile(file string, data []byte) (*rcUnit, error) {
+	doc, err := parseDoc(file, data)
+	if err != nil {
+		return nil, err
+	}
+	u := &rcUnit{name: file}
+	var steps []*setupStep
+	for _, key := range doc.keys("", doc.data) {
+		switch key {
+		case "tasks":
+			list, ok := doc.data[key].([]any)
+			if !ok {
+				return nil, doc.errorf(key, fmt.Errorf("tasks must be an array of tables, got %s", describe(doc.data[key])))
+			}
+			for i, item := range list {
+				path := fmt.Sprintf("tasks[%d]", i)
+				tbl, ok := item.(map[string]any)
+				if !ok {
+					return nil, doc.errorf(path, fmt.Errorf("expected a table, got %s", describe(item)))
+				}
+				e, err := parseRCTask(doc, path, tbl)
+				if err != nil {
+					return nil, err
+				}
+				e.origin = file
+				u.tasks = append(u.tasks, e)
+			}
+		case "setup":
+			var list []any
+			switch v := doc.data[key].(type) {
+			case []any:
+				list = v
+			case map[string]any:
+				list = []any{v}
+			default:
+				return nil, doc.errorf(key, fmt.Errorf("setup must be a table or an array of tables, got %s", describe(v)))
+			}
+			for i, item := range list {
+				path := fmt.Sprintf("setup[%d]", i)
+				if _, isMap := doc.data[key].(map[string]any); isMap {
+					path = "setup"
+				}
+				tbl, ok := item.(map[string]any)
+				if !ok {
+					return nil, doc.errorf(path, fmt.Errorf("expected a table, got %s", describe(item)))
+				}
+				st, err := parseSetupStep(doc, path, tbl)
+				if err != nil {
+					return nil, err
+				}
+				steps = append(steps, st)
+			}
+		default:
+			return nil, doc.errorf(key, fmt.Errorf("unknown key %s in rc file (expected setup or tasks)", key))
+		}
+	}
+	if len(steps) > 0 {
+		u.setup = func(ctx context.Context, c *Context) error {
+			for _, st := range steps {
+				if err := st.apply(ctx, c); err != nil {
+					return fmt.Errorf("%s: setup: %w", file, err)
+				}
+			}
+			return nil
+		}
+	}
+	return u, nil
+}
+
+func parseRCTask(doc *doc, path string, tbl map[string]any) (*entry, error) {
+	keys := doc.keys(path, tbl)
+	nameVal, ok := tbl["name"]
+	if !ok {
+		return nil, doc.errorf(path, errors.New(`task missing required name argument: @task("name")`))
+	}
+	name, err := asString("name", nameVal)
+	if err == nil && name == "" {
+		err = errors.New(`task missing required name argument: @task("name")`)
+	}
+	if err != nil {
+		return nil, doc.errorf(path+".name", err)
+	}
+	e := &entry{name: name, kind: kindTask, priority: DefaultPriority}
+	act := &action{nodeid: fluxkit.NodeidAny}
+	nodeidSet := false
+	for _, k := range keys {
+		kp := path + "." + k
+		v := tbl[k]
+		var err error
+		switch k {
+		case "name":
+		case "module", "args", "exec":
+			err = fmt.Errorf("%s: unknown task argument %s (modules belong in modprobe.toml)", name, k)
+		case "print":
+			act.print, err = asString(k, v)
+		case "run":
+			act.run, err = asString(k, v)
+		case "fail":
+			act.fail, err = asString(k, v)
+		case "rpc":
+			act.rpc, err = asString(k, v)
+		case "payload":
+			m, ok := v.(map[string]any)
+			if !ok {
+				err = &typeError{key: k, want: "a table", got: v}
+			}
+			act.payload = m
+		case "nodeid":
+			var n int
+			if n, err = asInt(k, v); err == nil {
+				if n < 0 || int64(n) > int64(^uint32(0)>>1) {
+					err = fmt.Errorf("key nodeid: %d is not a rank", n)
+				}
+				act.nodeid = uint32(n)
+				nodeidSet = true
+			}
+		case "setopt":
+			act.setopt, err = stringTable(k, v)
+		case "setopt-overwrite":
+			act.overwrite, err = asBool(k, v)
+		case "setenv":
+			act.setenv, err = stringTable(k, v)
+		case "rc-scripts":
+			var n int
+			if n, err = asInt(k, v); err == nil && n != 1 && n != 3 {
+				err = fmt.Errorf("key rc-scripts: must be 1 or 3, got %d", n)
+			}
+			act.rcScripts = n
+		default:
+			if slices.Contains(taskKeys, k) {
+				err = e.setField(k, v)
+			} else {
+				hint := didYouMean(k, append(slices.Clone(taskKeys), taskActionKeys...))
+				msg := fmt.Sprintf("%s: unknown task argument %s", name, k)
+				if hint != "" {
+					msg += fmt.Sprintf(" (did you mean %q?)", hint)
+				}
+				err = errors.New(msg)
+			}
+		}
+		if err != nil {
+			return nil, doc.errorf(kp, err)
+		}
+	}
+	if act.payload != nil && act.rpc == "" {
+		return nil, doc.errorf(path+".payload", fmt.Errorf("%s: payload without rpc", name))
+	}
+	if nodeidSet && act.rpc == "" {
+		return nil, doc.errorf(path+".nodeid", fmt.Errorf("%s: nodeid without rpc", name))
+	}
+	if err := e.checkStar(); err != nil {
+		return nil, doc.errorf(path, err)
+	}
+	e.action = act
+	return e, nil
+}
+
+func stringTable(key string, v any) ([][2]string, error) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, &typeError{key: key, want: "a table of strings", got: v}
+	}
+	out := make([][2]string, 0, len(m))
+	for k, val := range m {
+		s, ok := val.(string)
+		if !ok {
+			return nil, &typeError{key: key + "." + k, want: "a string", got: val}
+		}
+		out = append(out, [2]string{k, s})
+	}
+	slices.SortFunc(out, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
+	return out, nil
+}
+
+func parseSetupStep(doc *doc, path string, tbl map[string]any) (*setupStep, error) {
+	st := &setupStep{}
+	for _, k := range doc.keys(path, tbl) {
+		v := tbl[k]
+		var err error
+		switch k {
+		case "when-attrs":
+			st.whenAttrs, err = asStrings(k, v)
+		case "when-config":
+			st.whenConfig, err = asStrings(k, v)
+		case "when-env":
+			st.whenEnv, err = asStrings(k, v)
+		case "alternatives-from-attrs":
+			st.altFromAttrs, err = stringTable(k, v)
+		case "alternatives":
+			st.alternatives, err = stringTable(k, v)
+		case "load":
+			st.load, err = asStrings(k, v)
+		case "enable":
+			st.enable, err = asStrings(k, v)
+		case "disable":
+			st.disable, err = asStrings(k, v)
+		case "setopt":
+			st.setopt, err = stringTable(k, v)
+		case "setopt-overwrite":
+			st.overwrite, err = asBool(k, v)
+		case "setenv":
+			st.setenv, err = stringTable(k, v)
+		case "print":
+			st.print, err = asString(k, v)
+		default:
+			err = newUnknownKey(k, setupKeys)
+		}
+		if err != nil {
+			return nil, doc.errorf(path+"."+k, err)
+		}
+	}
+	return st, nil
+}
+
+// condition evaluates "x", "!x", "x=value" and "!x=value" against lookup.
+func condition(specs []string, lookup func(string) (string, bool)) bool {
+	for _, s := range specs {
+		neg := strings.HasPrefix(s, "!")
+		if neg {
+			s = s[1:]
+		}
+		name, want, cmp := strings.Cut(s, "=")
+		v, ok := lookup(name)
+		hold := ok && (!cmp || v == want)
+		if hold == neg {
+			return false
+		}
+	}
+	return true
+}
+
+func (st *setupStep) apply(ctx context.Context, c *Context) error {
+	attr := func(n string) (string, bool) {
+		v, err := c.AttrGet(ctx, n)
+		return v, err == nil
+	}
+	conf := func(n string) (string, bool) {
+		v, ok, err := c.ConfGet(ctx, n)
+		if err != nil || !ok {
+			return "", false
+		}
+		if s, isStr := v.(string); isStr {
+			return s, true
+		}
+		return fmt.Sprint(v), true
+	}
+	if !condition(st.whenAttrs, attr) || !condition(st.whenConfig, conf) || !condition(st.whenEnv, c.lookupLocal) {
+		return nil
+	}
+	for _, kv := range st.altFromAttrs {
+		if v, ok := attr(kv[1]); ok {
+			if err := c.SetAlternative(kv[0], v); err != nil {
+				return err
+			}
+		}
+	}
+	for _, kv := range st.alternatives {
+		if err := c.SetAlternative(kv[0], kv[1]); err != nil {
+			return err
+		}
+	}
+	for _, kv := range st.setenv {
+		if err := c.Setenv(ctx, kv[0], kv[1]); err != nil {
+			return err
+		}
+	}
+	for _, kv := range st.setopt {
+		c.Setopt(kv[0], kv[1], st.overwrite)
+	}
+	if len(st.load) > 0 {
+		if err := c.LoadModules(st.load...); err != nil {
+			return err
+		}
+	}
+	for _, n := range st.enable {
+		if err := c.Enable(n); err != nil {
+			return err
+		}
+	}
+	for _, n := range st.disable {
+		if err := c.Disable(n); err != nil {
+			return err
+		}
+	}
+	if st.print != "" {
+		fmt.Fprintln(c.Stdout(), st.print)
+	}
+	return nil
+}
+
+// runAction performs a declarative task.
+func (a *action) runAction(ctx context.Context, c *Context) error {
+	for _, kv := range a.setenv {
+		if err := c.Setenv(ctx, kv[0], kv[1]); err != nil {
+			return err
+		}
+	}
+	for _, kv := range a.setopt {
+		c.Setopt(kv[0], kv[1], a.overwrite)
+	}
+	if a.print != "" {
+		fmt.Fprintln(c.Stdout(), a.print)
+	}
+	if a.rpc != "" {
+		nodeid := a.nodeid
+		if nodeid == fluxkit.NodeidAny {
+			nodeid = c.Rank()
+		}
+		var in any = a.payload
+		if a.payload == nil {
+			in = map[string]any{}
+		}
+		if err := c.RPC(ctx, a.rpc, nodeid, in, nil); err != nil {
+			return fmt.Errorf("%s: %w", a.rpc, err)
+		}
+	}
+	if a.run != "" {
+		if err := c.Bash(ctx, a.run); err != nil {
+			return err
+		}
+	}
+	if a.rcScripts != 0 {
+		if err := c.RunRCScripts(ctx, a.rcScripts); err != nil {
+			return err
+		}
+	}
+	if a.fail != "" {
+		return errors.New(a.fail)
+	}
+	return nil
+}
