@@ -2,6 +2,7 @@ package testbroker
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -28,7 +29,13 @@ type Config struct {
 	// "tbon.fanout" are always set and cannot be overridden here.
 	Attrs map[string]string
 	// Config is the broker configuration as TOML, the same on every rank.
+	// config.get returns its tables with keys in sorted order; use
+	// ConfigJSON where a consumer depends on the order of keys.
 	Config string
+	// ConfigJSON, when set, is the configuration as a JSON object, returned
+	// by config.get byte for byte, so key order is kept as flux-core's
+	// jansson objects keep it. It takes precedence over Config.
+	ConfigJSON string
 	// Env is the broker environment (broker.getenv) on every rank.
 	Env map[string]string
 	// Owner is the instance owner's user id. Default os.Getuid().
@@ -110,10 +117,13 @@ func Start(cfg Config) (*Broker, error) {
 	if cfg.Owner != nil {
 		owner = *cfg.Owner
 	}
-	var conf map[string]any
-	if cfg.Config != "" {
-		if err := toml.Unmarshal([]byte(cfg.Config), &conf); err != nil {
-			return nil, fmt.Errorf("config: %w", err)
+	conf, err := configFromTOML(cfg.Config)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.ConfigJSON != "" {
+		if conf, err = configFromJSON(cfg.ConfigJSON); err != nil {
+			return nil, err
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -469,7 +479,7 @@ type Rank struct {
 	down     bool
 	link     Link
 	attrs    map[string]string
-	config   map[string]any
+	config   json.RawMessage
 	env      map[string]string
 	modules  map[string]*module
 	latency  map[string]time.Duration
@@ -504,14 +514,47 @@ func (r *Rank) Attr(name string) (string, bool) {
 
 // SetConfig replaces the rank's configuration with the given TOML.
 func (r *Rank) SetConfig(tomlText string) error {
-	var conf map[string]any
-	if err := toml.Unmarshal([]byte(tomlText), &conf); err != nil {
-		return fmt.Errorf("rank %d config: %w", r.id, err)
+	conf, err := configFromTOML(tomlText)
+	if err != nil {
+		return fmt.Errorf("rank %d: %w", r.id, err)
 	}
 	r.mu.Lock()
 	r.config = conf
 	r.mu.Unlock()
 	return nil
+}
+
+// SetConfigJSON replaces the rank's configuration with a JSON object, kept
+// byte for byte.
+func (r *Rank) SetConfigJSON(jsonText string) error {
+	conf, err := configFromJSON(jsonText)
+	if err != nil {
+		return fmt.Errorf("rank %d: %w", r.id, err)
+	}
+	r.mu.Lock()
+	r.config = conf
+	r.mu.Unlock()
+	return nil
+}
+
+func configFromTOML(text string) (json.RawMessage, error) {
+	conf := map[string]any{}
+	if err := toml.Unmarshal([]byte(text), &conf); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	b, err := json.Marshal(conf)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return b, nil
+}
+
+func configFromJSON(text string) (json.RawMessage, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(text), &obj); err != nil {
+		return nil, fmt.Errorf("config: not a JSON object: %w", err)
+	}
+	return json.RawMessage(text), nil
 }
 
 // SetEnv sets a variable of the broker environment.

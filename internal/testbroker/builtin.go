@@ -93,10 +93,7 @@ func (r *Rank) configGet(_ context.Context, w fluxkit.Responder, _ *fluxkit.Mess
 	r.mu.Lock()
 	conf := r.config
 	r.mu.Unlock()
-	if conf == nil {
-		conf = map[string]any{}
-	}
-	_ = fluxkit.Respond(w, conf)
+	_ = w.Respond(conf)
 }
 
 func (r *Rank) getenv(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
@@ -118,8 +115,8 @@ func (r *Rank) getenv(_ context.Context, w fluxkit.Responder, req *fluxkit.Messa
 
 func (r *Rank) setenv(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
 	var in struct {
-		Name  string `json:"name"`
-		Value string `json:"value"`
+		Name  string  `json:"name"`
+		Value *string `json:"value"` // null unsets
 	}
 	if err := fluxkit.DecodePayload(req, &in); err != nil {
 		_ = w.RespondError(err)
@@ -129,7 +126,13 @@ func (r *Rank) setenv(_ context.Context, w fluxkit.Responder, req *fluxkit.Messa
 		_ = w.RespondError(fluxkit.Errorf(fluxkit.EINVAL, "invalid environment variable name %q", in.Name))
 		return
 	}
-	r.SetEnv(in.Name, in.Value)
+	if in.Value == nil {
+		r.mu.Lock()
+		delete(r.env, in.Name)
+		r.mu.Unlock()
+	} else {
+		r.SetEnv(in.Name, *in.Value)
+	}
 	_ = w.Respond(nil)
 }
 

@@ -452,6 +452,14 @@ func TestBuiltins(t *testing.T) {
 	require.NoError(t, fluxkit.RPC(ctx, h, "config.get", 1, nil, &conf))
 	assert.Equal(t, map[string]any{"a": float64(1)}, conf)
 	assert.Error(t, b.Rank(1).SetConfig("a = "))
+	require.NoError(t, b.Rank(1).SetConfigJSON(`{"z":1,"a":{"y":2,"b":3}}`))
+	call, err := h.Request(ctx, fluxkit.NewRequest("config.get", 1, nil))
+	require.NoError(t, err)
+	m, err := call.Recv(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, `{"z":1,"a":{"y":2,"b":3}}`, string(m.Payload), "JSON config keeps its key order")
+	call.Close()
+	assert.Error(t, b.Rank(1).SetConfigJSON(`[1]`))
 	_, err = Start(Config{Config: "[x"})
 	assert.Error(t, err)
 
@@ -459,6 +467,10 @@ func TestBuiltins(t *testing.T) {
 	require.NoError(t, fluxkit.RPC(ctx, h, "broker.setenv", 1, map[string]string{"name": "NEW", "value": "1"}, nil))
 	require.NoError(t, fluxkit.RPC(ctx, h, "broker.getenv", 1, map[string][]string{"names": {"FOO", "NEW", "UNSET"}}, &env))
 	assert.Equal(t, map[string]string{"FOO": "bar", "NEW": "1"}, env.Env)
+	require.NoError(t, fluxkit.RPC(ctx, h, "broker.setenv", 1, map[string]any{"name": "NEW", "value": nil}, nil))
+	env.Env = nil
+	require.NoError(t, fluxkit.RPC(ctx, h, "broker.getenv", 1, map[string][]string{"names": {"FOO", "NEW"}}, &env))
+	assert.Equal(t, map[string]string{"FOO": "bar"}, env.Env, "a null value unsets")
 
 	// Guests may read attributes but not the environment.
 	g := b.Guest(1, 99)
