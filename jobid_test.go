@@ -48,9 +48,9 @@ func TestJobIDVectors(t *testing.T) {
 
 func TestParseJobIDForms(t *testing.T) {
 	for in, want := range map[string]JobID{
-		"0.0.0.0039": 57,
-		"f111":       0,
-		"ƒ111":       0,
+		"0.0.0.0039":              57,
+		"f111":                    0,
+		"ƒ111":                    0,
 		"job.0000.0000.0000.0001": 1,
 	} {
 		got, err := ParseJobID(in)

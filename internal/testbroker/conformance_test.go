@@ -9,7 +9,7 @@ import (
 
 type instance struct{ b *Broker }
 
-func (i instance) Size() int { return i.b.Size() }
+func (i instance) Size() int                                   { return i.b.Size() }
 func (i instance) Owner(_ *testing.T, r uint32) fluxkit.Handle { return i.b.Owner(r) }
 func (i instance) Guest(_ *testing.T, r uint32, uid uint32) fluxkit.Handle {
 	return i.b.Guest(r, uid)
