@@ -1,0 +1,623 @@
+package flub
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/flub/curve"
+	"github.com/fluxkit/fluxkit/idset"
+	"github.com/go-zeromq/zmq4"
+)
+
+// Errors a broker stops with; match with errors.Is.
+var (
+	// ErrParentLost: the connection to the parent went away.
+	ErrParentLost = errors.New("flub: lost connection to parent")
+	// ErrDisconnected: the parent sent a DISCONNECT control message.
+	ErrDisconnected = errors.New("flub: disconnected by parent")
+
+	errClosed = fluxkit.Errorf(fluxkit.ECONNRESET, "broker is closed")
+)
+
+// Defaults of the timing knobs shared by Config and JoinConfig.
+const (
+	DefaultLease         = 60 * time.Second
+	DefaultHeartbeat     = time.Second
+	DefaultLostTimeout   = 10 * time.Second
+	DefaultParentTimeout = 30 * time.Second
+	DefaultSendTimeout   = 5 * time.Second
+	DefaultBindHost      = "127.0.0.1"
+)
+
+// params is everything a broker needs, whichever way it was booted.
+type params struct {
+	rank, size  uint32
+	topo        Topology
+	keys        curve.KeyPair
+	hostname    string
+	attrs       map[string]string
+	bindHost    string
+	heartbeat   time.Duration
+	lostTimeout time.Duration
+	transport   *curve.Transport
+	log         *slog.Logger
+	now         func() time.Time
+	version     uint32
+
+	parentKey curve.Key // rank > 0
+	parentURI string
+
+	// rank 0 only
+	pool     *Pool
+	lease    time.Duration
+	config   json.RawMessage
+	owner    curve.Key
+	ownerUID uint32
+	guests   map[curve.Key]uint32
+
+	// test hooks
+	getinfoHook func(map[string]any)
+	frameHook   func(id string, frames [][]byte)
+}
+
+// child is the parent's record of one child rank.
+type child struct {
+	rank     uint32
+	uuid     string
+	status   Status
+	lastSeen time.Time
+	online   bool
+	lost     bool
+}
+
+// waiter is a streaming groups.get on rank 0.
+type waiter struct {
+	req   *fluxkit.Message
+	until int64 // -1: every change
+}
+
+// Broker is one broker of an overlay instance: rank 0 started by [Start]
+// or a broker added by [Join]. It implements [fluxkit.Handle] as a local
+// owner connection; [Broker.Connect] opens connections with other
+// credentials.
+//
+// One goroutine (the loop) owns all routing state; socket readers and
+// client calls hand it closures through an unbounded queue.
+type Broker struct {
+	p      params
+	rank   uint32
+	size   uint32
+	uuid   string
+	log    *slog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	inbox  *queue[func()]
+	self   *Conn
+
+	spawnMu sync.Mutex
+	closing bool
+
+	closeOnce sync.Once
+	errMu     sync.Mutex
+	err       error
+
+	msgs atomic.Uint64 // messages sent or received on sockets
+
+	// sockets, set before the loop starts and closed after it ends
+	router   zmq4.Socket
+	srv      *curve.Server
+	endpoint string
+	dealer   zmq4.Socket
+	cl       *curve.Client
+	boot     zmq4.Socket
+	bootSrv  *curve.Server
+	bootURI  string
+	keystore *keyStore
+	writers  map[zmq4.Socket]*queue[[][]byte]
+
+	helloDone chan error // joiner: result of hello
+
+	// loop-owned state
+	handlers    map[string]*registration
+	services    map[string]int
+	clients     map[string]*Conn
+	subs        map[*subscription]struct{}
+	kids        []uint32
+	children    map[uint32]*child
+	childByUUID map[string]*child
+	parentUUID  string
+	helloOK     bool
+	lastUp      time.Time
+	parentGone  int
+	status      Status
+	statusVal   atomic.Uint32
+	seq         uint32
+	bootPeers   map[string]fluxkit.Cred
+
+	// rank 0
+	online      []bool
+	onlineSet   atomic.Pointer[idset.Set]
+	hosts       []string
+	hostlist    string
+	pendingHost map[uint32]string
+	waitAll     []*waiter
+	waitFor     map[uint32][]*waiter
+}
+
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// newBroker binds and connects the broker's sockets and starts its loop.
+// A joiner's hello result arrives on helloDone.
+func newBroker(ctx context.Context, p params) (*Broker, error) {
+	bctx, cancel := context.WithCancel(context.Background())
+	b := &Broker{
+		p: p, rank: p.rank, size: p.size, uuid: newUUID(), log: p.log,
+		ctx: bctx, cancel: cancel, inbox: newQueue[func()](),
+		handlers: map[string]*registration{}, services: map[string]int{},
+		clients: map[string]*Conn{}, subs: map[*subscription]struct{}{},
+		children: map[uint32]*child{}, childByUUID: map[string]*child{},
+		bootPeers: map[string]fluxkit.Cred{}, keystore: newKeyStore(),
+		writers:   map[zmq4.Socket]*queue[[][]byte]{},
+		helloDone: make(chan error, 1),
+	}
+	b.log = b.log.With("rank", p.rank)
+	b.kids = p.topo.Children(p.rank, p.size)
+	if p.rank == 0 {
+		b.online = make([]bool, p.size)
+		b.online[0] = true
+		b.hosts = make([]string, p.size)
+		b.hosts[0] = p.hostname
+		for r := uint32(1); r < p.size; r++ {
+			b.hosts[r] = "extra" + strconv.FormatUint(uint64(r), 10)
+		}
+		b.pendingHost = map[uint32]string{}
+		b.waitFor = map[uint32][]*waiter{}
+		b.rebuildHostlist()
+		b.publishOnline()
+	}
+	b.status = b.computeStatus()
+	b.statusVal.Store(uint32(b.status))
+	b.self = b.newConn(fluxkit.Cred{Userid: p.ownerUID, Roles: fluxkit.RoleOwner | fluxkit.RoleLocal})
+	b.clients[b.self.id] = b.self
+	if err := b.openSockets(ctx); err != nil {
+		b.closeSockets()
+		cancel()
+		return nil, err
+	}
+	for s, q := range b.writers {
+		b.spawn(func() { b.writer(s, q) })
+	}
+	b.spawn(b.loop)
+	if b.dealer != nil {
+		b.post(b.sendHello)
+	}
+	return b, nil
+}
+
+func (b *Broker) openSockets(ctx context.Context) error {
+	if b.p.topo.HasChildren(b.rank, b.size) {
+		srv, err := b.p.transport.NewServer(curve.ServerConfig{Keys: b.p.keys, Authorizer: b.keystore.authorizer, Logger: b.log})
+		if err != nil {
+			return fmt.Errorf("overlay: %w", err)
+		}
+		b.srv = srv
+		ep, err := srv.Endpoint("tcp://" + net.JoinHostPort(b.p.bindHost, "0"))
+		if err != nil {
+			return fmt.Errorf("overlay: bind: %w", err)
+		}
+		b.router = zmq4.NewRouter(b.ctx, zmq4.WithTimeout(DefaultSendTimeout))
+		if err := b.router.Listen(ep); err != nil {
+			return fmt.Errorf("overlay: bind %s: %w", b.p.bindHost, err)
+		}
+		b.endpoint = "tcp://" + b.router.Addr().String()
+		b.writers[b.router] = newQueue[[][]byte]()
+		b.spawn(func() { b.readSocket(b.router, b.fromChild) })
+	}
+	if b.rank == 0 {
+		auth := func(_ context.Context, req curve.AuthRequest) curve.Decision {
+			if req.Key == b.p.owner {
+				return curve.Decision{Verdict: curve.Allow, UserID: "owner"}
+			}
+			if _, ok := b.p.guests[req.Key]; ok {
+				return curve.Decision{Verdict: curve.Allow, UserID: "guest"}
+			}
+			return curve.Decision{Verdict: curve.Deny, Reason: "No access"}
+		}
+		srv, err := b.p.transport.NewServer(curve.ServerConfig{Keys: b.p.keys, Authorizer: auth, Logger: b.log})
+		if err != nil {
+			return fmt.Errorf("boot server: %w", err)
+		}
+		b.bootSrv = srv
+		ep, err := srv.Endpoint("tcp://" + net.JoinHostPort(b.p.bindHost, "0"))
+		if err != nil {
+			return fmt.Errorf("boot server: %w", err)
+		}
+		b.boot = zmq4.NewRouter(b.ctx, zmq4.WithTimeout(DefaultSendTimeout))
+		if err := b.boot.Listen(ep); err != nil {
+			return fmt.Errorf("boot server: listen: %w", err)
+		}
+		b.bootURI = FormatBootURI(b.boot.Addr().String(), b.p.keys.Public)
+		b.writers[b.boot] = newQueue[[][]byte]()
+		b.spawn(func() { b.readSocket(b.boot, b.fromBoot) })
+	}
+	if b.rank > 0 {
+		cl, err := b.p.transport.NewClient(curve.ClientConfig{Keys: b.p.keys, ServerKey: b.p.parentKey, Logger: b.log})
+		if err != nil {
+			return fmt.Errorf("overlay: %w", err)
+		}
+		b.cl = cl
+		ep, err := cl.Endpoint(b.p.parentURI)
+		if err != nil {
+			return fmt.Errorf("overlay: parent uri: %w", err)
+		}
+		b.dealer = zmq4.NewDealer(b.ctx, zmq4.WithID(zmq4.SocketIdentity(b.uuid)),
+			zmq4.WithTimeout(DefaultSendTimeout), zmq4.WithDialerMaxRetries(3),
+			zmq4.WithDialerRetry(100*time.Millisecond), zmq4.WithDialerTimeout(b.p.lostTimeout))
+		dialErr := make(chan error, 1)
+		go func() { dialErr <- b.dealer.Dial(ep) }()
+		select {
+		case err := <-dialErr:
+			if err != nil {
+				return fmt.Errorf("overlay: connect to parent %s: %w", b.p.parentURI, err)
+			}
+		case <-ctx.Done():
+			b.cancel()
+			<-dialErr
+			return ctx.Err()
+		}
+		b.lastUp = b.p.now()
+		b.writers[b.dealer] = newQueue[[][]byte]()
+		b.spawn(func() { b.readSocket(b.dealer, b.fromParent) })
+	}
+	return nil
+}
+
+func (b *Broker) closeSockets() {
+	for _, s := range []zmq4.Socket{b.dealer, b.router, b.boot} {
+		if s != nil {
+			_ = s.Close()
+		}
+	}
+	for _, s := range []*curve.Server{b.srv, b.bootSrv} {
+		if s != nil {
+			_ = s.Close()
+		}
+	}
+	if b.cl != nil {
+		_ = b.cl.Close()
+	}
+}
+
+// spawn runs f on a goroutine that Close waits for. After Close has begun
+// it does nothing.
+func (b *Broker) spawn(f func()) {
+	b.spawnMu.Lock()
+	defer b.spawnMu.Unlock()
+	if b.closing {
+		return
+	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		f()
+	}()
+}
+
+// post hands f to the loop. It reports false once the broker is stopping.
+func (b *Broker) post(f func()) bool {
+	if b.ctx.Err() != nil {
+		return false
+	}
+	return b.inbox.push(f)
+}
+
+func (b *Broker) readSocket(s zmq4.Socket, handle func([][]byte)) {
+	for {
+		msg, err := s.Recv()
+		if err != nil {
+			if b.ctx.Err() == nil {
+				b.log.Debug("overlay recv", "err", err)
+			}
+			return
+		}
+		b.msgs.Add(1)
+		frames := msg.Frames
+		if !b.post(func() { handle(frames) }) {
+			return
+		}
+	}
+}
+
+func (b *Broker) loop() {
+	tick := b.p.heartbeat / 2
+	if tick <= 0 || tick > 500*time.Millisecond {
+		tick = min(500*time.Millisecond, max(tick, 10*time.Millisecond))
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			b.shutdown()
+			return
+		case <-b.inbox.signal:
+			for _, f := range b.inbox.drain() {
+				f()
+			}
+		case <-t.C:
+			b.tick()
+		}
+	}
+}
+
+// shutdown runs on the loop as it ends: every waiter learns the end.
+func (b *Broker) shutdown() {
+	b.inbox.close()
+	for _, c := range b.clients {
+		c.calls.closeAll()
+		c.work.close()
+	}
+	for s := range b.subs {
+		s.q.close()
+	}
+	select {
+	case b.helloDone <- errClosed:
+	default:
+	}
+}
+
+// fail stops the broker with err (parent lost, hello refused...).
+func (b *Broker) fail(err error) {
+	b.errMu.Lock()
+	if b.err == nil {
+		b.err = err
+	}
+	b.errMu.Unlock()
+	b.log.Info("broker stopping", "err", err)
+	b.cancel()
+}
+
+// Err returns why the broker stopped on its own, or nil.
+func (b *Broker) Err() error {
+	b.errMu.Lock()
+	defer b.errMu.Unlock()
+	return b.err
+}
+
+// Done is closed when the broker stops, on Close or on its own (see Err).
+func (b *Broker) Done() <-chan struct{} { return b.ctx.Done() }
+
+// Close stops the broker without telling its parent (a crash, as far as
+// the parent can tell, once the connection drops) and waits for every
+// goroutine and socket it started. Use Leave for a clean exit.
+func (b *Broker) Close() error {
+	b.closeOnce.Do(func() {
+		b.cancel()
+		b.spawnMu.Lock()
+		b.closing = true
+		b.spawnMu.Unlock()
+		b.closeSockets()
+		b.wg.Wait()
+	})
+	return nil
+}
+
+// Leave says overlay.goodbye to the parent, waits for its answer (bounded
+// by ctx), then closes the broker.
+func (b *Broker) Leave(ctx context.Context) error {
+	defer b.Close()
+	if b.rank == 0 {
+		return nil
+	}
+	call, err := b.Request(ctx, &fluxkit.Message{Type: fluxkit.TypeRequest, Topic: TopicGoodbye, Nodeid: uint32(b.Parent()), Payload: []byte("{}")})
+	if err != nil {
+		return err
+	}
+	defer call.Close()
+	_, err = call.Recv(ctx)
+	return err
+}
+
+func (b *Broker) newConn(cred fluxkit.Cred) *Conn {
+	ctx, cancel := context.WithCancel(b.ctx)
+	return &Conn{b: b, id: newUUID(), cred: cred, ctx: ctx, cancel: cancel, work: newQueue[func()]()}
+}
+
+// Connect opens a client connection to this broker with cred.
+func (b *Broker) Connect(cred fluxkit.Cred) (*Conn, error) {
+	c := b.newConn(cred)
+	errc := make(chan struct{})
+	if !b.post(func() { b.clients[c.id] = c; close(errc) }) {
+		return nil, errClosed
+	}
+	select {
+	case <-errc:
+		return c, nil
+	case <-b.ctx.Done():
+		return nil, errClosed
+	}
+}
+
+var _ fluxkit.Handle = (*Broker)(nil)
+
+// Rank is this broker's rank.
+func (b *Broker) Rank() uint32 { return b.rank }
+
+// Size is the instance size.
+func (b *Broker) Size() uint32 { return b.size }
+
+// Cred is the credential of the broker's own connection (owner, local).
+func (b *Broker) Cred() fluxkit.Cred { return b.self.cred }
+
+// Request sends a request as the instance owner.
+func (b *Broker) Request(ctx context.Context, req *fluxkit.Message) (fluxkit.Call, error) {
+	return b.self.Request(ctx, req)
+}
+
+// Register serves a topic on the broker's own connection.
+func (b *Broker) Register(topic string, allow fluxkit.Role, h fluxkit.HandlerFunc) (func(), error) {
+	return b.self.Register(topic, allow, h)
+}
+
+// Publish publishes an event as the instance owner.
+func (b *Broker) Publish(ctx context.Context, topic string, payload []byte, flags fluxkit.MsgFlags) error {
+	return b.self.Publish(ctx, topic, payload, flags)
+}
+
+// Subscribe subscribes the broker's own connection to events.
+func (b *Broker) Subscribe(ctx context.Context, prefix string) (fluxkit.Subscription, error) {
+	return b.self.Subscribe(ctx, prefix)
+}
+
+// UUID is the broker's identity on the overlay (its DEALER routing id).
+func (b *Broker) UUID() string { return b.uuid }
+
+// Endpoint is the concrete URI the broker is bound to for its children
+// (tbon.endpoint), or "" for a leaf.
+func (b *Broker) Endpoint() string { return b.endpoint }
+
+// PublicKey is the broker's CURVE public key.
+func (b *Broker) PublicKey() curve.Key { return b.p.keys.Public }
+
+// Parent is the parent rank, or -1 for rank 0.
+func (b *Broker) Parent() int64 { return b.p.topo.Parent(b.rank) }
+
+// Topology is the broker's topology.
+func (b *Broker) Topology() Topology { return b.p.topo }
+
+// Status is the broker's subtree status; on rank 0 the overlay status.
+func (b *Broker) Status() Status { return Status(b.statusVal.Load()) }
+
+// BootURI is the boot server's URI (rank 0 only, "" elsewhere).
+func (b *Broker) BootURI() string { return b.bootURI }
+
+// Attr returns a broker attribute: rank, size, tbon.endpoint, tbon.topo,
+// hostlist (rank 0: the live instance hostlist), instance-level and
+// whatever the broker was configured or joined with.
+func (b *Broker) Attr(name string) (string, bool) {
+	switch name {
+	case "rank":
+		return strconv.FormatUint(uint64(b.rank), 10), true
+	case "size":
+		return strconv.FormatUint(uint64(b.size), 10), true
+	case "tbon.endpoint":
+		return b.endpoint, true
+	case "tbon.topo":
+		return b.p.topo.String(), true
+	case "hostlist":
+		if b.rank == 0 {
+			return b.Hostlist(), true
+		}
+	}
+	v, ok := b.p.attrs[name]
+	return v, ok
+}
+
+// InstanceConfig is the instance configuration: rank 0's Config.
+// InstanceConfig, or what getinfo delivered to a joiner (nil when the boot
+// server sent none, as a flux-core server does).
+func (b *Broker) InstanceConfig() json.RawMessage { return b.p.config }
+
+// Hostlist is rank 0's instance hostlist, placeholders replaced by the
+// hostnames of joined brokers.
+func (b *Broker) Hostlist() string {
+	if b.rank != 0 {
+		v, _ := b.p.attrs["hostlist"]
+		return v
+	}
+	out := make(chan string, 1)
+	if !b.post(func() { out <- b.hostlist }) {
+		return ""
+	}
+	select {
+	case s := <-out:
+		return s
+	case <-b.ctx.Done():
+		return ""
+	}
+}
+
+// Online is rank 0's broker.online group (empty on other ranks).
+func (b *Broker) Online() idset.Set {
+	if p := b.onlineSet.Load(); p != nil {
+		return *p
+	}
+	return idset.Set{}
+}
+
+// RankInfo is one line of rank 0's overlay status.
+type RankInfo struct {
+	Rank     uint32
+	Hostname string // the placeholder extra<rank> until a joiner replaced it
+	Online   bool
+}
+
+// Ranks is rank 0's view of every rank (nil on other ranks).
+func (b *Broker) Ranks() []RankInfo {
+	if b.rank != 0 {
+		return nil
+	}
+	out := make(chan []RankInfo, 1)
+	if !b.post(func() {
+		rs := make([]RankInfo, b.size)
+		for r := range rs {
+			rs[r] = RankInfo{Rank: uint32(r), Hostname: b.hosts[r], Online: b.online[r]}
+		}
+		out <- rs
+	}) {
+		return nil
+	}
+	select {
+	case rs := <-out:
+		return rs
+	case <-b.ctx.Done():
+		return nil
+	}
+}
+
+// Messages counts the overlay messages this broker sent or received on its
+// sockets.
+func (b *Broker) Messages() uint64 { return b.msgs.Load() }
+
+// Disconnect forces child rank r offline, as `flux overlay disconnect`:
+// the child is sent DISCONNECT and marked lost. ENOENT when r is not an
+// online child of this broker.
+func (b *Broker) Disconnect(ctx context.Context, r uint32) error {
+	errc := make(chan error, 1)
+	if !b.post(func() {
+		c := b.children[r]
+		if c == nil || !c.online {
+			errc <- fluxkit.Errorf(fluxkit.ENOENT, "rank %d is not an online child of rank %d", r, b.rank)
+			return
+		}
+		b.loseChild(c, "disconnected")
+		errc <- nil
+	}) {
+		return errClosed
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-b.ctx.Done():
+		return errClosed
+	}
+}

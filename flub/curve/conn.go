@@ -1,0 +1,665 @@
+package curve
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// This file is the translating connection: zmq4 runs its NULL mechanism
+// and plain ZMTP framing over a conn, while the conn speaks ZMTP-CURVE to
+// the peer. zmq4's greeting and NULL READY are intercepted and answered with
+// synthesized ones; every plain frame zmq4 writes becomes one MESSAGE, and
+// every MESSAGE from the peer becomes one plain frame.
+
+// handshakeMaxFrame bounds handshake commands. INITIATE carries the
+// metadata and is the largest; libzmq's is well under 1 KiB.
+const handshakeMaxFrame = 64 << 10
+
+// flushLimit is how much a multipart message may buffer before it is
+// written even though more frames follow.
+const flushLimit = 64 << 10
+
+// brokenError is what zmq4 sees once a conn has failed. It also matches
+// io.EOF: zmq4 only retires a connection on io.EOF or a non-timeout
+// net.Error, and would otherwise keep sending to a dead one.
+type brokenError struct{ cause error }
+
+func (e *brokenError) Error() string   { return e.cause.Error() }
+func (e *brokenError) Unwrap() []error { return []error{e.cause, io.EOF} }
+
+type connOwner interface {
+	// released is called once, when the conn closes.
+	released(c *conn)
+}
+
+type conn struct {
+	raw     net.Conn
+	server  bool
+	log     *slog.Logger
+	owner   connOwner
+	timeout time.Duration
+
+	br *bufio.Reader
+	fr frameReader
+
+	// Handshake phase: zmq4's Open drives it sequentially (write greeting,
+	// read greeting, write READY, read READY), all from one goroutine.
+	hmu       sync.Mutex
+	zout      []byte // synthesized greeting and READY for zmq4
+	watchMu   sync.Mutex
+	stopWatch func() bool     // guarded by watchMu: Close may race the handshake
+	hctx      context.Context // the client handshake's context (Dial's)
+	clientCfg *ClientConfig
+	srvhs     *serverHandshake
+	origin    *listener   // the listener that accepted it (server side)
+	ready     atomic.Bool // data may flow; set under hmu
+	maxFrame  uint64
+
+	// peer is filled during the handshake and read-only once ready.
+	peer Peer
+
+	// zmq4 → wire: wmu serialises zmq4's writes and the frame parser.
+	wmu  sync.Mutex
+	in   plainParser
+	werr error
+
+	// omu serialises wire output and the send half of sess.
+	omu  sync.Mutex
+	sess session
+	obuf []byte
+
+	// wire → zmq4: rmu guards the receive half of sess and what is pending
+	// for zmq4.
+	rmu      sync.Mutex
+	pendHdr  []byte
+	pendData []byte
+	hdrBuf   [9]byte
+	pbuf     []byte
+	rerr     error
+	zdone    bool // zout fully served
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+func newConn(raw net.Conn, server bool, owner connOwner, log *slog.Logger, timeout time.Duration, maxFrame uint64) *conn {
+	c := &conn{
+		raw:      raw,
+		server:   server,
+		owner:    owner,
+		log:      log,
+		timeout:  timeout,
+		maxFrame: maxFrame,
+	}
+	c.br = bufio.NewReaderSize(raw, 32<<10)
+	c.fr = frameReader{r: c.br, max: handshakeMaxFrame}
+	g := makeGreeting("NULL", 3, 0, 0)
+	c.zout = append([]byte(nil), g[:]...)
+	return c
+}
+
+// watch aborts the handshake's blocking I/O when ctx ends and arms the
+// handshake deadline.
+func (c *conn) watch(ctx context.Context) {
+	c.raw.SetDeadline(time.Now().Add(c.timeout))
+	c.watchMu.Lock()
+	c.stopWatch = context.AfterFunc(ctx, func() { c.raw.SetDeadline(time.Unix(1, 0)) }) // a past deadline aborts blocked I/O
+	c.watchMu.Unlock()
+}
+
+// unwatch ends the handshake's deadline and cancellation. It fails if the
+// context already fired, since the deadline it set may then land after ours.
+func (c *conn) unwatch(ctx context.Context) error {
+	if !c.dropWatch() {
+		return handshakeErr("aborted: %v", ctx.Err())
+	}
+	return c.raw.SetDeadline(time.Time{})
+}
+
+// dropWatch detaches the context hook; false if it had already fired.
+func (c *conn) dropWatch() bool {
+	c.watchMu.Lock()
+	defer c.watchMu.Unlock()
+	ok := c.stopWatch == nil || c.stopWatch()
+	c.stopWatch = nil
+	return ok
+}
+
+// ioErr wraps an I/O error hit during the handshake.
+func (c *conn) ioErr(ctx context.Context, step string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w: %s: %w (%w)", ErrHandshake, step, ctx.Err(), err)
+	}
+	return fmt.Errorf("%w: %s: %w", ErrHandshake, step, err)
+}
+
+// readCommand reads one handshake command frame.
+func (c *conn) readCommand(ctx context.Context, step string) ([]byte, error) {
+	flags, body, err := c.fr.next()
+	if err != nil {
+		return nil, c.ioErr(ctx, step, err)
+	}
+	if flags&flagCommand == 0 || flags&flagMore != 0 {
+		return nil, handshakeErr("%s: expected a command frame, got flags %#02x", step, flags)
+	}
+	return body, nil
+}
+
+func (c *conn) exchangeGreetings(ctx context.Context, first []byte) error {
+	if _, err := c.raw.Write(first); err != nil {
+		return c.ioErr(ctx, "send greeting", err)
+	}
+	var g [greetingLen]byte
+	if _, err := io.ReadFull(c.br, g[:]); err != nil {
+		return c.ioErr(ctx, "read greeting", err)
+	}
+	if err := checkGreeting(g[:], "CURVE"); err != nil {
+		return handshakeErr("greeting: %v", err)
+	}
+	return nil
+}
+
+// clientWire runs the client handshake on the wire: greeting and HELLO in
+// one write, then WELCOME → INITIATE, then READY.
+func (c *conn) clientWire(ctx context.Context, h *clientHandshake, idLen int) error {
+	g := makeGreeting("CURVE", 3, 1, idLen)
+	out := appendCommandFrame(g[:], h.hello())
+	if err := c.exchangeGreetings(ctx, out); err != nil {
+		return err
+	}
+	for {
+		body, err := c.readCommand(ctx, "read handshake command")
+		if err != nil {
+			return err
+		}
+		reply, done, err := h.step(body)
+		if err != nil {
+			return err
+		}
+		if reply != nil {
+			if _, err := c.raw.Write(appendCommandFrame(nil, reply)); err != nil {
+				return c.ioErr(ctx, "send INITIATE", err)
+			}
+		}
+		if done {
+			return nil
+		}
+	}
+}
+
+// serverWire runs the server handshake on the wire up to a verified
+// INITIATE, returning the client's key and raw metadata.
+func (c *conn) serverWire(ctx context.Context, h *serverHandshake) (Key, []byte, error) {
+	var none Key
+	g := makeGreeting("CURVE", 3, 1, 0)
+	if err := c.exchangeGreetings(ctx, g[:]); err != nil {
+		return none, nil, err
+	}
+	body, err := c.readCommand(ctx, "read HELLO")
+	if err != nil {
+		return none, nil, err
+	}
+	welcome, err := h.onHello(body)
+	if err != nil {
+		return none, nil, err
+	}
+	if _, err := c.raw.Write(appendCommandFrame(nil, welcome)); err != nil {
+		return none, nil, c.ioErr(ctx, "send WELCOME", err)
+	}
+	body, err = c.readCommand(ctx, "read INITIATE")
+	if err != nil {
+		return none, nil, err
+	}
+	return h.onInitiate(body)
+}
+
+// sendError sends an ERROR command; failures are moot since the conn is
+// about to close.
+func (c *conn) sendError(reason string) {
+	c.raw.Write(appendCommandFrame(nil, errorCommand(reason)))
+}
+
+// zmq4Ready builds the NULL READY that zmq4 reads as its peer's metadata.
+// Only Socket-Type and Identity are passed: zmq4 derives the routing id and
+// the compatibility check from them, and its own metadata decoder is not
+// safe on arbitrary input.
+func zmq4Ready(socketType, identity string) []byte {
+	body := []byte("\x05READY")
+	body = appendProperty(body, "Socket-Type", socketType)
+	body = appendProperty(body, "Identity", identity)
+	out := appendFrameHeader(nil, flagCommand, len(body))
+	return append(out, body...)
+}
+
+// onZmq4Ready handles the NULL READY zmq4 writes: its metadata is what the
+// peer must receive. The client now runs its whole wire handshake; the
+// server, whose handshake already reached a verified INITIATE, sends READY.
+func (c *conn) onZmq4Ready(flags byte, body []byte) error {
+	c.hmu.Lock()
+	defer c.hmu.Unlock()
+	if flags&flagCommand == 0 || !hasCommandName(body, "READY") {
+		return errors.New("curve: zmq4 must use the NULL mechanism on a curve endpoint")
+	}
+	meta := body[6:]
+	md, err := parseMetadata(meta)
+	if err != nil {
+		return fmt.Errorf("curve: zmq4 metadata: %w", err)
+	}
+	localType, _ := md.get("Socket-Type")
+	if !knownSocketType(localType) {
+		return fmt.Errorf("curve: zmq4 socket type %q", localType)
+	}
+	if c.server {
+		return c.serverReady(localType, meta)
+	}
+	identity, _ := md.get("Identity")
+	return c.clientHandshake(localType, identity, meta)
+}
+
+func (c *conn) serverReady(localType string, meta []byte) error {
+	h := c.srvhs
+	if h == nil {
+		return handshakeErr("server handshake not verified")
+	}
+	if !compatible(localType, c.peer.SocketType) {
+		return handshakeErr("client socket type %q is not compatible with %q", c.peer.SocketType, localType)
+	}
+	ready, err := h.ready(meta)
+	if err != nil {
+		return err
+	}
+	c.raw.SetWriteDeadline(time.Now().Add(c.timeout))
+	if _, err := c.raw.Write(appendCommandFrame(nil, ready)); err != nil {
+		return c.ioErr(context.Background(), "send READY", err)
+	}
+	c.raw.SetWriteDeadline(time.Time{})
+	c.finish(&h.sess, c.peer.SocketType, string(c.peer.RoutingID))
+	h.wipe()
+	c.srvhs = nil
+	return nil
+}
+
+func (c *conn) clientHandshake(localType, identity string, meta []byte) error {
+	cfg := c.clientCfg
+	ctx := c.hctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	h, err := newClientHandshake(nil, cfg.Keys, cfg.ServerKey, meta)
+	if err != nil {
+		return err
+	}
+	defer h.wipe()
+	if err := c.clientWire(ctx, h, len(identity)); err != nil {
+		return err
+	}
+	md, err := parseMetadata(h.peerMetadata())
+	if err != nil {
+		return handshakeErr("server metadata: %v", err)
+	}
+	peerType, _ := md.get("Socket-Type")
+	if !knownSocketType(peerType) || !compatible(localType, peerType) {
+		return handshakeErr("server socket type %q is not compatible with %q", peerType, localType)
+	}
+	peerID, _ := md.get("Identity")
+	if err := c.unwatch(ctx); err != nil {
+		return err
+	}
+	c.peer = Peer{
+		Key:        cfg.ServerKey,
+		RoutingID:  []byte(peerID),
+		SocketType: peerType,
+		Metadata:   md.toMap(),
+		LocalAddr:  c.raw.LocalAddr(),
+		RemoteAddr: c.raw.RemoteAddr(),
+	}
+	c.finish(&h.sess, peerType, peerID)
+	return nil
+}
+
+// finish switches the conn to data mode. It runs under hmu inside zmq4's
+// Open, before zmq4 starts reading; the receive half needs no rmu because
+// Read only touches it after observing ready, whose atomic store publishes
+// these writes. Taking rmu here would invert Close's lock order.
+func (c *conn) finish(s *session, peerType, peerID string) {
+	c.omu.Lock()
+	c.sess = *s
+	c.sess.plain = nil
+	c.omu.Unlock()
+	c.fr.max = c.maxFrame
+	s.wipe()
+	c.zout = append(c.zout, zmq4Ready(peerType, peerID)...)
+	c.ready.Store(true)
+}
+
+// Read serves zmq4 the synthesized greeting and READY, then one plain
+// frame per MESSAGE received.
+func (c *conn) Read(p []byte) (int, error) {
+	n, fatal, err := c.read(p)
+	if fatal {
+		// Outside rmu: Close takes every lock.
+		c.Close()
+	}
+	return n, err
+}
+
+func (c *conn) read(p []byte) (int, bool, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.rerr != nil {
+		return 0, false, c.rerr
+	}
+	if !c.zdone {
+		c.hmu.Lock()
+		n := copy(p, c.zout)
+		c.zout = c.zout[n:]
+		ready := c.ready.Load()
+		c.zdone = ready && len(c.zout) == 0
+		c.hmu.Unlock()
+		if n > 0 {
+			return n, false, nil
+		}
+		if !ready {
+			return 0, true, c.readFailed(handshakeErr("read before the handshake completed"))
+		}
+	}
+	if len(c.pendHdr) == 0 && len(c.pendData) == 0 {
+		if err := c.fill(); err != nil {
+			return 0, true, c.readFailed(err)
+		}
+	}
+	n := copy(p, c.pendHdr)
+	c.pendHdr = c.pendHdr[n:]
+	if len(c.pendHdr) == 0 && n < len(p) {
+		m := copy(p[n:], c.pendData)
+		c.pendData = c.pendData[m:]
+		n += m
+	}
+	return n, false, nil
+}
+
+// fill reads MESSAGEs until one carries application data.
+func (c *conn) fill() error {
+	if cap(c.pbuf) > retainLimit {
+		c.pbuf = nil
+	}
+	for {
+		_, body, err := c.fr.next()
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isNetErr(err) {
+				return err
+			}
+			return protocolErr("%v", err)
+		}
+		pt, err := c.sess.openMessage(c.pbuf, body)
+		if err != nil {
+			return err
+		}
+		c.pbuf = pt
+		inner, data := pt[0], pt[1:]
+		if inner&innerCommand != 0 {
+			if err := c.onCommand(data); err != nil {
+				return err
+			}
+			continue
+		}
+		var flags byte
+		if inner&innerMore != 0 {
+			flags = flagMore
+		}
+		c.pendHdr = appendFrameHeader(c.hdrBuf[:0], flags, len(data))
+		c.pendData = data
+		return nil
+	}
+}
+
+func isNetErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne)
+}
+
+// onCommand handles a command carried inside a MESSAGE. PING is answered
+// with PONG; PONG and anything else (SUBSCRIBE/CANCEL belong to other socket
+// types) is consumed, never delivered as data.
+func (c *conn) onCommand(cmd []byte) error {
+	name, ok := commandName(cmd)
+	if !ok {
+		return protocolErr("malformed command in MESSAGE")
+	}
+	if name != "PING" {
+		return nil
+	}
+	args := cmd[5:]
+	if len(args) < 2 {
+		return protocolErr("PING without TTL")
+	}
+	pctx := args[2:]
+	if len(pctx) > 16 {
+		pctx = pctx[:16] // libzmq echoes at most 16 context bytes
+	}
+	pong := append([]byte("\x04PONG"), pctx...)
+	c.omu.Lock()
+	defer c.omu.Unlock()
+	return c.sendLocked(innerCommand, pong)
+}
+
+// readFailed makes a read error sticky and closes the wire, so the peer
+// sees the disconnect that libzmq would cause.
+func (c *conn) readFailed(err error) error {
+	if c.rerr == nil {
+		c.log.Debug("curve: connection failed", "remote", c.raw.RemoteAddr(), "err", err)
+		if errors.Is(err, io.EOF) && !errors.Is(err, ErrProtocol) {
+			c.rerr = io.EOF
+		} else {
+			c.rerr = &brokenError{cause: err}
+		}
+		c.raw.Close()
+	}
+	return c.rerr
+}
+
+// Write consumes the plain ZMTP stream zmq4 produces.
+func (c *conn) Write(p []byte) (int, error) {
+	n, fatal, err := c.write(p)
+	if fatal {
+		// zmq4 does not close a conn whose Open failed, so a failed conn
+		// closes itself (outside wmu: Close takes every lock).
+		c.Close()
+	}
+	return n, err
+}
+
+func (c *conn) write(p []byte) (int, bool, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return 0, false, c.werr
+	}
+	if err := c.in.feed(p, c.onPlainGreeting, c.onPlainFrame); err != nil {
+		c.werr = &brokenError{cause: err}
+		c.log.Debug("curve: connection failed", "remote", c.raw.RemoteAddr(), "err", err)
+		c.raw.Close()
+		return 0, true, c.werr
+	}
+	return len(p), false, nil
+}
+
+func (c *conn) onPlainGreeting(g []byte) error {
+	if err := checkGreeting(g, "NULL"); err != nil {
+		return fmt.Errorf("curve: zmq4 must use the NULL mechanism on a curve endpoint: %v", err)
+	}
+	return nil
+}
+
+func (c *conn) onPlainFrame(flags byte, body []byte) error {
+	if !c.ready.Load() {
+		return c.onZmq4Ready(flags, body)
+	}
+	c.omu.Lock()
+	defer c.omu.Unlock()
+	var inner byte
+	if flags&flagMore != 0 {
+		inner |= innerMore
+	}
+	if flags&flagCommand != 0 {
+		inner |= innerCommand
+	}
+	return c.sendLocked(inner, body)
+}
+
+// sendLocked seals one frame. Frames of a multipart message are coalesced
+// into one write until the last frame, as libzmq batches them too.
+func (c *conn) sendLocked(inner byte, data []byte) error {
+	out, err := c.sess.appendMessage(c.obuf, inner, data)
+	c.obuf = out
+	if err != nil {
+		return err
+	}
+	if inner&innerMore != 0 && inner&innerCommand == 0 && len(c.obuf) < flushLimit {
+		return nil
+	}
+	_, err = c.raw.Write(c.obuf)
+	c.obuf = c.obuf[:0]
+	if cap(c.obuf) > retainLimit {
+		c.obuf = nil
+	}
+	return err
+}
+
+// Close closes the wire and wipes the session keys.
+func (c *conn) Close() error {
+	c.closeOnce.Do(func() {
+		c.closeErr = c.raw.Close()
+		// Closing the wire unblocks any Read or Write, so these locks are
+		// soon free; the order matches Read (rmu→omu) and Write (wmu→omu).
+		c.rmu.Lock()
+		c.wmu.Lock()
+		c.omu.Lock()
+		c.sess.wipe()
+		if c.rerr == nil {
+			c.rerr = net.ErrClosed
+		}
+		if c.werr == nil {
+			c.werr = net.ErrClosed
+		}
+		c.omu.Unlock()
+		c.wmu.Unlock()
+		c.rmu.Unlock()
+		c.dropWatch()
+		c.hmu.Lock()
+		if c.srvhs != nil {
+			c.srvhs.wipe()
+			c.srvhs = nil
+		}
+		c.hmu.Unlock()
+		c.owner.released(c)
+	})
+	return c.closeErr
+}
+
+func (c *conn) LocalAddr() net.Addr                { return c.raw.LocalAddr() }
+func (c *conn) RemoteAddr() net.Addr               { return c.raw.RemoteAddr() }
+func (c *conn) SetDeadline(t time.Time) error      { return c.raw.SetDeadline(t) }
+func (c *conn) SetReadDeadline(t time.Time) error  { return c.raw.SetReadDeadline(t) }
+func (c *conn) SetWriteDeadline(t time.Time) error { return c.raw.SetWriteDeadline(t) }
+
+// plainParser splits the byte stream zmq4 writes into its greeting and
+// frames, whatever the chunking of the writes.
+type plainParser struct {
+	greet  [greetingLen]byte
+	greetN int
+	hdr    [9]byte
+	hdrN   int
+	inBody bool
+	size   int
+	body   []byte
+}
+
+func (pp *plainParser) feed(p []byte, onGreeting func([]byte) error, emit func(flags byte, body []byte) error) error {
+	for len(p) > 0 {
+		if pp.greetN < greetingLen {
+			n := copy(pp.greet[pp.greetN:], p)
+			pp.greetN += n
+			p = p[n:]
+			if pp.greetN == greetingLen {
+				if err := onGreeting(pp.greet[:]); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if !pp.inBody {
+			if pp.hdrN == 0 {
+				pp.hdr[0] = p[0]
+				pp.hdrN = 1
+				p = p[1:]
+				continue
+			}
+			need := 2
+			if pp.hdr[0]&flagLong != 0 {
+				need = 9
+			}
+			n := copy(pp.hdr[pp.hdrN:need], p)
+			pp.hdrN += n
+			p = p[n:]
+			if pp.hdrN < need {
+				continue
+			}
+			size := uint64(pp.hdr[1])
+			if need == 9 {
+				size = binary.BigEndian.Uint64(pp.hdr[1:9])
+			}
+			if size > math.MaxInt32 {
+				return fmt.Errorf("curve: zmq4 frame of %d bytes is too large", size)
+			}
+			pp.size = int(size)
+			pp.inBody = true
+			pp.body = pp.body[:0]
+			if pp.size == 0 {
+				if err := pp.emit(emit, nil); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		remaining := pp.size - len(pp.body)
+		if len(pp.body) == 0 && len(p) >= remaining {
+			// The common case: zmq4 wrote the whole body in one call, so it
+			// is sealed straight from zmq4's buffer.
+			if err := pp.emit(emit, p[:remaining]); err != nil {
+				return err
+			}
+			p = p[remaining:]
+			continue
+		}
+		take := min(remaining, len(p))
+		pp.body = append(pp.body, p[:take]...)
+		p = p[take:]
+		if len(pp.body) == pp.size {
+			if err := pp.emit(emit, pp.body); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (pp *plainParser) emit(emit func(byte, []byte) error, body []byte) error {
+	flags := pp.hdr[0]
+	pp.hdrN = 0
+	pp.inBody = false
+	if cap(pp.body) > retainLimit {
+		pp.body = nil
+	}
+	return emit(flags, body)
+}

@@ -1,0 +1,134 @@
+package flub
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/fluxkit/fluxkit"
+)
+
+func FuzzParseGetinfoResponse(f *testing.F) {
+	f.Add([]byte(`{"rank":3,"size":7,"attrs":{"hostlist":"h,extra[1-6]","instance-level":"0"},"config":{}}`))
+	f.Add([]byte(`{"rank":0,"size":0}`))
+	f.Add([]byte(`{"rank":1,"size":2,"attrs":{"a":1}}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r, err := ParseGetinfoResponse(in)
+		if err != nil {
+			if fluxkit.Errno(err) != fluxkit.EPROTO {
+				t.Fatalf("errno %v", fluxkit.Errno(err))
+			}
+			return
+		}
+		if r.Rank == 0 || r.Rank >= r.Size {
+			t.Fatalf("accepted rank %d size %d", r.Rank, r.Size)
+		}
+		if r.Config != nil && r.Config[0] != '{' {
+			t.Fatalf("accepted config %s", r.Config)
+		}
+	})
+}
+
+func FuzzDecodeHello(f *testing.F) {
+	f.Add([]byte(`{"rank":3,"version":256,"uuid":"u","status":1}`))
+	f.Add([]byte(`{"rank":3}`))
+	f.Add([]byte(`{"rank":1e40,"version":1,"uuid":"","status":0}`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		h, err := decodeHello(msg(TopicHello, string(in)))
+		if err != nil {
+			if fluxkit.Errno(err) != fluxkit.EPROTO {
+				t.Fatalf("errno %v", fluxkit.Errno(err))
+			}
+			return
+		}
+		if h.Status > StatusOffline {
+			t.Fatalf("status %d accepted", h.Status)
+		}
+	})
+}
+
+func FuzzKex(f *testing.F) {
+	f.Add([]byte(`{"name":"3","pubkey":"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"}`))
+	f.Add([]byte(`{"name":"3","pubkey":"#########################################"}`))
+	f.Add([]byte(`{"name":3}`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		req, err := decodeKexRequest(msg(TopicKex, string(in)))
+		if err != nil {
+			if fluxkit.Errno(err) != fluxkit.EPROTO {
+				t.Fatalf("errno %v", fluxkit.Errno(err))
+			}
+			return
+		}
+		ks := newKeyStore()
+		err = ks.authorize(req.Pubkey, req.Name)
+		if err != nil && fluxkit.Errno(err) != fluxkit.EINVAL {
+			t.Fatalf("first authorize: %v", err)
+		}
+		if err == nil {
+			if fluxkit.Errno(ks.authorize(req.Pubkey, req.Name)) != fluxkit.EEXIST {
+				t.Fatal("second authorize of the same key did not fail EEXIST")
+			}
+		}
+	})
+}
+
+func FuzzParseBootURI(f *testing.F) {
+	f.Add("flub://127.0.0.1:4567/rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7")
+	f.Add("flub://[::1]:1/rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7")
+	f.Add("flub:///")
+	f.Fuzz(func(t *testing.T, uri string) {
+		ep, key, err := ParseBootURI(uri)
+		if err != nil {
+			return
+		}
+		back := FormatBootURI(ep[len("tcp://"):], key)
+		ep2, key2, err := ParseBootURI(back)
+		if err != nil || ep2 != ep || key2 != key {
+			t.Fatalf("%q → %q: %v", uri, back, err)
+		}
+	})
+}
+
+func FuzzParseTopology(f *testing.F) {
+	for _, s := range []string{"kary:2", "binomial", "kary:0", "kary:", "x:1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		topo, err := ParseTopology(s)
+		if err != nil {
+			return
+		}
+		again, err := ParseTopology(topo.String())
+		if err != nil || again != topo {
+			t.Fatalf("%q → %q does not round trip", s, topo)
+		}
+		for r := uint32(1); r < 50; r++ {
+			if p := topo.Parent(r); p < 0 || p >= int64(r) {
+				t.Fatalf("%s: parent(%d) = %d", s, r, p)
+			}
+		}
+	})
+}
+
+// FuzzOverlayInput feeds arbitrary frames to a live parent's ROUTER input
+// path (as if from a connected peer) and checks that the broker survives.
+func FuzzOverlayInput(f *testing.F) {
+	hello := fluxkit.NewRequest(TopicHello, fluxkit.NodeidAny, []byte(`{"rank":1,"version":256,"uuid":"x","status":1}`))
+	hello.Rolemask = fluxkit.RoleOwner
+	f.Add([]byte("peer-1"), bytes.Join(hello.Frames(), []byte{0xff, 0xfe}))
+	f.Add([]byte("peer-2"), []byte{0x8e, 0x01, 0x08})
+	f.Add([]byte(""), []byte{})
+	in := startInstance(f, Config{Size: 3})
+	f.Fuzz(func(t *testing.T, id, wire []byte) {
+		frames := [][]byte{id}
+		frames = append(frames, bytes.Split(wire, []byte{0xff, 0xfe})...)
+		done := make(chan struct{})
+		if !in.root.post(func() { in.root.fromChild(frames); close(done) }) {
+			t.Fatal("broker stopped")
+		}
+		<-done
+		if in.root.ctx.Err() != nil {
+			t.Fatal("broker stopped")
+		}
+	})
+}

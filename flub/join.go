@@ -1,0 +1,217 @@
+package flub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/flub/curve"
+	"github.com/fluxkit/fluxkit/idset"
+)
+
+// JoinConfig configures a broker joining a running instance. BootURI and
+// Owner are required; every other zero field takes its documented default.
+type JoinConfig struct {
+	// BootURI is the instance's boot server, as printed by rank 0
+	// ([Broker.BootURI]).
+	BootURI string
+	// Owner is the instance owner's key pair (the owner certificate); the
+	// boot server grants owner credentials to it alone.
+	Owner curve.KeyPair
+	// Topo is the joiner's own tbon.topo; it must match the instance's,
+	// which nothing checks (as in flux-core). Default "kary:32".
+	Topo string
+	// Hostname is sent to rank 0 to replace this rank's placeholder.
+	// Default os.Hostname().
+	Hostname string
+	// Attrs are attributes already set on the joiner (-S on the command
+	// line). getinfo's attributes may not overwrite them.
+	Attrs map[string]string
+	// ParentTimeout bounds the wait for the parent to come online (D4);
+	// keep it below the instance's lease. Default 30 s.
+	ParentTimeout time.Duration
+	// BindHost is the address an interior joiner binds. Default 127.0.0.1.
+	BindHost string
+	// Heartbeat and LostTimeout as in Config.
+	Heartbeat   time.Duration
+	LostTimeout time.Duration
+	// Transport carries CURVE. Default DefaultTransport().
+	Transport *curve.Transport
+	// Logger receives the broker's log. Default: discard.
+	Logger *slog.Logger
+	// Now is the broker's clock. Default time.Now.
+	Now func() time.Time
+	// Version is the hello version. Default Version.
+	Version uint32
+
+	hooks *joinHooks // tests
+}
+
+// joinHooks let tests observe and pace a joiner's steps.
+type joinHooks struct {
+	afterGetinfo func(rank uint32)
+	beforeKex    func(rank, parent uint32)
+}
+
+// ErrParentTimeout is wrapped by the error of a joiner whose parent did
+// not come online within JoinConfig.ParentTimeout.
+var ErrParentTimeout = errors.New("flub: parent wait timed out")
+
+// Join adds a broker to the instance behind cfg.BootURI (the joiner of §6):
+// getinfo, validate, wait for the parent, kex, bind if it has children,
+// connect and hello. It returns the broker once its parent accepted it.
+// Errors read "boot-flub: <text>" and keep the errno of the failed step.
+func Join(ctx context.Context, cfg JoinConfig) (*Broker, error) {
+	b, err := join(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("boot-flub: %w", err)
+	}
+	return b, nil
+}
+
+func join(ctx context.Context, cfg JoinConfig) (*Broker, error) {
+	var p params
+	if err := common(&p, cfg.Topo, cfg.BindHost, cfg.Heartbeat, cfg.LostTimeout, cfg.Transport, cfg.Logger, cfg.Now, cfg.Version); err != nil {
+		return nil, err
+	}
+	if cfg.Owner.Public.IsZero() {
+		return nil, fluxkit.Errorf(fluxkit.EINVAL, "JoinConfig.Owner: the owner key pair is required")
+	}
+	if cfg.ParentTimeout < 0 {
+		return nil, fluxkit.Errorf(fluxkit.EINVAL, "JoinConfig.ParentTimeout: negative duration %v", cfg.ParentTimeout)
+	}
+	hostname := cfg.Hostname
+	if hostname == "" {
+		hostname, _ = os.Hostname()
+	}
+	// 1. connect to the boot server
+	boot, err := DialBoot(ctx, cfg.BootURI, cfg.Owner, ClientOptions{Transport: p.transport, Logger: p.log})
+	if err != nil {
+		return nil, err
+	}
+	defer boot.Close()
+
+	// 2. getinfo and validation (D2) before any attribute or topology
+	var raw json.RawMessage
+	if err := fluxkit.RPC(ctx, boot, TopicGetinfo, 0, GetinfoRequest{Hostname: hostname}, &raw); err != nil {
+		return nil, err
+	}
+	info, err := ParseGetinfoResponse(raw)
+	if err != nil {
+		return nil, err
+	}
+	// 3. attributes, immutable: a preset one is a conflict
+	attrs := make(map[string]string, len(cfg.Attrs)+len(info.Attrs))
+	for k, v := range cfg.Attrs {
+		attrs[k] = v
+	}
+	for k, v := range info.Attrs {
+		if _, ok := attrs[k]; ok {
+			return nil, fluxkit.Errorf(fluxkit.EEXIST, "%s: File exists (%s)", TextSetAttrs, k)
+		}
+		attrs[k] = v
+	}
+	// 4, 5. topology and parent
+	p.rank, p.size = info.Rank, info.Size
+	parent := p.topo.Parent(p.rank)
+	if parent < 0 {
+		return nil, fluxkit.Errorf(fluxkit.EINVAL, "rank %d has no parent in %s topology", p.rank, p.topo)
+	}
+	log := p.log.With("joiner", p.rank)
+	log.Info("flub: allocated", "rank", p.rank, "size", p.size, "parent", parent)
+
+	if cfg.hooks != nil && cfg.hooks.afterGetinfo != nil {
+		cfg.hooks.afterGetinfo(p.rank)
+	}
+	// 6. wait for the parent
+	if err := waitOnline(ctx, boot, uint32(parent), orDuration(cfg.ParentTimeout, DefaultParentTimeout)); err != nil {
+		return nil, err
+	}
+
+	if cfg.hooks != nil && cfg.hooks.beforeKex != nil {
+		cfg.hooks.beforeKex(p.rank, uint32(parent))
+	}
+	// 7, 8. kex with a fresh key pair
+	keys, err := curve.GenerateKeyPair(nil)
+	if err != nil {
+		return nil, err
+	}
+	var kexRaw json.RawMessage
+	kreq := KexRequest{Name: strconv.FormatUint(uint64(p.rank), 10), Pubkey: keys.Public.String()}
+	if err := fluxkit.RPC(ctx, boot, TopicKex, uint32(parent), kreq, &kexRaw); err != nil {
+		return nil, fmt.Errorf("overlay.flub-kex to rank %d: %w", parent, err)
+	}
+	p.parentKey, p.parentURI, err = ParseKexResponse(kexRaw)
+	if err != nil {
+		return nil, err
+	}
+	p.keys = keys
+	p.hostname = hostname
+	p.attrs = attrs
+	p.config = info.Config
+
+	// 9, 10. bind if interior, connect, hello
+	b, err := newBroker(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case err = <-b.helloDone:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if err != nil {
+		_ = b.Close()
+		return nil, err
+	}
+	log.Info("flub: online", "parent", parent, "endpoint", b.endpoint)
+	return b, nil
+}
+
+// parentTimeoutError is ETIMEDOUT with the spec's text that also matches
+// ErrParentTimeout.
+type parentTimeoutError struct{ fe *fluxkit.Error }
+
+func (e *parentTimeoutError) Error() string   { return e.fe.Text }
+func (e *parentTimeoutError) Unwrap() []error { return []error{e.fe, ErrParentTimeout} }
+
+// waitOnline waits until rank is in broker.online (step 6), bounded by
+// timeout: ETIMEDOUT naming the parent.
+func waitOnline(ctx context.Context, h fluxkit.Handle, rank uint32, timeout time.Duration) error {
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	call, err := fluxkit.Stream(wctx, h, TopicGroups, 0, map[string]any{"name": "broker.online", "until": rank})
+	if err != nil {
+		return fmt.Errorf("broker.online: %w", err)
+	}
+	defer call.Close()
+	for {
+		m, err := call.Recv(wctx)
+		if err != nil {
+			if wctx.Err() != nil && ctx.Err() == nil {
+				return &parentTimeoutError{fluxkit.Errorf(fluxkit.ETIMEDOUT,
+					"timed out waiting for parent rank %d to come online (%v)", rank, timeout)}
+			}
+			return fmt.Errorf("broker.online: %w", err)
+		}
+		var r struct {
+			Members string `json:"members"`
+		}
+		if err := fluxkit.DecodePayload(m, &r); err != nil {
+			return fmt.Errorf("broker.online: %w", err)
+		}
+		set, err := idset.Parse(r.Members)
+		if err != nil {
+			return fmt.Errorf("broker.online: %w", err)
+		}
+		if set.Contains(rank) {
+			return nil
+		}
+	}
+}

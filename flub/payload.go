@@ -1,0 +1,286 @@
+package flub
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/flub/curve"
+)
+
+// Topics served by the overlay.
+const (
+	TopicGetinfo = "overlay.flub-getinfo"
+	TopicKex     = "overlay.flub-kex"
+	TopicHello   = "overlay.hello"
+	TopicGoodbye = "overlay.goodbye"
+	TopicGroups  = "groups.get"
+	// topicMember is fluxkit's internal notice from a parent to rank 0
+	// that a child rank joined or left (the groups module's role).
+	topicMember = "overlay.member"
+)
+
+// Error texts of the spec's error table (§10).
+const (
+	TextNoChildren   = "this broker cannot have children"
+	TextAuthorizeKey = "failed to authorize public key"
+	TextSetAttrs     = "error setting attributes"
+)
+
+// Subtree status values carried by hello and STATUS control messages.
+type Status uint32
+
+// Status values (flux-core's subtree status).
+const (
+	StatusUnknown Status = iota
+	StatusFull
+	StatusPartial
+	StatusDegraded
+	StatusLost
+	StatusOffline
+)
+
+func (s Status) String() string {
+	switch s {
+	case StatusFull:
+		return "full"
+	case StatusPartial:
+		return "partial"
+	case StatusDegraded:
+		return "degraded"
+	case StatusLost:
+		return "lost"
+	case StatusOffline:
+		return "offline"
+	}
+	return "unknown"
+}
+
+// Version is the protocol version brokers exchange in hello,
+// (major<<16)|(minor<<8)|patch. Major and minor must match.
+const Version uint32 = 1 << 8 // 0.1.0
+
+func versionString(v uint32) string {
+	return fmt.Sprintf("%d.%d.%d", v>>16&0xff, v>>8&0xff, v&0xff)
+}
+
+// GetinfoRequest is the payload of overlay.flub-getinfo. Hostname is a
+// fluxkit extension ([REF] servers ignore unknown keys): rank 0 substitutes
+// it for the placeholder once the rank is online.
+type GetinfoRequest struct {
+	Hostname string `json:"hostname,omitempty"`
+}
+
+// GetinfoResponse is the answer of overlay.flub-getinfo after validation.
+type GetinfoResponse struct {
+	Rank   uint32
+	Size   uint32
+	Attrs  map[string]string
+	Config json.RawMessage // nil when the server sent none ([REF] shape)
+}
+
+// decodeGetinfoRequest accepts any JSON object (unknown keys ignored).
+func decodeGetinfoRequest(m *fluxkit.Message) (GetinfoRequest, error) {
+	var req GetinfoRequest
+	if err := decodeObject(m, nil); err != nil {
+		return req, err
+	}
+	var loose struct {
+		Hostname any `json:"hostname"`
+	}
+	_ = json.Unmarshal(m.Payload, &loose)
+	if s, ok := loose.Hostname.(string); ok {
+		req.Hostname = s
+	}
+	return req, nil
+}
+
+// decodeObject checks that the payload is a JSON object and, with v non-nil,
+// unpacks it; failures are EPROTO with flux's default text.
+func decodeObject(m *fluxkit.Message, v any) error {
+	p := bytes.TrimSpace(m.Payload)
+	if len(p) == 0 || p[0] != '{' || !json.Valid(p) {
+		return fluxkit.Errorf(fluxkit.EPROTO, "%s: payload is not a JSON object", m.Topic)
+	}
+	if v != nil {
+		if err := json.Unmarshal(p, v); err != nil {
+			return fluxkit.Errorf(fluxkit.EPROTO, "%s: %v", m.Topic, err)
+		}
+	}
+	return nil
+}
+
+// ParseGetinfoResponse validates a getinfo response as a fluxkit joiner does
+// (D1, D2): rank and size are integers with 0 < rank < size, attrs values
+// are strings, config (optional) is an object, unknown keys are ignored.
+func ParseGetinfoResponse(payload []byte) (GetinfoResponse, error) {
+	var raw struct {
+		Rank   *int64                     `json:"rank"`
+		Size   *int64                     `json:"size"`
+		Attrs  map[string]json.RawMessage `json:"attrs"`
+		Config json.RawMessage            `json:"config"`
+	}
+	var out GetinfoResponse
+	if err := json.Unmarshal(payload, &raw); err != nil {
+		return out, fluxkit.Errorf(fluxkit.EPROTO, "malformed getinfo response: %v", err)
+	}
+	if raw.Rank == nil || raw.Size == nil {
+		return out, fluxkit.Errorf(fluxkit.EPROTO, "malformed getinfo response: rank and size are required")
+	}
+	rank, size := *raw.Rank, *raw.Size
+	if size < 1 || size > 1<<31 || rank <= 0 || rank >= size {
+		return out, fluxkit.Errorf(fluxkit.EPROTO, "invalid rank %d for size %d", rank, size)
+	}
+	out.Rank, out.Size = uint32(rank), uint32(size)
+	out.Attrs = make(map[string]string, len(raw.Attrs))
+	for k, v := range raw.Attrs {
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			return out, fluxkit.Errorf(fluxkit.EPROTO, "%s: attribute %s: value %s is not a string", TextSetAttrs, k, v)
+		}
+		out.Attrs[k] = s
+	}
+	if c := bytes.TrimSpace(raw.Config); len(c) > 0 && !bytes.Equal(c, []byte("null")) {
+		if c[0] != '{' {
+			return out, fluxkit.Errorf(fluxkit.EPROTO, "malformed getinfo response: config is not an object")
+		}
+		out.Config = append(json.RawMessage(nil), c...)
+	}
+	return out, nil
+}
+
+// KexRequest is the payload of overlay.flub-kex.
+type KexRequest struct {
+	Name   string `json:"name"`
+	Pubkey string `json:"pubkey"`
+}
+
+// KexResponse is the answer of overlay.flub-kex.
+type KexResponse struct {
+	Name   string `json:"name"`
+	Pubkey string `json:"pubkey"`
+	URI    string `json:"uri"`
+}
+
+// decodeKexRequest requires both keys as strings (EPROTO otherwise).
+func decodeKexRequest(m *fluxkit.Message) (KexRequest, error) {
+	var raw struct {
+		Name   *string `json:"name"`
+		Pubkey *string `json:"pubkey"`
+	}
+	if err := decodeObject(m, &raw); err != nil {
+		return KexRequest{}, err
+	}
+	if raw.Name == nil || raw.Pubkey == nil {
+		return KexRequest{}, fluxkit.Errorf(fluxkit.EPROTO, "%s: name and pubkey are required", m.Topic)
+	}
+	return KexRequest{Name: *raw.Name, Pubkey: *raw.Pubkey}, nil
+}
+
+// ParseKexResponse validates a kex answer: pubkey must be a Z85 key and uri
+// a tcp:// URI.
+func ParseKexResponse(payload []byte) (curve.Key, string, error) {
+	var r KexResponse
+	if err := json.Unmarshal(payload, &r); err != nil {
+		return curve.Key{}, "", fluxkit.Errorf(fluxkit.EPROTO, "malformed kex response: %v", err)
+	}
+	k, err := curve.ParseKey(r.Pubkey)
+	if err != nil {
+		return curve.Key{}, "", fluxkit.Errorf(fluxkit.EPROTO, "kex response: pubkey: %v", err)
+	}
+	if len(r.URI) < len("tcp://") || r.URI[:6] != "tcp://" {
+		return curve.Key{}, "", fluxkit.Errorf(fluxkit.EPROTO, "kex response: uri %q is not a tcp:// URI", r.URI)
+	}
+	return k, r.URI, nil
+}
+
+// Hello is the payload of overlay.hello.
+type Hello struct {
+	Rank    uint32 `json:"rank"`
+	Version uint32 `json:"version"`
+	UUID    string `json:"uuid"`
+	Status  Status `json:"status"`
+}
+
+func decodeHello(m *fluxkit.Message) (Hello, error) {
+	var raw struct {
+		Rank    *int64  `json:"rank"`
+		Version *int64  `json:"version"`
+		UUID    *string `json:"uuid"`
+		Status  *int64  `json:"status"`
+	}
+	if err := decodeObject(m, &raw); err != nil {
+		return Hello{}, err
+	}
+	if raw.Rank == nil || raw.Version == nil || raw.UUID == nil || raw.Status == nil {
+		return Hello{}, fluxkit.Errorf(fluxkit.EPROTO, "%s: rank, version, uuid and status are required", m.Topic)
+	}
+	if *raw.Rank < 0 || *raw.Rank > 1<<32-1 || *raw.Version < 0 || *raw.Version > 1<<32-1 || *raw.Status < 0 || *raw.Status > int64(StatusOffline) {
+		return Hello{}, fluxkit.Errorf(fluxkit.EPROTO, "%s: rank, version or status out of range", m.Topic)
+	}
+	return Hello{Rank: uint32(*raw.Rank), Version: uint32(*raw.Version), UUID: *raw.UUID, Status: Status(*raw.Status)}, nil
+}
+
+// helloCheck holds what the parent knows when it checks a hello.
+type helloCheck struct {
+	me, size uint32
+	topo     Topology
+	version  uint32
+	bound    int64 // rank bound to the authenticating key, -1 if none
+}
+
+// check applies the spec's hello checks 2, 3, 5 and 7 in order (§16); 1
+// (unpack) is decodeHello and 6 (replace an online rank) is the caller's.
+func (c helloCheck) check(h Hello, cred fluxkit.Cred) error {
+	if !cred.IsOwner() {
+		return fluxkit.Errorf(fluxkit.EPERM, "")
+	}
+	if c.bound >= 0 && int64(h.Rank) != c.bound {
+		return fluxkit.Errorf(fluxkit.EPERM, "key is bound to rank %d, not rank %d", c.bound, h.Rank)
+	}
+	if h.Rank >= c.size || !c.topo.IsChild(c.me, h.Rank) {
+		return fluxkit.Errorf(fluxkit.EINVAL, "rank %d is not a child of rank %d: mismatched config?", h.Rank, c.me)
+	}
+	if h.Version>>8 != c.version>>8 {
+		return fluxkit.Errorf(fluxkit.EINVAL, "client (%s) version mismatched with server (%s)", versionString(h.Version), versionString(c.version))
+	}
+	return nil
+}
+
+// rankName returns the rank a kex name binds to (D3), or -1 when the name
+// is not a canonical decimal rank.
+func rankName(name string) int64 {
+	r, err := strconv.ParseUint(name, 10, 32)
+	if err != nil || strconv.FormatUint(r, 10) != name {
+		return -1
+	}
+	return int64(r)
+}
+
+// SizeOverride applies the size override of a PMI-booted instance: attr is
+// the "size" attribute (empty: no override) and initial the PMI size. The
+// override must be a decimal strictly larger than initial.
+func SizeOverride(initial uint32, attr string) (uint32, error) {
+	if attr == "" {
+		return initial, nil
+	}
+	s, err := strconv.ParseUint(attr, 10, 32)
+	if err != nil || s <= uint64(initial) {
+		return 0, fluxkit.Errorf(fluxkit.EINVAL, "size=%q: instance size may only be increased (initial size %d)", attr, initial)
+	}
+	return uint32(s), nil
+}
+
+// Quorum parses broker.quorum (empty: the size) and checks 1 <= q <= size.
+func Quorum(size uint32, attr string) (uint32, error) {
+	if attr == "" {
+		return size, nil
+	}
+	q, err := strconv.ParseUint(attr, 10, 32)
+	if err != nil || q < 1 || q > uint64(size) {
+		return 0, fluxkit.Errorf(fluxkit.EINVAL, "Error parsing broker.quorum attribute %q (size %d)", attr, size)
+	}
+	return uint32(q), nil
+}
