@@ -1,0 +1,1273 @@
+package exec
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/fluxkit/fluxkit"
+)
+
+// Config configures the coordinator.
+type Config struct {
+	// Handle is the coordinator's connection to rank 0 (required), with the
+	// instance owner's credentials.
+	Handle fluxkit.Handle
+	// Service is the RFC 32 service name sent in exec-hello. Default
+	// "job-exec".
+	Service string
+	// AgentService is the agents' service name. Default "exec-agent".
+	AgentService string
+	// JobManager is the job manager's service. Default "job-manager".
+	JobManager string
+	// Settings, when nil, are read from the broker's [exec] configuration
+	// (config.get) at start and on config-reload.
+	Settings *Settings
+	// Owner is the instance owner; jobs of other users are guest jobs.
+	// Default the Handle's userid.
+	Owner *uint32
+	// Clock drives the per-job timers. Default the real clock.
+	Clock Clock
+	// Logger receives diagnostics. Default discards.
+	Logger *slog.Logger
+}
+
+// Coordinator is the rank-0 side of the exec service: it speaks RFC 32 with
+// the job manager and drives one job state machine per job, while the
+// agents launch the shells on the jobs' own ranks.
+type Coordinator struct {
+	cfg   Config
+	h     fluxkit.Handle
+	owner uint32
+	log   *slog.Logger
+	clk   Clock
+	ctx   context.Context
+	stop  context.CancelFunc
+	wg    sync.WaitGroup
+	unreg []func()
+	st    *store
+
+	// Inputs from goroutines (stream readers, timers, events) are queued
+	// and applied by one worker under mu, so hundreds of jobs in flight do
+	// not convoy on the mutex.
+	qmu   sync.Mutex
+	q     []func()
+	qwake chan struct{}
+
+	mu     sync.Mutex
+	set    Settings
+	jobs   map[fluxkit.JobID]*cjob
+	online map[uint32]bool // nil until the first broker.online answer
+	closed bool
+
+	msgs, jobsDone atomic.Int64
+}
+
+type cjob struct {
+	m        *job
+	w        fluxkit.Responder
+	spec     *jobSpec
+	method   string
+	fanout   int
+	ranksStr string
+	call     fluxkit.Call
+	batches  int // eventlog batches stored
+	pend     []Event
+	events   []Event
+	outOff   map[[2]uint32]int64
+	ctrl     string // bypass controller's sender id
+	mockRun  bool
+	// mockStarting raises bulkexec's "starting" mock exception once a shell
+	// has started.
+	mockStarting bool
+	// exceptions that arrived while the eventlog was loading, replayed by
+	// begin
+	early    []func()
+	barriers int  // barriers completed, as the leader reports
+	shelled  bool // a job shell runs, so the shells pass barriers
+	timerAt  time.Time
+	timerOff func() bool
+	gone     bool
+	ready    bool // eventlog loaded, launch sent or decided
+}
+
+// New starts a coordinator: it registers the service, subscribes to
+// job-exception, watches broker.online and says hello to the job manager.
+// A failed hello is fatal: New closes what it started and returns the error.
+func New(ctx context.Context, cfg Config) (*Coordinator, error) {
+	if cfg.Handle == nil {
+		return nil, errors.New("exec: Config.Handle is required")
+	}
+	if cfg.Service == "" {
+		cfg.Service = "job-exec"
+	}
+	if cfg.AgentService == "" {
+		cfg.AgentService = "exec-agent"
+	}
+	if cfg.JobManager == "" {
+		cfg.JobManager = "job-manager"
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = realClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Coordinator{cfg: cfg, h: cfg.Handle, log: cfg.Logger, clk: cfg.Clock, jobs: map[fluxkit.JobID]*cjob{},
+		qwake: make(chan struct{}, 1)}
+	c.owner = cfg.Handle.Cred().Userid
+	if cfg.Owner != nil {
+		c.owner = *cfg.Owner
+	}
+	if cfg.Settings != nil {
+		c.set = *cfg.Settings
+	} else {
+		s, err := c.readSettings(ctx)
+		if err != nil {
+			return nil, err
+		}
+		c.set = s
+	}
+	c.ctx, c.stop = context.WithCancel(context.Background())
+	c.st = newStore(c.h, func(n int) { c.msgs.Add(int64(n)) })
+	c.goOwned(func() { c.st.run(c.ctx) })
+	c.goOwned(c.worker)
+
+	handlers := []struct {
+		topic string
+		allow fluxkit.Role
+		fn    fluxkit.HandlerFunc
+	}{
+		{"start", fluxkit.RoleNone, c.handleStart},
+		{"expiration", fluxkit.RoleNone, c.handleExpiration},
+		{"output", fluxkit.RoleNone, c.handleOutput},
+		{"critical-ranks", fluxkit.RoleUser, c.handleCritical},
+		{"override", fluxkit.RoleUser, c.handleOverride},
+		{"bypass", fluxkit.RoleUser, c.handleBypass},
+		{"disconnect", fluxkit.RoleUser, c.handleDisconnect},
+		{"stats-get", fluxkit.RoleNone, c.handleStats},
+		{"config-reload", fluxkit.RoleNone, c.handleReload},
+	}
+	for _, hd := range handlers {
+		un, err := c.h.Register(cfg.Service+"."+hd.topic, hd.allow, hd.fn)
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("exec: register %s.%s: %w", cfg.Service, hd.topic, err)
+		}
+		c.unreg = append(c.unreg, un)
+	}
+	sub, err := c.h.Subscribe(ctx, "job-exception")
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("exec: subscribe job-exception: %w", err)
+	}
+	c.goOwned(func() { c.watchExceptions(sub) })
+	if call, err := fluxkit.Stream(ctx, c.h, "groups.get", 0, map[string]string{"name": "broker.online"}); err == nil {
+		c.goOwned(func() { c.watchOnline(call) })
+	}
+	c.msgs.Add(2)
+	if err := fluxkit.RPC(ctx, c.h, cfg.JobManager+".exec-hello", c.h.Rank(), map[string]string{"service": cfg.Service}, nil); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("exec: %s.exec-hello: %w", cfg.JobManager, err)
+	}
+	return c, nil
+}
+
+func (c *Coordinator) readSettings(ctx context.Context) (Settings, error) {
+	var conf json.RawMessage
+	if err := fluxkit.RPC(ctx, c.h, "config.get", c.h.Rank(), map[string]any{}, &conf); err != nil {
+		return Settings{}, fmt.Errorf("exec: config.get: %w", err)
+	}
+	return ParseSettings(conf)
+}
+
+// post queues fn to run under c.mu on the worker.
+func (c *Coordinator) post(fn func()) {
+	c.qmu.Lock()
+	c.q = append(c.q, fn)
+	c.qmu.Unlock()
+	select {
+	case c.qwake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Coordinator) worker() {
+	for {
+		select {
+		case <-c.qwake:
+		case <-c.ctx.Done():
+			return
+		}
+		for {
+			c.qmu.Lock()
+			q := c.q
+			c.q = nil
+			c.qmu.Unlock()
+			if len(q) == 0 {
+				break
+			}
+			c.mu.Lock()
+			for _, fn := range q {
+				if !c.closed {
+					fn()
+				}
+			}
+			c.mu.Unlock()
+		}
+	}
+}
+
+func (c *Coordinator) goOwned(fn func()) {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		fn()
+	}()
+}
+
+// Close stops the coordinator. Running jobs are left to the agents, so a
+// new coordinator can reattach to them.
+func (c *Coordinator) Close() error {
+	for _, un := range c.unreg {
+		un()
+	}
+	c.mu.Lock()
+	c.closed = true
+	for _, j := range c.jobs {
+		if j.timerOff != nil {
+			j.timerOff()
+		}
+		if j.call != nil {
+			j.call.Close()
+		}
+	}
+	c.mu.Unlock()
+	if c.st != nil {
+		// Give queued eventlog entries a bounded chance to reach the KVS.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = c.st.sync(ctx)
+		cancel()
+	}
+	if c.stop != nil {
+		c.stop()
+	}
+	c.wg.Wait()
+	return nil
+}
+
+// Sync waits until every exec eventlog entry posted so far is in the KVS,
+// or ctx ends.
+func (c *Coordinator) Sync(ctx context.Context) error { return c.st.sync(ctx) }
+
+// ---- start ----
+
+type startReq struct {
+	ID       fluxkit.JobID   `json:"id"`
+	Userid   *uint32         `json:"userid"`
+	Jobspec  json.RawMessage `json:"jobspec"`
+	R        json.RawMessage `json:"R"`
+	Reattach bool            `json:"reattach"`
+}
+
+func (c *Coordinator) handleStart(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+	c.msgs.Add(1)
+	if !fluxkit.RequireStreaming(w, req) {
+		return
+	}
+	var sr startReq
+	if err := fluxkit.DecodePayload(req, &sr); err != nil {
+		_ = w.RespondError(err)
+		return
+	}
+	if sr.ID == 0 || sr.Userid == nil || len(sr.Jobspec) == 0 || len(sr.R) == 0 {
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.EPROTO, "%s: id, userid, jobspec and R are required", req.Topic))
+		return
+	}
+	now := c.clk.Now()
+	rs, rerr := parseR(sr.R)
+	if rerr != nil {
+		// No R, no ranks to account for: the whole allocation goes back.
+		c.msgs.Add(2)
+		_ = fluxkit.Respond(w, Response{ID: sr.ID, Type: "exception", Data: map[string]any{"severity": 0, "type": "exec", "note": rerr.Error()}})
+		_ = fluxkit.Respond(w, Response{ID: sr.ID, Type: "release", Data: map[string]any{"ranks": "all", "final": true}})
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.ENOSYS, "exec service is shutting down"))
+		return
+	}
+	if _, dup := c.jobs[sr.ID]; dup {
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.EEXIST, "job %s already has a start request", sr.ID))
+		return
+	}
+	set := c.set
+	cj := &cjob{w: w, fanout: set.Fanout, ranksStr: formatRanks(rs.ranks), outOff: map[[2]uint32]int64{}}
+	cj.m = newJob(now, sr.ID, *sr.Userid, rs, set, sr.Reattach)
+	c.jobs[sr.ID] = cj
+	spec, serr := parseJobspec(sr.Jobspec)
+	cj.spec = spec
+	if !sr.Reattach {
+		// A fresh start gets a fresh exec eventlog, as flux-core recreates
+		// the guest namespace: batches are rewritten from 0 and the count
+		// key makes any older batches unreachable.
+		cj.ready = true
+		c.begin(cj, spec, serr, nil, *sr.Userid)
+		return
+	}
+	// On reattach, actions are held until the existing eventlog is loaded,
+	// so that it is appended to and its recoverable event can be checked.
+	c.goOwned(func() {
+		evs, n, lerr := loadEventlog(c.ctx, c.h, sr.ID)
+		c.msgs.Add(int64(2 * (n + 1)))
+		c.post(func() {
+			if cj.gone {
+				return
+			}
+			cj.events, cj.batches = evs, n
+			cj.m.posted = map[string]bool{}
+			for _, e := range evs {
+				cj.m.posted[e.Name] = true
+			}
+			cj.ready = true
+			c.begin(cj, spec, serr, lerr, *sr.Userid)
+		})
+	})
+}
+
+// begin decides how a job runs once its eventlog is known.
+func (c *Coordinator) begin(cj *cjob, spec *jobSpec, serr, lerr error, userid uint32) {
+	now := c.clk.Now()
+	m := cj.m
+	defer c.apply(cj)
+	if m.finalSent || m.excSent {
+		return // e.g. an invalid expiration
+	}
+	if serr != nil {
+		m.launched = false
+		note := serr.Error()
+		var be *bulkexecError
+		switch {
+		case strings.HasPrefix(note, errTestConf):
+			note = errTestConf
+		case errors.As(serr, &be):
+			note = fmt.Sprintf("failed to unpack system.exec.bulkexec for %s: %s", m.id.F58(), be.detail)
+		}
+		m.fatal(now, "exec", note)
+		return
+	}
+	method := spec.method
+	if method == "" {
+		method = m.set.Method
+	}
+	cj.method = method
+	switch method {
+	case MethodBulkExec, MethodTestExec, MethodBypass:
+	default:
+		m.launched = false
+		m.fatal(now, "exec", fmt.Sprintf("unknown exec method '%s'", method))
+		return
+	}
+	if userid != c.owner && method != m.set.Method && !m.set.AllowGuests[method] {
+		m.launched = false
+		if method == MethodTestExec {
+			m.fatal(now, "exec", "guests may not use test exec implementation")
+		} else {
+			m.fatal(now, "exec", fmt.Sprintf("guests may not use exec method '%s'", method))
+		}
+		return
+	}
+	if method == MethodTestExec && spec.test == nil {
+		spec.test = &testConf{runDuration: spec.duration}
+		if spec.duration == 0 {
+			spec.test.runDuration = defaultTestDuration
+		}
+	}
+	if m.reattach {
+		switch {
+		case method == MethodBypass:
+			m.launched = false
+			m.fatal(now, "exec", "reattach to running job is not implemented")
+			return
+		case lerr != nil:
+			m.launched = false
+			m.fatal(now, "exec", lerr.Error())
+			return
+		case !hasEvent(cj.events, "recoverable"):
+			m.launched = false
+			m.fatal(now, "exec", "job is not recoverable: no recoverable event")
+			return
+		}
+	}
+	if t := spec.test; t != nil && method == MethodTestExec {
+		switch t.mockException {
+		case "init":
+			m.launched = false
+			m.fatal(now, "exec", "mock initialization exception generated")
+			return
+		case "run":
+			cj.mockRun = true
+		}
+		if t.override && !m.reattach {
+			m.holdStart = true
+		}
+	}
+	if method == MethodBulkExec && userid != c.owner && m.set.IMP == "" {
+		// Without the IMP a guest's shell would run as the instance owner.
+		m.launched = false
+		m.fatal(now, "exec", "unable run multiuser job with no IMP configured!")
+		return
+	}
+	if method == MethodBulkExec {
+		switch spec.bulkMock {
+		case "init":
+			m.launched = false
+			m.fatal(now, "exec", "mock init exception generated")
+			return
+		case "starting":
+			cj.mockStarting = true
+		}
+	}
+	m.recoverable = method != MethodBypass
+	m.signalFatal = method == MethodBulkExec
+	if method == MethodBypass {
+		return // the controller starts it
+	}
+	m.launch(now)
+	c.sendLaunch(cj)
+	// What happened while the eventlog was loading: ranks that went
+	// offline and exceptions the job manager raised.
+	if c.online != nil {
+		for _, r := range m.activeRanks() {
+			if !c.online[r] {
+				m.lost(now, r)
+			}
+		}
+	}
+	for _, f := range cj.early {
+		f()
+	}
+	cj.early = nil
+}
+
+func hasEvent(evs []Event, name string) bool {
+	for _, e := range evs {
+		if e.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Coordinator) sendLaunch(cj *cjob) {
+	m := cj.m
+	lr := launchReq{
+		ID: m.id, Userid: m.userid, Ranks: cj.ranksStr, Fanout: cj.fanout, Method: cj.method,
+		Epilog: m.set.Epilog, Reattach: m.reattach, Service: c.cfg.Service, Coord: c.h.Rank(),
+	}
+	if cj.method == MethodTestExec {
+		lr.Test = &testWire{RunDuration: cj.spec.test.runDuration, WaitStatus: cj.spec.test.waitStatus}
+	} else {
+		shell := cj.spec.jobShell
+		if shell == "" {
+			shell = m.set.JobShell
+		}
+		if shell != "" {
+			lr.Argv = []string{shell, m.id.Dec()}
+			// Only a job shell speaks the barrier protocol; a bare command
+			// run as the "shell" does not.
+			cj.shelled = true
+			lr.Barriers = len(m.rs.ranks) > 1
+			lr.BarrierTimeout = m.set.BarrierTimeout
+			if bt := cj.spec.bulkBarrierTimeout; bt != nil {
+				lr.BarrierTimeout = *bt
+			}
+		} else {
+			lr.Argv = cj.spec.command
+		}
+		if m.userid != c.owner {
+			// Multiuser: the IMP switches to the job's user (RFC 15).
+			lr.Argv = append([]string{m.set.IMP, "exec"}, lr.Argv...)
+		}
+		lr.Env = cj.spec.env
+	}
+	c.msgs.Add(1)
+	call, err := fluxkit.Stream(c.ctx, c.h, c.cfg.AgentService+".launch", m.rs.ranks[0], lr)
+	if err != nil {
+		c.launchFailed(cj, err)
+		return
+	}
+	cj.call = call
+	c.goOwned(func() { c.readLaunch(cj, call) })
+}
+
+func (c *Coordinator) launchFailed(cj *cjob, err error) {
+	now := c.clk.Now()
+	errno := fluxkit.Errno(err)
+	for _, r := range cj.m.activeRanks() {
+		if errno == fluxkit.EHOSTUNREACH || errno == fluxkit.ECONNRESET {
+			cj.m.lost(now, r)
+		} else {
+			cj.m.failed(now, r, errno, err.Error())
+		}
+	}
+}
+
+func (c *Coordinator) readLaunch(cj *cjob, call fluxkit.Call) {
+	for {
+		msg, err := call.Recv(c.ctx)
+		if err != nil {
+			c.post(func() {
+				if cj.gone || cj.call != call {
+					return
+				}
+				cj.call = nil
+				if !errors.Is(err, fluxkit.ENODATA) {
+					c.launchFailed(cj, err)
+				}
+				c.apply(cj)
+			})
+			return
+		}
+		c.msgs.Add(1)
+		var rep report
+		if err := json.Unmarshal(msg.Payload, &rep); err != nil {
+			c.log.Warn("exec: bad agent report", "job", cj.m.id, "err", err)
+			continue
+		}
+		c.post(func() {
+			if cj.gone || cj.call != call {
+				return
+			}
+			c.applyReport(cj, &rep)
+			c.apply(cj)
+		})
+	}
+}
+
+func ranksOf(s string) []uint32 {
+	r, _ := parseRanks(s)
+	return r
+}
+
+func (c *Coordinator) applyReport(cj *cjob, rep *report) {
+	now := c.clk.Now()
+	cj.m.batch(now, func() { c.applyReportLocked(cj, rep, now) })
+}
+
+func (c *Coordinator) applyReportLocked(cj *cjob, rep *report, now time.Time) {
+	m := cj.m
+	m.started(now, ranksOf(rep.Started))
+	if ad := ranksOf(rep.Adopted); len(ad) > 0 {
+		if !m.set.Adopt && !m.reattach {
+			// The documented alternative to adoption: fail the job (its
+			// termination kills the leftover shells) rather than run with
+			// shells this coordinator did not launch.
+			m.fatal(now, "exec", fmt.Sprintf("shells from a previous launch found on rank(s) %s", formatRanks(ad)))
+		}
+		m.started(now, ad)
+	}
+	for _, f := range rep.Failed {
+		if syscall.Errno(f.Errno) == syscall.ECANCELED {
+			m.cancelled(now, f.Rank)
+			continue
+		}
+		m.failed(now, f.Rank, syscall.Errno(f.Errno), f.Msg)
+	}
+	cj.barriers = max(cj.barriers, rep.Barriers)
+	if rep.BarrierTimeout && !m.exc {
+		pend := ranksOf(rep.BarrierPending)
+		m.fatal(now, "exec", fmt.Sprintf("start barrier timeout waiting for %d/%d nodes (rank(s) %s)",
+			len(pend), len(m.rs.ranks), formatRanks(pend)))
+		if len(pend) > 0 {
+			m.out = append(m.out, action{kind: actDrain, ranks: pend,
+				reason: "job " + m.id.F58() + " start timeout: possible node hang"})
+		}
+	}
+	if cj.shelled && len(m.rs.ranks) > 1 && cj.barriers < 1 && !m.exc && len(rep.Exited) > 0 {
+		var early []uint32
+		for _, e := range rep.Exited {
+			early = append(early, ranksOf(e.Ranks)...)
+		}
+		sortRanks(early)
+		var hosts []string
+		for _, r := range early {
+			hosts = append(hosts, m.rs.host(r))
+		}
+		pending := []uint32{}
+		for _, r := range m.activeRanks() {
+			if !slicesContains(early, r) {
+				pending = append(pending, r)
+			}
+		}
+		m.fatal(now, "exec", fmt.Sprintf("%s (rank(s) %s) terminated before first barrier", joinHosts(hosts), formatRanks(early)))
+		if m.userid != c.owner && len(pending) > 0 {
+			// Often a bad node (a munge key problem): take the ranks still
+			// waiting in the barrier out of service.
+			m.out = append(m.out, action{kind: actDrain, ranks: pending, reason: m.id.F58() + " terminated before first barrier"})
+		}
+	}
+	for _, e := range rep.Exited {
+		for _, r := range ranksOf(e.Ranks) {
+			m.exited(now, r, e.Status)
+		}
+	}
+	for _, r := range ranksOf(rep.Lost) {
+		if c.online != nil && c.online[r] {
+			// Reachable but cut off from its tree parent: make sure
+			// nothing keeps running there.
+			c.notifyKill(cj, syscall.SIGKILL, false, false, []uint32{r})
+		}
+		m.lost(now, r)
+	}
+	var epf []uint32
+	why := ""
+	for _, f := range rep.EpilogFailed {
+		epf = append(epf, f.Rank)
+		why = f.Msg
+	}
+	if rel := ranksOf(rep.Released); len(rel) > 0 || len(epf) > 0 {
+		m.releasedRanks(now, rel, epf, why)
+	}
+}
+
+// apply carries out the job's pending actions, in order, then re-arms its
+// timer and retires it after release final. Called with c.mu held.
+func (c *Coordinator) apply(cj *cjob) {
+	m := cj.m
+	if !cj.ready {
+		return
+	}
+	for {
+		acts := m.take()
+		if len(acts) == 0 {
+			break
+		}
+		// Events are queued for the KVS before any response of the same
+		// step goes out, so that whoever sees a response and then syncs
+		// the store sees the events that preceded it (complete before
+		// finish, done before release final).
+		for _, a := range acts {
+			if a.kind == actPost {
+				cj.pend = append(cj.pend, a.event)
+			}
+		}
+		if len(cj.pend) > 0 {
+			cj.events = append(cj.events, cj.pend...)
+			c.st.append(m.id, cj.batches, cj.pend, nil)
+			cj.batches++
+			cj.pend = nil
+		}
+		for _, a := range acts {
+			if a.kind != actPost {
+				c.do(cj, a)
+			}
+		}
+		if cj.mockRun && m.startSent && !m.excSent {
+			cj.mockRun = false
+			m.fatal(c.clk.Now(), "exec", "mock run exception generated")
+		}
+		if cj.mockStarting && !m.excSent && slicesContainsState(m.st, rsRunning) {
+			cj.mockStarting = false
+			m.fatal(c.clk.Now(), "exec", "mock starting exception generated")
+		}
+	}
+	if m.finalSent {
+		c.retire(cj)
+		return
+	}
+	c.arm(cj)
+}
+
+func (c *Coordinator) do(cj *cjob, a action) {
+	m := cj.m
+	switch a.kind {
+	case actRespond:
+		c.msgs.Add(1)
+		_ = fluxkit.Respond(cj.w, a.resp)
+	case actKill:
+		c.notifyKill(cj, a.signal, a.tasks, false, nil)
+	case actCancel:
+		c.notifyKill(cj, 0, false, true, nil)
+	case actDrain:
+		targets, reason := formatRanks(a.ranks), a.reason
+		c.msgs.Add(2)
+		c.goOwned(func() {
+			err := fluxkit.RPC(c.ctx, c.h, "resource.drain", 0,
+				map[string]string{"targets": targets, "reason": reason, "mode": "update"}, nil)
+			if err != nil {
+				c.log.Error("exec: drain failed", "targets", targets, "reason", reason, "err", err)
+			}
+		})
+	case actLostShell:
+		c.msgs.Add(1)
+		topic := fmt.Sprintf("%d-shell-%s.exception", m.userid, m.id.F58Plain())
+		_ = fluxkit.Notify(c.ctx, c.h, topic, a.ranks[0], map[string]any{
+			"type": "lost-shell", "severity": a.severity, "shell_rank": a.shellRank, "message": a.reason})
+	}
+}
+
+// notifyKill sends a kill down the job's tree from its leader, or, when the
+// leader is lost or only is set, straight to each rank.
+func (c *Coordinator) notifyKill(cj *cjob, sig syscall.Signal, tasks, cancel bool, only []uint32) {
+	if cj.method == MethodBypass {
+		return
+	}
+	m := cj.m
+	kr := killReq{ID: m.id, Signal: int(sig), Tasks: tasks, Cancel: cancel, Ranks: cj.ranksStr, Fanout: cj.fanout}
+	targets := only
+	if targets == nil {
+		if m.st[0] != rsLost {
+			c.msgs.Add(1)
+			_ = fluxkit.Notify(c.ctx, c.h, c.cfg.AgentService+".kill", m.rs.ranks[0], kr)
+			return
+		}
+		targets = m.activeRanks()
+	}
+	kr.Only = "1"
+	for _, r := range targets {
+		c.msgs.Add(1)
+		_ = fluxkit.Notify(c.ctx, c.h, c.cfg.AgentService+".kill", r, kr)
+	}
+}
+
+func (c *Coordinator) arm(cj *cjob) {
+	d, ok := cj.m.next()
+	if ok && d.Equal(cj.timerAt) && cj.timerOff != nil {
+		return
+	}
+	if cj.timerOff != nil {
+		cj.timerOff()
+		cj.timerOff = nil
+	}
+	cj.timerAt = d
+	if !ok {
+		return
+	}
+	at := d
+	cj.timerOff = c.clk.AfterFunc(d.Sub(c.clk.Now()), func() {
+		c.post(func() {
+			if cj.gone || !cj.timerAt.Equal(at) {
+				return
+			}
+			cj.timerOff = nil
+			cj.timerAt = time.Time{}
+			cj.m.tick(c.clk.Now())
+			c.apply(cj)
+		})
+	})
+}
+
+func (c *Coordinator) retire(cj *cjob) {
+	m := cj.m
+	cj.gone = true
+	if cj.timerOff != nil {
+		cj.timerOff()
+		cj.timerOff = nil
+	}
+	if cj.call != nil {
+		cj.call.Close()
+		cj.call = nil
+	}
+	delete(c.jobs, m.id)
+	c.jobsDone.Add(1)
+	// Forget also cleans up after a refused reattach: the agents may still
+	// hold shells from the previous coordinator, and dropping a record
+	// kills its shell.
+	if cj.method != MethodBypass && (m.launched || m.reattach) {
+		c.msgs.Add(1)
+		_ = fluxkit.Notify(c.ctx, c.h, c.cfg.AgentService+".forget", m.rs.ranks[0],
+			forgetReq{ID: m.id, Ranks: cj.ranksStr, Fanout: cj.fanout})
+	}
+}
+
+// ---- events ----
+
+func (c *Coordinator) watchExceptions(sub fluxkit.Subscription) {
+	defer sub.Close()
+	for {
+		ev, err := sub.Recv(c.ctx)
+		if err != nil {
+			return
+		}
+		c.msgs.Add(1)
+		var in struct {
+			ID         fluxkit.JobID `json:"id"`
+			Type       string        `json:"type"`
+			Severity   int           `json:"severity"`
+			WaitStatus *int          `json:"wait_status"`
+		}
+		if err := json.Unmarshal(ev.Payload, &in); err != nil {
+			c.log.Warn("exec: bad job-exception event", "err", err)
+			continue
+		}
+		c.post(func() {
+			cj := c.jobs[in.ID]
+			if cj == nil {
+				return
+			}
+			raise := func() {
+				cj.m.exception(c.clk.Now(), in.Severity, in.WaitStatus)
+				if cj.method == MethodBypass && in.Severity == 0 && cj.m.launched {
+					// The controller is not ours to kill: a fatal exception
+					// ends a bypass job at once, as testexec's kill does.
+					c.completeAll(cj, 0)
+				}
+			}
+			if !cj.ready {
+				cj.early = append(cj.early, raise)
+				return
+			}
+			raise()
+			c.apply(cj)
+		})
+	}
+}
+
+func (c *Coordinator) watchOnline(call fluxkit.Call) {
+	defer call.Close()
+	for {
+		msg, err := call.Recv(c.ctx)
+		if err != nil {
+			return
+		}
+		var in struct {
+			Members string `json:"members"`
+		}
+		if json.Unmarshal(msg.Payload, &in) != nil {
+			continue
+		}
+		ids, err := parseRanks(in.Members)
+		if err != nil {
+			continue
+		}
+		on := make(map[uint32]bool, len(ids))
+		for _, r := range ids {
+			on[r] = true
+		}
+		c.post(func() {
+			c.online = on
+			now := c.clk.Now()
+			for _, cj := range c.jobs {
+				if !cj.ready || cj.method == MethodBypass {
+					continue
+				}
+				lostAny := false
+				cj.m.batch(now, func() {
+					for _, r := range cj.m.activeRanks() {
+						if !on[r] {
+							cj.m.lost(now, r)
+							lostAny = true
+						}
+					}
+				})
+				if lostAny {
+					c.apply(cj)
+				}
+			}
+		})
+	}
+}
+
+// ---- RPCs ----
+
+func (c *Coordinator) lookup(w fluxkit.Responder, req *fluxkit.Message, id fluxkit.JobID, needOwner bool) *cjob {
+	cj := c.jobs[id]
+	if cj == nil || !cj.ready {
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.ENOENT, "Job not found"))
+		return nil
+	}
+	cred := req.Cred()
+	if needOwner && cred.Userid != cj.m.userid && !cred.IsOwner() {
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.EPERM, "Permission denied"))
+		return nil
+	}
+	return cj
+}
+
+func (c *Coordinator) handleExpiration(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+	c.msgs.Add(2)
+	var in struct {
+		ID         fluxkit.JobID `json:"id"`
+		Expiration *float64      `json:"expiration"`
+	}
+	if err := fluxkit.DecodePayload(req, &in); err != nil || in.Expiration == nil {
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.EPROTO, "%s: id and expiration are required", req.Topic))
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cj := c.lookup(w, req, in.ID, false)
+	if cj == nil {
+		return
+	}
+	if *in.Expiration < 0 {
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.EINVAL, "invalid expiration %v", *in.Expiration))
+		return
+	}
+	cj.m.setExpiration(c.clk.Now(), *in.Expiration)
+	c.apply(cj)
+	_ = w.Respond(nil)
+}
+
+func (c *Coordinator) handleCritical(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+	c.msgs.Add(2)
+	var in struct {
+		ID    fluxkit.JobID `json:"id"`
+		Ranks string        `json:"ranks"`
+	}
+	if err := fluxkit.DecodePayload(req, &in); err != nil {
+		_ = w.RespondError(err)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cj := c.lookup(w, req, in.ID, true)
+	if cj == nil {
+		return
+	}
+	ids, err := parseRanks(in.Ranks)
+	if err == nil {
+		err = cj.m.setCritical(ids)
+	}
+	if err != nil {
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.EINVAL, "critical-ranks: %v", err))
+		return
+	}
+	_ = w.Respond(nil)
+}
+
+func (c *Coordinator) handleOverride(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+	c.msgs.Add(2)
+	var in struct {
+		Event  string        `json:"event"`
+		JobID  fluxkit.JobID `json:"jobid"`
+		Status int           `json:"status"`
+	}
+	if err := fluxkit.DecodePayload(req, &in); err != nil {
+		_ = w.RespondError(err)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cj := c.jobs[in.JobID]
+	if cj == nil || !cj.ready {
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.ENOENT, "Job not found"))
+		return
+	}
+	if req.Cred().Userid != cj.m.userid {
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.EPERM, "Permission denied"))
+		return
+	}
+	if cj.spec == nil || cj.spec.test == nil || !cj.spec.test.override {
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.EINVAL, "Job not in exec override mode"))
+		return
+	}
+	now := c.clk.Now()
+	switch in.Event {
+	case "start":
+		if !cj.m.holdStart {
+			_ = w.RespondError(fluxkit.Errorf(fluxkit.EINVAL, "Job already running"))
+			return
+		}
+		cj.m.releaseHold(now)
+	case "finish":
+		if cj.m.holdStart || !cj.m.launched {
+			_ = w.RespondError(fluxkit.Errorf(fluxkit.EINVAL, "Job not running"))
+			return
+		}
+		for _, r := range cj.m.activeRanks() {
+			cj.m.exited(now, r, in.Status)
+		}
+		// The simulated shells end now; their releases follow from the agents.
+		c.notifyKill(cj, syscall.SIGKILL, false, false, nil)
+	default:
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.EINVAL, "Invalid event"))
+		return
+	}
+	c.apply(cj)
+	_ = w.Respond(nil)
+}
+
+func (c *Coordinator) completeAll(cj *cjob, status int) {
+	now := c.clk.Now()
+	cj.m.batch(now, func() {
+		for _, r := range cj.m.activeRanks() {
+			cj.m.exited(now, r, status)
+		}
+		cj.m.releasedRanks(now, cj.m.rs.ranks, nil, "")
+	})
+}
+
+func (c *Coordinator) handleBypass(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+	c.msgs.Add(2)
+	var in struct {
+		ID     fluxkit.JobID `json:"id"`
+		Event  string        `json:"event"`
+		Status int           `json:"status"`
+	}
+	if err := fluxkit.DecodePayload(req, &in); err != nil {
+		_ = w.RespondError(err)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cj := c.lookup(w, req, in.ID, true)
+	if cj == nil {
+		return
+	}
+	if cj.method != MethodBypass {
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.EINVAL, "Job not in exec bypass mode"))
+		return
+	}
+	now := c.clk.Now()
+	switch in.Event {
+	case "start":
+		if cj.m.launched {
+			_ = w.RespondError(fluxkit.Errorf(fluxkit.EINVAL, "Job already running"))
+			return
+		}
+		if cj.m.exc {
+			_ = w.RespondError(fluxkit.Errorf(fluxkit.EINVAL, "Job has an exception"))
+			return
+		}
+		cj.ctrl = req.Sender()
+		cj.m.launch(now)
+		cj.m.started(now, cj.m.rs.ranks)
+	case "finish":
+		if !cj.m.launched {
+			_ = w.RespondError(fluxkit.Errorf(fluxkit.EINVAL, "Job not running"))
+			return
+		}
+		c.completeAll(cj, in.Status)
+	default:
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.EINVAL, "Invalid event"))
+		return
+	}
+	c.apply(cj)
+	_ = w.Respond(nil)
+}
+
+func (c *Coordinator) handleDisconnect(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+	c.msgs.Add(1)
+	sender := req.Sender()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, cj := range c.jobs {
+		if cj.method != MethodBypass || cj.ctrl == "" || cj.ctrl != sender || cj.m.complete() {
+			continue
+		}
+		cj.m.fatal(c.clk.Now(), "exec", "bypass controller disconnected")
+		c.completeAll(cj, 0)
+		c.apply(cj)
+	}
+}
+
+// handleOutput stores a piece of a shell's output in the exec eventlog and
+// acknowledges it once committed. Offsets make redelivery after a restart
+// idempotent: each byte is logged once (I6).
+func (c *Coordinator) handleOutput(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+	c.msgs.Add(1)
+	var in outputReq
+	if err := fluxkit.DecodePayload(req, &in); err != nil {
+		_ = w.RespondError(err)
+		return
+	}
+	if in.Stream != streamStdout && in.Stream != streamStderr || in.Offset < 0 {
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.EPROTO, "%s: bad stream %d or offset %d", req.Topic, in.Stream, in.Offset))
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cj := c.jobs[in.ID]
+	if cj == nil || !cj.ready {
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.ENOENT, "Job not found"))
+		return
+	}
+	key := [2]uint32{in.Rank, uint32(in.Stream)}
+	next, ok := cj.outOff[key]
+	if !ok {
+		next = recoverOffset(cj.events, in.Rank, in.Stream)
+	}
+	data := in.Data
+	if in.Offset > next {
+		c.log.Warn("exec: output gap", "job", in.ID, "rank", in.Rank, "stream", in.Stream, "have", next, "got", in.Offset)
+		next = in.Offset
+	}
+	skip := next - in.Offset
+	if skip >= int64(len(data)) {
+		cj.outOff[key] = next
+		c.msgs.Add(1)
+		_ = fluxkit.Respond(w, outputResp{Offset: next})
+		return
+	}
+	data = data[skip:]
+	comp := in.Argv0
+	if comp == "" {
+		comp = "flux-shell"
+	}
+	ev := Event{Timestamp: ts(c.clk.Now()), Name: "log", Context: map[string]any{
+		"component": comp, "stream": streamNames[in.Stream], "rank": strconv.FormatUint(uint64(in.Rank), 10),
+		"data": string(data), "offset": next,
+	}}
+	end := next + int64(len(data))
+	cj.outOff[key] = end // log events are not kept in memory: offsets suffice
+	c.st.append(in.ID, cj.batches, []Event{ev}, func(err error) {
+		c.msgs.Add(1)
+		if err != nil {
+			_ = w.RespondError(err)
+			return
+		}
+		_ = fluxkit.Respond(w, outputResp{Offset: end})
+	})
+	cj.batches++
+}
+
+// recoverOffset is where a (rank, stream) stands according to the eventlog
+// a previous coordinator left.
+func recoverOffset(evs []Event, rank uint32, stream int) int64 {
+	var end int64
+	rs := strconv.FormatUint(uint64(rank), 10)
+	for _, e := range evs {
+		if e.Name != "log" || e.Context["rank"] != rs || e.Context["stream"] != streamNames[stream] {
+			continue
+		}
+		off, _ := e.Context["offset"].(float64)
+		if o, ok := e.Context["offset"].(int64); ok {
+			off = float64(o)
+		}
+		d, _ := e.Context["data"].(string)
+		end = max(end, int64(off)+int64(len(d)))
+	}
+	return end
+}
+
+// Stats is what stats-get returns.
+type Stats struct {
+	Method                  string              `json:"method"`
+	KillTimeout             float64             `json:"kill-timeout"`
+	TermSignal              string              `json:"term-signal"`
+	KillSignal              string              `json:"kill-signal"`
+	MaxKillCount            int                 `json:"max-kill-count"`
+	MaxKillTimeout          float64             `json:"max-kill-timeout"`
+	EffectiveMaxKillTimeout float64             `json:"effective-max-kill-timeout"`
+	Jobs                    map[string]JobStats `json:"jobs"`
+	Messages                int64               `json:"messages"`
+	Completed               int64               `json:"completed"`
+}
+
+// JobStats is one job in Stats, with flux-core's field names.
+type JobStats struct {
+	Implementation      string  `json:"implementation"`
+	CriticalRanks       string  `json:"critical_ranks"`
+	Multiuser           bool    `json:"multiuser"`
+	ExceptionInProgress bool    `json:"exception_in_progress"`
+	Started             bool    `json:"started"`
+	Running             bool    `json:"running"`
+	Finalizing          bool    `json:"finalizing"`
+	Expiration          float64 `json:"expiration"`
+	KillTimeout         float64 `json:"kill_timeout"`
+	KillCount           int     `json:"kill_count"`
+	KillShellCount      int     `json:"kill_shell_count"`
+	TotalShells         int     `json:"total_shells"`
+	ActiveShells        int     `json:"active_shells"`
+	ActiveRanks         string  `json:"active_ranks"`
+}
+
+// Stats returns the coordinator's configuration and per-job state.
+func (c *Coordinator) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.set
+	st := Stats{
+		Method: s.Method, KillTimeout: s.KillTimeout.Seconds(), TermSignal: sigName(s.TermSignal),
+		KillSignal: sigName(s.KillSignal), MaxKillCount: s.MaxKillCount, MaxKillTimeout: s.MaxKillTimeout.Seconds(),
+		EffectiveMaxKillTimeout: s.EffectiveMaxKillTimeout().Seconds(), Jobs: map[string]JobStats{},
+		Messages: c.msgs.Load(), Completed: c.jobsDone.Load(),
+	}
+	for id, cj := range c.jobs {
+		m := cj.m
+		var crit []uint32
+		for i, b := range m.critical {
+			if b {
+				crit = append(crit, uint32(i))
+			}
+		}
+		act := m.activeRanks()
+		exp := 0.0
+		if !m.expiration.IsZero() {
+			exp = ts(m.expiration)
+		}
+		st.Jobs[id.F58Plain()] = JobStats{
+			Implementation: cj.method, CriticalRanks: formatRanks(crit), Multiuser: m.userid != c.owner,
+			ExceptionInProgress: m.exc, Started: m.launched, Running: m.startSent, Finalizing: m.finishSent,
+			Expiration: exp, KillTimeout: m.set.KillTimeout.Seconds(), KillCount: m.killCount,
+			KillShellCount: m.shellKillCount, TotalShells: len(m.st), ActiveShells: len(act), ActiveRanks: formatRanks(act),
+		}
+	}
+	return st
+}
+
+func (c *Coordinator) handleStats(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+	_ = fluxkit.Respond(w, c.Stats())
+}
+
+func (c *Coordinator) handleReload(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+	c.goOwned(func() {
+		s, err := c.readSettings(c.ctx)
+		if err != nil {
+			_ = w.RespondError(err)
+			return
+		}
+		c.mu.Lock()
+		c.set = s
+		c.mu.Unlock()
+		_ = w.Respond(nil)
+	})
+}
+
+// Settings returns the configuration new jobs start with.
+func (c *Coordinator) Settings() Settings {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.set
+}
+
+func slicesContains(s []uint32, v uint32) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// quiesce waits until everything posted to the worker so far has been
+// applied (tests drive virtual time with it).
+func (c *Coordinator) quiesce() {
+	done := make(chan struct{})
+	c.post(func() { close(done) })
+	select {
+	case <-done:
+	case <-c.ctx.Done():
+	}
+}
+
+func slicesContainsState(s []rankState, v rankState) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,334 @@
+package exec
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/internal/testbroker"
+)
+
+// checkLeaks fails the test if goroutines or child processes outlive it.
+// Register it first: cleanups run in reverse, so it runs last.
+func checkLeaks(t testing.TB) {
+	t.Helper()
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			n, kids := runtime.NumGoroutine(), childPids()
+			if n <= before && len(kids) == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<20)
+				buf = buf[:runtime.Stack(buf, true)]
+				t.Errorf("leak: goroutines %d -> %d, child processes %v\n%s", before, n, kids, buf)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
+// childPids lists this process's live children.
+func childPids() []string {
+	var out []string
+	tasks, _ := filepath.Glob("/proc/self/task/*/children")
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		if err == nil {
+			out = append(out, strings.Fields(string(b))...)
+		}
+	}
+	return out
+}
+
+// fakeJM plays the job manager's side of RFC 32.
+type fakeJM struct {
+	t  testing.TB
+	h  *testbroker.Handle
+	mu sync.Mutex
+	// hellos received
+	hellos   []string
+	helloErr error
+	streams  map[fluxkit.JobID]*jobStream
+	drains   []string
+}
+
+type jobStream struct {
+	mu    sync.Mutex
+	resps []Response
+	final chan struct{}
+	err   error
+}
+
+func (s *jobStream) types() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, r := range s.resps {
+		out = append(out, r.Type)
+	}
+	return out
+}
+
+func (s *jobStream) lines() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, r := range s.resps {
+		b, _ := json.Marshal(r.Data)
+		out = append(out, r.Type+" "+string(b))
+	}
+	return out
+}
+
+func (s *jobStream) wait(t testing.TB) {
+	t.Helper()
+	select {
+	case <-s.final:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no release final; stream so far: %v (err %v)", s.lines(), s.err)
+	}
+}
+
+func newFakeJM(t testing.TB, b *testbroker.Broker) *fakeJM {
+	jm := &fakeJM{t: t, h: b.Owner(0), streams: map[fluxkit.JobID]*jobStream{}}
+	t.Cleanup(func() { jm.h.Close() })
+	_, err := jm.h.Register("job-manager.exec-hello", fluxkit.RoleNone, func(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+		var in struct{ Service string }
+		_ = json.Unmarshal(req.Payload, &in)
+		jm.mu.Lock()
+		jm.hellos = append(jm.hellos, in.Service)
+		herr := jm.helloErr
+		jm.mu.Unlock()
+		if herr != nil {
+			_ = w.RespondError(herr)
+			return
+		}
+		_ = w.Respond(nil)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = jm.h.Register("resource.drain", fluxkit.RoleNone, func(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+		var in struct{ Targets, Reason string }
+		_ = json.Unmarshal(req.Payload, &in)
+		jm.mu.Lock()
+		jm.drains = append(jm.drains, in.Targets+": "+in.Reason)
+		jm.mu.Unlock()
+		_ = w.Respond(nil)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jm
+}
+
+func (jm *fakeJM) drainList() []string {
+	jm.mu.Lock()
+	defer jm.mu.Unlock()
+	return append([]string(nil), jm.drains...)
+}
+
+// start sends a start request and collects its responses until release
+// final or the stream's end.
+func (jm *fakeJM) start(id fluxkit.JobID, userid uint32, jobspec, R string, reattach bool) *jobStream {
+	s := &jobStream{final: make(chan struct{})}
+	jm.mu.Lock()
+	jm.streams[id] = s
+	jm.mu.Unlock()
+	call, err := fluxkit.Stream(context.Background(), jm.h, "job-exec.start", 0, map[string]any{
+		"id": id, "userid": userid, "jobspec": json.RawMessage(jobspec), "R": json.RawMessage(R), "reattach": reattach})
+	if err != nil {
+		s.err = err
+		close(s.final)
+		return s
+	}
+	go func() {
+		defer call.Close()
+		for {
+			m, err := call.Recv(context.Background())
+			if err != nil {
+				s.mu.Lock()
+				s.err = err
+				s.mu.Unlock()
+				return
+			}
+			var r Response
+			if err := json.Unmarshal(m.Payload, &r); err != nil {
+				jm.t.Errorf("bad response payload %q", m.Payload)
+				return
+			}
+			s.mu.Lock()
+			s.resps = append(s.resps, r)
+			s.mu.Unlock()
+			if r.Type == "release" && r.Data["final"] == true {
+				close(s.final)
+				return
+			}
+		}
+	}()
+	return s
+}
+
+func (jm *fakeJM) exception(id fluxkit.JobID, severity int, waitStatus *int) {
+	p := map[string]any{"id": id, "type": "cancel", "severity": severity}
+	if waitStatus != nil {
+		p["wait_status"] = *waitStatus
+	}
+	b, _ := json.Marshal(p)
+	if err := jm.h.Publish(context.Background(), "job-exception", b, 0); err != nil {
+		jm.t.Fatal(err)
+	}
+}
+
+func makeR(ranks string, hosts string, expiration float64) string {
+	return fmt.Sprintf(`{"version":1,"execution":{"R_lite":[{"rank":%q,"children":{"core":"0"}}],"nodelist":[%q],"starttime":0,"expiration":%v}}`,
+		ranks, hosts, expiration)
+}
+
+func shellJobspec(cmd string, system string) string {
+	if system == "" {
+		system = "{}"
+	}
+	c, _ := json.Marshal([]string{"/bin/sh", "-c", cmd})
+	return fmt.Sprintf(`{"version":1,"tasks":[{"command":%s,"slot":"task","count":{"per_slot":1}}],"attributes":{"system":%s}}`, c, system)
+}
+
+func testJobspec(test string) string {
+	return fmt.Sprintf(`{"version":1,"tasks":[{"command":["true"]}],"attributes":{"system":{"exec":{"test":%s}}}}`, test)
+}
+
+// instance is an in-process instance running the exec service.
+type instance struct {
+	t      testing.TB
+	b      *testbroker.Broker
+	jm     *fakeJM
+	coord  *Coordinator
+	coordH *testbroker.Handle
+	agents []*Agent
+
+	mu     sync.Mutex
+	spawns map[string]int // "job/rank" -> count
+}
+
+type instOpts struct {
+	size   int
+	fanout int
+	set    *Settings
+	config string
+	noRank []uint32 // ranks without an agent
+}
+
+func newInstance(t testing.TB, o instOpts) *instance {
+	t.Helper()
+	if o.size == 0 {
+		o.size = 1
+	}
+	b := testbroker.New(t, testbroker.Config{Size: o.size, Fanout: max(o.fanout, 2), Config: o.config})
+	in := &instance{t: t, b: b, spawns: map[string]int{}}
+	in.jm = newFakeJM(t, b)
+	skip := map[uint32]bool{}
+	for _, r := range o.noRank {
+		skip[r] = true
+	}
+	for r := 0; r < o.size; r++ {
+		if skip[uint32(r)] {
+			in.agents = append(in.agents, nil)
+			continue
+		}
+		h := b.Owner(uint32(r))
+		a, err := NewAgent(AgentConfig{Handle: h, OnSpawn: func(id fluxkit.JobID, rank uint32) {
+			in.mu.Lock()
+			in.spawns[fmt.Sprintf("%d/%d", id, rank)]++
+			in.mu.Unlock()
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in.agents = append(in.agents, a)
+		t.Cleanup(func() { a.Close(); h.Close() })
+	}
+	in.startCoordinator(o.set)
+	return in
+}
+
+func (in *instance) startCoordinator(set *Settings) {
+	in.t.Helper()
+	h := in.b.Owner(0)
+	c, err := New(context.Background(), Config{Handle: h, Settings: set})
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	in.coord, in.coordH = c, h
+	in.t.Cleanup(func() { c.Close(); h.Close() })
+}
+
+// stopCoordinator simulates a crash: the coordinator and its connection go,
+// so the job manager's start requests end with an error.
+func (in *instance) stopCoordinator() {
+	in.coord.Close()
+	in.coordH.Close()
+}
+
+func (in *instance) spawnCount(id fluxkit.JobID, rank uint32) int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.spawns[fmt.Sprintf("%d/%d", id, rank)]
+}
+
+func (in *instance) eventlog(id fluxkit.JobID) []Event {
+	in.t.Helper()
+	in.coord.Sync(context.Background())
+	evs, _, err := loadEventlog(context.Background(), in.jm.h, id)
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	return evs
+}
+
+func eventNames(evs []Event) []string {
+	var out []string
+	for _, e := range evs {
+		out = append(out, e.Name)
+	}
+	return out
+}
+
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func writeFile(p string) error { return os.WriteFile(p, nil, 0o644) }
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// startUntracked is start without keeping the stream in the fake's map, for
+// benchmarks.
+func (jm *fakeJM) startUntracked(id fluxkit.JobID, userid uint32, jobspec, R string) *jobStream {
+	s := jm.start(id, userid, jobspec, R, false)
+	jm.mu.Lock()
+	delete(jm.streams, id)
+	jm.mu.Unlock()
+	return s
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

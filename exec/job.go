@@ -1,0 +1,643 @@
+package exec
+
+import (
+	"fmt"
+	"syscall"
+	"time"
+
+	"github.com/fluxkit/fluxkit"
+)
+
+// Event is one entry of the exec eventlog (RFC 18 / RFC 50).
+type Event struct {
+	Timestamp float64        `json:"timestamp"`
+	Name      string         `json:"name"`
+	Context   map[string]any `json:"context,omitempty"`
+}
+
+// Response is one RFC 32 response to a start request.
+type Response struct {
+	ID   fluxkit.JobID  `json:"id"`
+	Type string         `json:"type"`
+	Data map[string]any `json:"data"`
+}
+
+type actionKind uint8
+
+const (
+	actRespond   actionKind = iota + 1 // send resp to the job manager
+	actPost                            // append event to exec.eventlog
+	actKill                            // signal ranks' shells (or their tasks)
+	actCancel                          // do not spawn shells not yet started
+	actDrain                           // drain ranks with reason
+	actLostShell                       // tell the leader shell a shell was lost
+)
+
+// action is an effect the job machine asks its driver to carry out. The
+// machine never performs I/O itself, so every decision is replayable under a
+// virtual clock.
+type action struct {
+	kind      actionKind
+	resp      Response
+	event     Event
+	ranks     []uint32 // broker ranks
+	signal    syscall.Signal
+	tasks     bool // actKill: the shells' tasks (shell-<id>.kill) rather than the shells
+	reason    string
+	shellRank int
+	severity  int
+}
+
+type rankState uint8
+
+const (
+	rsPending rankState = iota // not known to be started
+	rsRunning
+	rsExited
+	rsFailed // never started
+	rsLost
+	rsForced    // forced complete after unkillable
+	rsCancelled // never launched: finalized before any shell started
+)
+
+func (s rankState) done() bool { return s >= rsExited }
+
+// job is the pure per-job state machine of the coordinator: RFC 32
+// responses, the exec eventlog, expiration, termination and release
+// accounting. Every method takes the current time and appends actions; the
+// driver drains them with take.
+type job struct {
+	id     fluxkit.JobID
+	userid uint32
+	rs     *resourceSet
+	set    Settings
+	idx    map[uint32]int // broker rank -> shell rank
+
+	st       []rankState
+	status   []int
+	released []bool
+	critical []bool
+
+	reattach    bool
+	launched    bool // starting posted (or shells launched by a previous coordinator)
+	holdStart   bool // testexec override: start withheld until released by override
+	startSent   bool
+	finishSent  bool
+	finalSent   bool
+	recoverable bool // mechanism can reattach; posted at start
+
+	exc      bool // exception in progress
+	excSent  bool // our one fatal exception response went out
+	excWait  *int // wait_status of the first fatal exception
+	excEvent bool // a fatal exception was seen or raised
+
+	termArmed      bool
+	nextTask       time.Time
+	nextShell      time.Time
+	shellIv        time.Duration
+	drainAt        time.Time
+	killCount      int
+	shellKillCount int
+
+	expiration  time.Time // zero: no limit
+	shellExitAt time.Time // zero: not armed
+
+	relBatch []uint32
+	out      []action
+
+	posted      map[string]bool // once-only events already in the eventlog (restored on reattach)
+	holding     bool            // inputs are being applied as one batch; flush at the end
+	signalFatal bool            // a signalled leader is fatal (real shells; not testexec)
+}
+
+// batch applies several inputs as one: finish and releases are decided once
+// at the end, so a report carrying exits and releases together yields one
+// release response.
+func (j *job) batch(now time.Time, fn func()) {
+	j.holding = true
+	fn()
+	j.holding = false
+	j.flush(now)
+}
+
+func ts(now time.Time) float64 { return float64(now.UnixNano()) / 1e9 }
+
+func newJob(now time.Time, id fluxkit.JobID, userid uint32, rs *resourceSet, set Settings, reattach bool) *job {
+	n := len(rs.ranks)
+	j := &job{
+		id: id, userid: userid, rs: rs, set: set, reattach: reattach, signalFatal: true,
+		idx:      make(map[uint32]int, n),
+		st:       make([]rankState, n),
+		status:   make([]int, n),
+		released: make([]bool, n),
+		critical: make([]bool, n),
+	}
+	for i, r := range rs.ranks {
+		j.idx[r] = i
+		j.critical[i] = true
+	}
+	if reattach {
+		j.launched = true
+		j.post(now, "reattach", nil)
+	} else {
+		j.post(now, "init", nil)
+	}
+	if rs.expiration < 0 {
+		j.fatal(now, "exec", "Invalid resource set expiration")
+	}
+	return j
+}
+
+func (j *job) take() []action {
+	a := j.out
+	j.out = nil
+	return a
+}
+
+func (j *job) post(now time.Time, name string, ctx map[string]any) {
+	switch name {
+	case "recoverable", "shell-exit", "complete", "done":
+		// At most once per job, across coordinator restarts (I8).
+		if j.posted[name] {
+			return
+		}
+		if j.posted == nil {
+			j.posted = map[string]bool{}
+		}
+		j.posted[name] = true
+	}
+	j.out = append(j.out, action{kind: actPost, event: Event{Timestamp: ts(now), Name: name, Context: ctx}})
+}
+
+func (j *job) respond(typ string, data map[string]any) {
+	if data == nil {
+		data = map[string]any{}
+	}
+	j.out = append(j.out, action{kind: actRespond, resp: Response{ID: j.id, Type: typ, Data: data}})
+}
+
+// activeRanks are the broker ranks whose shells may still run.
+func (j *job) activeRanks() []uint32 {
+	var r []uint32
+	for i, s := range j.st {
+		if !s.done() {
+			r = append(r, j.rs.ranks[i])
+		}
+	}
+	return r
+}
+
+func (j *job) complete() bool {
+	for _, s := range j.st {
+		if !s.done() {
+			return false
+		}
+	}
+	return true
+}
+
+// launch records that shells are about to be started.
+func (j *job) launch(now time.Time) {
+	if j.launched || j.exc {
+		return
+	}
+	j.launched = true
+	j.post(now, "starting", nil)
+}
+
+// started marks ranks as running.
+func (j *job) started(now time.Time, ranks []uint32) {
+	for _, r := range ranks {
+		if i, ok := j.idx[r]; ok && j.st[i] == rsPending {
+			j.st[i] = rsRunning
+		}
+	}
+	j.maybeStart(now)
+	j.flush(now)
+}
+
+// releaseHold ends a testexec override hold.
+func (j *job) releaseHold(now time.Time) {
+	j.holdStart = false
+	j.maybeStart(now)
+	j.flush(now)
+}
+
+func (j *job) maybeStart(now time.Time) {
+	if j.startSent || j.holdStart || j.exc || !j.launched {
+		return
+	}
+	for _, s := range j.st {
+		if s != rsRunning && s != rsExited {
+			return
+		}
+	}
+	j.startSent = true
+	if j.reattach {
+		j.respond("reattached", nil)
+	} else {
+		if j.recoverable {
+			j.post(now, "recoverable", nil)
+		}
+		j.respond("start", nil)
+	}
+	j.armExpiration(now)
+}
+
+func (j *job) armExpiration(now time.Time) {
+	exp := j.rs.expiration
+	if exp <= 0 {
+		j.expiration = time.Time{}
+		return
+	}
+	if st := j.rs.starttime; st > 0 && exp > st && !j.reattach {
+		delay := ts(now) - st
+		if delay > 0 && delay/(exp-st)*100 > j.set.MaxStartDelayPercent {
+			exp += delay
+		}
+	}
+	j.expiration = time.Unix(0, int64(exp*1e9))
+}
+
+// setExpiration handles <service>.expiration: 0 disables the timer.
+func (j *job) setExpiration(now time.Time, exp float64) {
+	j.rs.expiration = exp
+	if exp <= 0 {
+		j.expiration = time.Time{}
+		return
+	}
+	j.expiration = time.Unix(0, int64(exp*1e9))
+}
+
+// exited records a shell's raw wait status.
+func (j *job) exited(now time.Time, rank uint32, status int) {
+	i, ok := j.idx[rank]
+	if !ok || j.st[i].done() {
+		return // duplicate reports are dropped (I2 is enforced upstream)
+	}
+	j.st[i] = rsExited
+	j.status[i] = status
+	if i == 0 {
+		ctx := map[string]any{"rank": int(rank), "wait_status": status}
+		if act := j.activeRanks(); len(act) > 0 {
+			ctx["active_ranks"] = formatRanks(act)
+			if !j.exc && j.set.ShellExitTimeout > 0 {
+				j.shellExitAt = now.Add(j.set.ShellExitTimeout)
+			}
+		}
+		j.post(now, "shell-exit", ctx)
+	}
+	if sig := status & 0x7f; sig != 0 && sig != 0x7f && !j.exc && j.signalFatal {
+		what := fmt.Sprintf("shell rank %d (on %s): %s", i, j.rs.host(rank), syscall.Signal(sig))
+		if i == 0 {
+			j.fatal(now, "exec", what)
+		} else {
+			j.lostShell(i, 2, what)
+		}
+	}
+	j.maybeStart(now)
+	j.flush(now)
+}
+
+func (j *job) lostShell(shellRank, severity int, msg string) {
+	j.out = append(j.out, action{kind: actLostShell, ranks: []uint32{j.rs.ranks[0]},
+		shellRank: shellRank, severity: severity, reason: msg})
+}
+
+// failed records a launch failure (RFC 42 exec error) on rank.
+func (j *job) failed(now time.Time, rank uint32, errno syscall.Errno, msg string) {
+	i, ok := j.idx[rank]
+	if !ok || j.st[i].done() {
+		return
+	}
+	if errno == fluxkit.EHOSTUNREACH {
+		j.lost(now, rank)
+		return
+	}
+	j.st[i] = rsFailed
+	j.released[i] = true
+	j.relBatch = append(j.relBatch, rank)
+	switch errno {
+	case syscall.EPERM, syscall.EACCES:
+		j.status[i] = 126 << 8
+	case syscall.ENOENT:
+		j.status[i] = 127 << 8
+	default:
+		j.status[i] = 1 << 8
+	}
+	host := j.rs.host(rank)
+	if errno == syscall.ENOSYS {
+		j.fatal(now, "exec", fmt.Sprintf("%s service is not loaded on %s (rank %d)", j.set.Service, host, rank))
+	} else {
+		j.fatal(now, "exec", fmt.Sprintf("job shell exec error on broker %s (rank %d): %s", host, rank, msg))
+	}
+	j.flush(now)
+}
+
+// cancelled records a rank whose shell was never spawned because the job
+// was cancelled first: done, status unchanged, released.
+func (j *job) cancelled(now time.Time, rank uint32) {
+	i, ok := j.idx[rank]
+	if !ok || j.st[i].done() {
+		return
+	}
+	j.st[i] = rsCancelled
+	j.released[i] = true
+	j.relBatch = append(j.relBatch, rank)
+	j.flush(now)
+}
+
+// lost handles an unreachable rank (§2.5): it contributes status 0 and is
+// released at once, since nothing on it can be cleaned up from here.
+func (j *job) lost(now time.Time, rank uint32) {
+	i, ok := j.idx[rank]
+	if !ok || j.st[i].done() {
+		return
+	}
+	j.st[i] = rsLost
+	j.status[i] = 0
+	j.released[i] = true
+	j.relBatch = append(j.relBatch, rank)
+	host := j.rs.host(rank)
+	if j.critical[i] {
+		j.lostShell(i, 0, fmt.Sprintf("node failure on %s (rank %d)", host, rank))
+		j.fatal(now, "node-failure", fmt.Sprintf("node failure on %s (rank %d)", host, rank))
+	} else {
+		note := fmt.Sprintf("node failure on %s (shell rank %d)", host, i)
+		j.respond("exception", map[string]any{"severity": 2, "type": "node-failure", "note": note})
+		j.lostShell(i, 2, note)
+	}
+	j.maybeStart(now)
+	j.flush(now)
+}
+
+// releasedRanks records ranks whose shells exited and whose epilog finished.
+// epilogErr, when set, names ranks whose epilog failed: they are released
+// and drained.
+func (j *job) releasedRanks(now time.Time, ranks []uint32, failedEpilog []uint32, why string) {
+	for _, r := range ranks {
+		if i, ok := j.idx[r]; ok && j.st[i].done() && !j.released[i] {
+			j.released[i] = true
+			j.relBatch = append(j.relBatch, r)
+		}
+	}
+	if len(failedEpilog) > 0 {
+		j.out = append(j.out, action{kind: actDrain, ranks: failedEpilog, reason: "epilog failed for job " + j.id.F58() + ": " + why})
+	}
+	j.flush(now)
+}
+
+// setCritical replaces the critical shell ranks.
+func (j *job) setCritical(shellRanks []uint32) error {
+	for _, r := range shellRanks {
+		if int(r) >= len(j.st) {
+			return fmt.Errorf("critical-ranks: shell rank %d is not in the job (size %d)", r, len(j.st))
+		}
+	}
+	for i := range j.critical {
+		j.critical[i] = false
+	}
+	for _, r := range shellRanks {
+		j.critical[r] = true
+	}
+	return nil
+}
+
+// exception handles the job-exception event published by the job manager.
+func (j *job) exception(now time.Time, severity int, waitStatus *int) {
+	if severity != 0 {
+		return
+	}
+	if j.excWait == nil && !j.excEvent && waitStatus != nil {
+		w := *waitStatus
+		j.excWait = &w
+	}
+	j.excEvent = true
+	if j.exc {
+		if j.launched && !j.complete() {
+			j.kill(j.set.TermSignal, false)
+		}
+		j.flush(now)
+		return
+	}
+	j.terminate(now, j.set.TermSignal, true)
+	j.flush(now)
+}
+
+// fatal raises a fatal exception from inside the exec service; only the
+// first one is sent to the job manager.
+func (j *job) fatal(now time.Time, typ, note string) {
+	j.excEvent = true
+	if !j.excSent {
+		j.excSent = true
+		j.respond("exception", map[string]any{"severity": 0, "type": typ, "note": note})
+	}
+	if !j.exc {
+		j.terminate(now, j.set.TermSignal, true)
+	}
+	j.flush(now)
+}
+
+func (j *job) kill(sig syscall.Signal, tasks bool) {
+	if act := j.activeRanks(); len(act) > 0 {
+		j.out = append(j.out, action{kind: actKill, ranks: act, signal: sig, tasks: tasks})
+	}
+}
+
+// terminate starts the termination algorithm (§2.6). cancel is false for an
+// expired time limit: pending launches go ahead.
+func (j *job) terminate(now time.Time, sig syscall.Signal, cancel bool) {
+	j.exc = true
+	j.shellExitAt = time.Time{}
+	if !j.launched {
+		// Nothing was started: finalize at once, no finish.
+		for i := range j.st {
+			if !j.st[i].done() {
+				j.st[i] = rsCancelled
+				j.released[i] = true
+				j.relBatch = append(j.relBatch, j.rs.ranks[i])
+			}
+		}
+		return
+	}
+	if j.complete() {
+		return
+	}
+	if cancel {
+		j.out = append(j.out, action{kind: actCancel})
+	}
+	j.kill(sig, false)
+	if !j.termArmed {
+		j.termArmed = true
+		kto := j.set.KillTimeout
+		j.nextTask = now.Add(kto)
+		j.nextShell = now.Add(5 * kto)
+		j.shellIv = kto
+		if j.set.MaxKillTimeout > 0 {
+			j.drainAt = now.Add(j.set.MaxKillTimeout)
+		}
+	}
+}
+
+// next is the earliest armed deadline.
+func (j *job) next() (time.Time, bool) {
+	var t time.Time
+	consider := func(d time.Time) {
+		if !d.IsZero() && (t.IsZero() || d.Before(t)) {
+			t = d
+		}
+	}
+	if !j.complete() {
+		consider(j.expiration)
+		consider(j.shellExitAt)
+		if j.termArmed {
+			if j.shellKillCount == 0 && j.nextTask.Before(j.nextShell) {
+				consider(j.nextTask)
+			}
+			consider(j.nextShell)
+			consider(j.drainAt)
+		}
+	}
+	return t, !t.IsZero()
+}
+
+// tick fires every deadline at or before now, in time order.
+func (j *job) tick(now time.Time) {
+	for {
+		d, ok := j.next()
+		if !ok || d.After(now) {
+			break
+		}
+		switch {
+		case !j.expiration.IsZero() && d.Equal(j.expiration):
+			j.expiration = time.Time{}
+			if !j.excSent {
+				j.excSent = true
+				j.respond("exception", map[string]any{"severity": 0, "type": "timeout", "note": "resource allocation expired"})
+			}
+			if !j.exc {
+				j.terminate(d, syscall.SIGALRM, false)
+			}
+		case d.Equal(j.shellExitAt):
+			j.shellExitAt = time.Time{}
+			if !j.exc {
+				act := j.activeRanks()
+				var hosts []string
+				for _, r := range act {
+					hosts = append(hosts, j.rs.host(r))
+				}
+				j.fatal(d, "exec", fmt.Sprintf("job shells still active on %s (rank(s) %s) %s after leader shell exit",
+					joinHosts(hosts), formatRanks(act), formatFSD(j.set.ShellExitTimeout)))
+			}
+		case !j.drainAt.IsZero() && d.Equal(j.drainAt):
+			j.unkillable(d, "exceeded max-kill-timeout")
+		case d.Equal(j.nextShell):
+			if j.set.MaxKillTimeout == 0 && j.shellKillCount >= j.set.MaxKillCount {
+				j.unkillable(d, "exceeded max kill count")
+				break
+			}
+			j.kill(j.set.KillSignal, false)
+			j.shellKillCount++
+			j.nextShell = j.nextShell.Add(j.shellIv)
+			j.shellIv = min(2*j.shellIv, maxShellKillInterval)
+		default: // task kill
+			j.kill(j.set.KillSignal, true)
+			j.killCount++
+			j.nextTask = j.nextTask.Add(j.set.KillTimeout)
+		}
+	}
+	j.flush(now)
+}
+
+func joinHosts(h []string) string {
+	s := ""
+	for i, x := range h {
+		if i > 0 {
+			s += ","
+		}
+		s += x
+	}
+	return s
+}
+
+// unkillable drains the ranks still active and forces them complete.
+func (j *job) unkillable(now time.Time, why string) {
+	act := j.activeRanks()
+	j.termArmed = false
+	j.drainAt = time.Time{}
+	if len(act) == 0 {
+		return
+	}
+	j.out = append(j.out, action{kind: actDrain, ranks: act, reason: "unkillable user processes for job " + j.id.F58() + " (" + why + ")"})
+	for _, r := range act {
+		i := j.idx[r]
+		j.st[i] = rsForced
+		j.status[i] = 1 << 8
+		j.released[i] = true
+		j.relBatch = append(j.relBatch, r)
+	}
+}
+
+// finalStatus applies the status rule (I5).
+func (j *job) finalStatus() int {
+	if j.excWait != nil {
+		w := *j.excWait
+		code := (w >> 8) & 0xff
+		if sig := w & 0x7f; sig != 0 && sig != 0x7f {
+			code = 128 + sig
+		}
+		return code << 8
+	}
+	st := 0
+	for i, s := range j.st {
+		if s != rsLost && j.status[i] > st {
+			st = j.status[i]
+		}
+	}
+	if st == 0 && j.excEvent {
+		st = 1 << 8
+	}
+	return st
+}
+
+// flush emits finish and releases that became due, in RFC 32 order.
+func (j *job) flush(now time.Time) {
+	if j.holding {
+		return
+	}
+	if j.finalSent {
+		j.relBatch = nil
+		return
+	}
+	if j.complete() {
+		j.termArmed = false
+		j.shellExitAt = time.Time{}
+		j.expiration = time.Time{}
+		if j.launched && !j.finishSent {
+			j.finishSent = true
+			st := j.finalStatus()
+			j.post(now, "complete", map[string]any{"status": st})
+			j.respond("finish", map[string]any{"status": st})
+		}
+	}
+	if len(j.relBatch) == 0 {
+		return
+	}
+	final := true
+	for _, r := range j.released {
+		final = final && r
+	}
+	if j.launched && !j.finishSent {
+		// Releases wait for finish: RFC 32 allows final:false earlier, but
+		// holding them keeps the stream start, finish, releases in every
+		// normal run and makes finish-before-final trivially true.
+		return
+	}
+	batch := j.relBatch
+	j.relBatch = nil
+	if final {
+		j.finalSent = true
+		j.post(now, "done", nil)
+	}
+	j.respond("release", map[string]any{"ranks": formatRanks(batch), "final": final})
+}
