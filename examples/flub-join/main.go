@@ -50,6 +50,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	var err error
 	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprintf(stdout, "usage: %s start|join [flags]\n\n"+
+			"  start   start rank 0 of an instance (--size N) and print its boot URI\n"+
+			"  join    join a running instance given its boot URI and the owner certificate\n\n"+
+			"Run %s start -h or %s join -h for the flags of each.\n", prog, prog, prog)
+		return 0
 	case "start":
 		err = start(ctx, args[1:], stdout, stderr)
 	case "join":
