@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -93,6 +94,19 @@ type Config struct {
 	Now func() time.Time
 	// Version is the hello version. Default Version.
 	Version uint32
+	// Env is the broker's environment, which broker.getenv reads and
+	// broker.setenv changes (never the process environment). Default
+	// (nil): a copy of the process environment when the broker starts.
+	Env map[string]string
+	// Modules are the Go modules module.load can start on this broker,
+	// keyed by module name: a load runs the entry named by the base of its
+	// path without extension, else by its name. See [ModuleFunc]. Default:
+	// none (every load fails with ENOENT).
+	Modules map[string]ModuleFunc
+	// ModuleTimeout bounds how long module.load waits for a module to
+	// call SetRunning before it cancels the module and fails the load
+	// with ETIMEDOUT. Default DefaultModuleTimeout (30 s).
+	ModuleTimeout time.Duration
 
 	getinfoHook func(map[string]any)             // tests: reshape getinfo responses
 	frameHook   func(id string, frames [][]byte) // tests: see frames from children
@@ -147,6 +161,35 @@ func common(p *params, topo, bindHost string, hb, lost time.Duration, tr *curve.
 	return nil
 }
 
+// moduleParams fills the environment and module registry shared by Start
+// and Join; what names the config struct in errors.
+func moduleParams(p *params, what string, env map[string]string, mods map[string]ModuleFunc, timeout time.Duration) error {
+	if timeout < 0 {
+		return fluxkit.Errorf(fluxkit.EINVAL, "%s.ModuleTimeout: negative duration %v", what, timeout)
+	}
+	p.moduleTimeout = orDuration(timeout, DefaultModuleTimeout)
+	p.modules = make(map[string]ModuleFunc, len(mods))
+	for name, fn := range mods {
+		if name == "" || fn == nil {
+			return fluxkit.Errorf(fluxkit.EINVAL, "%s.Modules: module %q needs a name and a function", what, name)
+		}
+		p.modules[name] = fn
+	}
+	p.env = make(map[string]string, len(env))
+	if env == nil {
+		for _, kv := range os.Environ() {
+			if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
+				p.env[k] = v
+			}
+		}
+		return nil
+	}
+	for k, v := range env {
+		p.env[k] = v
+	}
+	return nil
+}
+
 func orString(s, def string) string {
 	if s == "" {
 		return def
@@ -170,6 +213,9 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	if cfg.Owner.IsZero() {
 		return nil, fluxkit.Errorf(fluxkit.EINVAL, "Config.Owner: the owner's public key is required")
+	}
+	if err := moduleParams(&p, "Config", cfg.Env, cfg.Modules, cfg.ModuleTimeout); err != nil {
+		return nil, err
 	}
 	p.size = max(cfg.Size, 1)
 	pool, err := NewPool(p.size, 1)
@@ -204,6 +250,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	for k, v := range cfg.Attrs {
 		p.attrs[k] = v
 	}
+	p.attrs["security.owner"] = strconv.FormatUint(uint64(p.ownerUID), 10)
 	if cfg.Keys != nil {
 		p.keys = *cfg.Keys
 	} else if p.keys, err = curve.GenerateKeyPair(nil); err != nil {

@@ -65,6 +65,11 @@ type params struct {
 	ownerUID uint32
 	guests   map[curve.Key]uint32
 
+	// every rank: built-in services (builtin.go, module.go)
+	env           map[string]string
+	modules       map[string]ModuleFunc
+	moduleTimeout time.Duration
+
 	// test hooks
 	getinfoHook func(map[string]any)
 	frameHook   func(id string, frames [][]byte)
@@ -112,6 +117,16 @@ type Broker struct {
 	errMu     sync.Mutex
 	err       error
 
+	// attrMu guards p.attrs, which attr.set changes while Attr reads it
+	// from any goroutine.
+	attrMu sync.RWMutex
+
+	// modMu guards the module table, shared by the loop (load, remove,
+	// list), each module's goroutines and Close.
+	modMu     sync.Mutex
+	mods      map[string]*module
+	modClosed bool
+
 	msgs atomic.Uint64 // messages sent or received on sockets
 
 	// sockets, set before the loop starts and closed after it ends
@@ -145,7 +160,10 @@ type Broker struct {
 	seq         uint32
 	bootPeers   map[string]fluxkit.Cred
 
+	env map[string]string // broker.getenv/setenv
+
 	// rank 0
+	kv          map[string]json.RawMessage // kvs.get/put/commit
 	online      []bool
 	onlineSet   atomic.Pointer[idset.Set]
 	hosts       []string
@@ -176,6 +194,10 @@ func newBroker(ctx context.Context, p params) (*Broker, error) {
 		bootPeers: map[string]fluxkit.Cred{}, keystore: newKeyStore(),
 		writers:   map[zmq4.Socket]*queue[[][]byte]{},
 		helloDone: make(chan error, 1),
+		env:       p.env, mods: map[string]*module{},
+	}
+	if b.env == nil {
+		b.env = map[string]string{}
 	}
 	b.log = b.log.With("rank", p.rank)
 	b.kids = p.topo.Children(p.rank, p.size)
@@ -188,6 +210,7 @@ func newBroker(ctx context.Context, p params) (*Broker, error) {
 			b.hosts[r] = "extra" + strconv.FormatUint(uint64(r), 10)
 		}
 		b.pendingHost = map[uint32]string{}
+		b.kv = map[string]json.RawMessage{}
 		b.waitFor = map[uint32][]*waiter{}
 		b.rebuildHostlist()
 		b.publishOnline()
@@ -306,18 +329,19 @@ func (b *Broker) closeSockets() {
 }
 
 // spawn runs f on a goroutine that Close waits for. After Close has begun
-// it does nothing.
-func (b *Broker) spawn(f func()) {
+// it does nothing and reports false.
+func (b *Broker) spawn(f func()) bool {
 	b.spawnMu.Lock()
 	defer b.spawnMu.Unlock()
 	if b.closing {
-		return
+		return false
 	}
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
 		f()
 	}()
+	return true
 }
 
 // post hands f to the loop. It reports false once the broker is stopping.
@@ -404,11 +428,14 @@ func (b *Broker) Err() error {
 // Done is closed when the broker stops, on Close or on its own (see Err).
 func (b *Broker) Done() <-chan struct{} { return b.ctx.Done() }
 
-// Close stops the broker without telling its parent (a crash, as far as
-// the parent can tell, once the connection drops) and waits for every
-// goroutine and socket it started. Use Leave for a clean exit.
+// Close removes every module (cancelling each and waiting for it to
+// return, while the broker still routes their last messages), then stops
+// the broker without telling its parent (a crash, as far as the parent can
+// tell, once the connection drops) and waits for every goroutine and
+// socket it started. Use Leave for a clean exit.
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
+		b.stopModules()
 		b.cancel()
 		b.spawnMu.Lock()
 		b.closing = true
@@ -419,10 +446,12 @@ func (b *Broker) Close() error {
 	return nil
 }
 
-// Leave says overlay.goodbye to the parent, waits for its answer (bounded
+// Leave removes every module (they may still need the overlay while they
+// stop), says overlay.goodbye to the parent, waits for its answer (bounded
 // by ctx), then closes the broker.
 func (b *Broker) Leave(ctx context.Context) error {
 	defer b.Close()
+	b.stopModules()
 	if b.rank == 0 {
 		return nil
 	}
@@ -526,6 +555,8 @@ func (b *Broker) Attr(name string) (string, bool) {
 			return b.Hostlist(), true
 		}
 	}
+	b.attrMu.RLock()
+	defer b.attrMu.RUnlock()
 	v, ok := b.p.attrs[name]
 	return v, ok
 }
@@ -539,7 +570,7 @@ func (b *Broker) InstanceConfig() json.RawMessage { return b.p.config }
 // hostnames of joined brokers.
 func (b *Broker) Hostlist() string {
 	if b.rank != 0 {
-		v, _ := b.p.attrs["hostlist"]
+		v, _ := b.Attr("hostlist")
 		return v
 	}
 	out := make(chan string, 1)

@@ -3,6 +3,7 @@ package flub
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/idset/hostlist"
@@ -14,7 +15,11 @@ type builtinEntry struct {
 }
 
 // builtin returns the broker's own service for topic. FLUB handlers are
-// owner only (rolemask 0 in flux-core).
+// owner only (rolemask 0 in flux-core). The other services, their payloads
+// and their roles are those of internal/testbroker, so that a component
+// behaves the same on both: attr.get, config.get, broker.ping and
+// module.list are open to guests; attr.set, broker.getenv/setenv,
+// module.load/remove and rank 0's kvs.get/put/commit are owner only.
 func (b *Broker) builtin(topic string) (builtinEntry, bool) {
 	switch topic {
 	case TopicGetinfo:
@@ -27,6 +32,24 @@ func (b *Broker) builtin(topic string) (builtinEntry, bool) {
 		return builtinEntry{fluxkit.RoleUser, b.attrGet}, true
 	case "config.get":
 		return builtinEntry{fluxkit.RoleUser, b.configGet}, true
+	case "attr.set":
+		return builtinEntry{fluxkit.RoleNone, b.attrSet}, true
+	case "broker.getenv":
+		return builtinEntry{fluxkit.RoleNone, b.getenv}, true
+	case "broker.setenv":
+		return builtinEntry{fluxkit.RoleNone, b.setenv}, true
+	case "broker.ping":
+		return builtinEntry{fluxkit.RoleUser, b.ping}, true
+	case "module.load":
+		return builtinEntry{fluxkit.RoleNone, b.moduleLoad}, true
+	case "module.remove":
+		return builtinEntry{fluxkit.RoleNone, b.moduleRemove}, true
+	case "module.list":
+		return builtinEntry{fluxkit.RoleUser, b.moduleList}, true
+	case "kvs.get", "kvs.put", "kvs.commit":
+		if b.rank == 0 {
+			return builtinEntry{fluxkit.RoleNone, b.kvsOp}, true
+		}
 	case topicMember:
 		if b.rank == 0 {
 			return builtinEntry{fluxkit.RoleNone, b.member}, true
@@ -65,13 +88,16 @@ func (b *Broker) getinfo(m *fluxkit.Message) {
 		delete(b.pendingHost, r)
 	}
 	b.log.Info("flub: allocated rank", "allocated", r)
-	level := b.p.attrs["instance-level"]
+	level, _ := b.Attr("instance-level")
 	resp := map[string]any{
 		"rank": r,
 		"size": b.size,
 		"attrs": map[string]string{
 			"hostlist":       b.hostlist,
 			"instance-level": level,
+			// Joiners stamp owner credentials with this userid, so
+			// that every rank agrees on who the owner is.
+			"security.owner": strconv.FormatUint(uint64(b.p.ownerUID), 10),
 		},
 		"config": b.p.config,
 	}
@@ -208,4 +234,160 @@ func (b *Broker) groupsGet(m *fluxkit.Message) {
 		return
 	}
 	b.waitFor[uint32(u)] = append(b.waitFor[uint32(u)], &waiter{req: m, until: u})
+}
+
+// respondEmpty answers req with an empty payload, as the test broker's
+// Respond(nil) does.
+func (b *Broker) respondEmpty(req *fluxkit.Message) {
+	if req.IsNoResponse() {
+		return
+	}
+	b.routeResponse(fluxkit.ResponseTo(req, nil, 0))
+}
+
+// immutableAttrs are computed by the broker (or handed out by rank 0) and
+// refused by attr.set.
+var immutableAttrs = map[string]bool{
+	"rank": true, "size": true, "tbon.fanout": true, "tbon.topo": true,
+	"tbon.endpoint": true, "hostlist": true, "instance-level": true, "security.owner": true,
+}
+
+// attrSet serves attr.set {"name","value"}.
+func (b *Broker) attrSet(m *fluxkit.Message) {
+	var in struct {
+		Name  string `json:"name"`
+		Value string `json:"value"`
+	}
+	if err := decodeObject(m, &in); err != nil {
+		b.respondErr(m, err)
+		return
+	}
+	if in.Name == "" {
+		b.respondErr(m, fluxkit.Errorf(fluxkit.EINVAL, "attr.set: missing attribute name"))
+		return
+	}
+	if immutableAttrs[in.Name] {
+		b.respondErr(m, fluxkit.Errorf(fluxkit.EPERM, "attribute %s is immutable", in.Name))
+		return
+	}
+	b.attrMu.Lock()
+	if b.p.attrs == nil {
+		b.p.attrs = map[string]string{}
+	}
+	b.p.attrs[in.Name] = in.Value
+	b.attrMu.Unlock()
+	b.respondEmpty(m)
+}
+
+// getenv serves broker.getenv {"names":[...]} with {"env":{...}}: names
+// that are not set are left out.
+func (b *Broker) getenv(m *fluxkit.Message) {
+	var in struct {
+		Names []string `json:"names"`
+	}
+	if err := decodeObject(m, &in); err != nil {
+		b.respondErr(m, err)
+		return
+	}
+	env := map[string]string{}
+	for _, n := range in.Names {
+		if v, ok := b.env[n]; ok {
+			env[n] = v
+		}
+	}
+	b.respond(m, map[string]any{"env": env})
+}
+
+// setenv serves broker.setenv {"name","value"}; a null value unsets.
+func (b *Broker) setenv(m *fluxkit.Message) {
+	var in struct {
+		Name  string  `json:"name"`
+		Value *string `json:"value"`
+	}
+	if err := decodeObject(m, &in); err != nil {
+		b.respondErr(m, err)
+		return
+	}
+	if in.Name == "" || strings.Contains(in.Name, "=") {
+		b.respondErr(m, fluxkit.Errorf(fluxkit.EINVAL, "invalid environment variable name %q", in.Name))
+		return
+	}
+	if in.Value == nil {
+		delete(b.env, in.Name)
+	} else {
+		b.env[in.Name] = *in.Value
+	}
+	b.respondEmpty(m)
+}
+
+// ping serves broker.ping by echoing the payload ({} when empty).
+func (b *Broker) ping(m *fluxkit.Message) {
+	p := m.Payload
+	if len(p) == 0 {
+		p = []byte("{}")
+	}
+	if m.IsNoResponse() {
+		return
+	}
+	b.routeResponse(fluxkit.ResponseTo(m, append([]byte(nil), p...), 0))
+}
+
+type kvsOp struct {
+	Key   string          `json:"key"`
+	Value json.RawMessage `json:"value"`
+}
+
+// kvsOp serves rank 0's tiny KVS, enough for modprobe.stats: kvs.get
+// {"key"} -> {"value"}, kvs.put {"key","value"}, kvs.commit {"ops":[...]}
+// applied atomically; a null value deletes the key.
+func (b *Broker) kvsOp(m *fluxkit.Message) {
+	switch m.Topic {
+	case "kvs.get":
+		var in struct {
+			Key string `json:"key"`
+		}
+		if err := decodeObject(m, &in); err != nil {
+			b.respondErr(m, err)
+			return
+		}
+		v, ok := b.kv[in.Key]
+		if !ok {
+			b.respondErr(m, fluxkit.Errorf(fluxkit.ENOENT, "kvs key %s not found", in.Key))
+			return
+		}
+		b.respond(m, map[string]json.RawMessage{"value": v})
+	case "kvs.put":
+		var op kvsOp
+		if err := decodeObject(m, &op); err != nil {
+			b.respondErr(m, err)
+			return
+		}
+		b.kvsApply(m, []kvsOp{op})
+	case "kvs.commit":
+		var in struct {
+			Ops []kvsOp `json:"ops"`
+		}
+		if err := decodeObject(m, &in); err != nil {
+			b.respondErr(m, err)
+			return
+		}
+		b.kvsApply(m, in.Ops)
+	}
+}
+
+func (b *Broker) kvsApply(m *fluxkit.Message, ops []kvsOp) {
+	for i, op := range ops {
+		if op.Key == "" || len(op.Value) == 0 {
+			b.respondErr(m, fluxkit.Errorf(fluxkit.EINVAL, "kvs: op %d needs a key and a value", i))
+			return
+		}
+	}
+	for _, op := range ops {
+		if string(op.Value) == "null" {
+			delete(b.kv, op.Key)
+			continue
+		}
+		b.kv[op.Key] = append(json.RawMessage(nil), op.Value...)
+	}
+	b.respondEmpty(m)
 }

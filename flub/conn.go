@@ -137,6 +137,8 @@ type Conn struct {
 	cancel context.CancelFunc
 	calls  calls
 	work   *queue[func()]
+	// running answers a module's load (nil on other connections).
+	running func()
 
 	mu     sync.Mutex
 	worker bool
@@ -199,6 +201,15 @@ func (c *Conn) Request(ctx context.Context, req *fluxkit.Message) (fluxkit.Call,
 		return nil, nil
 	}
 	return cl, nil
+}
+
+// SetRunning tells the broker that the module this connection belongs to
+// is running, which answers its module.load (see [ModuleFunc]). On a
+// connection that is not a module's it does nothing.
+func (c *Conn) SetRunning() {
+	if c.running != nil {
+		c.running()
+	}
 }
 
 // Register serves topic on this connection; see [fluxkit.Handle].

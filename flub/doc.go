@@ -18,6 +18,33 @@
 //   - [Start] boots rank 0 with its boot server; [Join] adds a broker:
 //     getinfo, validate, wait for the parent, kex, bind, connect, hello.
 //
+// # Broker services and modules
+//
+// Every broker answers, itself, the services a component expects of its
+// broker, with internal/testbroker's payloads and roles so that a
+// component behaves the same on both: attr.get, attr.set (rank, size,
+// tbon.*, hostlist and instance-level are immutable: EPERM), config.get,
+// broker.getenv {"names"} → {"env"} and broker.setenv {"name","value"|null}
+// over the broker's own environment (Config.Env, default the process
+// environment at start), broker.ping, module.load, module.remove and
+// module.list; rank 0 also keeps a small KVS (kvs.get, kvs.put, atomic
+// kvs.commit), enough for modprobe.stats. Guests may use attr.get,
+// config.get, broker.ping and module.list; everything else answers them
+// EPERM "Request requires owner credentials".
+//
+// A module is a [ModuleFunc] registered in Config.Modules (or
+// JoinConfig.Modules) and started by module.load on a goroutine the broker
+// owns, with a [Conn] of its own. The load is answered when the module
+// calls SetRunning (flux_module_set_running), so a client that saw the
+// load succeed finds the services the module registered first; a module
+// that returns, panics or is not running within ModuleTimeout fails its
+// load with a text naming it. module.remove cancels the module, waits for
+// it to return and closes its Conn before answering. A module that fails
+// later is logged and leaves module.list. [Broker.Close] removes every
+// module, while the broker still routes their last messages, before it
+// stops. With these, package modprobe runs rc1 and rc3 across the overlay
+// (see examples/modprobe-overlay).
+//
 // # The boot server
 //
 // flux-core joiners reach rank 0 through a connector (local:// or ssh://)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/flub"
 	"github.com/fluxkit/fluxkit/flub/curve"
 )
@@ -78,4 +79,64 @@ func ExamplePool() {
 	// 1 2 3-6
 	// [1] 1,3-6
 	// 1-6
+}
+
+// A Go module on a joined broker, loaded, used and removed over the
+// overlay as modprobe would.
+func ExampleModuleFunc() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	owner, _ := curve.GenerateKeyPair(nil)
+
+	greeter := func(ctx context.Context, h fluxkit.Handle, args []string) error {
+		un, err := h.Register("greeter.hello", fluxkit.RoleUser, func(_ context.Context, w fluxkit.Responder, _ *fluxkit.Message) {
+			_ = fluxkit.Respond(w, map[string]any{"greeting": "hello from rank " + fmt.Sprint(h.Rank()), "args": args})
+		})
+		if err != nil {
+			return err
+		}
+		defer un()
+		flub.SetRunning(h) // answers module.load
+		<-ctx.Done()       // serve until module.remove or Close
+		return nil
+	}
+	mods := map[string]flub.ModuleFunc{"greeter": greeter}
+
+	root, err := flub.Start(ctx, flub.Config{Size: 2, Owner: owner.Public, Hostname: "login"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer root.Close()
+	node, err := flub.Join(ctx, flub.JoinConfig{BootURI: root.BootURI(), Owner: owner, Hostname: "node1", Modules: mods})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer node.Close()
+
+	load := map[string]any{"path": "/usr/lib/flux/modules/greeter.so", "args": []string{"-v"}}
+	fmt.Println(fluxkit.RPC(ctx, root, "module.load", 1, load, nil))
+	var out struct {
+		Greeting string
+		Args     []string
+	}
+	fmt.Println(fluxkit.RPC(ctx, root, "greeter.hello", 1, map[string]any{}, &out), out.Greeting, out.Args)
+	var list struct {
+		Mods []struct{ Name, Path string }
+	}
+	_ = fluxkit.RPC(ctx, root, "module.list", 1, map[string]any{}, &list)
+	fmt.Println(list.Mods)
+	fmt.Println(fluxkit.RPC(ctx, root, "module.load", 1, load, nil))
+	fmt.Println(fluxkit.RPC(ctx, root, "module.load", 0, load, nil))
+	fmt.Println(fluxkit.RPC(ctx, root, "module.remove", 1, map[string]string{"name": "greeter"}, nil))
+	fmt.Println(fluxkit.RPC(ctx, root, "greeter.hello", 1, map[string]any{}, nil))
+	// Output:
+	// <nil>
+	// <nil> hello from rank 1 [-v]
+	// [{connector-local builtin} {greeter /usr/lib/flux/modules/greeter.so}]
+	// module greeter is already loaded
+	// module greeter: no such module on rank 0
+	// <nil>
+	// no service matches greeter.hello on rank 1
 }

@@ -2,7 +2,9 @@ package flub
 
 import (
 	"bytes"
+	"context"
 	"testing"
+	"time"
 
 	"github.com/fluxkit/fluxkit"
 )
@@ -129,6 +131,46 @@ func FuzzOverlayInput(f *testing.F) {
 		<-done
 		if in.root.ctx.Err() != nil {
 			t.Fatal("broker stopped")
+		}
+	})
+}
+
+// FuzzBuiltinServices sends arbitrary payloads to the broker's own
+// services (environment, attributes, KVS, modules) on a live rank 0: each
+// request gets exactly one answer, the broker survives, and module.list
+// stays well formed.
+func FuzzBuiltinServices(f *testing.F) {
+	topics := []string{"broker.getenv", "broker.setenv", "attr.set", "attr.get", "broker.ping",
+		"kvs.get", "kvs.put", "kvs.commit", "module.load", "module.remove", "module.list"}
+	for i, p := range []string{`{"names":["A","B"]}`, `{"name":"A","value":null}`, `{"name":"x","value":"1"}`,
+		`{"name":"rank"}`, `{"seq":1}`, `{"key":"k"}`, `{"key":"k","value":{"a":[1]}}`,
+		`{"ops":[{"key":"a","value":1},{"key":"a","value":null}]}`, `{"path":"/lib/idle.so","args":["x"],"exec":true}`,
+		`{"name":"idle"}`, `{}`} {
+		f.Add(uint8(i), []byte(p))
+	}
+	f.Add(uint8(8), []byte(`{"path":"","name":""}`))
+	f.Add(uint8(2), []byte(`[1,2]`))
+	f.Add(uint8(7), []byte(`{"ops":[{"key":"","value":1}]}`))
+	in := startInstance(f, Config{Size: 1, Modules: map[string]ModuleFunc{"idle": idleModule(nil)}, ModuleTimeout: time.Second})
+	f.Fuzz(func(t *testing.T, which uint8, payload []byte) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		topic := topics[int(which)%len(topics)]
+		_, err := rawRPC(ctx, in.root, topic, 0, string(payload))
+		if ctx.Err() != nil || fluxkit.Errno(err) == fluxkit.ECONNRESET {
+			t.Fatalf("%s %q: no answer: %v", topic, payload, err)
+		}
+		var list struct {
+			Mods []modEntry `json:"mods"`
+		}
+		if err := fluxkit.RPC(ctx, in.root, "module.list", 0, map[string]any{}, &list); err != nil || len(list.Mods) == 0 || list.Mods[0].Name != "connector-local" {
+			t.Fatalf("module.list after %s %q: %+v %v", topic, payload, list, err)
+		}
+		// Keep the state small: unload whatever the input loaded.
+		for _, m := range list.Mods[1:] {
+			if err := fluxkit.RPC(ctx, in.root, "module.remove", 0, map[string]string{"name": m.Name}, nil); err != nil {
+				t.Fatalf("remove %s: %v", m.Name, err)
+			}
 		}
 	})
 }

@@ -49,6 +49,19 @@ type JoinConfig struct {
 	Now func() time.Time
 	// Version is the hello version. Default Version.
 	Version uint32
+	// Env is the broker's environment, which broker.getenv reads and
+	// broker.setenv changes (never the process environment). Default
+	// (nil): a copy of the process environment when the broker starts.
+	Env map[string]string
+	// Modules are the Go modules module.load can start on this broker,
+	// keyed by module name: a load runs the entry named by the base of its
+	// path without extension, else by its name. See [ModuleFunc]. Default:
+	// none (every load fails with ENOENT).
+	Modules map[string]ModuleFunc
+	// ModuleTimeout bounds how long module.load waits for a module to
+	// call SetRunning before it cancels the module and fails the load
+	// with ETIMEDOUT. Default DefaultModuleTimeout (30 s).
+	ModuleTimeout time.Duration
 
 	hooks *joinHooks // tests
 }
@@ -83,6 +96,9 @@ func join(ctx context.Context, cfg JoinConfig) (*Broker, error) {
 	if cfg.Owner.Public.IsZero() {
 		return nil, fluxkit.Errorf(fluxkit.EINVAL, "JoinConfig.Owner: the owner key pair is required")
 	}
+	if err := moduleParams(&p, "JoinConfig", cfg.Env, cfg.Modules, cfg.ModuleTimeout); err != nil {
+		return nil, err
+	}
 	if cfg.ParentTimeout < 0 {
 		return nil, fluxkit.Errorf(fluxkit.EINVAL, "JoinConfig.ParentTimeout: negative duration %v", cfg.ParentTimeout)
 	}
@@ -116,6 +132,15 @@ func join(ctx context.Context, cfg JoinConfig) (*Broker, error) {
 			return nil, fluxkit.Errorf(fluxkit.EEXIST, "%s: File exists (%s)", TextSetAttrs, k)
 		}
 		attrs[k] = v
+	}
+	if v, ok := attrs["security.owner"]; ok {
+		uid, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			return nil, fluxkit.Errorf(fluxkit.EPROTO, "%s: security.owner %q is not a userid", TextSetAttrs, v)
+		}
+		p.ownerUID = uint32(uid)
+	} else {
+		p.ownerUID = uint32(os.Getuid())
 	}
 	// 4, 5. topology and parent
 	p.rank, p.size = info.Rank, info.Size
