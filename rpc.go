@@ -103,6 +103,6 @@ func RequireStreaming(w Responder, req *Message) bool {
 	if req.IsStreaming() {
 		return true
 	}
-	_ = w.RespondError(Errorf(EPROTO, "%s requires the streaming flag", req.Topic))
+	_ = w.RespondError(Errorf(EPROTO, "%s requires streaming RPC flag", req.Topic))
 	return false
 }

@@ -1,0 +1,343 @@
+package journal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/fluxkit/fluxkit"
+)
+
+// ConsumerConfig configures a [Consumer].
+type ConsumerConfig struct {
+	// Logger receives what job-list logs. Default: discard.
+	Logger *slog.Logger
+	// Nodeid the journal request is sent to. Default fluxkit.NodeidAny.
+	Nodeid *uint32
+	// Credit, when positive, asks the producer for flow control: at most
+	// Credit responses in flight, replenished as they are applied (a
+	// fluxkit extension; Flux's job manager ignores the key and streams
+	// without limit). Default 0: no flow control, as in Flux.
+	Credit int
+	// Queues are the configured queue names (empty job-stats entries).
+	Queues []string
+	// StatsPeriod is the minimum interval between job-stats updates to
+	// streaming watchers. Default 200ms.
+	StatsPeriod time.Duration
+	// Lookup tells whether a job the consumer has not seen exists, for
+	// list-id. Default: kvs.get of "job.<dothex>" on rank 0.
+	Lookup func(ctx context.Context, id fluxkit.JobID) error
+}
+
+// Consumer is the job-list side on a Handle: it registers job-list's
+// services, subscribes to purge events and follows the journal with a
+// full subscription. Its methods are safe for concurrent use.
+type Consumer struct {
+	cfg    ConsumerConfig
+	h      fluxkit.Handle
+	log    *slog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	unreg  []func()
+	sub    fluxkit.Subscription
+
+	mu     sync.Mutex
+	idx    *Index
+	gen    int // incremented per stream (Reconnect)
+	call   fluxkit.Call
+	initCh chan struct{}
+	doneCh chan struct{}
+	closed bool
+}
+
+// NewConsumer starts a consumer on h.
+func NewConsumer(h fluxkit.Handle, cfg ConsumerConfig) (*Consumer, error) {
+	if h == nil {
+		return nil, errors.New("journal: NewConsumer: nil Handle")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Nodeid == nil {
+		any := fluxkit.NodeidAny
+		cfg.Nodeid = &any
+	}
+	if cfg.Credit < 0 {
+		return nil, fmt.Errorf("journal: ConsumerConfig.Credit %d is negative", cfg.Credit)
+	}
+	if cfg.StatsPeriod == 0 {
+		cfg.StatsPeriod = 200 * time.Millisecond
+	}
+	if cfg.StatsPeriod < 0 {
+		return nil, fmt.Errorf("journal: ConsumerConfig.StatsPeriod %v is negative", cfg.StatsPeriod)
+	}
+	if cfg.Lookup == nil {
+		cfg.Lookup = func(ctx context.Context, id fluxkit.JobID) error {
+			return fluxkit.RPC(ctx, h, "kvs.get", 0, map[string]string{"key": id.KVS()}, nil)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Consumer{cfg: cfg, h: h, log: cfg.Logger, ctx: ctx, cancel: cancel}
+	sub, err := h.Subscribe(ctx, EventPurge)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("journal: subscribe %s: %w", EventPurge, err)
+	}
+	c.sub = sub
+	for _, t := range []string{TopicList, TopicListID, TopicListAttrs, TopicJobStats, TopicStatsGet,
+		TopicPause, TopicUnpause, TopicListDiscon} {
+		u, err := h.Register(t, fluxkit.RoleUser, c.handle)
+		if err != nil {
+			c.unregister()
+			_ = sub.Close()
+			cancel()
+			return nil, fmt.Errorf("journal: register %s: %w", t, err)
+		}
+		c.unreg = append(c.unreg, u)
+	}
+	if err := c.start(); err != nil {
+		c.unregister()
+		_ = sub.Close()
+		cancel()
+		return nil, err
+	}
+	c.wg.Add(2)
+	go c.purgeLoop()
+	go c.statsLoop()
+	return c, nil
+}
+
+func (c *Consumer) unregister() {
+	for _, u := range c.unreg {
+		u()
+	}
+	c.unreg = nil
+}
+
+func (c *Consumer) newIndex() *Index {
+	return NewIndex(IndexConfig{
+		Queues: c.cfg.Queues,
+		Logf:   func(format string, args ...any) { c.log.Debug(fmt.Sprintf(format, args...)) },
+		Lookup: func(id fluxkit.JobID, done func(error)) {
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				err := c.cfg.Lookup(c.ctx, id)
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				if c.closed {
+					return
+				}
+				done(err)
+			}()
+		},
+	})
+}
+
+// start opens a fresh full subscription with a fresh index (caller holds
+// no lock; c.mu is taken here).
+func (c *Consumer) start() error {
+	req := map[string]any{"full": true}
+	if c.cfg.Credit > 0 {
+		req["credit"] = c.cfg.Credit
+	}
+	call, err := fluxkit.Stream(c.ctx, c.h, TopicJournal, *c.cfg.Nodeid, req)
+	if err != nil {
+		return fmt.Errorf("journal: %s: %w", TopicJournal, err)
+	}
+	c.mu.Lock()
+	old := c.idx
+	c.idx = c.newIndex()
+	if old != nil {
+		// Requests the old index was holding are answered by the new one
+		// once it is initialised.
+		c.idx.deferred = append(c.idx.deferred, old.deferred...)
+		old.deferred = nil
+		old.Shutdown()
+	}
+	c.gen++
+	c.call = call
+	c.initCh = make(chan struct{})
+	c.doneCh = make(chan struct{})
+	gen, initCh, doneCh := c.gen, c.initCh, c.doneCh
+	c.mu.Unlock()
+	c.wg.Add(1)
+	go c.read(call, gen, initCh, doneCh)
+	return nil
+}
+
+func (c *Consumer) read(call fluxkit.Call, gen int, initCh, doneCh chan struct{}) {
+	defer c.wg.Done()
+	defer close(doneCh)
+	defer call.Close()
+	inited := false
+	used := 0
+	for {
+		m, err := call.Recv(c.ctx)
+		c.mu.Lock()
+		if c.gen != gen || c.closed {
+			c.mu.Unlock()
+			return
+		}
+		idx := c.idx
+		if err != nil {
+			if c.ctx.Err() != nil {
+				c.mu.Unlock()
+				return
+			}
+			if e := idx.JournalEnd(err); e != nil {
+				c.log.Error("journal ended", "err", e)
+			} else {
+				c.log.Info("journal: EOF (exiting)")
+			}
+			c.mu.Unlock()
+			return
+		}
+		jerr := idx.Journal(m.Payload)
+		if !inited && idx.Initialized() {
+			inited = true
+			close(initCh)
+		}
+		c.mu.Unlock()
+		if jerr != nil {
+			c.log.Error("journal consumer stopped", "err", jerr)
+			return
+		}
+		if c.cfg.Credit > 0 {
+			used++
+			if used >= (c.cfg.Credit+1)/2 {
+				if err := fluxkit.Notify(c.ctx, c.h, TopicJournalCredit, *c.cfg.Nodeid,
+					map[string]any{"matchtag": call.Matchtag(), "credit": used}); err != nil {
+					c.log.Error("journal credit", "err", err)
+				}
+				used = 0
+			}
+		}
+	}
+}
+
+func (c *Consumer) purgeLoop() {
+	defer c.wg.Done()
+	for {
+		m, err := c.sub.Recv(c.ctx)
+		if err != nil {
+			return
+		}
+		ids, err := ParsePurge(m.Payload)
+		if err != nil {
+			c.log.Error("malformed purge event", "err", err)
+			continue
+		}
+		c.mu.Lock()
+		if !c.closed {
+			c.idx.Purge(ids)
+		}
+		c.mu.Unlock()
+	}
+}
+
+func (c *Consumer) statsLoop() {
+	defer c.wg.Done()
+	t := time.NewTicker(c.cfg.StatsPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.mu.Lock()
+		if !c.closed {
+			c.idx.FlushStats()
+		}
+		c.mu.Unlock()
+	}
+}
+
+func (c *Consumer) handle(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.ENOSYS, "job-list is shutting down"))
+		return
+	}
+	c.idx.Request(w, req)
+}
+
+// Initialized is closed when the current stream's backlog has been applied.
+func (c *Consumer) Initialized() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.initCh
+}
+
+// Done is closed when the current stream has ended: ENODATA (Err nil) or a
+// terminal error (Err).
+func (c *Consumer) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.doneCh
+}
+
+// Err is the current stream's terminal error, nil while it runs or after a
+// clean end.
+func (c *Consumer) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.idx.Err()
+}
+
+// Reconnect drops the current stream and index and rebuilds from a fresh
+// full subscription; requests waiting on the old index's initialisation
+// carry over, list-id waiters and job-stats watchers of the old index are
+// ended (ECANCELED / ENODATA) so their clients can re-ask.
+func (c *Consumer) Reconnect(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return errors.New("journal: consumer closed")
+	}
+	old := c.call
+	c.gen++
+	c.mu.Unlock()
+	if old != nil {
+		_ = fluxkit.Notify(ctx, c.h, TopicJournalCancel, *c.cfg.Nodeid, map[string]any{"matchtag": old.Matchtag()})
+		old.Close()
+	}
+	return c.start()
+}
+
+// Close cancels the stream, unregisters the services and waits for the
+// consumer's goroutines.
+func (c *Consumer) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	call := c.call
+	c.mu.Unlock()
+	c.unregister()
+	if call != nil {
+		_ = fluxkit.Notify(context.Background(), c.h, TopicJournalCancel, *c.cfg.Nodeid, map[string]any{"matchtag": call.Matchtag()})
+	}
+	c.mu.Lock()
+	c.closed = true
+	c.idx.Shutdown()
+	c.mu.Unlock()
+	c.cancel()
+	_ = c.sub.Close()
+	c.wg.Wait()
+	return nil
+}
+
+// Snapshot runs fn with the index locked, a test and tooling aid.
+func (c *Consumer) Snapshot(fn func(x *Index)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fn(c.idx)
+}

@@ -1,0 +1,61 @@
+// Package journal is the job manager's event journal and a job-list
+// consumer of it, as flux-core has them since PR #5837 (with the later
+// fixes flux-core HEAD carries).
+//
+// # Producer
+//
+// [Store] is the job manager's job table as a pure state machine: every
+// active and inactive job with its complete eventlog (an append-only JSON
+// array in memory), its jobspec without attributes.system.environment and
+// its R without scheduling, kept current by jobspec-update and
+// resource-update. [Store.Post] enforces the RFC 18 entry rules and the
+// RFC 21 transitions; [Store.Submit] assigns RFC 19 ids. [Store.Restore]
+// replays RFC 18 eventlogs after a restart and posts flux-restart to jobs
+// in SCHED.
+//
+// A listener ([Store.Subscribe]) gets the backlog (inactive jobs if full,
+// then active jobs, one response per job with jobspec and R attached), the
+// sentinel {"id":-1,"events":[]}, then every event posted afterwards. The
+// backlog is a snapshot of slice headers taken in the same step that
+// registers the listener, so no event falls between backlog and live
+// stream or appears in both, and it is encoded lazily as the listener
+// takes it ([Store.Next]).
+//
+// Slow listeners: a listener's queue of live events is bounded
+// ([StoreConfig.MaxQueue]); one that falls further behind is dropped with
+// EOVERFLOW ([ErrOverflow]) and its memory freed, so it never stalls the
+// producer or other listeners, and it recovers by subscribing again with
+// full. A listener may also ask for credit-based flow control ("credit":n
+// in the request, replenished by job-manager.events-journal-credit), which
+// bounds the responses in flight end to end; Flux's own consumers do not
+// send it and get Flux's unlimited stream.
+//
+// [Producer] serves a Store on a [fluxkit.Handle]:
+// job-manager.events-journal (owner only, streaming required, full, allow,
+// deny, credit), events-journal-cancel, events-journal-credit, disconnect,
+// stats-get, purge (publishing job-purge-inactive) and getattr.
+//
+// # Consumer
+//
+// [Index] is job-list as a pure state machine: it applies journal
+// responses, indexes jobs into the pending, running and inactive lists,
+// derives attributes from jobspec (RFC 14/25) and R (RFC 20), and answers
+// job-list.list (RFC 31 constraints with the RFC 43 operators, streaming or
+// not), list-id (with state waits), list-attrs, job-stats and stats-get.
+// Requests that arrive before the sentinel are answered in order once the
+// backlog is applied; the lists are sorted once at the sentinel.
+//
+// fluxkit fixes two gaps of flux-core's job-list: a job-purge-inactive
+// event that arrives before the sentinel (or before the job's last events)
+// is applied once the job is INACTIVE, so a purged job never reappears;
+// and list-id waiters of a purged or invalidated job are answered ENOENT.
+//
+// Malformed input stops the Index with a [ProtocolError] naming the job,
+// the event and what is wrong. [Consumer] runs an Index on a Handle and can
+// [Consumer.Reconnect] from a fresh full subscription.
+//
+// All list orders are total: pending by priority descending then id
+// ascending, running by t_run descending then id descending, inactive by
+// t_inactive descending then id descending. So a consumer's lists are a
+// function of the jobs' states, whatever moment it attached at.
+package journal

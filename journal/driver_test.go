@@ -1,0 +1,199 @@
+package journal
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/internal/leakcheck"
+	"github.com/fluxkit/fluxkit/internal/testbroker"
+)
+
+func TestConfigValidation(t *testing.T) {
+	b := testbroker.New(t, testbroker.Config{})
+	h := b.Owner(0)
+	defer h.Close()
+	for _, cfg := range []ProducerConfig{{Batch: -1}, {InactiveNumLimit: -2}, {InactiveAgeLimit: -1}, {PurgePeriod: -1}, {MaxQueue: -1}} {
+		if p, err := NewProducer(h, cfg); err == nil {
+			_ = p.Close()
+			t.Errorf("%+v accepted", cfg)
+		}
+	}
+	if _, err := NewProducer(nil, ProducerConfig{}); err == nil {
+		t.Error("nil handle accepted")
+	}
+	for _, cfg := range []ConsumerConfig{{Credit: -1}, {StatsPeriod: -1}} {
+		if c, err := NewConsumer(h, cfg); err == nil {
+			_ = c.Close()
+			t.Errorf("%+v accepted", cfg)
+		}
+	}
+}
+
+// A producer that sends garbage: the consumer stops with an error naming
+// the job and the event, and its Done channel closes.
+func TestConsumerStopsOnMalformedInput(t *testing.T) {
+	leakcheck.Check(t)
+	b := testbroker.New(t, testbroker.Config{})
+	fake := b.Owner(0)
+	defer fake.Close()
+	unreg, err := fake.Register(TopicJournal, fluxkit.RoleNone, func(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+		_ = w.Respond([]byte(`{"id":-1,"events":[]}`))
+		_ = w.Respond([]byte(`{"id":12,"events":[` + submitOK + `,{"timestamp":2,"name":"urgency","context":{"urgency":99,"userid":1}}]}`))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unreg()
+	for _, topic := range []string{TopicJournalCancel} {
+		u, _ := fake.Register(topic, fluxkit.RoleNone, func(context.Context, fluxkit.Responder, *fluxkit.Message) {})
+		defer u()
+	}
+	h := b.Owner(0)
+	defer h.Close()
+	c, err := NewConsumer(h, ConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	select {
+	case <-c.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("consumer did not stop")
+	}
+	err = c.Err()
+	var pe *ProtocolError
+	if !errors.As(err, &pe) || pe.Job != 12 || pe.Event != "urgency" || !strings.Contains(err.Error(), "urgency 99") {
+		t.Errorf("error %v", err)
+	}
+}
+
+// job-stats watchers over the broker: an immediate answer, updates at
+// most once per period, and a disconnect drops the watcher.
+func TestJobStatsWatchersBroker(t *testing.T) {
+	e := newEnv(t)
+	c := e.consumer(ConsumerConfig{StatsPeriod: 50 * time.Millisecond})
+	e.waitInit(c)
+	g := e.b.Guest(0, 77)
+	call, err := fluxkit.Stream(e.ctx, g, TopicJobStats, fluxkit.NodeidAny, map[string]any{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := collect(e.ctx, call, 1); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 20; i++ {
+		e.submit(fluxkit.JobID(i), 1, 1, 16, jobspecFor("a", "", 0, 1, 1, false, 0))
+		e.post(fluxkit.JobID(i), 2, "validate", nil)
+	}
+	got := 0
+	for got < 20 {
+		r, err := collect(e.ctx, call, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = int(r[0]["job_states"].(map[string]any)["depend"].(float64))
+	}
+	updates := 0
+	ctx, cancel := context.WithTimeout(e.ctx, 200*time.Millisecond)
+	for {
+		if _, err := call.Recv(ctx); err != nil {
+			break
+		}
+		updates++
+	}
+	cancel()
+	if updates != 0 {
+		t.Errorf("%d updates without changes", updates)
+	}
+	stats := func() float64 {
+		out, err := rpc(e.ctx, e.ch, TopicStatsGet, map[string]any{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out["stats_watchers"].(float64)
+	}
+	if n := stats(); n != 1 {
+		t.Fatalf("watchers %v", n)
+	}
+	call.Close()
+	_ = g.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for stats() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := stats(); n != 0 {
+		t.Errorf("watchers after disconnect %v", n)
+	}
+}
+
+// Requests sent to a consumer before its sentinel wait, over the broker.
+func TestC1DeferralBroker(t *testing.T) {
+	e := newEnv(t)
+	for i := 1; i <= 50; i++ {
+		e.complete(fluxkit.JobID(i), float64(10*i), 0)
+	}
+	c := e.consumer(ConsumerConfig{Credit: 4})
+	out, err := rpc(e.ctx, e.ch, TopicList, map[string]any{"max_entries": 0, "attrs": []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(out["jobs"].([]any)); n != 50 {
+		t.Errorf("first list shows %d jobs", n)
+	}
+	_ = c
+}
+
+// The periodic purge applies the configured limits and publishes what it
+// removed; a consumer drops the purged jobs.
+func TestPeriodicPurge(t *testing.T) {
+	leakcheck.Check(t)
+	b := testbroker.New(t, testbroker.Config{})
+	ph := b.Owner(0)
+	defer ph.Close()
+	p, err := NewProducer(ph, ProducerConfig{InactiveNumLimit: 1, PurgePeriod: 10 * time.Millisecond, KVS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	e := &env{t: t, b: b, p: p, ph: ph}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	e.ctx = ctx
+	ch := b.Owner(0)
+	defer ch.Close()
+	e.ch = ch
+	c, err := NewConsumer(ch, ConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := 1; i <= 3; i++ {
+		e.complete(fluxkit.JobID(i), float64(10*i), 0)
+	}
+	for p.Stats().InactiveJobs != 1 {
+		if ctx.Err() != nil {
+			t.Fatal("purge never ran")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, ok := b.KVSGet(fluxkit.JobID(1).KVS()); ok {
+		t.Error("purged job still in the KVS")
+	}
+	for {
+		out, err := rpc(ctx, ch, TopicJobStats, map[string]any{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out["inactive_purged"].(float64) == 2 && out["job_states"].(map[string]any)["inactive"].(float64) == 1 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("consumer stats %v", out)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,400 @@
+package journal
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/fluxkit/fluxkit/idset"
+	"github.com/fluxkit/fluxkit/idset/hostlist"
+)
+
+// jobspecInfo is what job-list derives from an RFC 14/25 jobspec.
+type jobspecInfo struct {
+	name, cwd, queue, project, bank string
+	duration                        float64 // -1 unset
+	nnodes, ntasks, ncores          int32   // -1 unset
+	perCore                         int32   // >0: ntasks = cores in R × perCore
+}
+
+func countOf(v []byte) (int64, error) {
+	switch kind(v) {
+	case kindInt:
+		return asInt(v)
+	case kindObject:
+		m := fastMember(v, "min")
+		if m == nil {
+			return 0, errors.New("count object without min")
+		}
+		return asInt(m)
+	}
+	return 0, errors.New("count must be an integer or object")
+}
+
+type jjCounts struct {
+	nnodes, nslots, slotSize, gpus int64
+	exclusive                      bool
+}
+
+func (c *jjCounts) walk(vs []byte, depth int) error {
+	if depth > 16 {
+		return errors.New("resources nested too deeply")
+	}
+	return fastElems(vs, func(v []byte) error {
+		var typ string
+		var count int64 = -1
+		var with []byte
+		excl := false
+		err := fastMembers(v, func(k string, val []byte) error {
+			var err error
+			switch k {
+			case "type":
+				typ, err = asString(val)
+			case "count":
+				count, err = countOf(val)
+			case "with":
+				with = val
+			case "exclusive":
+				excl, err = asBool(val)
+			}
+			if err != nil {
+				return fmt.Errorf("resource %s: %w", k, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if count <= 0 {
+			return fmt.Errorf("resource %q: count must be > 0", typ)
+		}
+		switch typ {
+		case "node":
+			c.nnodes = count
+			if excl {
+				c.exclusive = true
+			}
+		case "slot":
+			c.nslots = count
+			if excl {
+				c.exclusive = true
+			}
+		case "core":
+			c.slotSize = count
+		case "gpu":
+			c.gpus = count
+		default:
+			return fmt.Errorf("unknown resource type %q", typ)
+		}
+		if with != nil {
+			return c.walk(with, depth+1)
+		}
+		return nil
+	})
+}
+
+// parseJobspec extracts job-list's fields from a jobspec; errors are
+// reported to the caller, which logs them (non-fatal) and leaves fields
+// unset.
+func parseJobspec(js []byte) (jobspecInfo, error) { return parseJobspecIn(js, nil) }
+
+// interner shares the strings many jobs repeat (queue, cwd, name, nodelist)
+// instead of allocating a copy per job. Bounded: past maxInterned distinct
+// values it just decodes.
+type interner map[string]string
+
+const maxInterned = 4096
+
+func (in interner) str(v []byte) (string, error) {
+	if in == nil || len(v) < 2 || v[0] != '"' || bytes.IndexByte(v, '\\') >= 0 {
+		return asString(v)
+	}
+	if s, ok := in[string(v[1:len(v)-1])]; ok {
+		return s, nil
+	}
+	s, err := asString(v)
+	if err == nil && len(in) < maxInterned {
+		in[s] = s
+	}
+	return s, err
+}
+
+func (in interner) of(s string) string {
+	if in == nil {
+		return s
+	}
+	if t, ok := in[s]; ok {
+		return t
+	}
+	if len(in) < maxInterned {
+		in[s] = s
+	}
+	return s
+}
+
+func parseJobspecIn(js []byte, in interner) (jobspecInfo, error) {
+	info := jobspecInfo{duration: -1, nnodes: -1, ntasks: -1, ncores: -1}
+	var resources, tasks, attrs []byte
+	version := int64(-1)
+	err := fastMembers(js, func(k string, v []byte) error {
+		switch k {
+		case "version":
+			n, err := asInt(v)
+			if err != nil {
+				return errors.New("version must be an integer")
+			}
+			version = n
+		case "resources":
+			resources = v
+		case "tasks":
+			tasks = v
+		case "attributes":
+			attrs = v
+		}
+		return nil
+	})
+	if err != nil {
+		return info, fmt.Errorf("jobspec: %w", err)
+	}
+	var perType string
+	perCount := int64(1)
+	var command0 string
+	totalTasks := int64(-1)
+	if attrs != nil {
+		if kind(attrs) != kindObject {
+			return info, errors.New("jobspec: attributes is not an object")
+		}
+		if sys := fastMember(attrs, "system"); sys != nil {
+			err := fastMembers(sys, func(k string, v []byte) error {
+				var err error
+				switch k {
+				case "cwd":
+					info.cwd, err = in.str(v)
+				case "queue":
+					info.queue, err = in.str(v)
+				case "project":
+					info.project, err = in.str(v)
+				case "bank":
+					info.bank, err = in.str(v)
+				case "duration":
+					info.duration, err = asFloat(v)
+				case "job":
+					if n := fastMember(v, "name"); n != nil {
+						info.name, err = in.str(n)
+					}
+				case "shell":
+					opts := fastMember(v, "options")
+					if opts != nil && kind(opts) == kindObject {
+						pr := fastMember(opts, "per-resource")
+						if pr != nil && kind(pr) == kindObject {
+							t := fastMember(pr, "type")
+							if perType, err = asString(t); err != nil {
+								return fmt.Errorf("per-resource type: %w", err)
+							}
+							if c := fastMember(pr, "count"); c != nil {
+								if perCount, err = asInt(c); err != nil {
+									return fmt.Errorf("per-resource count: %w", err)
+								}
+							}
+						}
+					}
+				}
+				if err != nil {
+					return fmt.Errorf("attributes.system.%s: %w", k, err)
+				}
+				return nil
+			})
+			if err != nil {
+				return info, fmt.Errorf("jobspec: %w", err)
+			}
+		}
+	}
+	if tasks != nil && kind(tasks) == kindArray {
+		first := true
+		_ = fastElems(tasks, func(t []byte) error {
+			if !first || kind(t) != kindObject {
+				return nil
+			}
+			first = false
+			if cmd := fastMember(t, "command"); kind(cmd) == kindArray {
+				c0 := true
+				_ = fastElems(cmd, func(c []byte) error {
+					if c0 {
+						command0, _ = in.str(c)
+						c0 = false
+					}
+					return nil
+				})
+			}
+			if cnt := fastMember(t, "count"); kind(cnt) == kindObject {
+				if tot := fastMember(cnt, "total"); tot != nil {
+					if n, err := asInt(tot); err == nil {
+						totalTasks = n
+					}
+				}
+			}
+			return nil
+		})
+	}
+	if info.name == "" && command0 != "" {
+		info.name = command0
+		if i := strings.LastIndexByte(command0, '/'); i >= 0 && i < len(command0)-1 {
+			info.name = in.of(command0[i+1:])
+		}
+	}
+	if version != 1 {
+		return info, fmt.Errorf("jobspec: version %d is not 1", version)
+	}
+	if info.duration < 0 && attrs != nil {
+		return info, errors.New("jobspec: attributes.system.duration missing")
+	}
+	if resources == nil {
+		return info, errors.New("jobspec: resources missing")
+	}
+	var c jjCounts
+	if err := c.walk(resources, 0); err != nil {
+		return info, fmt.Errorf("jobspec: %w", err)
+	}
+	if c.nslots <= 0 {
+		return info, errors.New("jobspec: slot count missing")
+	}
+	if c.slotSize <= 0 {
+		return info, errors.New("jobspec: core count missing")
+	}
+	if c.nnodes > 0 {
+		c.nslots *= c.nnodes
+		info.nnodes = int32(c.nnodes)
+	}
+	switch {
+	case perType == "node" && c.nnodes > 0:
+		info.ntasks = int32(c.nnodes * perCount)
+	case perType == "core":
+		if c.nnodes <= 0 {
+			info.ntasks = int32(c.nslots * c.slotSize * perCount)
+		} else {
+			info.perCore = int32(perCount)
+		}
+	case totalTasks >= 0:
+		info.ntasks = int32(totalTasks)
+	default:
+		info.ntasks = int32(c.nslots)
+	}
+	if !(c.nnodes > 0 && c.exclusive) {
+		info.ncores = int32(c.nslots * c.slotSize)
+	}
+	return info, nil
+}
+
+// rInfo is what job-list derives from an RFC 20 R.
+type rInfo struct {
+	expiration float64
+	nnodes     int32
+	ncores     int32
+	ranks      string
+	nodelist   string
+}
+
+func parseR(r []byte) (rInfo, error) { return parseRIn(r, nil) }
+
+func parseRIn(r []byte, in interner) (rInfo, error) {
+	var info rInfo
+	if kind(r) != kindObject {
+		return info, errors.New("R: not an object")
+	}
+	exec := fastMember(r, "execution")
+	if exec == nil || kind(exec) != kindObject {
+		return info, errors.New("R: execution missing")
+	}
+	var b idset.Builder
+	var first idset.Set
+	nsets := 0
+	var ncores int64
+	var nodes []string
+	err := fastMembers(exec, func(k string, v []byte) error {
+		switch k {
+		case "expiration":
+			f, err := asFloat(v)
+			if err != nil {
+				return errors.New("expiration must be a number")
+			}
+			if f > 0 {
+				info.expiration = f
+			}
+		case "R_lite":
+			return fastElems(v, func(e []byte) error {
+				rv := fastMember(e, "rank")
+				rs, err := asString(rv)
+				if err != nil {
+					return errors.New("rank of an R_lite entry must be a string")
+				}
+				set, err := idset.Parse(rs)
+				if err != nil {
+					return fmt.Errorf("rank of an R_lite entry: %w", err)
+				}
+				if nsets == 0 {
+					first = set
+				} else {
+					if nsets == 1 {
+						b.AddSet(first)
+					}
+					b.AddSet(set)
+				}
+				nsets++
+				ch := fastMember(e, "children")
+				if ch == nil {
+					return errors.New("children of an R_lite entry missing")
+				}
+				cv := fastMember(ch, "core")
+				if cv != nil {
+					cs, err := asString(cv)
+					if err != nil {
+						return errors.New("core of an R_lite entry must be a string")
+					}
+					cores, err := idset.Parse(cs)
+					if err != nil {
+						return fmt.Errorf("core of an R_lite entry: %w", err)
+					}
+					ncores += int64(set.Len()) * int64(cores.Len())
+				}
+				return nil
+			})
+		case "nodelist":
+			return fastElems(v, func(e []byte) error {
+				s, err := in.str(e)
+				if err != nil {
+					return errors.New("nodelist entries must be strings")
+				}
+				nodes = append(nodes, s)
+				return nil
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		return info, fmt.Errorf("R: %w", err)
+	}
+	ranks := first
+	if nsets > 1 {
+		ranks = b.Set()
+	}
+	info.nnodes = int32(ranks.Len())
+	info.ncores = int32(ncores)
+	ranksStr, _ := ranks.Encode(idset.Ranges | idset.Brackets)
+	info.ranks = in.of(ranksStr)
+	if len(nodes) == 1 && strings.IndexByte(nodes[0], ',') < 0 {
+		// The usual single bracketed range is already in RFC 29 form.
+		info.nodelist = nodes[0]
+	} else if len(nodes) > 0 {
+		var hb hostlist.Builder
+		for _, n := range nodes {
+			h, err := hostlist.Parse(n)
+			if err != nil {
+				return info, fmt.Errorf("R: nodelist: %w", err)
+			}
+			hb.AppendList(h)
+		}
+		info.nodelist = in.of(hb.Hostlist().String())
+	}
+	return info, nil
+}

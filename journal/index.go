@@ -1,0 +1,920 @@
+package journal
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/fluxkit/fluxkit"
+)
+
+// ProtocolError is the terminal error of a consumer fed malformed input:
+// it names the job, the event (and its position in the message) and what
+// is wrong.
+type ProtocolError struct {
+	Job   fluxkit.JobID // 0 when the message's id could not be read
+	Event string        // "" when the message itself is malformed
+	Index int           // position of the entry in "events", -1 for the message
+	Err   error
+}
+
+func (e *ProtocolError) Error() string {
+	switch {
+	case e.Event != "":
+		return fmt.Sprintf("journal: job %s: event %d (%s): %v", e.Job, e.Index, e.Event, e.Err)
+	case e.Index >= 0:
+		return fmt.Sprintf("journal: job %s: event %d: %v", e.Job, e.Index, e.Err)
+	case e.Job != 0:
+		return fmt.Sprintf("journal: job %s: %v", e.Job, e.Err)
+	}
+	return fmt.Sprintf("journal: %v", e.Err)
+}
+
+// Unwrap lets errors.Is see EPROTO and the cause.
+func (e *ProtocolError) Unwrap() []error { return []error{fluxkit.EPROTO, e.Err} }
+
+// counts are job-stats figures for the instance or one queue.
+type counts struct {
+	depend, priority, sched, run, cleanup, inactive int
+	successful, failed, canceled, timeout, purged   int
+}
+
+func (c *counts) add(s State, d int) {
+	switch s {
+	case StateDepend:
+		c.depend += d
+	case StatePriority:
+		c.priority += d
+	case StateSched:
+		c.sched += d
+	case StateRun:
+		c.run += d
+	case StateCleanup:
+		c.cleanup += d
+	case StateInactive:
+		c.inactive += d
+	}
+}
+
+func (c *counts) addResult(j *job, d int) {
+	switch {
+	case j.success:
+		c.successful += d
+	case j.excOccurred && j.excType == "cancel":
+		c.canceled += d
+	case j.excOccurred && j.excType == "timeout":
+		c.timeout += d
+	default:
+		c.failed += d
+	}
+}
+
+// Index is the job-list side as a pure state machine: it ingests journal
+// responses and purge events and answers queries through the Responders it
+// is handed. No goroutines, no clock; the caller serialises calls and
+// performs KVS lookups through [IndexConfig.Lookup].
+type Index struct {
+	cfg         IndexConfig
+	jobs        map[fluxkit.JobID]*job
+	pending     slist
+	running     slist
+	inactive    slist
+	stats       counts
+	queues      map[string]*counts
+	initialized bool
+	paused      bool
+	buffered    [][]byte // live messages held while paused
+	deferred    []deferredReq
+	purges      [][]fluxkit.JobID // purge events held until initialised
+	// Purged ids not (yet) INACTIVE here: the purge event and the journal
+	// travel on different channels, so a purge can overtake the job's last
+	// events. Such a job is purged as soon as it becomes INACTIVE. Bounded
+	// FIFO: the oldest entries are forgotten first.
+	latePurge map[fluxkit.JobID]struct{}
+	lateOrder []fluxkit.JobID
+	waiters   map[fluxkit.JobID][]*waiter
+	nwaits    int
+	lookups   int
+	watchers  []*statsWatcher
+	statsGen  uint64 // incremented on every change stats or lists may show
+	failed    error
+	done      bool
+	strs      interner
+}
+
+// IndexConfig configures an [Index].
+type IndexConfig struct {
+	// Lookup checks whether a job the index has not seen exists (Flux looks
+	// up its KVS directory). It must call done exactly once, later, with
+	// nil or the lookup's error, serialised with the Index's other calls.
+	// Default: every unknown job is absent (ENOENT).
+	Lookup func(id fluxkit.JobID, done func(error))
+	// Logf receives what job-list logs (non-fatal problems). Default:
+	// discard.
+	Logf func(format string, args ...any)
+	// Queues are configured queue names (empty per-queue stats entries).
+	Queues []string
+	// MaxLatePurges bounds the purged ids remembered for jobs that are not
+	// INACTIVE yet when their purge event arrives. Default 65536.
+	MaxLatePurges int
+}
+
+// NewIndex returns an empty, uninitialised index.
+func NewIndex(cfg IndexConfig) *Index {
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	if cfg.Lookup == nil {
+		cfg.Lookup = func(id fluxkit.JobID, done func(error)) {
+			done(fluxkit.Errorf(fluxkit.ENOENT, "No such file or directory"))
+		}
+	}
+	if cfg.MaxLatePurges <= 0 {
+		cfg.MaxLatePurges = 65536
+	}
+	x := &Index{cfg: cfg, jobs: make(map[fluxkit.JobID]*job), queues: map[string]*counts{},
+		waiters: map[fluxkit.JobID][]*waiter{}, latePurge: map[fluxkit.JobID]struct{}{}, strs: interner{}}
+	x.pending.cmp = cmpPending
+	x.running.cmp = cmpTime
+	x.inactive.cmp = cmpTime
+	for _, q := range cfg.Queues {
+		x.queues[q] = &counts{}
+	}
+	return x
+}
+
+// Initialized reports whether the backlog has been applied.
+func (x *Index) Initialized() bool { return x.initialized }
+
+// Err is the terminal error, if the index has stopped on one.
+func (x *Index) Err() error { return x.failed }
+
+// Done reports whether the journal has ended (cleanly or not).
+func (x *Index) Done() bool { return x.done }
+
+// Journal ingests one journal response payload. A non-nil error is
+// terminal: the index stops ingesting (queries keep being answered from
+// what it holds).
+func (x *Index) Journal(payload []byte) error {
+	if x.done {
+		return x.failed
+	}
+	m, err := parseMessage(payload)
+	if err != nil {
+		return x.fail(err)
+	}
+	if m.sentinel {
+		if x.initialized {
+			return x.fail(&ProtocolError{Index: -1, Err: errors.New("second sentinel")})
+		}
+		x.initialize()
+		return nil
+	}
+	if !x.initialized {
+		// The backlog is applied to the job table as it arrives rather than
+		// stored: nothing can observe the table before the sentinel (queries
+		// are deferred, stats and lists are built at the sentinel), so this
+		// is the same as Flux's store-then-apply without holding the
+		// backlog's raw bytes.
+		if err := x.process(&m); err != nil {
+			x.cfg.Logf("error processing journal backlog")
+			return x.fail(err)
+		}
+		return nil
+	}
+	if x.paused {
+		x.buffered = append(x.buffered, payload)
+		return nil
+	}
+	if err := x.process(&m); err != nil {
+		x.cfg.Logf("error processing events")
+		return x.fail(err)
+	}
+	return nil
+}
+
+// JournalEnd records the end of the stream: ENODATA is a clean end, any
+// other error is terminal.
+func (x *Index) JournalEnd(err error) error {
+	if x.done {
+		return x.failed
+	}
+	x.done = true
+	if errors.Is(err, fluxkit.ENODATA) {
+		x.cfg.Logf("journal: EOF (exiting)")
+		return nil
+	}
+	x.cfg.Logf("journal: %v", err)
+	x.failed = err
+	return err
+}
+
+func (x *Index) fail(err error) error {
+	x.failed = err
+	x.done = true
+	x.cfg.Logf("%v", err)
+	return err
+}
+
+// message is a decoded journal response.
+type message struct {
+	id       fluxkit.JobID
+	sentinel bool
+	events   []byte
+	jobspec  []byte
+	r        []byte
+}
+
+// parseMessage validates the whole payload once, then picks its members
+// with the non-validating walkers.
+func parseMessage(b []byte) (message, error) {
+	var m message
+	b = trim(b)
+	if kind(b) != kindObject {
+		return m, &ProtocolError{Index: -1, Err: errors.New("response is not a JSON object")}
+	}
+	haveID := false
+	// eachMember validates every value it passes over, so this one walk
+	// checks the whole payload; later walks use the fast variants.
+	err := eachMember(b, func(k string, v []byte) error {
+		switch k {
+		case "id":
+			n, err := asInt(v)
+			switch {
+			case err == nil && n == -1:
+				m.sentinel = true
+			case err == nil && n >= 0:
+				m.id = fluxkit.JobID(n)
+			default:
+				return fmt.Errorf("id %s is not a job id", v)
+			}
+			haveID = true
+		case "events":
+			m.events = v
+		case "jobspec":
+			if kind(v) != kindObject {
+				return errors.New("jobspec is not an object")
+			}
+			m.jobspec = v
+		case "R":
+			if kind(v) != kindObject {
+				return errors.New("R is not an object")
+			}
+			m.r = v
+		}
+		return nil
+	})
+	if err == nil && !haveID {
+		err = errors.New("response has no id")
+	}
+	if err != nil {
+		return m, &ProtocolError{Job: m.id, Index: -1, Err: err}
+	}
+	if !m.sentinel && kind(m.events) != kindArray {
+		return m, &ProtocolError{Job: m.id, Index: -1, Err: errors.New("events is not an array")}
+	}
+	return m, nil
+}
+
+// process applies one (non-sentinel) journal response.
+func (x *Index) process(m *message) error {
+	err := x.processEvents(m)
+	// The job borrowed the message's jobspec and R while its events were
+	// applied; it keeps a copy only if it is still active. An INACTIVE job
+	// needs neither (its attributes are derived, and no producer posts
+	// updates after clean), which saves most of the backlog's copying and
+	// memory.
+	if j := x.jobs[m.id]; j != nil {
+		if j.state == StateInactive {
+			j.jobspec, j.rRaw = nil, nil
+		} else {
+			if sameBytes(j.jobspec, m.jobspec) {
+				j.jobspec = clone(j.jobspec)
+			}
+			if sameBytes(j.rRaw, m.r) {
+				j.rRaw = clone(j.rRaw)
+			}
+		}
+	}
+	return err
+}
+
+func sameBytes(a, b []byte) bool { return len(a) > 0 && len(b) > 0 && &a[0] == &b[0] }
+
+func (x *Index) processEvents(m *message) error {
+	i := -1
+	return fastElems(m.events, func(raw []byte) error {
+		i++
+		e, err := parseCheckedEntry(raw)
+		if err != nil {
+			x.cfg.Logf("error parsing record")
+			return &ProtocolError{Job: m.id, Index: i, Err: err}
+		}
+		if err := x.apply(m.id, e, m.jobspec, m.r); err != nil {
+			return &ProtocolError{Job: m.id, Event: e.Name, Index: i, Err: err}
+		}
+		return nil
+	})
+}
+
+func ctxInt(ctx []byte, key string) (int64, error) {
+	if ctx == nil {
+		return 0, errors.New("context missing")
+	}
+	v := fastMember(ctx, key)
+	if v == nil {
+		return 0, fmt.Errorf("context has no %s", key)
+	}
+	n, err := asInt(v)
+	if err != nil {
+		return 0, fmt.Errorf("context %s is not an integer", key)
+	}
+	return n, nil
+}
+
+func ctxString(ctx []byte, key string) (string, error) {
+	if ctx == nil {
+		return "", errors.New("context missing")
+	}
+	v := fastMember(ctx, key)
+	if v == nil {
+		return "", fmt.Errorf("context has no %s", key)
+	}
+	s, err := asString(v)
+	if err != nil {
+		return "", fmt.Errorf("context %s is not a string", key)
+	}
+	return s, nil
+}
+
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append(make([]byte, 0, len(b)), b...)
+}
+
+// apply processes one entry (job-list's journal_process_event).
+func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
+	j := x.jobs[id]
+	if j != nil && j.rRaw == nil && r != nil && j.state != StateInactive {
+		j.rRaw = r // borrowed from the message until process ends
+	}
+	if e.Name == "invalidate" && j != nil {
+		x.detach(j)
+		x.answerGone(id)
+		return nil
+	}
+	if j == nil && e.Name != "submit" {
+		x.cfg.Logf("event %s: job %s not in hash", e.Name, id)
+		return nil
+	}
+	switch e.Name {
+	case "submit":
+		var userid, urgency int64
+		var err error
+		if userid, err = ctxInt(e.Context, "userid"); err != nil {
+			return err
+		}
+		if urgency, err = ctxInt(e.Context, "urgency"); err != nil {
+			return err
+		}
+		version := int64(-1)
+		if v := fastMember(e.Context, "version"); v != nil {
+			if version, err = asInt(v); err != nil {
+				return errors.New("context version is not an integer")
+			}
+		}
+		if j == nil {
+			j = newJob(id)
+			j.state, j.mask = StateNew, StateNew
+			j.jobspec = jobspec // borrowed, see process
+			j.rRaw = r
+			x.jobs[id] = j
+		}
+		j.userid, j.urgency, j.submitVersion, j.tSubmit = uint32(userid), int32(urgency), int32(version), e.Timestamp
+	case "validate":
+		x.transition(j, StateDepend, e.Timestamp, false)
+	case "depend":
+		x.transition(j, StatePriority, e.Timestamp, false)
+	case "priority":
+		p, err := ctxInt(e.Context, "priority")
+		if err != nil {
+			return err
+		}
+		if p != j.priority {
+			if x.initialized && j.list == &x.pending {
+				x.pending.remove(j.key)
+				j.priority = p
+				x.insert(j, &x.pending)
+			} else {
+				j.priority = p
+			}
+		}
+		if j.state == StatePriority {
+			x.transition(j, StateSched, e.Timestamp, true)
+		}
+	case "alloc":
+		x.transition(j, StateRun, e.Timestamp, false)
+	case "finish":
+		st, err := ctxInt(e.Context, "status")
+		if err != nil {
+			return err
+		}
+		j.waitstatus = int32(st)
+		j.success = st == 0 && !(j.excOccurred && j.excSeverity == 0)
+		x.transition(j, StateCleanup, e.Timestamp, false)
+	case "exception":
+		typ, err := ctxString(e.Context, "type")
+		if err != nil {
+			return err
+		}
+		sev, err := ctxInt(e.Context, "severity")
+		if err != nil {
+			return err
+		}
+		note, err := ctxString(e.Context, "note")
+		if err != nil {
+			return err
+		}
+		if !j.excOccurred || int32(sev) < j.excSeverity {
+			j.excType, j.excSeverity, j.excNote, j.excNoteSet = typ, int32(sev), note, true
+		}
+		j.excOccurred = true
+		if sev == 0 {
+			x.transition(j, StateCleanup, e.Timestamp, false)
+		}
+	case "clean":
+		switch {
+		case j.success:
+			j.result = ResultCompleted
+		case j.excOccurred && j.excType == "cancel":
+			j.result = ResultCanceled
+		case j.excOccurred && j.excType == "timeout":
+			j.result = ResultTimeout
+		default:
+			j.result = ResultFailed
+		}
+		x.transition(j, StateInactive, e.Timestamp, false)
+	case "urgency":
+		u, err := ctxInt(e.Context, "urgency")
+		if err != nil {
+			return err
+		}
+		if u < 0 || u > 31 {
+			return fmt.Errorf("urgency %d outside 0..31", u)
+		}
+		j.urgency = int32(u)
+		x.revert(j, e.Timestamp)
+	case "annotations":
+		v := fastMember(e.Context, "annotations")
+		if v == nil {
+			return errors.New("context has no annotations")
+		}
+		switch kind(v) {
+		case kindNull:
+			j.annotations = nil
+		case kindObject:
+			j.annotations = clone(v)
+		default:
+			return errors.New("annotations is not an object or null")
+		}
+		x.changed()
+	case "memo":
+		if e.Context == nil {
+			return errors.New("context missing")
+		}
+		ann, err := mergeMemo(j.annotations, e.Context)
+		if err != nil {
+			return err
+		}
+		j.annotations = ann
+		x.changed()
+	case "jobspec-update":
+		if e.Context == nil {
+			return errors.New("context missing")
+		}
+		if j.jobspec == nil {
+			x.cfg.Logf("received jobspec update before jobspec")
+			return nil
+		}
+		upd, skipped, err := updatePathsSkipped(j.jobspec, e.Context, true)
+		for _, k := range skipped {
+			x.cfg.Logf("job %s: jobspec-update: key %s not updatable", id, k)
+		}
+		if err != nil {
+			x.cfg.Logf("job %s: jobspec-update: %v", id, err)
+		} else {
+			oldQueue := j.js.queue
+			j.jobspec = upd
+			if j.jsParsed {
+				x.parseJobspec(j)
+				if j.js.queue != oldQueue && x.initialized {
+					x.moveQueue(j, oldQueue)
+				}
+			}
+		}
+		x.revert(j, e.Timestamp)
+	case "resource-update":
+		if e.Context == nil {
+			return errors.New("context missing")
+		}
+		if j.rRaw == nil {
+			x.cfg.Logf("received resource update before R")
+			return nil
+		}
+		if v := fastMember(e.Context, "expiration"); v != nil {
+			upd, err := setExpiration(j.rRaw, v)
+			if err != nil {
+				x.cfg.Logf("job %s: resource-update: %v", id, err)
+				return nil
+			}
+			j.rRaw = upd
+			if j.rParsed {
+				x.parseR(j)
+			}
+			x.changed()
+		}
+	case "dependency-add", "dependency-remove":
+		d, err := ctxString(e.Context, "description")
+		if err != nil {
+			return err
+		}
+		x.dependency(j, e.Name == "dependency-add", d)
+	case "flux-restart":
+		x.revert(j, e.Timestamp)
+	default:
+		if len(e.Name) > 11 && e.Name[:11] == "dependency-" {
+			return fmt.Errorf("unknown dependency event %s", e.Name)
+		}
+	}
+	return nil
+}
+
+func (x *Index) dependency(j *job, add bool, d string) {
+	if add {
+		j.depsEverAdded = true
+		for _, h := range j.depsHeld {
+			if h == d {
+				return
+			}
+		}
+		j.depsHeld = append(j.depsHeld, d)
+		j.deps = append(j.deps, d)
+	} else {
+		for i, h := range j.deps {
+			if h == d {
+				j.deps = append(j.deps[:i:i], j.deps[i+1:]...)
+				x.changed()
+				return
+			}
+		}
+		x.cfg.Logf("job %s: dependency %s not found", j.id, d)
+		return
+	}
+	x.changed()
+}
+
+// mergeMemo merges a memo context into annotations.user; null deletes.
+func mergeMemo(ann, memo []byte) ([]byte, error) {
+	var m map[string]any
+	if ann != nil {
+		var err error
+		if m, err = decodeGeneric(ann); err != nil {
+			return nil, err
+		}
+	} else {
+		m = map[string]any{}
+	}
+	upd, err := decodeGeneric(memo)
+	if err != nil {
+		return nil, err
+	}
+	user, _ := m["user"].(map[string]any)
+	if user == nil {
+		user = map[string]any{}
+	}
+	for k, v := range upd {
+		if v == nil {
+			delete(user, k)
+		} else {
+			user[k] = v
+		}
+	}
+	if len(user) == 0 {
+		delete(m, "user")
+	} else {
+		m["user"] = user
+	}
+	if len(m) == 0 {
+		return nil, nil
+	}
+	return marshalSorted(m)
+}
+
+func (x *Index) parseJobspec(j *job) {
+	j.jsParsed = true
+	if j.jobspec == nil {
+		j.js = jobspecInfo{duration: -1, nnodes: -1, ntasks: -1, ncores: -1}
+		return
+	}
+	info, err := parseJobspecIn(j.jobspec, x.strs)
+	if err != nil {
+		x.cfg.Logf("job %s: %v", j.id, err)
+	}
+	j.js = info
+}
+
+func (x *Index) parseR(j *job) {
+	j.rParsed = true
+	if j.rRaw == nil {
+		j.r = rInfo{expiration: -1}
+		x.cfg.Logf("job %s: no R at RUN", j.id)
+		return
+	}
+	info, err := parseRIn(j.rRaw, x.strs)
+	if err != nil {
+		x.cfg.Logf("job %s: %v", j.id, err)
+		info = rInfo{expiration: -1}
+	}
+	j.r = info
+}
+
+func (x *Index) queueCounts(q string) *counts {
+	c := x.queues[q]
+	if c == nil {
+		c = &counts{}
+		x.queues[q] = c
+	}
+	return c
+}
+
+func (x *Index) moveQueue(j *job, old string) {
+	if j.state == StateNew {
+		return
+	}
+	if old != "" {
+		c := x.queueCounts(old)
+		c.add(j.state, -1)
+		if j.state == StateInactive {
+			c.addResult(j, -1)
+		}
+	}
+	if j.js.queue != "" {
+		c := x.queueCounts(j.js.queue)
+		c.add(j.state, 1)
+		if j.state == StateInactive {
+			c.addResult(j, 1)
+		}
+	}
+	x.changed()
+}
+
+func (x *Index) changed() { x.statsGen++ }
+
+// transition moves j into state s with Flux's bookkeeping. conditional
+// bypasses the once-only guard.
+func (x *Index) transition(j *job, s State, ts float64, conditional bool) {
+	if !conditional && s != StatePriority && s != StateSched && j.mask&s != 0 {
+		return
+	}
+	if j.state == s && (s == StatePriority || s == StateSched) {
+		// Re-entering the same state is a no-op for lists and stats.
+		return
+	}
+	old := j.state
+	if x.initialized {
+		x.count(j, old, -1)
+	}
+	j.state = s
+	switch s {
+	case StateDepend:
+		j.tDepend = ts
+		x.parseJobspec(j)
+	case StateRun:
+		j.tRun = ts
+		x.parseR(j)
+	case StateCleanup:
+		j.tCleanup = ts
+	case StateInactive:
+		j.tInactive = ts
+	}
+	j.mask |= s
+	if x.initialized {
+		x.count(j, s, 1)
+		x.relist(j)
+		x.checkWaiters(j)
+		x.changed()
+		if s == StateInactive {
+			if _, ok := x.latePurge[j.id]; ok {
+				delete(x.latePurge, j.id)
+				x.purgeJob(j)
+			}
+		}
+	}
+}
+
+// count adds d to the stats of j in state s (NEW excluded); at INACTIVE
+// the result category too.
+func (x *Index) count(j *job, s State, d int) {
+	if s == StateNew || s == 0 {
+		return
+	}
+	x.stats.add(s, d)
+	var q *counts
+	if j.jsParsed && j.js.queue != "" {
+		q = x.queueCounts(j.js.queue)
+		q.add(s, d)
+	}
+	if s == StateInactive {
+		x.stats.addResult(j, d)
+		if q != nil {
+			q.addResult(j, d)
+		}
+	}
+}
+
+// revert returns a SCHED job to PRIORITY (flux-restart, urgency,
+// jobspec-update).
+func (x *Index) revert(j *job, ts float64) {
+	if j.state != StateSched {
+		return
+	}
+	j.mask &^= StateSched | StatePriority
+	x.transition(j, StatePriority, ts, true)
+}
+
+func listFor(x *Index, s State) *slist {
+	switch s {
+	case StateDepend, StatePriority, StateSched:
+		return &x.pending
+	case StateRun, StateCleanup:
+		return &x.running
+	case StateInactive:
+		return &x.inactive
+	}
+	return nil
+}
+
+func (x *Index) insert(j *job, l *slist) {
+	j.key = entry{j: j, id: j.id}
+	switch l {
+	case &x.pending:
+		j.key.p = j.priority
+	case &x.running:
+		j.key.k = j.tRun
+	case &x.inactive:
+		j.key.k = j.tInactive
+	}
+	j.list = l
+	l.insert(j.key)
+}
+
+func (x *Index) relist(j *job) {
+	l := listFor(x, j.state)
+	if j.list == l {
+		if l == &x.pending && j.state == StateSched {
+			// Re-sorted on entering SCHED (the key is the priority).
+			if j.key.p != j.priority {
+				l.remove(j.key)
+				x.insert(j, l)
+			}
+		}
+		return
+	}
+	if j.list != nil {
+		j.list.remove(j.key)
+		j.list = nil
+	}
+	if l != nil {
+		x.insert(j, l)
+	}
+}
+
+// detach removes j from its list and the index.
+func (x *Index) detach(j *job) {
+	if j.list != nil {
+		j.list.remove(j.key)
+		j.list = nil
+	}
+	delete(x.jobs, j.id)
+}
+
+// initialize applies the end of the backlog: lists sorted once, stats
+// counted, deferred purges and requests run in arrival order.
+func (x *Index) initialize() {
+	var pend, run, inact []entry
+	for _, j := range x.jobs {
+		l := listFor(x, j.state)
+		if l == nil {
+			continue
+		}
+		j.list = l
+		j.key = entry{j: j, id: j.id}
+		switch l {
+		case &x.pending:
+			j.key.p = j.priority
+			pend = append(pend, j.key)
+		case &x.running:
+			j.key.k = j.tRun
+			run = append(run, j.key)
+		case &x.inactive:
+			j.key.k = j.tInactive
+			inact = append(inact, j.key)
+		}
+		x.count(j, j.state, 1)
+	}
+	x.pending.build(pend, true)
+	x.running.build(run, false)
+	x.inactive.build(inact, false)
+	x.initialized = true
+	x.changed()
+	purges := x.purges
+	x.purges = nil
+	for _, ids := range purges {
+		x.Purge(ids)
+	}
+	d := x.deferred
+	x.deferred = nil
+	for _, r := range d {
+		x.Request(r.w, r.req)
+	}
+}
+
+// Purge applies a job-purge-inactive event. Before initialisation it is
+// held and applied right after the backlog, so a purged job never
+// reappears (a fix over Flux).
+func (x *Index) Purge(ids []fluxkit.JobID) {
+	if !x.initialized {
+		x.purges = append(x.purges, ids)
+		return
+	}
+	n := 0
+	for _, id := range ids {
+		j := x.jobs[id]
+		if j == nil || j.state != StateInactive {
+			if j == nil {
+				x.answerGone(id)
+			}
+			x.addLatePurge(id)
+			continue
+		}
+		x.purgeJob(j)
+		n++
+	}
+	if n > 0 {
+		x.cfg.Logf("purged %d inactive jobs", n)
+	}
+}
+
+func (x *Index) purgeJob(j *job) {
+	x.count(j, StateInactive, -1)
+	x.stats.purged++
+	if j.jsParsed && j.js.queue != "" {
+		x.queueCounts(j.js.queue).purged++
+	}
+	x.detach(j)
+	x.answerGone(j.id)
+	x.changed()
+}
+
+func (x *Index) addLatePurge(id fluxkit.JobID) {
+	if _, ok := x.latePurge[id]; ok {
+		return
+	}
+	x.latePurge[id] = struct{}{}
+	x.lateOrder = append(x.lateOrder, id)
+	for len(x.latePurge) > x.cfg.MaxLatePurges && len(x.lateOrder) > 0 {
+		delete(x.latePurge, x.lateOrder[0])
+		x.lateOrder = x.lateOrder[1:]
+	}
+	if len(x.lateOrder) > 2*x.cfg.MaxLatePurges {
+		keep := x.lateOrder[:0]
+		for _, id := range x.lateOrder {
+			if _, ok := x.latePurge[id]; ok {
+				keep = append(keep, id)
+			}
+		}
+		x.lateOrder = keep
+	}
+}
+
+// ParsePurge decodes a job-purge-inactive payload.
+func ParsePurge(b []byte) ([]fluxkit.JobID, error) {
+	jobs, err := member(trim(b), "jobs")
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", EventPurge, err)
+	}
+	var ids []fluxkit.JobID
+	err = eachElem(jobs, func(v []byte) error {
+		n, err := asInt(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("job id %s is not an integer", v)
+		}
+		ids = append(ids, fluxkit.JobID(n))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", EventPurge, err)
+	}
+	return ids, nil
+}

@@ -1,0 +1,111 @@
+package journal
+
+import (
+	"github.com/fluxkit/fluxkit"
+)
+
+// job is the consumer's record of one job (job-list's struct job).
+type job struct {
+	id            fluxkit.JobID
+	userid        uint32
+	urgency       int32
+	submitVersion int32
+	waitstatus    int32
+	excSeverity   int32
+	state         State
+	mask          State
+	result        Result
+	success       bool
+	excOccurred   bool
+	excNoteSet    bool
+	jsParsed      bool
+	rParsed       bool
+	depsEverAdded bool
+	priority      int64 // last priority event's value; 0 before any
+	tSubmit       float64
+	tDepend       float64
+	tRun          float64
+	tCleanup      float64
+	tInactive     float64
+	excType       string
+	excNote       string
+	js            jobspecInfo
+	r             rInfo
+	annotations   []byte
+	deps          []string // current, in order of addition
+	depsHeld      []string // every value ever held
+	jobspec       []byte
+	rRaw          []byte
+	list          *slist
+	key           entry
+}
+
+func newJob(id fluxkit.JobID) *job {
+	return &job{id: id, urgency: -1, submitVersion: -1, waitstatus: -1, excSeverity: -1,
+		result: ResultFailed, js: jobspecInfo{duration: -1, nnodes: -1, ntasks: -1, ncores: -1}}
+}
+
+func (j *job) nnodes() int32 {
+	if j.rParsed && j.r.nnodes > 0 {
+		return j.r.nnodes
+	}
+	if j.jsParsed {
+		return j.js.nnodes
+	}
+	return -1
+}
+
+func (j *job) ncores() int32 {
+	if j.rParsed {
+		return j.r.ncores
+	}
+	if j.jsParsed {
+		return j.js.ncores
+	}
+	return -1
+}
+
+func (j *job) ntasks() int32 {
+	if !j.jsParsed {
+		return -1
+	}
+	if j.js.perCore > 0 {
+		if j.rParsed {
+			return j.r.ncores * j.js.perCore
+		}
+		return -1
+	}
+	return j.js.ntasks
+}
+
+func (j *job) field(s string) string {
+	if !j.jsParsed {
+		return ""
+	}
+	return s
+}
+
+func (j *job) expiration() float64 {
+	if j.rParsed && j.mask&StateRun != 0 {
+		return j.r.expiration
+	}
+	return -1
+}
+
+// t returns a state timestamp by state bit, ok false when never reached.
+func (j *job) t(s State) (float64, bool) {
+	switch s {
+	case StateDepend:
+		if j.submitVersion < 1 {
+			return j.tSubmit, true
+		}
+		return j.tDepend, j.mask&StateDepend != 0
+	case StateRun:
+		return j.tRun, j.mask&StateRun != 0
+	case StateCleanup:
+		return j.tCleanup, j.mask&StateCleanup != 0
+	case StateInactive:
+		return j.tInactive, j.mask&StateInactive != 0
+	}
+	return j.tSubmit, true
+}
