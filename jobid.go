@@ -285,7 +285,7 @@ func NewJobIDGenerator(cfg JobIDGeneratorConfig) (*JobIDGenerator, error) {
 	return g, nil
 }
 
-// Next issues the next id. It fails only when the 40-bit timestamp is
+// Next issues the next id, never 0. It fails only when the 40-bit timestamp is
 // exhausted, about 34 years after the epoch.
 func (g *JobIDGenerator) Next() (JobID, error) {
 	ms := g.now().Sub(g.epoch).Milliseconds()
@@ -311,6 +311,11 @@ func (g *JobIDGenerator) Next() (JobID, error) {
 	}
 	if ts > maxTS {
 		return 0, Errorf(EOVERFLOW, "job id timestamp exhausted")
+	}
+	if ts == 0 && g.gen == 0 && seq == 0 {
+		// 0 is a valid FLUID, but callers use it for "no job"; the
+		// first generator at its epoch starts at 1 instead.
+		seq = 1
 	}
 	id := NewJobID(ts, g.gen, seq)
 	g.last, g.used = id, true

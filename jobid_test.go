@@ -131,6 +131,11 @@ func TestJobIDGenerator(t *testing.T) {
 	id4, _ := g3.Next()
 	assert.Equal(t, NewJobID(5001, 1, 0), id4)
 
+	// At its epoch, generator 0 skips id 0, which callers use for "none".
+	g0, _ := NewJobIDGenerator(JobIDGeneratorConfig{Now: clk.now})
+	first, _ := g0.Next()
+	assert.Equal(t, JobID(1), first)
+
 	_, err = NewJobIDGenerator(JobIDGeneratorConfig{Generator: MaxGenerator + 1})
 	assert.ErrorIs(t, err, syscall.EINVAL)
 }

@@ -2,7 +2,6 @@ package exec
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -238,7 +237,7 @@ func (a *Agent) handleLaunch(ctx context.Context, w fluxkit.Responder, req *flux
 		return
 	}
 	var lr launchReq
-	if err := fluxkit.DecodePayload(req, &lr); err != nil {
+	if err := decodeLaunch(req, &lr); err != nil {
 		_ = w.RespondError(err)
 		return
 	}
@@ -289,9 +288,11 @@ func (a *Agent) handleLaunch(ctx context.Context, w fluxkit.Responder, req *flux
 	}
 	j.calls = map[uint32]fluxkit.Call{}
 	// Forward first so that the subtree launches in parallel with our spawn.
-	fwd := lr
-	for _, child := range j.children {
-		a.forwardLocked(j, child, fwd)
+	if len(j.children) > 0 {
+		fwd := encodeLaunch(&lr)
+		for _, child := range j.children {
+			a.forwardLocked(j, child, fwd)
+		}
 	}
 	if !fresh && !lr.Reattach {
 		// A start re-sent without reattach: whatever already runs in the
@@ -316,7 +317,7 @@ func (a *Agent) handleLaunch(ctx context.Context, w fluxkit.Responder, req *flux
 	a.evalLocked(j)
 }
 
-func (a *Agent) forwardLocked(j *agentJob, child uint32, lr launchReq) {
+func (a *Agent) forwardLocked(j *agentJob, child uint32, lr []byte) {
 	a.msgs.Add(1)
 	call, err := fluxkit.Stream(a.ctx, a.h, a.cfg.Service+".launch", child, lr)
 	if err != nil {
@@ -348,7 +349,7 @@ func (a *Agent) readChild(j *agentJob, child uint32, call fluxkit.Call) {
 		}
 		a.msgs.Add(1)
 		var rep report
-		if err := json.Unmarshal(m.Payload, &rep); err != nil {
+		if err := decodeReport(m.Payload, &rep); err != nil {
 			a.log.Warn("exec agent: bad report", "job", j.req.ID, "child", child, "err", err)
 		} else {
 			a.mergeLocked(j, child, &rep)
@@ -568,7 +569,7 @@ func (a *Agent) flushLocked(j *agentJob) {
 	}
 	if !rep.empty() {
 		a.msgs.Add(1)
-		_ = fluxkit.Respond(j.up, &rep)
+		_ = j.up.Respond(encodeReport(&rep))
 	}
 	if allDone {
 		j.upEnded = true
@@ -825,7 +826,7 @@ func (a *Agent) treeKids(rs string, k int) []uint32 {
 func (a *Agent) handleForget(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
 	a.msgs.Add(1)
 	var fr forgetReq
-	if err := fluxkit.DecodePayload(req, &fr); err != nil {
+	if err := decodeForget(req, &fr); err != nil {
 		_ = w.RespondError(err)
 		return
 	}
@@ -843,7 +844,7 @@ func (a *Agent) handleForget(ctx context.Context, w fluxkit.Responder, req *flux
 	}
 	for _, c := range children {
 		a.msgs.Add(1)
-		_ = fluxkit.Notify(a.ctx, a.h, a.cfg.Service+".forget", c, fr)
+		_ = fluxkit.Notify(a.ctx, a.h, a.cfg.Service+".forget", c, encodeForget(&fr))
 	}
 	_ = w.Respond(nil)
 }

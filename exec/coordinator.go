@@ -301,6 +301,7 @@ func (c *Coordinator) handleStart(ctx context.Context, w fluxkit.Responder, req 
 		_ = fluxkit.Respond(w, Response{ID: sr.ID, Type: "release", Data: map[string]any{"ranks": "all", "final": true}})
 		return
 	}
+	spec, serr := parseJobspec(sr.Jobspec) // pure: parsed before taking c.mu
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -315,7 +316,6 @@ func (c *Coordinator) handleStart(ctx context.Context, w fluxkit.Responder, req 
 	cj := &cjob{w: w, fanout: set.Fanout, ranksStr: formatRanks(rs.ranks), outOff: map[[2]uint32]int64{}}
 	cj.m = newJob(now, sr.ID, *sr.Userid, rs, set, sr.Reattach)
 	c.jobs[sr.ID] = cj
-	spec, serr := parseJobspec(sr.Jobspec)
 	cj.spec = spec
 	if !sr.Reattach {
 		// A fresh start gets a fresh exec eventlog, as flux-core recreates
@@ -502,7 +502,7 @@ func (c *Coordinator) sendLaunch(cj *cjob) {
 		lr.Env = cj.spec.env
 	}
 	c.msgs.Add(1)
-	call, err := fluxkit.Stream(c.ctx, c.h, c.cfg.AgentService+".launch", m.rs.ranks[0], lr)
+	call, err := fluxkit.Stream(c.ctx, c.h, c.cfg.AgentService+".launch", m.rs.ranks[0], encodeLaunch(&lr))
 	if err != nil {
 		c.launchFailed(cj, err)
 		return
@@ -541,7 +541,7 @@ func (c *Coordinator) readLaunch(cj *cjob, call fluxkit.Call) {
 		}
 		c.msgs.Add(1)
 		var rep report
-		if err := json.Unmarshal(msg.Payload, &rep); err != nil {
+		if err := decodeReport(msg.Payload, &rep); err != nil {
 			c.log.Warn("exec: bad agent report", "job", cj.m.id, "err", err)
 			continue
 		}
@@ -694,7 +694,11 @@ func (c *Coordinator) do(cj *cjob, a action) {
 	switch a.kind {
 	case actRespond:
 		c.msgs.Add(1)
-		_ = fluxkit.Respond(cj.w, a.resp)
+		if p, err := encodeResponse(&a.resp); err == nil {
+			_ = cj.w.Respond(p)
+		} else {
+			_ = fluxkit.Respond(cj.w, a.resp) // answers the encoding error as before
+		}
 	case actKill:
 		c.notifyKill(cj, a.signal, a.tasks, false, nil)
 	case actCancel:
@@ -787,7 +791,7 @@ func (c *Coordinator) retire(cj *cjob) {
 	if cj.method != MethodBypass && (m.launched || m.reattach) {
 		c.msgs.Add(1)
 		_ = fluxkit.Notify(c.ctx, c.h, c.cfg.AgentService+".forget", m.rs.ranks[0],
-			forgetReq{ID: m.id, Ranks: cj.ranksStr, Fanout: cj.fanout})
+			encodeForget(&forgetReq{ID: m.id, Ranks: cj.ranksStr, Fanout: cj.fanout}))
 	}
 }
 

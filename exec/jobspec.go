@@ -37,7 +37,7 @@ func parseR(raw json.RawMessage) (*resourceSet, error) {
 	if len(raw) == 0 {
 		return nil, errors.New("parsing R: missing")
 	}
-	if err := json.Unmarshal(raw, &r); err != nil {
+	if err := decodeR(raw, &r); err != nil {
 		return nil, fmt.Errorf("parsing R: %w", err)
 	}
 	if r.Version != 1 {

@@ -46,8 +46,11 @@ func newStore(h fluxkit.Handle, onSend func(int)) *store {
 // append queues events for job id as batch number n; done (may be nil) runs
 // once they are committed.
 func (s *store) append(id fluxkit.JobID, n int, evs []Event, done func(error)) {
-	v, _ := json.Marshal(evs)
-	c, _ := json.Marshal(n + 1)
+	v, err := appendEvents(nil, evs)
+	if err != nil {
+		v, _ = json.Marshal(evs)
+	}
+	c := strconv.AppendInt(nil, int64(n+1), 10)
 	k := eventlogKey(id)
 	s.mu.Lock()
 	s.pending = append(s.pending, kvsOp{Key: k + "." + strconv.Itoa(n), Value: v}, kvsOp{Key: k + ".count", Value: c})
@@ -89,7 +92,7 @@ func (s *store) run(ctx context.Context) {
 			if s.onSend != nil {
 				s.onSend(2)
 			}
-			err := fluxkit.RPC(ctx, s.h, "kvs.commit", 0, map[string]any{"ops": ops}, nil)
+			err := fluxkit.RPC(ctx, s.h, "kvs.commit", 0, encodeCommit(ops), nil)
 			for _, w := range ws {
 				w(err)
 			}
@@ -143,4 +146,30 @@ func loadEventlog(ctx context.Context, h fluxkit.Handle, id fluxkit.JobID) ([]Ev
 		out = append(out, b.Value...)
 	}
 	return out, cnt.Value, nil
+}
+
+// encodeCommit is json.Marshal(map[string]any{"ops": ops}) for values that
+// are compact JSON, as appendEvents writes them.
+func encodeCommit(ops []kvsOp) []byte {
+	n := 16
+	for _, op := range ops {
+		n += len(op.Key) + len(op.Value) + 24
+	}
+	b := make([]byte, 0, n)
+	b = append(b, `{"ops":[`...)
+	for i, op := range ops {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"key":`...)
+		b = appendStr(b, op.Key)
+		b = append(b, `,"value":`...)
+		if len(op.Value) == 0 {
+			b = append(b, "null"...)
+		} else {
+			b = append(b, op.Value...)
+		}
+		b = append(b, '}')
+	}
+	return append(b, "]}"...)
 }
