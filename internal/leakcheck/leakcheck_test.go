@@ -1,0 +1,66 @@
+package leakcheck
+
+import (
+	"os/exec"
+	"testing"
+	"time"
+)
+
+// fakeT records failures instead of failing the real test.
+type fakeT struct {
+	testing.TB
+	cleanups []func()
+	failed   bool
+}
+
+func (f *fakeT) Helper()               {}
+func (f *fakeT) Cleanup(fn func())     { f.cleanups = append(f.cleanups, fn) }
+func (f *fakeT) Errorf(string, ...any) { f.failed = true }
+func (f *fakeT) finish() {
+	for i := len(f.cleanups) - 1; i >= 0; i-- {
+		f.cleanups[i]()
+	}
+}
+
+func TestCatchesGoroutine(t *testing.T) {
+	ft := &fakeT{TB: t}
+	check(ft, 200*time.Millisecond)
+	stop := make(chan struct{})
+	go func() { <-stop }()
+	ft.finish()
+	close(stop)
+	if !ft.failed {
+		t.Fatal("a goroutine left running was not reported")
+	}
+}
+
+func TestCatchesChild(t *testing.T) {
+	ft := &fakeT{TB: t}
+	check(ft, 200*time.Millisecond)
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ft.finish()
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	if !ft.failed {
+		t.Fatal("a child process left running was not reported")
+	}
+}
+
+func TestCleanPasses(t *testing.T) {
+	ft := &fakeT{TB: t}
+	check(ft, 200*time.Millisecond)
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { close(done) }()
+	<-done
+	ft.finish()
+	if ft.failed {
+		t.Fatal("a clean test was reported as leaking")
+	}
+}
