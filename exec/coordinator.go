@@ -784,6 +784,7 @@ func (c *Coordinator) retire(cj *cjob) {
 		cj.call = nil
 	}
 	delete(c.jobs, m.id)
+	c.st.forget(m.id)
 	c.jobsDone.Add(1)
 	// Forget also cleans up after a refused reattach: the agents may still
 	// hold shells from the previous coordinator, and dropping a record

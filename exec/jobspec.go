@@ -148,23 +148,28 @@ const defaultTestDuration = 10 * time.Microsecond
 // errTestConf is the note flux-core's testexec gives for a bad test block.
 const errTestConf = "failed to initialize testconf"
 
+// jobspecJSON is what parseJobspec reads of a jobspec.
+type jobspecJSON struct {
+	Tasks      []taskJSON `json:"tasks"`
+	Attributes struct {
+		System struct {
+			Duration    any               `json:"duration"`
+			Environment map[string]string `json:"environment"`
+			Exec        map[string]json.RawMessage
+		} `json:"system"`
+	} `json:"attributes"`
+}
+
+type taskJSON struct {
+	Command []string `json:"command"`
+}
+
 func parseJobspec(raw json.RawMessage) (*jobSpec, error) {
-	var js struct {
-		Tasks []struct {
-			Command []string `json:"command"`
-		} `json:"tasks"`
-		Attributes struct {
-			System struct {
-				Duration    any               `json:"duration"`
-				Environment map[string]string `json:"environment"`
-				Exec        map[string]json.RawMessage
-			} `json:"system"`
-		} `json:"attributes"`
-	}
+	var js jobspecJSON
 	if len(raw) == 0 {
 		return nil, errors.New("jobspec: missing")
 	}
-	if err := json.Unmarshal(raw, &js); err != nil {
+	if err := decodeJobspec(raw, &js); err != nil {
 		return nil, fmt.Errorf("jobspec: %w", err)
 	}
 	spec := &jobSpec{env: js.Attributes.System.Environment, raw: raw}
@@ -215,6 +220,13 @@ func parseJobspec(raw json.RawMessage) (*jobSpec, error) {
 // parseTestConf decodes attributes.system.exec.test. Its error is reported as
 // the job exception errTestConf, not as a protocol error.
 func parseTestConf(raw json.RawMessage, jobDuration time.Duration) (*testConf, error) {
+	if tc, ok := fastTestConf(raw, jobDuration); ok {
+		return tc, nil
+	}
+	return slowTestConf(raw, jobDuration)
+}
+
+func slowTestConf(raw json.RawMessage, jobDuration time.Duration) (*testConf, error) {
 	var t map[string]any
 	if err := json.Unmarshal(raw, &t); err != nil {
 		return nil, fmt.Errorf("%s: test block is not an object", errTestConf)

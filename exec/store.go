@@ -23,6 +23,9 @@ type kvsOp struct {
 
 // store batches eventlog appends from every job into as few kvs.commit
 // requests as possible, from one goroutine that owns the commit stream.
+// Appends for a job that arrive while its previous batch still waits for
+// the next commit join that batch, so a job costs one batch and one count
+// per commit rather than one per append (the KVS decodes every op).
 type store struct {
 	h      fluxkit.Handle
 	rank   uint32
@@ -30,30 +33,60 @@ type store struct {
 
 	mu       sync.Mutex
 	cond     *sync.Cond
-	pending  []kvsOp
+	jobs     map[fluxkit.JobID]*elog
+	pending  []*batch
 	waiters  []func(error)
 	inflight bool
 	closed   bool
 	wake     chan struct{}
 }
 
+// elog is the store's view of one job's eventlog.
+type elog struct {
+	next int    // number of the next new batch
+	open *batch // batch not yet sent, which appends join
+}
+
+// batch is one KVS batch of a job's events, encoded as they are appended
+// (buf holds the JSON array without its closing bracket).
+type batch struct {
+	id  fluxkit.JobID
+	n   int
+	buf []byte
+}
+
 func newStore(h fluxkit.Handle, onSend func(int)) *store {
-	s := &store{h: h, rank: h.Rank(), onSend: onSend, wake: make(chan struct{}, 1)}
+	s := &store{h: h, rank: h.Rank(), onSend: onSend, jobs: map[fluxkit.JobID]*elog{}, wake: make(chan struct{}, 1)}
 	s.cond = sync.NewCond(&s.mu)
 	return s
 }
 
-// append queues events for job id as batch number n; done (may be nil) runs
-// once they are committed.
-func (s *store) append(id fluxkit.JobID, n int, evs []Event, done func(error)) {
-	v, err := appendEvents(nil, evs)
-	if err != nil {
-		v, _ = json.Marshal(evs)
-	}
-	c := strconv.AppendInt(nil, int64(n+1), 10)
-	k := eventlogKey(id)
+// append queues events for job id; done (may be nil) runs once they are
+// committed. first is the number of the job's first batch in this store
+// (0 for a fresh eventlog, the stored count on reattach); it is used only
+// when the store has no record of the job.
+func (s *store) append(id fluxkit.JobID, first int, evs []Event, done func(error)) {
 	s.mu.Lock()
-	s.pending = append(s.pending, kvsOp{Key: k + "." + strconv.Itoa(n), Value: v}, kvsOp{Key: k + ".count", Value: c})
+	e := s.jobs[id]
+	if e == nil {
+		e = &elog{next: first}
+		s.jobs[id] = e
+	}
+	b := e.open
+	if b == nil {
+		b = &batch{id: id, n: e.next, buf: make([]byte, 0, 256)}
+		e.next++
+		e.open = b
+		s.pending = append(s.pending, b)
+	}
+	for i := range evs {
+		if len(b.buf) == 0 {
+			b.buf = append(b.buf, '[')
+		} else {
+			b.buf = append(b.buf, ',')
+		}
+		b.buf = appendEvent(b.buf, &evs[i])
+	}
 	if done != nil {
 		s.waiters = append(s.waiters, done)
 	}
@@ -62,6 +95,15 @@ func (s *store) append(id fluxkit.JobID, n int, evs []Event, done func(error)) {
 	case s.wake <- struct{}{}:
 	default:
 	}
+}
+
+// forget drops the store's record of a job whose eventlog is complete;
+// batches already queued are still committed. A later append for the same
+// id (a fresh start) begins at its first batch again.
+func (s *store) forget(id fluxkit.JobID) {
+	s.mu.Lock()
+	delete(s.jobs, id)
+	s.mu.Unlock()
 }
 
 func (s *store) run(ctx context.Context) {
@@ -82,17 +124,22 @@ func (s *store) run(ctx context.Context) {
 		}
 		for {
 			s.mu.Lock()
-			ops, ws := s.pending, s.waiters
+			bs, ws := s.pending, s.waiters
 			s.pending, s.waiters = nil, nil
-			s.inflight = len(ops) > 0
+			for _, b := range bs {
+				if e := s.jobs[b.id]; e != nil && e.open == b {
+					e.open = nil
+				}
+			}
+			s.inflight = len(bs) > 0
 			s.mu.Unlock()
-			if len(ops) == 0 {
+			if len(bs) == 0 {
 				break
 			}
 			if s.onSend != nil {
 				s.onSend(2)
 			}
-			err := fluxkit.RPC(ctx, s.h, "kvs.commit", 0, encodeCommit(ops), nil)
+			err := fluxkit.RPC(ctx, s.h, "kvs.commit", 0, encodeBatches(bs), nil)
 			for _, w := range ws {
 				w(err)
 			}
@@ -102,6 +149,19 @@ func (s *store) run(ctx context.Context) {
 			s.mu.Unlock()
 		}
 	}
+}
+
+// encodeBatches is the kvs.commit payload for bs: each batch under its
+// number and the job's count after it.
+func encodeBatches(bs []*batch) []byte {
+	ops := make([]kvsOp, 0, 2*len(bs))
+	for _, b := range bs {
+		k := eventlogKey(b.id)
+		ops = append(ops,
+			kvsOp{Key: k + "." + strconv.Itoa(b.n), Value: closeArray(b.buf)},
+			kvsOp{Key: k + ".count", Value: strconv.AppendInt(nil, int64(b.n+1), 10)})
+	}
+	return encodeCommit(ops)
 }
 
 // sync waits until everything appended so far is committed, or ctx ends.
@@ -172,4 +232,11 @@ func encodeCommit(ops []kvsOp) []byte {
 		b = append(b, '}')
 	}
 	return append(b, "]}"...)
+}
+
+func closeArray(buf []byte) []byte {
+	if len(buf) == 0 {
+		return []byte("[]")
+	}
+	return append(buf, ']')
 }

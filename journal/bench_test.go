@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -181,6 +182,67 @@ func BenchmarkConsumerInit(b *testing.B) {
 			b.ReportMetric(perJob, "heapB/job")
 			// CPU time (all threads, GC included) is steadier than wall time
 			// on a shared machine.
+			b.ReportMetric(float64(n)*float64(b.N)/cpu.Seconds(), "jobs/cpu-s")
+		})
+	}
+}
+
+// sliceRecv replays responses as a stream's Recv does.
+type sliceRecv struct {
+	msgs [][]byte
+	i    int
+}
+
+func (r *sliceRecv) Recv(ctx context.Context) (*fluxkit.Message, error) {
+	if r.i == len(r.msgs) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	r.i++
+	return &fluxkit.Message{Payload: r.msgs[r.i-1]}, nil
+}
+
+// BenchmarkConsumerInitPipelined: BenchmarkConsumerInit as the Consumer
+// runs it, responses decoded on a second goroutine ([pipeline]) and applied
+// on the first.
+func BenchmarkConsumerInitPipelined(b *testing.B) {
+	for _, n := range sizes() {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			msgs := backlogMessages(b, n)
+			var cpu time.Duration
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				_ = heapInUse()
+				c0 := cpuTime()
+				b.StartTimer()
+				x := NewIndex(IndexConfig{})
+				var err error
+				pipeline(context.Background(), &sliceRecv{msgs: msgs}, func(d *decodedMsg) bool {
+					if d.recvErr != nil {
+						err = d.recvErr
+						return false
+					}
+					if err = x.journalDecoded(d.payload, &d.msg, d.err); err != nil {
+						return false
+					}
+					return !x.Initialized()
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if !x.Initialized() {
+					b.Fatal("not initialised")
+				}
+				b.StopTimer()
+				cpu += cpuTime() - c0
+				if x.inactive.len() != n {
+					b.Fatalf("%d inactive", x.inactive.len())
+				}
+				runtime.KeepAlive(x)
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
 			b.ReportMetric(float64(n)*float64(b.N)/cpu.Seconds(), "jobs/cpu-s")
 		})
 	}

@@ -67,45 +67,6 @@ func ParseEntry(b []byte) (Entry, error) {
 	return e, nil
 }
 
-// parseCheckedEntry is ParseEntry for input inside an already validated
-// message.
-func parseCheckedEntry(b []byte) (Entry, error) {
-	var e Entry
-	haveTS, haveName := false, false
-	err := fastMembers(b, func(k string, v []byte) error {
-		switch k {
-		case "timestamp":
-			f, err := asFloat(v)
-			if err != nil {
-				return entryErr("timestamp is not a number")
-			}
-			e.Timestamp, haveTS = f, true
-		case "name":
-			if kind(v) != kindString {
-				return entryErr("name is not a string")
-			}
-			e.Name, haveName = internName(v), true
-		case "context":
-			if kind(v) != kindObject {
-				return entryErr("context is not an object")
-			}
-			e.Context = v
-		}
-		return nil
-	})
-	switch {
-	case errors.Is(err, ErrEntry):
-		return Entry{}, err
-	case err != nil:
-		return Entry{}, entryErr("%v", err)
-	case !haveTS:
-		return Entry{}, entryErr("timestamp missing")
-	case !haveName:
-		return Entry{}, entryErr("name missing")
-	}
-	return e, nil
-}
-
 // internName returns the event name of raw JSON string v without
 // allocating for the names Flux posts.
 func internName(v []byte) string {

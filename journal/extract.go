@@ -50,7 +50,7 @@ func (c *jjCounts) walk(vs []byte, depth int) error {
 			var err error
 			switch k {
 			case "type":
-				typ, err = asString(val)
+				typ, err = viewString(val)
 			case "count":
 				count, err = countOf(val)
 			case "with":
@@ -100,40 +100,105 @@ func (c *jjCounts) walk(vs []byte, depth int) error {
 func parseJobspec(js []byte) (jobspecInfo, error) { return parseJobspecIn(js, nil) }
 
 // interner shares the strings many jobs repeat (queue, cwd, name, nodelist)
-// instead of allocating a copy per job. Bounded: past maxInterned distinct
-// values it just decodes.
-type interner map[string]string
+// instead of allocating a copy per job, and remembers parsed idsets (R's
+// rank and core strings repeat just as much). Bounded: past maxInterned
+// distinct values it just decodes. A nil *interner decodes every time.
+type interner struct {
+	strs map[string]string
+	sets map[string]setMemo
+}
+
+// setMemo is a parsed idset string: the set, or the parse error.
+type setMemo struct {
+	set idset.Set
+	err error
+	enc string // Ranges|Brackets encoding, filled on first use
+	has bool   // enc is filled
+}
+
+func newInterner() *interner {
+	return &interner{strs: map[string]string{}, sets: map[string]setMemo{}}
+}
 
 const maxInterned = 4096
 
-func (in interner) str(v []byte) (string, error) {
+func (in *interner) str(v []byte) (string, error) {
 	if in == nil || len(v) < 2 || v[0] != '"' || bytes.IndexByte(v, '\\') >= 0 {
 		return asString(v)
 	}
-	if s, ok := in[string(v[1:len(v)-1])]; ok {
+	if s, ok := in.strs[string(v[1:len(v)-1])]; ok {
 		return s, nil
 	}
 	s, err := asString(v)
-	if err == nil && len(in) < maxInterned {
-		in[s] = s
+	if err == nil && len(in.strs) < maxInterned {
+		in.strs[s] = s
 	}
 	return s, err
 }
 
-func (in interner) of(s string) string {
+func (in *interner) of(s string) string {
 	if in == nil {
 		return s
 	}
-	if t, ok := in[s]; ok {
+	if t, ok := in.strs[s]; ok {
 		return t
 	}
-	if len(in) < maxInterned {
-		in[s] = s
+	if len(in.strs) < maxInterned {
+		in.strs[s] = s
 	}
 	return s
 }
 
-func parseJobspecIn(js []byte, in interner) (jobspecInfo, error) {
+// set parses the idset in raw JSON string v. errNotString reports a value
+// that is not a string; other errors are idset's.
+func (in *interner) set(v []byte) (idset.Set, error) {
+	m, _, err := in.setMemo(v)
+	return m.set, err
+}
+
+var errNotString = errors.New("not a string")
+
+// setMemo returns the memo of v and, when it is remembered, its key (the
+// string's bytes, for filling enc).
+func (in *interner) setMemo(v []byte) (setMemo, []byte, error) {
+	plain := in != nil && len(v) >= 2 && v[0] == '"' && bytes.IndexByte(v, '\\') < 0
+	if plain {
+		if m, ok := in.sets[string(v[1:len(v)-1])]; ok {
+			return m, v[1 : len(v)-1], m.err
+		}
+	}
+	s, err := asString(v)
+	if err != nil {
+		return setMemo{}, nil, errNotString
+	}
+	set, err := idset.Parse(s)
+	m := setMemo{set: set, err: err}
+	if plain && len(in.sets) < maxInterned {
+		in.sets[s] = m
+		return m, v[1 : len(v)-1], err
+	}
+	return m, nil, err
+}
+
+// ranksOf is set.Encode(Ranges|Brackets), remembered for a set parsed from
+// the remembered string key.
+func (in *interner) ranksOf(set idset.Set, key []byte) string {
+	if in != nil && key != nil {
+		if m, ok := in.sets[string(key)]; ok {
+			if !m.has {
+				m.enc, _ = set.Encode(idset.Ranges | idset.Brackets)
+				m.enc = in.of(m.enc)
+				m.has = true
+				in.sets[string(key)] = m
+			}
+			return m.enc
+		}
+	}
+	enc, _ := set.Encode(idset.Ranges | idset.Brackets)
+	return in.of(enc)
+}
+
+func parseJobspecIn(js []byte, in *interner) (jobspecInfo, error) {
 	info := jobspecInfo{duration: -1, nnodes: -1, ntasks: -1, ncores: -1}
 	var resources, tasks, attrs []byte
 	version := int64(-1)
@@ -217,7 +282,19 @@ func parseJobspecIn(js []byte, in interner) (jobspecInfo, error) {
 				return nil
 			}
 			first = false
-			if cmd := fastMember(t, "command"); kind(cmd) == kindArray {
+			// One walk for both keys; the last of a repeated key counts, as
+			// with fastMember.
+			var cmd, cnt []byte
+			_ = fastMembers(t, func(k string, v []byte) error {
+				switch k {
+				case "command":
+					cmd = v
+				case "count":
+					cnt = v
+				}
+				return nil
+			})
+			if kind(cmd) == kindArray {
 				c0 := true
 				_ = fastElems(cmd, func(c []byte) error {
 					if c0 {
@@ -227,7 +304,7 @@ func parseJobspecIn(js []byte, in interner) (jobspecInfo, error) {
 					return nil
 				})
 			}
-			if cnt := fastMember(t, "count"); kind(cnt) == kindObject {
+			if kind(cnt) == kindObject {
 				if tot := fastMember(cnt, "total"); tot != nil {
 					if n, err := asInt(tot); err == nil {
 						totalTasks = n
@@ -297,7 +374,7 @@ type rInfo struct {
 
 func parseR(r []byte) (rInfo, error) { return parseRIn(r, nil) }
 
-func parseRIn(r []byte, in interner) (rInfo, error) {
+func parseRIn(r []byte, in *interner) (rInfo, error) {
 	var info rInfo
 	if kind(r) != kindObject {
 		return info, errors.New("R: not an object")
@@ -308,9 +385,13 @@ func parseRIn(r []byte, in interner) (rInfo, error) {
 	}
 	var b idset.Builder
 	var first idset.Set
+	var firstKey []byte
 	nsets := 0
 	var ncores int64
+	// The usual R has one nodelist entry: it is kept without a slice.
+	var node0 string
 	var nodes []string
+	nnodes := 0
 	err := fastMembers(exec, func(k string, v []byte) error {
 		switch k {
 		case "expiration":
@@ -324,16 +405,16 @@ func parseRIn(r []byte, in interner) (rInfo, error) {
 		case "R_lite":
 			return fastElems(v, func(e []byte) error {
 				rv := fastMember(e, "rank")
-				rs, err := asString(rv)
-				if err != nil {
+				m, key, err := in.setMemo(rv)
+				if errors.Is(err, errNotString) {
 					return errors.New("rank of an R_lite entry must be a string")
 				}
-				set, err := idset.Parse(rs)
 				if err != nil {
 					return fmt.Errorf("rank of an R_lite entry: %w", err)
 				}
+				set := m.set
 				if nsets == 0 {
-					first = set
+					first, firstKey = set, key
 				} else {
 					if nsets == 1 {
 						b.AddSet(first)
@@ -347,11 +428,10 @@ func parseRIn(r []byte, in interner) (rInfo, error) {
 				}
 				cv := fastMember(ch, "core")
 				if cv != nil {
-					cs, err := asString(cv)
-					if err != nil {
+					cores, err := in.set(cv)
+					if errors.Is(err, errNotString) {
 						return errors.New("core of an R_lite entry must be a string")
 					}
-					cores, err := idset.Parse(cs)
 					if err != nil {
 						return fmt.Errorf("core of an R_lite entry: %w", err)
 					}
@@ -365,7 +445,15 @@ func parseRIn(r []byte, in interner) (rInfo, error) {
 				if err != nil {
 					return errors.New("nodelist entries must be strings")
 				}
-				nodes = append(nodes, s)
+				switch nnodes {
+				case 0:
+					node0 = s
+				case 1:
+					nodes = append(nodes, node0, s)
+				default:
+					nodes = append(nodes, s)
+				}
+				nnodes++
 				return nil
 			})
 		}
@@ -377,15 +465,18 @@ func parseRIn(r []byte, in interner) (rInfo, error) {
 	ranks := first
 	if nsets > 1 {
 		ranks = b.Set()
+		firstKey = nil
 	}
 	info.nnodes = int32(ranks.Len())
 	info.ncores = int32(ncores)
-	ranksStr, _ := ranks.Encode(idset.Ranges | idset.Brackets)
-	info.ranks = in.of(ranksStr)
-	if len(nodes) == 1 && strings.IndexByte(nodes[0], ',') < 0 {
+	info.ranks = in.ranksOf(ranks, firstKey)
+	if nnodes == 1 && strings.IndexByte(node0, ',') < 0 {
 		// The usual single bracketed range is already in RFC 29 form.
-		info.nodelist = nodes[0]
-	} else if len(nodes) > 0 {
+		info.nodelist = node0
+	} else if nnodes > 0 {
+		if nnodes == 1 {
+			nodes = []string{node0}
+		}
 		var hb hostlist.Builder
 		for _, n := range nodes {
 			h, err := hostlist.Parse(n)

@@ -3,6 +3,7 @@ package journal
 import (
 	"errors"
 	"fmt"
+	"unsafe"
 
 	"github.com/fluxkit/fluxkit"
 )
@@ -98,7 +99,9 @@ type Index struct {
 	statsGen  uint64 // incremented on every change stats or lists may show
 	failed    error
 	done      bool
-	strs      interner
+	strs      *interner
+	entries   []Entry // parseMessage's buffer
+	last      *job    // lookup's memory: a job in jobs, or nil
 }
 
 // IndexConfig configures an [Index].
@@ -132,7 +135,7 @@ func NewIndex(cfg IndexConfig) *Index {
 		cfg.MaxLatePurges = 65536
 	}
 	x := &Index{cfg: cfg, jobs: make(map[fluxkit.JobID]*job), queues: map[string]*counts{},
-		waiters: map[fluxkit.JobID][]*waiter{}, latePurge: map[fluxkit.JobID]struct{}{}, strs: interner{}}
+		waiters: map[fluxkit.JobID][]*waiter{}, latePurge: map[fluxkit.JobID]struct{}{}, strs: newInterner()}
 	x.pending.cmp = cmpPending
 	x.running.cmp = cmpTime
 	x.inactive.cmp = cmpTime
@@ -158,8 +161,25 @@ func (x *Index) Journal(payload []byte) error {
 	if x.done {
 		return x.failed
 	}
-	m, err := parseMessage(payload)
-	if err != nil {
+	// The entries buffer is taken, not shared, in case a Responder
+	// re-enters the Index while they are applied.
+	m, err := parseMessage(payload, x.entries)
+	x.entries = nil
+	err = x.journalDecoded(payload, &m, err)
+	// Cleared so that the buffer does not pin the last payload.
+	clear(m.entries)
+	x.entries = m.entries[:0]
+	return err
+}
+
+// journalDecoded is Journal for a payload parseMessage has already decoded
+// into m (with error perr): decoding is pure, so a consumer may do it on
+// another goroutine, off the index's lock.
+func (x *Index) journalDecoded(payload []byte, m *message, perr error) error {
+	if x.done {
+		return x.failed
+	}
+	if err := perr; err != nil {
 		return x.fail(err)
 	}
 	if m.sentinel {
@@ -175,7 +195,7 @@ func (x *Index) Journal(payload []byte) error {
 		// are deferred, stats and lists are built at the sentinel), so this
 		// is the same as Flux's store-then-apply without holding the
 		// backlog's raw bytes.
-		if err := x.process(&m); err != nil {
+		if err := x.process(m); err != nil {
 			x.cfg.Logf("error processing journal backlog")
 			return x.fail(err)
 		}
@@ -185,7 +205,7 @@ func (x *Index) Journal(payload []byte) error {
 		x.buffered = append(x.buffered, payload)
 		return nil
 	}
-	if err := x.process(&m); err != nil {
+	if err := x.process(m); err != nil {
 		x.cfg.Logf("error processing events")
 		return x.fail(err)
 	}
@@ -222,20 +242,75 @@ type message struct {
 	events   []byte
 	jobspec  []byte
 	r        []byte
+	// entries are the events decoded in the validating walk, up to the
+	// first malformed one (entryErr, at position entryAt), which is
+	// reported when processing reaches it, as a second walk would.
+	entries  []Entry
+	entryAt  int
+	entryErr error
 }
 
-// parseMessage validates the whole payload once, then picks its members
-// with the non-validating walkers.
-func parseMessage(b []byte) (message, error) {
-	var m message
+// parseMessage validates the whole payload in one walk and decodes the
+// events' entries on the way, into buf's storage (reused across messages:
+// the walk over the events is most of a backlog's parsing).
+func parseMessage(b []byte, buf []Entry) (message, error) {
+	m := message{entries: buf[:0], entryAt: -1}
 	b = trim(b)
 	if kind(b) != kindObject {
 		return m, &ProtocolError{Index: -1, Err: errors.New("response is not a JSON object")}
 	}
+	err := m.members(b)
+	if err != nil {
+		return m, &ProtocolError{Job: m.id, Index: -1, Err: err}
+	}
+	if !m.sentinel && kind(m.events) != kindArray {
+		return m, &ProtocolError{Job: m.id, Index: -1, Err: errors.New("events is not an array")}
+	}
+	return m, nil
+}
+
+// members is eachMember over the response object with its checks, the
+// events array walked by scanEvents.
+func (m *message) members(b []byte) error {
 	haveID := false
-	// eachMember validates every value it passes over, so this one walk
-	// checks the whole payload; later walks use the fast variants.
-	err := eachMember(b, func(k string, v []byte) error {
+	i := skipWS(b, 1)
+	if i < len(b) && b[i] == '}' {
+		if i+1 != len(b) {
+			return errSyntax
+		}
+		return errors.New("response has no id")
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return errSyntax
+		}
+		e, esc, err := stringEnd(b, i)
+		if err != nil {
+			return err
+		}
+		var k string
+		if esc {
+			if k, err = decodeKey(b[i:e]); err != nil {
+				return err
+			}
+		} else {
+			k = unsafe.String(unsafe.SliceData(b[i+1:]), e-i-2)
+		}
+		i = skipWS(b, e)
+		if i >= len(b) || b[i] != ':' {
+			return errSyntax
+		}
+		i = skipWS(b, i+1)
+		var ve int
+		if k == "events" && i < len(b) && b[i] == '[' {
+			ve, err = m.scanEvents(b, i)
+		} else {
+			ve, err = valueEnd(b, i)
+		}
+		if err != nil {
+			return err
+		}
+		v := b[i:ve]
 		switch k {
 		case "id":
 			n, err := asInt(v)
@@ -249,6 +324,10 @@ func parseMessage(b []byte) (message, error) {
 			}
 			haveID = true
 		case "events":
+			if v[0] != '[' {
+				// A later "events" replaces an earlier one.
+				m.entries, m.entryAt, m.entryErr = m.entries[:0], -1, nil
+			}
 			m.events = v
 		case "jobspec":
 			if kind(v) != kindObject {
@@ -261,18 +340,152 @@ func parseMessage(b []byte) (message, error) {
 			}
 			m.r = v
 		}
-		return nil
-	})
-	if err == nil && !haveID {
-		err = errors.New("response has no id")
+		i = skipWS(b, ve)
+		if i >= len(b) {
+			return errSyntax
+		}
+		if b[i] == '}' {
+			if i+1 != len(b) {
+				return errSyntax
+			}
+			break
+		}
+		if b[i] != ',' {
+			return errSyntax
+		}
+		i = skipWS(b, i+1)
 	}
-	if err != nil {
-		return m, &ProtocolError{Job: m.id, Index: -1, Err: err}
+	if !haveID {
+		return errors.New("response has no id")
 	}
-	if !m.sentinel && kind(m.events) != kindArray {
-		return m, &ProtocolError{Job: m.id, Index: -1, Err: errors.New("events is not an array")}
+	return nil
+}
+
+// scanEvents validates the array at b[i] as valueEnd does (same errors,
+// same depth accounting) and decodes its entries as parseCheckedEntry
+// does, stopping decoding (not validating) at the first bad entry.
+func (m *message) scanEvents(b []byte, i int) (int, error) {
+	m.entries, m.entryAt, m.entryErr = m.entries[:0], -1, nil
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return i + 1, nil
 	}
-	return m, nil
+	for n := 0; ; n++ {
+		var e int
+		var err error
+		if m.entryErr == nil {
+			var en Entry
+			var bad error
+			e, en, bad, err = scanEntry(b, i)
+			if err != nil {
+				return 0, err
+			}
+			if bad != nil {
+				m.entryAt, m.entryErr = n, bad
+			} else {
+				m.entries = append(m.entries, en)
+			}
+		} else if e, err = valueEndDepth(b, i, 1); err != nil {
+			return 0, err
+		}
+		i = skipWS(b, e)
+		if i >= len(b) {
+			return 0, errSyntax
+		}
+		if b[i] == ']' {
+			return i + 1, nil
+		}
+		if b[i] != ',' {
+			return 0, errSyntax
+		}
+		i = skipWS(b, i+1)
+	}
+}
+
+// scanEntry validates the value at b[i] (an element of the events array,
+// depth 1) and decodes it as an entry: bad is the entry's problem (as
+// parseCheckedEntry words it), err a syntax error of the message.
+func scanEntry(b []byte, i int) (end int, en Entry, bad, err error) {
+	if i >= len(b) || b[i] != '{' {
+		if end, err = valueEndDepth(b, i, 1); err != nil {
+			return 0, en, nil, err
+		}
+		return end, en, entryErr("%v", errNotObj), nil
+	}
+	haveTS, haveName := false, false
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return i + 1, en, entryErr("timestamp missing"), nil
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return 0, en, nil, errSyntax
+		}
+		ke, esc, err := stringEnd(b, i)
+		if err != nil {
+			return 0, en, nil, err
+		}
+		var k string
+		if esc {
+			if k, err = decodeKey(b[i:ke]); err != nil {
+				return 0, en, nil, err
+			}
+		} else {
+			k = unsafe.String(unsafe.SliceData(b[i+1:]), ke-i-2)
+		}
+		i = skipWS(b, ke)
+		if i >= len(b) || b[i] != ':' {
+			return 0, en, nil, errSyntax
+		}
+		i = skipWS(b, i+1)
+		ve, err := valueEndDepth(b, i, 2)
+		if err != nil {
+			return 0, en, nil, err
+		}
+		if bad == nil {
+			v := b[i:ve]
+			switch k {
+			case "timestamp":
+				if f, err := asFloat(v); err != nil {
+					bad = entryErr("timestamp is not a number")
+				} else {
+					en.Timestamp, haveTS = f, true
+				}
+			case "name":
+				if v[0] != '"' {
+					bad = entryErr("name is not a string")
+				} else {
+					en.Name, haveName = internName(v), true
+				}
+			case "context":
+				if v[0] != '{' {
+					bad = entryErr("context is not an object")
+				} else {
+					en.Context = v
+				}
+			}
+		}
+		i = skipWS(b, ve)
+		if i >= len(b) {
+			return 0, en, nil, errSyntax
+		}
+		if b[i] == '}' {
+			end = i + 1
+			break
+		}
+		if b[i] != ',' {
+			return 0, en, nil, errSyntax
+		}
+		i = skipWS(b, i+1)
+	}
+	switch {
+	case bad != nil:
+	case !haveTS:
+		bad = entryErr("timestamp missing")
+	case !haveName:
+		bad = entryErr("name missing")
+	}
+	return end, en, bad, nil
 }
 
 // process applies one (non-sentinel) journal response.
@@ -283,7 +496,7 @@ func (x *Index) process(m *message) error {
 	// needs neither (its attributes are derived, and no producer posts
 	// updates after clean), which saves most of the backlog's copying and
 	// memory.
-	if j := x.jobs[m.id]; j != nil {
+	if j := x.lookup(m.id); j != nil {
 		if j.state == StateInactive {
 			j.jobspec, j.rRaw = nil, nil
 		} else {
@@ -301,26 +514,27 @@ func (x *Index) process(m *message) error {
 func sameBytes(a, b []byte) bool { return len(a) > 0 && len(b) > 0 && &a[0] == &b[0] }
 
 func (x *Index) processEvents(m *message) error {
-	i := -1
-	return fastElems(m.events, func(raw []byte) error {
-		i++
-		e, err := parseCheckedEntry(raw)
-		if err != nil {
-			x.cfg.Logf("error parsing record")
-			return &ProtocolError{Job: m.id, Index: i, Err: err}
-		}
+	for i, e := range m.entries {
 		if err := x.apply(m.id, e, m.jobspec, m.r); err != nil {
 			return &ProtocolError{Job: m.id, Event: e.Name, Index: i, Err: err}
 		}
-		return nil
-	})
+	}
+	if m.entryErr != nil {
+		x.cfg.Logf("error parsing record")
+		return &ProtocolError{Job: m.id, Index: m.entryAt, Err: m.entryErr}
+	}
+	return nil
 }
 
 func ctxInt(ctx []byte, key string) (int64, error) {
 	if ctx == nil {
 		return 0, errors.New("context missing")
 	}
-	v := fastMember(ctx, key)
+	return ctxIntOf(fastMember(ctx, key), key)
+}
+
+// ctxIntOf is ctxInt for the raw value v of key (nil: absent).
+func ctxIntOf(v []byte, key string) (int64, error) {
 	if v == nil {
 		return 0, fmt.Errorf("context has no %s", key)
 	}
@@ -355,7 +569,7 @@ func clone(b []byte) []byte {
 
 // apply processes one entry (job-list's journal_process_event).
 func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
-	j := x.jobs[id]
+	j := x.lookup(id)
 	if j != nil && j.rRaw == nil && r != nil && j.state != StateInactive {
 		j.rRaw = r // borrowed from the message until process ends
 	}
@@ -370,17 +584,34 @@ func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
 	}
 	switch e.Name {
 	case "submit":
-		var userid, urgency int64
-		var err error
-		if userid, err = ctxInt(e.Context, "userid"); err != nil {
+		if e.Context == nil {
+			return errors.New("context missing")
+		}
+		// One walk for the three keys (each lookup would walk it again);
+		// the last of a repeated key counts, as with fastMember.
+		var uv, gv, vv []byte
+		_ = fastMembers(e.Context, func(k string, v []byte) error {
+			switch k {
+			case "userid":
+				uv = v
+			case "urgency":
+				gv = v
+			case "version":
+				vv = v
+			}
+			return nil
+		})
+		userid, err := ctxIntOf(uv, "userid")
+		if err != nil {
 			return err
 		}
-		if urgency, err = ctxInt(e.Context, "urgency"); err != nil {
+		urgency, err := ctxIntOf(gv, "urgency")
+		if err != nil {
 			return err
 		}
 		version := int64(-1)
-		if v := fastMember(e.Context, "version"); v != nil {
-			if version, err = asInt(v); err != nil {
+		if vv != nil {
+			if version, err = asInt(vv); err != nil {
 				return errors.New("context version is not an integer")
 			}
 		}
@@ -390,6 +621,7 @@ func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
 			j.jobspec = jobspec // borrowed, see process
 			j.rRaw = r
 			x.jobs[id] = j
+			x.last = j
 		}
 		j.userid, j.urgency, j.submitVersion, j.tSubmit = uint32(userid), int32(urgency), int32(version), e.Timestamp
 	case "validate":
@@ -790,8 +1022,24 @@ func (x *Index) relist(j *job) {
 	}
 }
 
+// lookup is x.jobs[id] with the last job remembered: a message's events,
+// and the message's epilogue, are all for one job.
+func (x *Index) lookup(id fluxkit.JobID) *job {
+	if j := x.last; j != nil && j.id == id {
+		return j
+	}
+	j := x.jobs[id]
+	if j != nil {
+		x.last = j
+	}
+	return j
+}
+
 // detach removes j from its list and the index.
 func (x *Index) detach(j *job) {
+	if x.last == j {
+		x.last = nil
+	}
 	if j.list != nil {
 		j.list.remove(j.key)
 		j.list = nil
@@ -802,7 +1050,9 @@ func (x *Index) detach(j *job) {
 // initialize applies the end of the backlog: lists sorted once, stats
 // counted, deferred purges and requests run in arrival order.
 func (x *Index) initialize() {
-	var pend, run, inact []entry
+	var pend, run []entry
+	// The backlog is mostly inactive jobs: one allocation, no regrowth.
+	inact := make([]entry, 0, len(x.jobs))
 	for _, j := range x.jobs {
 		l := listFor(x, j.state)
 		if l == nil {

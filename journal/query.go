@@ -76,7 +76,7 @@ func (x *Index) Request(w fluxkit.Responder, req *fluxkit.Message) {
 			if x.done {
 				break
 			}
-			msg, err := parseMessage(m)
+			msg, err := parseMessage(m, nil)
 			if err == nil {
 				err = x.process(&msg)
 			}

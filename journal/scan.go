@@ -250,8 +250,8 @@ func eachMember(b []byte, fn func(key string, val []byte) error) error {
 		}
 		var key string
 		if esc {
-			if err := json.Unmarshal(b[i:e], &key); err != nil {
-				return errSyntax
+			if key, err = decodeKey(b[i:e]); err != nil {
+				return err
 			}
 		} else {
 			key = unsafe.String(unsafe.SliceData(b[i+1:]), e-i-2)
@@ -388,6 +388,17 @@ func asString(v []byte) (string, error) {
 		return "", errSyntax
 	}
 	return s, nil
+}
+
+// viewString is asString without the copy, for a string used only while
+// the input is held (compared, or formatted into an error).
+func viewString(v []byte) (string, error) {
+	if len(v) >= 2 && v[0] == '"' {
+		if e, esc, err := stringEnd(v, 0); err == nil && e == len(v) && !esc && utf8.Valid(v[1:len(v)-1]) {
+			return unsafe.String(unsafe.SliceData(v[1:]), len(v)-2), nil
+		}
+	}
+	return asString(v)
 }
 
 // asInt decodes a raw JSON integer (jansson integer: no fraction/exponent).
@@ -575,6 +586,19 @@ func skipStringEsc(b []byte, i int) (int, bool, error) {
 	return 0, false, errSyntax
 }
 
+// decodeKey decodes a key holding escapes (rare). It is a function of its
+// own so that the string it decodes into is heap-allocated only on this
+// path: taken by address in the walkers, it escaped on every call.
+//
+//go:noinline
+func decodeKey(q []byte) (string, error) {
+	var key string
+	if err := json.Unmarshal(q, &key); err != nil {
+		return "", errSyntax
+	}
+	return key, nil
+}
+
 // fastMembers is eachMember for validated input: keys and values are
 // found with skipValue.
 func fastMembers(b []byte, fn func(key string, val []byte) error) error {
@@ -596,8 +620,8 @@ func fastMembers(b []byte, fn func(key string, val []byte) error) error {
 		raw := b[i+1 : e-1]
 		var key string
 		if esc {
-			if err := json.Unmarshal(b[i:e], &key); err != nil {
-				return errSyntax
+			if key, err = decodeKey(b[i:e]); err != nil {
+				return err
 			}
 		} else {
 			key = unsafe.String(unsafe.SliceData(raw), len(raw))
