@@ -82,6 +82,7 @@ type cjob struct {
 	batches  int // eventlog batches stored
 	pend     []Event
 	events   []Event
+	acts     []action // the action buffer not in the machine's hands (see job.swap)
 	outOff   map[[2]uint32]int64
 	ctrl     string // bypass controller's sender id
 	mockRun  bool
@@ -284,7 +285,7 @@ func (c *Coordinator) handleStart(ctx context.Context, w fluxkit.Responder, req 
 		return
 	}
 	var sr startReq
-	if err := fluxkit.DecodePayload(req, &sr); err != nil {
+	if err := decodeStart(req, &sr); err != nil {
 		_ = w.RespondError(err)
 		return
 	}
@@ -313,7 +314,7 @@ func (c *Coordinator) handleStart(ctx context.Context, w fluxkit.Responder, req 
 		return
 	}
 	set := c.set
-	cj := &cjob{w: w, fanout: set.Fanout, ranksStr: formatRanks(rs.ranks), outOff: map[[2]uint32]int64{}}
+	cj := &cjob{w: w, fanout: set.Fanout, ranksStr: formatRanks(rs.ranks), acts: make([]action, 0, actionBuf)}
 	cj.m = newJob(now, sr.ID, *sr.Userid, rs, set, sr.Reattach)
 	c.jobs[sr.ID] = cj
 	cj.spec = spec
@@ -649,7 +650,8 @@ func (c *Coordinator) apply(cj *cjob) {
 		return
 	}
 	for {
-		acts := m.take()
+		acts := m.swap(cj.acts)
+		cj.acts = acts
 		if len(acts) == 0 {
 			break
 		}
@@ -666,7 +668,8 @@ func (c *Coordinator) apply(cj *cjob) {
 			cj.events = append(cj.events, cj.pend...)
 			c.st.append(m.id, cj.batches, cj.pend, nil)
 			cj.batches++
-			cj.pend = nil
+			clear(cj.pend) // the store has encoded them: reuse the buffer
+			cj.pend = cj.pend[:0]
 		}
 		for _, a := range acts {
 			if a.kind != actPost {
@@ -1100,6 +1103,9 @@ func (c *Coordinator) handleOutput(ctx context.Context, w fluxkit.Responder, req
 		return
 	}
 	key := [2]uint32{in.Rank, uint32(in.Stream)}
+	if cj.outOff == nil {
+		cj.outOff = map[[2]uint32]int64{} // only jobs with output need one
+	}
 	next, ok := cj.outOff[key]
 	if !ok {
 		next = recoverOffset(cj.events, in.Rank, in.Stream)

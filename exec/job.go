@@ -2,6 +2,7 @@ package exec
 
 import (
 	"fmt"
+	"slices"
 	"syscall"
 	"time"
 
@@ -70,8 +71,8 @@ type job struct {
 	id     fluxkit.JobID
 	userid uint32
 	rs     *resourceSet
+	sorted bool // rs.ranks is sorted (always, from parseR)
 	set    Settings
-	idx    map[uint32]int // broker rank -> shell rank
 
 	st       []rankState
 	status   []int
@@ -120,22 +121,32 @@ func (j *job) batch(now time.Time, fn func()) {
 	j.flush(now)
 }
 
+// index is the shell rank of broker rank r: its position in rs.ranks,
+// which parseR sorts (a map per job cost more than the search).
+func (j *job) index(r uint32) (int, bool) {
+	if j.sorted {
+		return slices.BinarySearch(j.rs.ranks, r)
+	}
+	i := slices.Index(j.rs.ranks, r)
+	return i, i >= 0
+}
+
 func ts(now time.Time) float64 { return float64(now.UnixNano()) / 1e9 }
 
 func newJob(now time.Time, id fluxkit.JobID, userid uint32, rs *resourceSet, set Settings, reattach bool) *job {
 	n := len(rs.ranks)
 	j := &job{
 		id: id, userid: userid, rs: rs, set: set, reattach: reattach, signalFatal: true,
-		idx:      make(map[uint32]int, n),
 		st:       make([]rankState, n),
 		status:   make([]int, n),
 		released: make([]bool, n),
 		critical: make([]bool, n),
+		out:      make([]action, 0, actionBuf),
 	}
-	for i, r := range rs.ranks {
-		j.idx[r] = i
+	for i := range rs.ranks {
 		j.critical[i] = true
 	}
+	j.sorted = slices.IsSorted(rs.ranks)
 	if reattach {
 		j.launched = true
 		j.post(now, "reattach", nil)
@@ -148,9 +159,25 @@ func newJob(now time.Time, id fluxkit.JobID, userid uint32, rs *resourceSet, set
 	return j
 }
 
+// actionBuf is the capacity of a job's action buffers: the largest normal
+// step (shell-exit, complete, finish, done, release) has five actions.
+const actionBuf = 8
+
 func (j *job) take() []action {
 	a := j.out
 	j.out = nil
+	return a
+}
+
+// swap is take for the driver: it returns the pending actions and continues
+// in spare (emptied), which must not be in use. The driver passes back the
+// previous step's slice, so two buffers serve a job's whole life: a step's
+// actions are large structs, and regrowing a fresh slice on every step was
+// the largest allocation per job.
+func (j *job) swap(spare []action) []action {
+	a := j.out
+	clear(spare)
+	j.out = spare[:0]
 	return a
 }
 
@@ -208,7 +235,7 @@ func (j *job) launch(now time.Time) {
 // started marks ranks as running.
 func (j *job) started(now time.Time, ranks []uint32) {
 	for _, r := range ranks {
-		if i, ok := j.idx[r]; ok && j.st[i] == rsPending {
+		if i, ok := j.index(r); ok && j.st[i] == rsPending {
 			j.st[i] = rsRunning
 		}
 	}
@@ -271,7 +298,7 @@ func (j *job) setExpiration(now time.Time, exp float64) {
 
 // exited records a shell's raw wait status.
 func (j *job) exited(now time.Time, rank uint32, status int) {
-	i, ok := j.idx[rank]
+	i, ok := j.index(rank)
 	if !ok || j.st[i].done() {
 		return // duplicate reports are dropped (I2 is enforced upstream)
 	}
@@ -306,7 +333,7 @@ func (j *job) lostShell(shellRank, severity int, msg string) {
 
 // failed records a launch failure (RFC 42 exec error) on rank.
 func (j *job) failed(now time.Time, rank uint32, errno syscall.Errno, msg string) {
-	i, ok := j.idx[rank]
+	i, ok := j.index(rank)
 	if !ok || j.st[i].done() {
 		return
 	}
@@ -337,7 +364,7 @@ func (j *job) failed(now time.Time, rank uint32, errno syscall.Errno, msg string
 // cancelled records a rank whose shell was never spawned because the job
 // was cancelled first: done, status unchanged, released.
 func (j *job) cancelled(now time.Time, rank uint32) {
-	i, ok := j.idx[rank]
+	i, ok := j.index(rank)
 	if !ok || j.st[i].done() {
 		return
 	}
@@ -350,7 +377,7 @@ func (j *job) cancelled(now time.Time, rank uint32) {
 // lost handles an unreachable rank (§2.5): it contributes status 0 and is
 // released at once, since nothing on it can be cleaned up from here.
 func (j *job) lost(now time.Time, rank uint32) {
-	i, ok := j.idx[rank]
+	i, ok := j.index(rank)
 	if !ok || j.st[i].done() {
 		return
 	}
@@ -376,7 +403,7 @@ func (j *job) lost(now time.Time, rank uint32) {
 // and drained.
 func (j *job) releasedRanks(now time.Time, ranks []uint32, failedEpilog []uint32, why string) {
 	for _, r := range ranks {
-		if i, ok := j.idx[r]; ok && j.st[i].done() && !j.released[i] {
+		if i, ok := j.index(r); ok && j.st[i].done() && !j.released[i] {
 			j.released[i] = true
 			j.relBatch = append(j.relBatch, r)
 		}
@@ -570,7 +597,7 @@ func (j *job) unkillable(now time.Time, why string) {
 	}
 	j.out = append(j.out, action{kind: actDrain, ranks: act, reason: "unkillable user processes for job " + j.id.F58() + " (" + why + ")"})
 	for _, r := range act {
-		i := j.idx[r]
+		i, _ := j.index(r)
 		j.st[i] = rsForced
 		j.status[i] = 1 << 8
 		j.released[i] = true

@@ -305,6 +305,10 @@ func (k *kvs) put(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) 
 }
 
 func (k *kvs) commit(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+	if ops, ok := commitOps(req.Payload); ok {
+		k.apply(w, ops)
+		return
+	}
 	var in struct {
 		Ops []kvsOp `json:"ops"`
 	}
@@ -313,6 +317,110 @@ func (k *kvs) commit(_ context.Context, w fluxkit.Responder, req *fluxkit.Messag
 		return
 	}
 	k.apply(w, in.Ops)
+}
+
+// commitOps decodes a kvs.commit payload in the compact form clients
+// write ({"ops":[{"key":"k","value":v},...]} with plain ASCII keys and
+// non-null values) without reflection: commits carry every job's exec
+// eventlog, and decoding them was the broker's largest cost per job. It
+// reports false for anything else, which DecodePayload then decodes (or
+// refuses) as before. Values alias p; apply copies them.
+func commitOps(p []byte) ([]kvsOp, bool) {
+	if !json.Valid(p) {
+		return nil, false
+	}
+	i := 0
+	ws := func() {
+		for i < len(p) && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r') {
+			i++
+		}
+	}
+	lit := func(s string) bool {
+		ws()
+		if len(p)-i >= len(s) && string(p[i:i+len(s)]) == s {
+			i += len(s)
+			return true
+		}
+		return false
+	}
+	if !lit("{") || !lit(`"ops"`) || !lit(":") || !lit("[") {
+		return nil, false
+	}
+	ops := []kvsOp{}
+	for !lit("]") {
+		if !lit("{") || !lit(`"key"`) || !lit(":") || !lit(`"`) {
+			return nil, false
+		}
+		start := i
+		for i < len(p) && p[i] != '"' {
+			if c := p[i]; c == '\\' || c < 0x20 || c >= 0x80 {
+				return nil, false
+			}
+			i++
+		}
+		key := string(p[start:i])
+		i++ // the closing quote: p is valid JSON
+		if !lit(",") || !lit(`"value"`) || !lit(":") {
+			return nil, false
+		}
+		ws()
+		if i >= len(p) || p[i] == 'n' {
+			return nil, false
+		}
+		start = i
+		i = valueEnd(p, i)
+		ops = append(ops, kvsOp{Key: key, Value: p[start:i]})
+		if !lit("}") {
+			return nil, false
+		}
+		if !lit(",") {
+			if !lit("]") {
+				return nil, false
+			}
+			break
+		}
+	}
+	if !lit("}") {
+		return nil, false
+	}
+	ws()
+	return ops, i == len(p)
+}
+
+// valueEnd returns the end of the JSON value starting at p[i], which must
+// be valid.
+func valueEnd(p []byte, i int) int {
+	depth, inStr := 0, false
+	for ; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case inStr:
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inStr = false
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		case c == '"':
+			inStr = true
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			if depth == 0 {
+				return i // the end of a bare value inside the enclosing object
+			}
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		case depth == 0 && (c == ',' || c == ' ' || c == '\t' || c == '\n' || c == '\r'):
+			return i
+		}
+	}
+	return i
 }
 
 func (k *kvs) apply(w fluxkit.Responder, ops []kvsOp) {
