@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/internal/leakcheck"
 	"github.com/fluxkit/fluxkit/internal/testbroker"
 )
 
@@ -21,36 +19,7 @@ import (
 // Register it first: cleanups run in reverse, so it runs last.
 func checkLeaks(t testing.TB) {
 	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			n, kids := runtime.NumGoroutine(), childPids()
-			if n <= before && len(kids) == 0 {
-				return
-			}
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				buf = buf[:runtime.Stack(buf, true)]
-				t.Errorf("leak: goroutines %d -> %d, child processes %v\n%s", before, n, kids, buf)
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
-
-// childPids lists this process's live children.
-func childPids() []string {
-	var out []string
-	tasks, _ := filepath.Glob("/proc/self/task/*/children")
-	for _, f := range tasks {
-		b, err := os.ReadFile(f)
-		if err == nil {
-			out = append(out, strings.Fields(string(b))...)
-		}
-	}
-	return out
+	leakcheck.Check(t)
 }
 
 // fakeJM plays the job manager's side of RFC 32.

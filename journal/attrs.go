@@ -198,13 +198,13 @@ func appendJob(b []byte, j *job, a uint64) []byte {
 		}
 		if j.excOccurred {
 			if a&aExcType != 0 {
-				b = appendS(b, "exception_type", j.excType)
+				b = appendS(b, "exception_type", j.excType())
 			}
 			if a&aExcSeverity != 0 {
 				b = appendInt(b, "exception_severity", int64(j.excSeverity))
 			}
 			if a&aExcNote != 0 && j.excNoteSet {
-				b = appendS(b, "exception_note", j.excNote)
+				b = appendS(b, "exception_note", j.excNote())
 			}
 		}
 		if a&aResult != 0 {
@@ -216,8 +216,8 @@ func appendJob(b []byte, j *job, a uint64) []byte {
 			b = appendF(b, "expiration", e)
 		}
 	}
-	if a&aAnnotations != 0 && j.annotations != nil {
-		b = append(appendKey(b, "annotations"), j.annotations...)
+	if a&aAnnotations != 0 && j.annotations() != nil {
+		b = append(appendKey(b, "annotations"), j.annotations()...)
 	}
 	if a&aWaitstatus != 0 && j.waitstatus >= 0 {
 		b = appendInt(b, "waitstatus", int64(j.waitstatus))
@@ -225,7 +225,7 @@ func appendJob(b []byte, j *job, a uint64) []byte {
 	if a&aDependencies != 0 && j.depsEverAdded {
 		b = appendKey(b, "dependencies")
 		b = append(b, '[')
-		for i, d := range j.deps {
+		for i, d := range j.deps() {
 			if i > 0 {
 				b = append(b, ',')
 			}

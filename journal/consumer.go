@@ -249,6 +249,10 @@ func pipeline(ctx context.Context, r receiver, fn func(d *decodedMsg) bool) {
 	ch := make(chan *decodedMsg, decodeQueue)
 	// Spent messages go back to the decoder, with their entries' storage.
 	free := make(chan *decodedMsg, decodeQueue+2)
+	// A decoder that finds the queue full waits for it to be half empty
+	// (space): waking it for every slot freed would cost a goroutine switch
+	// per response, as much as decoding one.
+	space := make(chan struct{}, 1)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -268,8 +272,17 @@ func pipeline(ctx context.Context, r receiver, fn func(d *decodedMsg) bool) {
 			}
 			select {
 			case ch <- d:
-			case <-ctx.Done():
-				return
+			default:
+				select {
+				case <-space:
+				case <-ctx.Done():
+					return
+				}
+				select {
+				case ch <- d:
+				case <-ctx.Done():
+					return
+				}
 			}
 			if err != nil {
 				return
@@ -281,6 +294,12 @@ func pipeline(ctx context.Context, r receiver, fn func(d *decodedMsg) bool) {
 		<-done
 	}()
 	for d := range ch {
+		if len(ch) <= decodeQueue/2 {
+			select {
+			case space <- struct{}{}:
+			default:
+			}
+		}
 		if !fn(d) || d.recvErr != nil {
 			return
 		}

@@ -52,7 +52,15 @@
 //
 // Malformed input stops the Index with a [ProtocolError] naming the job,
 // the event and what is wrong. [Consumer] runs an Index on a Handle and can
-// [Consumer.Reconnect] from a fresh full subscription.
+// [Consumer.Reconnect] from a fresh full subscription. It receives and
+// decodes responses on a goroutine of its own, a bounded queue ahead of the
+// one applying them under its lock, so that a backlog's decoding and
+// indexing use two cores.
+//
+// Ingestion is one validating pass over each response that also decodes
+// its entries; job records keep rarely used fields out of line, and the
+// strings and idsets jobs repeat (queue, cwd, names, R's ranks and cores)
+// are interned, so a backlog costs about one allocation per job.
 //
 // All list orders are total: pending by priority descending then id
 // ascending, running by t_run descending then id descending, inactive by

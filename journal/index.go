@@ -60,9 +60,9 @@ func (c *counts) addResult(j *job, d int) {
 	switch {
 	case j.success:
 		c.successful += d
-	case j.excOccurred && j.excType == "cancel":
+	case j.excOccurred && j.excType() == "cancel":
 		c.canceled += d
-	case j.excOccurred && j.excType == "timeout":
+	case j.excOccurred && j.excType() == "timeout":
 		c.timeout += d
 	default:
 		c.failed += d
@@ -669,7 +669,8 @@ func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
 			return err
 		}
 		if !j.excOccurred || int32(sev) < j.excSeverity {
-			j.excType, j.excSeverity, j.excNote, j.excNoteSet = typ, int32(sev), note, true
+			c := j.coldFor()
+			c.excType, j.excSeverity, c.excNote, j.excNoteSet = typ, int32(sev), note, true
 		}
 		j.excOccurred = true
 		if sev == 0 {
@@ -679,9 +680,9 @@ func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
 		switch {
 		case j.success:
 			j.result = ResultCompleted
-		case j.excOccurred && j.excType == "cancel":
+		case j.excOccurred && j.excType() == "cancel":
 			j.result = ResultCanceled
-		case j.excOccurred && j.excType == "timeout":
+		case j.excOccurred && j.excType() == "timeout":
 			j.result = ResultTimeout
 		default:
 			j.result = ResultFailed
@@ -704,9 +705,11 @@ func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
 		}
 		switch kind(v) {
 		case kindNull:
-			j.annotations = nil
+			if j.cold != nil {
+				j.cold.annotations = nil
+			}
 		case kindObject:
-			j.annotations = clone(v)
+			j.coldFor().annotations = clone(v)
 		default:
 			return errors.New("annotations is not an object or null")
 		}
@@ -715,11 +718,13 @@ func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
 		if e.Context == nil {
 			return errors.New("context missing")
 		}
-		ann, err := mergeMemo(j.annotations, e.Context)
+		ann, err := mergeMemo(j.annotations(), e.Context)
 		if err != nil {
 			return err
 		}
-		j.annotations = ann
+		if ann != nil || j.cold != nil {
+			j.coldFor().annotations = ann
+		}
 		x.changed()
 	case "jobspec-update":
 		if e.Context == nil {
@@ -785,17 +790,19 @@ func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
 func (x *Index) dependency(j *job, add bool, d string) {
 	if add {
 		j.depsEverAdded = true
-		for _, h := range j.depsHeld {
+		c := j.coldFor()
+		for _, h := range c.depsHeld {
 			if h == d {
 				return
 			}
 		}
-		j.depsHeld = append(j.depsHeld, d)
-		j.deps = append(j.deps, d)
+		c.depsHeld = append(c.depsHeld, d)
+		c.deps = append(c.deps, d)
 	} else {
-		for i, h := range j.deps {
+		for i, h := range j.deps() {
 			if h == d {
-				j.deps = append(j.deps[:i:i], j.deps[i+1:]...)
+				c := j.cold
+				c.deps = append(c.deps[:i:i], c.deps[i+1:]...)
 				x.changed()
 				return
 			}

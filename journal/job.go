@@ -27,17 +27,58 @@ type job struct {
 	tRun          float64
 	tCleanup      float64
 	tInactive     float64
-	excType       string
-	excNote       string
 	js            jobspecInfo
 	r             rInfo
-	annotations   []byte
-	deps          []string // current, in order of addition
-	depsHeld      []string // every value ever held
+	cold          *jobCold // nil until an exception, annotation or dependency
 	jobspec       []byte
 	rRaw          []byte
 	list          *slist
 	key           entry
+}
+
+// jobCold holds what most jobs never get, out of line: it keeps job small
+// (one size class less per job; a backlog is millions of them).
+type jobCold struct {
+	excType     string
+	excNote     string
+	annotations []byte
+	deps        []string // current, in order of addition
+	depsHeld    []string // every value ever held
+}
+
+func (j *job) coldFor() *jobCold {
+	if j.cold == nil {
+		j.cold = &jobCold{}
+	}
+	return j.cold
+}
+
+func (j *job) excType() string {
+	if j.cold == nil {
+		return ""
+	}
+	return j.cold.excType
+}
+
+func (j *job) excNote() string {
+	if j.cold == nil {
+		return ""
+	}
+	return j.cold.excNote
+}
+
+func (j *job) annotations() []byte {
+	if j.cold == nil {
+		return nil
+	}
+	return j.cold.annotations
+}
+
+func (j *job) deps() []string {
+	if j.cold == nil {
+		return nil
+	}
+	return j.cold.deps
 }
 
 func newJob(id fluxkit.JobID) *job {
