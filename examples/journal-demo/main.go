@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"time"
@@ -21,13 +22,13 @@ const jobspec = `{"version":1,"resources":[{"type":"node","count":1,"with":[{"ty
 	`"tasks":[{"command":["/bin/%s"],"slot":"task","count":{"per_slot":1}}],"attributes":{"system":{"duration":60,"queue":"batch","environment":{"HOME":"/root"}}}}`
 
 func main() {
-	if err := run(); err != nil {
+	if err := run(os.Stdout); err != nil {
 		log.Print(err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
+func run(out io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	b, err := testbroker.Start(testbroker.Config{Size: 2})
@@ -83,8 +84,8 @@ func run() error {
 		}
 	}
 	// list-id with a state waits until job-list has caught up.
-	var out struct{ Job map[string]any }
-	if err := fluxkit.RPC(ctx, jl, journal.TopicListID, 1, map[string]any{"id": last, "attrs": []string{"state"}, "state": 64}, &out); err != nil {
+	var waited struct{ Job map[string]any }
+	if err := fluxkit.RPC(ctx, jl, journal.TopicListID, 1, map[string]any{"id": last, "attrs": []string{"state"}, "state": 64}, &waited); err != nil {
 		return err
 	}
 	if err := c.Reconnect(ctx); err != nil {
@@ -97,12 +98,12 @@ func run() error {
 	}
 	for _, j := range list.Jobs {
 		b, _ := json.Marshal(j)
-		fmt.Println(string(b))
+		fmt.Fprintln(out, string(b))
 	}
 	var stats map[string]any
 	if err := fluxkit.RPC(ctx, jl, journal.TopicJobStats, 1, map[string]any{}, &stats); err != nil {
 		return err
 	}
-	fmt.Println("job_states:", stats["job_states"])
+	fmt.Fprintln(out, "job_states:", stats["job_states"])
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -19,13 +20,13 @@ func main() {
 	size := flag.Int("size", 8, "number of ranks")
 	fanout := flag.Int("fanout", 2, "k of the k-ary tree")
 	flag.Parse()
-	if err := run(*size, *fanout); err != nil {
+	if err := run(os.Stdout, *size, *fanout); err != nil {
 		fmt.Fprintln(os.Stderr, "testbroker-tour:", err)
 		os.Exit(1)
 	}
 }
 
-func run(size, fanout int) error {
+func run(out io.Writer, size, fanout int) error {
 	if size < 3 {
 		return fmt.Errorf("size must be at least 3, got %d", size)
 	}
@@ -39,10 +40,10 @@ func run(size, fanout int) error {
 	last := uint32(size - 1)
 	h := b.Owner(last)
 
-	fmt.Printf("instance of %d ranks, kary:%d\n", size, fanout)
+	fmt.Fprintf(out, "instance of %d ranks, kary:%d\n", size, fanout)
 	for r := uint32(0); r < uint32(size); r++ {
 		if p, ok := b.Parent(r); ok {
-			fmt.Printf("  rank %d -> parent %d\n", r, p)
+			fmt.Fprintf(out, "  rank %d -> parent %d\n", r, p)
 		}
 	}
 
@@ -50,7 +51,7 @@ func run(size, fanout int) error {
 	if err := fluxkit.RPC(ctx, h, "attr.get", 0, map[string]string{"name": "size"}, &attr); err != nil {
 		return err
 	}
-	fmt.Printf("attr.get size from rank %d via rank 0: %s\n", last, attr.Value)
+	fmt.Fprintf(out, "attr.get size from rank %d via rank 0: %s\n", last, attr.Value)
 
 	// A counting service on rank 1, streaming.
 	_, err = b.Owner(1).Register("count.up", fluxkit.RoleUser, func(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
@@ -86,7 +87,7 @@ func run(size, fanout int) error {
 		n++
 	}
 	call.Close()
-	fmt.Printf("streamed %d responses from rank 1 in %v\n", n, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(out, "streamed %d responses from rank 1 in %v\n", n, time.Since(start).Round(time.Millisecond))
 
 	start = time.Now()
 	const rpcs = 20000
@@ -95,10 +96,10 @@ func run(size, fanout int) error {
 			return err
 		}
 	}
-	fmt.Printf("%d round trips rank %d -> 0: %v each\n", rpcs, last, (time.Since(start) / rpcs).Round(100*time.Nanosecond))
+	fmt.Fprintf(out, "%d round trips rank %d -> 0: %v each\n", rpcs, last, (time.Since(start) / rpcs).Round(100*time.Nanosecond))
 
 	err = fluxkit.RPC(ctx, b.Guest(last, 1000), "module.load", 0, map[string]string{"path": "kvs"}, nil)
-	fmt.Printf("guest module.load: %v\n", err)
+	fmt.Fprintf(out, "guest module.load: %v\n", err)
 
 	sub, err := b.Owner(last).Subscribe(ctx, "tour.")
 	if err != nil {
@@ -112,12 +113,12 @@ func run(size, fanout int) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("event %s seq %d payload %s\n", ev.Topic, ev.Seq, ev.Payload)
+	fmt.Fprintf(out, "event %s seq %d payload %s\n", ev.Topic, ev.Seq, ev.Payload)
 
 	b.StopRank(1)
 	err = fluxkit.RPC(ctx, h, "broker.ping", 1, nil, nil)
-	fmt.Printf("rank 1 stopped: ping -> %v; broker.online = %s\n", err, b.Online())
+	fmt.Fprintf(out, "rank 1 stopped: ping -> %v; broker.online = %s\n", err, b.Online())
 	b.StartRank(1)
-	fmt.Printf("rank 1 restarted: ping -> %v; broker.online = %s\n", fluxkit.RPC(ctx, h, "broker.ping", 1, nil, nil), b.Online())
+	fmt.Fprintf(out, "rank 1 restarted: ping -> %v; broker.online = %s\n", fluxkit.RPC(ctx, h, "broker.ping", 1, nil, nil), b.Online())
 	return nil
 }
