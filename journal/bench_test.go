@@ -37,7 +37,13 @@ func benchStore(b *testing.B, n int) *Store {
 			{"finish", `{"status":0}`}, {"release", `{"ranks":"all","final":true}`}, {"free", ""}, {"clean", ""},
 		} {
 			if ev.name == "alloc" {
-				if err := s.SetR(id, rFor(fmt.Sprintf("%d-%d", i%16, i%16+i%4), "0-7", fmt.Sprintf("node[%d-%d]", i%16, i%16+i%4), t+3600)); err != nil {
+				// Ranks lo..lo+n as an RFC 22 idset: a single rank has no dash.
+				lo, n := i%16, i%4
+				ranks, nodes := fmt.Sprintf("%d-%d", lo, lo+n), fmt.Sprintf("node[%d-%d]", lo, lo+n)
+				if n == 0 {
+					ranks, nodes = fmt.Sprint(lo), fmt.Sprintf("node%d", lo)
+				}
+				if err := s.SetR(id, rFor(ranks, "0-7", nodes, t+3600)); err != nil {
 					b.Fatal(err)
 				}
 			}

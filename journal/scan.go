@@ -433,53 +433,50 @@ var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
 
 // asFloat decodes a raw JSON number, integer or real.
 func asFloat(v []byte) (float64, error) {
-	// One pass over the usual plain decimal (timestamps, durations): the
-	// grammar checked and the mantissa gathered together. Exact fast path
-	// (Clinger): up to 15 significant digits and a short fraction; anything
-	// else (exponents, longer mantissas) goes to strconv.
-	i := 0
-	neg := len(v) > 0 && v[0] == '-'
-	if neg {
-		i++
+	k := kind(v)
+	if k != kindInt && k != kindReal {
+		return 0, errType
 	}
+	// Exact fast path (Clinger): up to 15 significant digits and a short
+	// fraction, which covers every timestamp Flux writes.
 	var mant uint64
 	digits, frac := 0, 0
-	switch {
-	case i >= len(v):
-		return 0, errType
-	case v[i] == '0':
-		i++
-	case v[i] >= '1' && v[i] <= '9':
-		for ; i < len(v) && v[i] >= '0' && v[i] <= '9'; i++ {
-			mant = mant*10 + uint64(v[i]-'0')
-			digits++
-		}
-	default:
-		return 0, errType
+	i := 0
+	neg := false
+	if v[0] == '-' {
+		neg = true
+		i = 1
 	}
-	if i < len(v) && v[i] == '.' {
-		i++
-		s := i
-		for ; i < len(v) && v[i] >= '0' && v[i] <= '9'; i++ {
-			mant = mant*10 + uint64(v[i]-'0')
-			if mant != 0 {
-				digits++
+	inFrac := false
+	ok := true
+	for ; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c >= '0' && c <= '9':
+			if mant == 0 && c == '0' && !inFrac {
+				continue
 			}
-			frac++
+			mant = mant*10 + uint64(c-'0')
+			digits++
+			if inFrac {
+				frac++
+			}
+		case c == '.':
+			inFrac = true
+		default:
+			ok = false
 		}
-		if i == s {
-			return 0, errType
+		if !ok || digits > 15 {
+			ok = false
+			break
 		}
 	}
-	if i == len(v) && digits <= 15 && frac < len(pow10) {
+	if ok && frac < len(pow10) {
 		f := float64(mant) / pow10[frac]
 		if neg {
 			f = -f
 		}
 		return f, nil
-	}
-	if e, _, err := numberEnd(v, 0); err != nil || e != len(v) {
-		return 0, errType
 	}
 	f, err := strconv.ParseFloat(unsafe.String(unsafe.SliceData(v), len(v)), 64)
 	if err != nil && !errors.Is(err, strconv.ErrRange) {
