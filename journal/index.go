@@ -3,7 +3,6 @@ package journal
 import (
 	"errors"
 	"fmt"
-	"unsafe"
 
 	"github.com/fluxkit/fluxkit"
 )
@@ -281,26 +280,11 @@ func (m *message) members(b []byte) error {
 		return errors.New("response has no id")
 	}
 	for {
-		if i >= len(b) || b[i] != '"' {
-			return errSyntax
-		}
-		e, esc, err := stringEnd(b, i)
+		k, next, err := memberKey(b, i)
 		if err != nil {
 			return err
 		}
-		var k string
-		if esc {
-			if k, err = decodeKey(b[i:e]); err != nil {
-				return err
-			}
-		} else {
-			k = unsafe.String(unsafe.SliceData(b[i+1:]), e-i-2)
-		}
-		i = skipWS(b, e)
-		if i >= len(b) || b[i] != ':' {
-			return errSyntax
-		}
-		i = skipWS(b, i+1)
+		i = next
 		var ve int
 		if k == "events" && i < len(b) && b[i] == '[' {
 			ve, err = m.scanEvents(b, i)
@@ -418,26 +402,11 @@ func scanEntry(b []byte, i int) (end int, en Entry, bad, err error) {
 		return i + 1, en, entryErr("timestamp missing"), nil
 	}
 	for {
-		if i >= len(b) || b[i] != '"' {
-			return 0, en, nil, errSyntax
-		}
-		ke, esc, err := stringEnd(b, i)
+		k, next, err := memberKey(b, i)
 		if err != nil {
 			return 0, en, nil, err
 		}
-		var k string
-		if esc {
-			if k, err = decodeKey(b[i:ke]); err != nil {
-				return 0, en, nil, err
-			}
-		} else {
-			k = unsafe.String(unsafe.SliceData(b[i+1:]), ke-i-2)
-		}
-		i = skipWS(b, ke)
-		if i >= len(b) || b[i] != ':' {
-			return 0, en, nil, errSyntax
-		}
-		i = skipWS(b, i+1)
+		i = next
 		ve, err := valueEndDepth(b, i, 2)
 		if err != nil {
 			return 0, en, nil, err

@@ -241,26 +241,11 @@ func eachMember(b []byte, fn func(key string, val []byte) error) error {
 		return nil
 	}
 	for {
-		if i >= len(b) || b[i] != '"' {
-			return errSyntax
-		}
-		e, esc, err := stringEnd(b, i)
+		key, next, err := memberKey(b, i)
 		if err != nil {
 			return err
 		}
-		var key string
-		if esc {
-			if key, err = decodeKey(b[i:e]); err != nil {
-				return err
-			}
-		} else {
-			key = unsafe.String(unsafe.SliceData(b[i+1:]), e-i-2)
-		}
-		i = skipWS(b, e)
-		if i >= len(b) || b[i] != ':' {
-			return errSyntax
-		}
-		i = skipWS(b, i+1)
+		i = next
 		ve, err := valueEnd(b, i)
 		if err != nil {
 			return err
@@ -283,6 +268,31 @@ func eachMember(b []byte, fn func(key string, val []byte) error) error {
 		}
 		i = skipWS(b, i+1)
 	}
+}
+
+// memberKey reads an object member's key starting at b[i] (its opening
+// quote) and the colon after it. It returns the key, which aliases b unless
+// it had escapes, and the index of the value.
+func memberKey(b []byte, i int) (key string, next int, err error) {
+	if i >= len(b) || b[i] != '"' {
+		return "", 0, errSyntax
+	}
+	e, esc, err := stringEnd(b, i)
+	if err != nil {
+		return "", 0, err
+	}
+	if esc {
+		if key, err = decodeKey(b[i:e]); err != nil {
+			return "", 0, err
+		}
+	} else {
+		key = unsafe.String(unsafe.SliceData(b[i+1:]), e-i-2)
+	}
+	i = skipWS(b, e)
+	if i >= len(b) || b[i] != ':' {
+		return "", 0, errSyntax
+	}
+	return key, skipWS(b, i+1), nil
 }
 
 // eachElem calls fn for every element of the JSON array b.
