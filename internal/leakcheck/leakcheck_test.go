@@ -25,8 +25,12 @@ func (f *fakeT) finish() {
 func TestCatchesGoroutine(t *testing.T) {
 	ft := &fakeT{TB: t}
 	check(ft, 200*time.Millisecond)
+	// Many goroutines, so that unrelated ones ending meanwhile (left over
+	// from earlier tests) cannot hide the leak from a count.
 	stop := make(chan struct{})
-	go func() { <-stop }()
+	for i := 0; i < 100; i++ {
+		go func() { <-stop }()
+	}
 	ft.finish()
 	close(stop)
 	if !ft.failed {
