@@ -540,6 +540,11 @@ func (c *conn) sendLocked(inner byte, data []byte) error {
 func (c *conn) Close() error {
 	c.closeOnce.Do(func() {
 		c.closeErr = c.raw.Close()
+		if errors.Is(c.closeErr, net.ErrClosed) {
+			// The wire was already closed (by the peer's shutdown path or
+			// the listener's); closing it again is not a failure.
+			c.closeErr = nil
+		}
 		// Closing the wire unblocks any Read or Write, so these locks are
 		// soon free; the order matches Read (rmu→omu) and Write (wmu→omu).
 		c.rmu.Lock()
