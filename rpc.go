@@ -37,6 +37,21 @@ func DecodePayload(m *Message, v any) error {
 	return nil
 }
 
+// DecodeRequest decodes the payload of req into v, as [DecodePayload] does;
+// when that fails it answers req with the error and returns false, so that
+// a handler's prologue is
+//
+//	if !fluxkit.DecodeRequest(w, req, &in) {
+//		return
+//	}
+func DecodeRequest(w Responder, req *Message, v any) bool {
+	if err := DecodePayload(req, v); err != nil {
+		_ = w.RespondError(err)
+		return false
+	}
+	return true
+}
+
 // RPC sends a request with payload in (see [EncodePayload]) to nodeid and
 // waits for its single response, decoding the payload into out when out is
 // not nil. An error response is returned as an *Error.

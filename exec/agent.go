@@ -767,8 +767,7 @@ func (a *Agent) sendOutput(j *agentJob, stream int, b *outBuf, argv0 string, sto
 func (a *Agent) handleKill(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
 	a.msgs.Add(1)
 	var kr killReq
-	if err := fluxkit.DecodePayload(req, &kr); err != nil {
-		_ = w.RespondError(err)
+	if !fluxkit.DecodeRequest(w, req, &kr) {
 		return
 	}
 	a.mu.Lock()
@@ -853,8 +852,7 @@ var errBarrier = fluxkit.Errorf(syscall.EIO, "barrier failed")
 
 func (a *Agent) handleBarrierEnter(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
 	var br barrierReq
-	if err := fluxkit.DecodePayload(req, &br); err != nil {
-		_ = w.RespondError(err)
+	if !fluxkit.DecodeRequest(w, req, &br) {
 		return
 	}
 	a.mu.Lock()

@@ -934,8 +934,7 @@ func (c *Coordinator) handleCritical(ctx context.Context, w fluxkit.Responder, r
 		ID    fluxkit.JobID `json:"id"`
 		Ranks string        `json:"ranks"`
 	}
-	if err := fluxkit.DecodePayload(req, &in); err != nil {
-		_ = w.RespondError(err)
+	if !fluxkit.DecodeRequest(w, req, &in) {
 		return
 	}
 	c.mu.Lock()
@@ -962,8 +961,7 @@ func (c *Coordinator) handleOverride(ctx context.Context, w fluxkit.Responder, r
 		JobID  fluxkit.JobID `json:"jobid"`
 		Status int           `json:"status"`
 	}
-	if err := fluxkit.DecodePayload(req, &in); err != nil {
-		_ = w.RespondError(err)
+	if !fluxkit.DecodeRequest(w, req, &in) {
 		return
 	}
 	c.mu.Lock()
@@ -1024,8 +1022,7 @@ func (c *Coordinator) handleBypass(ctx context.Context, w fluxkit.Responder, req
 		Event  string        `json:"event"`
 		Status int           `json:"status"`
 	}
-	if err := fluxkit.DecodePayload(req, &in); err != nil {
-		_ = w.RespondError(err)
+	if !fluxkit.DecodeRequest(w, req, &in) {
 		return
 	}
 	c.mu.Lock()
@@ -1087,8 +1084,7 @@ func (c *Coordinator) handleDisconnect(ctx context.Context, w fluxkit.Responder,
 func (c *Coordinator) handleOutput(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
 	c.msgs.Add(1)
 	var in outputReq
-	if err := fluxkit.DecodePayload(req, &in); err != nil {
-		_ = w.RespondError(err)
+	if !fluxkit.DecodeRequest(w, req, &in) {
 		return
 	}
 	if in.Stream != streamStdout && in.Stream != streamStderr || in.Offset < 0 {

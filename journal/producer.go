@@ -582,8 +582,7 @@ func (p *Producer) handlePurge(ctx context.Context, w fluxkit.Responder, req *fl
 		Batch *int     `json:"batch"`
 		Force bool     `json:"force"`
 	}
-	if err := fluxkit.DecodePayload(req, &r); err != nil {
-		_ = w.RespondError(err)
+	if !fluxkit.DecodeRequest(w, req, &r) {
 		return
 	}
 	batch := 100
@@ -627,8 +626,7 @@ func (p *Producer) handleGetattr(ctx context.Context, w fluxkit.Responder, req *
 		ID    fluxkit.JobID `json:"id"`
 		Attrs []string      `json:"attrs"`
 	}
-	if err := fluxkit.DecodePayload(req, &r); err != nil {
-		_ = w.RespondError(err)
+	if !fluxkit.DecodeRequest(w, req, &r) {
 		return
 	}
 	p.mu.Lock()

@@ -59,8 +59,7 @@ func run(out io.Writer, size, fanout int) error {
 			return
 		}
 		var in struct{ N int }
-		if err := fluxkit.DecodePayload(req, &in); err != nil {
-			_ = w.RespondError(err)
+		if !fluxkit.DecodeRequest(w, req, &in) {
 			return
 		}
 		for i := 1; i <= in.N; i++ {

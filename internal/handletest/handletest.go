@@ -131,8 +131,7 @@ func streaming(t *testing.T, in Instance) {
 			return
 		}
 		var n struct{ N int }
-		if err := fluxkit.DecodePayload(req, &n); err != nil {
-			_ = w.RespondError(err)
+		if !fluxkit.DecodeRequest(w, req, &n) {
 			return
 		}
 		for i := 0; i < n.N; i++ {

@@ -59,8 +59,7 @@ func (r *Rank) attrGet(_ context.Context, w fluxkit.Responder, req *fluxkit.Mess
 	var in struct {
 		Name string `json:"name"`
 	}
-	if err := fluxkit.DecodePayload(req, &in); err != nil {
-		_ = w.RespondError(err)
+	if !fluxkit.DecodeRequest(w, req, &in) {
 		return
 	}
 	v, ok := r.Attr(in.Name)
@@ -76,8 +75,7 @@ func (r *Rank) attrSet(_ context.Context, w fluxkit.Responder, req *fluxkit.Mess
 		Name  string `json:"name"`
 		Value string `json:"value"`
 	}
-	if err := fluxkit.DecodePayload(req, &in); err != nil {
-		_ = w.RespondError(err)
+	if !fluxkit.DecodeRequest(w, req, &in) {
 		return
 	}
 	switch in.Name {
@@ -100,8 +98,7 @@ func (r *Rank) getenv(_ context.Context, w fluxkit.Responder, req *fluxkit.Messa
 	var in struct {
 		Names []string `json:"names"`
 	}
-	if err := fluxkit.DecodePayload(req, &in); err != nil {
-		_ = w.RespondError(err)
+	if !fluxkit.DecodeRequest(w, req, &in) {
 		return
 	}
 	env := map[string]string{}
@@ -118,8 +115,7 @@ func (r *Rank) setenv(_ context.Context, w fluxkit.Responder, req *fluxkit.Messa
 		Name  string  `json:"name"`
 		Value *string `json:"value"` // null unsets
 	}
-	if err := fluxkit.DecodePayload(req, &in); err != nil {
-		_ = w.RespondError(err)
+	if !fluxkit.DecodeRequest(w, req, &in) {
 		return
 	}
 	if in.Name == "" || strings.Contains(in.Name, "=") {
@@ -154,8 +150,7 @@ func (r *Rank) moduleLoad(_ context.Context, w fluxkit.Responder, req *fluxkit.M
 		Args []string `json:"args"`
 		Exec bool     `json:"exec"`
 	}
-	if err := fluxkit.DecodePayload(req, &in); err != nil {
-		_ = w.RespondError(err)
+	if !fluxkit.DecodeRequest(w, req, &in) {
 		return
 	}
 	name := in.Name
@@ -204,8 +199,7 @@ func (r *Rank) moduleRemove(_ context.Context, w fluxkit.Responder, req *fluxkit
 	var in struct {
 		Name string `json:"name"`
 	}
-	if err := fluxkit.DecodePayload(req, &in); err != nil {
-		_ = w.RespondError(err)
+	if !fluxkit.DecodeRequest(w, req, &in) {
 		return
 	}
 	start := time.Now()
@@ -276,8 +270,7 @@ func (k *kvs) get(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) 
 	var in struct {
 		Key string `json:"key"`
 	}
-	if err := fluxkit.DecodePayload(req, &in); err != nil {
-		_ = w.RespondError(err)
+	if !fluxkit.DecodeRequest(w, req, &in) {
 		return
 	}
 	k.mu.Lock()
@@ -297,8 +290,7 @@ type kvsOp struct {
 
 func (k *kvs) put(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
 	var op kvsOp
-	if err := fluxkit.DecodePayload(req, &op); err != nil {
-		_ = w.RespondError(err)
+	if !fluxkit.DecodeRequest(w, req, &op) {
 		return
 	}
 	k.apply(w, []kvsOp{op})
@@ -312,8 +304,7 @@ func (k *kvs) commit(_ context.Context, w fluxkit.Responder, req *fluxkit.Messag
 	var in struct {
 		Ops []kvsOp `json:"ops"`
 	}
-	if err := fluxkit.DecodePayload(req, &in); err != nil {
-		_ = w.RespondError(err)
+	if !fluxkit.DecodeRequest(w, req, &in) {
 		return
 	}
 	k.apply(w, in.Ops)
@@ -458,8 +449,7 @@ func (g *onlineGroup) get(_ context.Context, w fluxkit.Responder, req *fluxkit.M
 	var in struct {
 		Name string `json:"name"`
 	}
-	if err := fluxkit.DecodePayload(req, &in); err != nil {
-		_ = w.RespondError(err)
+	if !fluxkit.DecodeRequest(w, req, &in) {
 		return
 	}
 	members := idset.Set{}
