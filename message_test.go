@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
-	"io"
 	"strings"
 	"syscall"
 	"testing"
@@ -46,66 +45,6 @@ func TestProtoVectors(t *testing.T) {
 func spaced(p []byte) string {
 	h := hex.EncodeToString(p)
 	return h[0:2] + " " + h[2:4] + " " + h[4:6] + " " + h[6:8] + " " + h[8:16] + " " + h[16:24] + " " + h[24:32] + " " + h[32:40]
-}
-
-// The local:// byte vectors R1-R8 of spec idset.md §3.5.
-func TestLocalVectors(t *testing.T) {
-	r1 := NewRequest("attr.get", NodeidAny, []byte(`{"name":"rank"}`))
-	r1.Matchtag = 1
-	r2 := ResponseTo(r1, []byte(`{"value":"0","flags":1}`), 0)
-	r2.Userid, r2.Rolemask = 1000, 5
-	r3 := ResponseTo(r1, []byte("unknown attribute"), uint32(syscall.ENOENT))
-	r4 := NewRequest("kvs.disconnect", 3, nil)
-	r4.Flags |= FlagNoResponse
-	r5 := NewRequest("job-manager.events-journal", NodeidAny, []byte(`{}`))
-	r5.Flags |= FlagStreaming
-	r5.Matchtag = 2
-	r6 := &Message{Type: TypeControl, Userid: UseridUnknown}
-	r7 := &Message{Type: TypeEvent, Flags: FlagRoute, Topic: "heartbeat.pulse", Userid: UseridUnknown, Seq: 7}
-	for _, tc := range []struct {
-		name string
-		m    *Message
-		hex  string
-	}{
-		{"R1", r1, "1200eeff000000300008617474722e676574107b226e616d65223a2272616e6b227d00148e01010bffffffff00000000ffffffff00000001"},
-		{"R2", r2, "1200eeff000000380008617474722e676574187b2276616c7565223a2230222c22666c616773223a317d00148e01020b000003e8000000050000000000000001"},
-		{"R3", r3, "1200eeff000000320008617474722e67657412756e6b6e6f776e2061747472696275746500148e01020bffffffff000000000000000200000001"},
-		{"R4", r4, "1200eeff00000025000e6b76732e646973636f6e6e656374148e01010dffffffff000000000000000300000000"},
-		{"R5", r5, "1200eeff00000035001a6a6f622d6d616e616765722e6576656e74732d6a6f75726e616c037b7d00148e01014bffffffff00000000ffffffff00000002"},
-		{"R6", r6, "1200eeff00000015148e010800ffffffff000000000000000000000000"},
-		{"R7", r7, "1200eeff00000026000f6865617274626561742e70756c7365148e010409ffffffff000000000000000700000000"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			want := unhex(t, tc.hex)
-			got := tc.m.AppendLocal(nil)
-			assert.Equal(t, hex.EncodeToString(want), hex.EncodeToString(got))
-			back, n, err := DecodeLocal(want)
-			require.NoError(t, err)
-			assert.Equal(t, len(want), n)
-			assert.Equal(t, tc.m, back)
-		})
-	}
-	t.Run("R8", func(t *testing.T) {
-		m := NewRequest("x.y", NodeidAny, bytes.Repeat([]byte("a"), 299))
-		b := m.AppendLocal(nil)
-		assert.Equal(t, "1200eeff0000014b0003782e79ff0000012c", hex.EncodeToString(b[:18]))
-		assert.Equal(t, "148e01010bffffffff00000000ffffffff00000000", hex.EncodeToString(b[len(b)-21:]))
-		back, _, err := DecodeLocal(b)
-		require.NoError(t, err)
-		assert.Equal(t, m, back)
-	})
-}
-
-func TestDecodeLocalPartial(t *testing.T) {
-	b := NewRequest("a.b", 0, []byte(`{}`)).AppendLocal(nil)
-	for i := 0; i < len(b); i++ {
-		_, _, err := DecodeLocal(b[:i])
-		assert.ErrorIs(t, err, io.ErrUnexpectedEOF, "prefix %d", i)
-	}
-	two := append(append([]byte{}, b...), b...)
-	_, n, err := DecodeLocal(two)
-	require.NoError(t, err)
-	assert.Equal(t, len(b), n)
 }
 
 func TestRoutesOnTheWire(t *testing.T) {
@@ -191,27 +130,24 @@ func TestErrors(t *testing.T) {
 }
 
 func FuzzDecodeFrames(f *testing.F) {
-	for _, s := range []string{
-		"1200eeff000000300008617474722e676574107b226e616d65223a2272616e6b227d00148e01010bffffffff00000000ffffffff00000001",
-		"1200eeff00000015148e010800ffffffff000000000000000000000000",
-		"1200eeff00000026000f6865617274626561742e70756c7365148e010409ffffffff000000000000000700000000",
-		"1200eeff0000000100",
-		"1200eeffffffffff",
+	// The input is split into frames at each 0x00 0x00 pair, so the corpus
+	// can hold several frames; the last frame is the PROTO frame.
+	for _, m := range []*Message{
+		NewRequest("attr.get", NodeidAny, []byte(`{"name":"rank"}`)),
+		{Type: TypeControl, Userid: UseridUnknown},
+		{Type: TypeEvent, Flags: FlagRoute, Topic: "heartbeat.pulse", Route: []string{"a", "b"}, Seq: 7},
 	} {
-		b, _ := hex.DecodeString(s)
-		f.Add(b)
+		f.Add(bytes.Join(m.Frames(), []byte{0, 0}))
 	}
+	f.Add([]byte{0x8e, 0x01})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		m, n, err := DecodeLocal(b)
+		m, err := DecodeFrames(bytes.Split(b, []byte{0, 0}))
 		if err != nil {
 			return
 		}
-		if n > len(b) {
-			t.Fatalf("used %d of %d bytes", n, len(b))
-		}
-		// A decoded message re-encodes to something that decodes to the
-		// same message (the first encoding may differ: NULs, extra frames).
-		again, _, err := DecodeLocal(m.AppendLocal(nil))
+		// A decoded message re-encodes to frames that decode to the same
+		// message (the first encoding may differ: NULs, extra frames).
+		again, err := DecodeFrames(m.Frames())
 		if err != nil {
 			t.Fatalf("re-decode: %v", err)
 		}

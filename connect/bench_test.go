@@ -1,0 +1,92 @@
+package connect_test
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"testing"
+
+	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/connect"
+	"github.com/fluxkit/fluxkit/internal/realflux"
+)
+
+// The ping benchmarks run against one real broker so that fluxkit, the C
+// client (flux ping) and the Python bindings are measured in one run:
+//
+//	go test -run '^$' -bench 'RealPing' ./connect/
+//
+// Each reports ns per broker.ping round trip; the CLI and Python figures
+// include one process start, amortized over b.N pings.
+func BenchmarkRealPing(b *testing.B) {
+	in := realflux.Start(b, realflux.Options{Size: 1})
+	ctx := context.Background()
+	h, err := connect.Open(ctx, in.URIs[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close()
+	payload := []byte(`{"seq":1,"pad":""}`)
+
+	b.Run("fluxkit/sequential", func(b *testing.B) {
+		for b.Loop() {
+			c, err := h.Request(ctx, fluxkit.NewRequest("broker.ping", 0, payload))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := c.Recv(ctx); err != nil {
+				b.Fatal(err)
+			}
+			c.Close()
+		}
+	})
+	b.Run("fluxkit/pipelined", func(b *testing.B) {
+		const window = 256
+		calls := make(chan fluxkit.Call, window)
+		errs := make(chan error, 1)
+		go func() {
+			for c := range calls {
+				if _, err := c.Recv(ctx); err != nil {
+					errs <- err
+					return
+				}
+				c.Close()
+			}
+			errs <- nil
+		}()
+		for b.Loop() {
+			c, err := h.Request(ctx, fluxkit.NewRequest("broker.ping", 0, payload))
+			if err != nil {
+				b.Fatal(err)
+			}
+			calls <- c
+		}
+		close(calls)
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
+	})
+	b.Run("flux-ping", func(b *testing.B) {
+		// flux ping prints a line per ping, as its users see it.
+		cmd := exec.Command(in.Flux, "ping", "-i", "0", "-c", strconv.Itoa(b.N), "broker")
+		cmd.Env = append(cmd.Environ(), "FLUX_URI="+in.URIs[0])
+		b.ResetTimer()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("%v: %s", err, out)
+		}
+	})
+	b.Run("python", func(b *testing.B) {
+		script := fmt.Sprintf(`import flux
+h = flux.Flux()
+for i in range(%d):
+    h.rpc("broker.ping", {"seq": i, "pad": ""}, nodeid=0).get()
+`, b.N)
+		cmd := exec.Command(in.Flux, "python", "-c", script)
+		cmd.Env = append(cmd.Environ(), "FLUX_URI="+in.URIs[0])
+		b.ResetTimer()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("%v: %s", err, out)
+		}
+	})
+}
