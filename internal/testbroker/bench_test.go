@@ -2,7 +2,9 @@ package testbroker
 
 import (
 	"context"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/fluxkit/fluxkit"
 )
@@ -102,6 +104,66 @@ func BenchmarkStream(b *testing.B) {
 	for {
 		_, err := call.Recv(ctx)
 		if err != nil {
+			break
+		}
+		got++
+	}
+	if got != n {
+		b.Fatalf("got %d responses, want %d", got, n)
+	}
+}
+
+// BenchmarkStart is the cost of an instance that is started, used at one
+// rank far down the tree and closed.
+func BenchmarkStart(b *testing.B) {
+	for _, size := range []int{1000, 1000000} {
+		b.Run(fmt.Sprint(size), func(b *testing.B) {
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				br, err := Start(Config{Size: size})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := fluxkit.RPC(ctx, br.Owner(uint32(size-1)), "attr.get", 0, map[string]string{"name": "size"}, nil); err != nil {
+					b.Fatal(err)
+				}
+				br.Close()
+			}
+		})
+	}
+}
+
+// BenchmarkStreamDelayed streams b.N responses over a link with a
+// microsecond delay, in order.
+func BenchmarkStreamDelayed(b *testing.B) {
+	br, err := Start(Config{Size: 2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer br.Close()
+	br.SetLink(1, Link{Delay: time.Microsecond})
+	n := b.N
+	if _, err := br.Owner(1).Register("bench.stream", 0, func(_ context.Context, w fluxkit.Responder, _ *fluxkit.Message) {
+		p := []byte(`{"i":1}`)
+		for i := 0; i < n; i++ {
+			_ = w.Respond(p)
+		}
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.ENODATA, ""))
+	}); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	call, err := fluxkit.Stream(ctx, br.Owner(0), "bench.stream", 1, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer call.Close()
+	got := 0
+	for {
+		if _, err := call.Recv(ctx); err != nil {
 			break
 		}
 		got++
