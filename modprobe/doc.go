@@ -99,6 +99,8 @@
 //     started are left out of the timing array;
 //   - list-dependencies --full stops at a requires cycle (marking the
 //     repeated name "(cycle)") and refuses trees above 100000 nodes;
+//     the tree is streamed, in memory that grows with its depth and time
+//     that grows with the bytes written;
 //   - show keeps flux-core's key set (no needs-* keys);
 //   - ">N" and "<N" use Go integer syntax (no whitespace or "_");
 //   - Setenv changes the run's own copy of the environment (passed to the

@@ -291,11 +291,9 @@ func execute(ctx context.Context, o *options, stdout, stderr io.Writer) int {
 				width = n
 			}
 		}
-		out, err := m.ListDependencies(ctx, o.args[0], o.full, width, sel)
-		if err != nil {
+		if err := m.ListDependencies(ctx, stdout, o.args[0], o.full, width, sel); err != nil {
 			return fail(err)
 		}
-		fmt.Fprint(stdout, out)
 		return 0
 	}
 	var s *modprobe.Session
