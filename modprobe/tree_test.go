@@ -232,14 +232,15 @@ func TestDependencyTreeWriteError(t *testing.T) {
 // memory grows with the depth, time with the bytes written.
 func BenchmarkDeepChain(b *testing.B) {
 	for _, depth := range []int{5000, 20000, 50000} {
-		d := chainDB(depth)
 		for _, full := range []bool{false, true} {
 			name := fmt.Sprintf("%d", depth)
 			if full {
 				name += "-full"
 			}
 			b.Run(name, func(b *testing.B) {
+				d := chainDB(depth)
 				b.ReportAllocs()
+				b.ResetTimer()
 				for b.Loop() {
 					if err := writeDependencyTree(io.Discard, d, "m0", full, 0); err != nil {
 						b.Fatal(err)
