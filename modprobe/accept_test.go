@@ -501,7 +501,7 @@ func TestM27ModprobeDExtends(t *testing.T) {
 	h := newHarness(t, testbroker.Config{})
 	h.env["FLUX_MODPROBE_PATH"] = h.dir
 	h.write("modprobe.d/test.toml", "[[modules]]\nname=\"test\"\nrequires=[\"heartbeat\"]\n")
-	out, err := h.mp(0).ListDependencies(ctxT(t), "test", false, 0, Selection{})
-	require.NoError(t, err)
-	assert.Equal(t, "test\n└── heartbeat\n", out)
+	var out strings.Builder
+	require.NoError(t, h.mp(0).ListDependencies(ctxT(t), &out, "test", false, 0, Selection{}))
+	assert.Equal(t, "test\n└── heartbeat\n", out.String())
 }

@@ -87,6 +87,9 @@ func (d *db) applyModuleEntry(doc *doc, path string, tbl map[string]any) error {
 	if err == nil && name == "" {
 		err = errors.New("key name: must not be empty")
 	}
+	if err == nil {
+		err = checkName(name)
+	}
 	if err != nil {
 		return bad("name", err)
 	}

@@ -195,6 +195,13 @@ func TestParseRanks(t *testing.T) {
 	}
 }
 
+// dependencyTree is the tree list-dependencies writes, as a string.
+func dependencyTree(d *db, name string, full bool, width int) (string, error) {
+	var b strings.Builder
+	err := writeDependencyTree(&b, d, name, full, width)
+	return b.String(), err
+}
+
 func TestDependencyTree(t *testing.T) {
 	d := defaultDB(t)
 	out, err := dependencyTree(d, "job-manager", false, 0)

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -351,8 +352,11 @@ func (c *Context) RunRCScripts(ctx context.Context, n int) error {
 	var files []string
 	for _, d := range dirs {
 		ents, err := os.ReadDir(d)
-		if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
 			continue // a missing directory is not an error
+		}
+		if err != nil {
+			return fmt.Errorf("%s: cannot read directory: %w", d, pathCause(err))
 		}
 		for _, de := range ents {
 			info, err := de.Info()
@@ -433,18 +437,42 @@ func (Bash) Run(ctx context.Context, command string, env []string, stdout, stder
 	return fmt.Errorf("bash: %w", err)
 }
 
-// readDir lists *.toml in dir of fsys, sorted; a missing dir is empty.
-func readTOMLs(fsys fs.FS, dir string) []string {
-	ents, err := fs.ReadDir(fsys, dir)
+// confFiles lists the *.toml files of sub, a directory of fsys that is
+// named root in messages, sorted. A missing directory is empty; a directory
+// that cannot be read, or an entry that is neither a file nor a symbolic
+// link, is an error naming it, so that no site setting vanishes unnoticed.
+// With python set, a *.py file (a flux-core rc file) is an error too.
+func confFiles(fsys fs.FS, root, sub string, python bool) ([]string, error) {
+	ents, err := fs.ReadDir(fsys, sub)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
-		return nil
+		return nil, &ConfigError{File: path.Join(root, sub), Err: fmt.Errorf("cannot read directory: %w", pathCause(err))}
 	}
 	var out []string
 	for _, e := range ents {
-		if !e.IsDir() && strings.HasSuffix(e.Name(), ".toml") {
-			out = append(out, e.Name())
+		name := e.Name()
+		switch {
+		case python && strings.HasSuffix(name, ".py"):
+			return nil, &ConfigError{File: path.Join(root, sub, name), Err: errPythonRC}
+		case !strings.HasSuffix(name, ".toml") || e.IsDir():
+			continue
+		case !e.Type().IsRegular() && e.Type()&fs.ModeSymlink == 0:
+			return nil, &ConfigError{File: path.Join(root, sub, name), Err: errors.New("not a regular file")}
 		}
+		out = append(out, name)
 	}
 	sort.Strings(out)
-	return out
+	return out, nil
+}
+
+// pathCause drops the *fs.PathError around err: messages name the path
+// themselves.
+func pathCause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

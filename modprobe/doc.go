@@ -94,11 +94,25 @@
 //     configuration error names the file, the line and the key path, and
 //     an unknown key gets a "did you mean" hint; value types are checked;
 //   - a failed update leaves the entry unchanged;
+//   - a modprobe.d, rcN.d or legacy rcN.d script directory that exists but
+//     cannot be read, and an entry there that is not a regular file, is an
+//     error naming it (flux-core skips it silently); so is a flux-core
+//     Python rc file (rcN.d/*.py, or a file given to run), refused with
+//     "rc files are TOML here";
+//   - a module or task that names itself in after, before or requires is a
+//     cycle error when it is read, and one ordered after or before a
+//     service it provides itself is a cycle error when planned;
+//   - names and provided services must not contain commas, "*" or control
+//     characters, which the disable lists, before/after and terminals
+//     could not carry;
+//   - a dry run or a print that cannot write its output fails the task;
 //   - --show-deps output has sorted keys and sorted, duplicate-free lists;
 //   - cancelled or skipped tasks print no error line, and tasks that never
 //     started are left out of the timing array;
 //   - list-dependencies --full stops at a requires cycle (marking the
 //     repeated name "(cycle)") and refuses trees above 100000 nodes;
+//     the tree is streamed, in memory that grows with its depth and time
+//     that grows with the bytes written;
 //   - show keeps flux-core's key set (no needs-* keys);
 //   - ">N" and "<N" use Go integer syntax (no whitespace or "_");
 //   - Setenv changes the run's own copy of the environment (passed to the

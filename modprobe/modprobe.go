@@ -251,7 +251,11 @@ func (s *Session) configure(ctx context.Context) error {
 	for _, dir := range m.SearchPath() {
 		m.trace("checking %s", path.Join(dir, "modprobe.d/*.toml"))
 		fsys := m.dirFS(dir)
-		for _, f := range readTOMLs(fsys, "modprobe.d") {
+		files, err := confFiles(fsys, dir, "modprobe.d", false)
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
 			file := path.Join(dir, "modprobe.d", f)
 			data, err := fs.ReadFile(fsys, path.Join("modprobe.d", f))
 			if err != nil {
@@ -304,7 +308,11 @@ func (s *Session) loadRCFiles(ctx context.Context, n int, units []RC) error {
 	for _, dir := range m.SearchPath() {
 		m.trace("checking %s", path.Join(dir, sub, "*.toml"))
 		fsys := m.dirFS(dir)
-		for _, f := range readTOMLs(fsys, sub) {
+		files, err := confFiles(fsys, dir, sub, true)
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
 			file := path.Join(dir, sub, f)
 			data, err := fs.ReadFile(fsys, path.Join(sub, f))
 			if err != nil {
@@ -753,8 +761,8 @@ func (s *Session) runEntry(ctx context.Context, e *entry) error {
 	switch {
 	case e.removal:
 		if m.cfg.DryRun {
-			fmt.Fprintf(m.stdout, "remove %s\n", e.name)
-			return nil
+			_, err := fmt.Fprintf(m.stdout, "remove %s\n", e.name)
+			return err
 		}
 		m.trace("module.remove %s", e.name)
 		if err := m.modules.Remove(ctx, e.name); err != nil && !isNotLoaded(err) {
@@ -766,8 +774,8 @@ func (s *Session) runEntry(ctx context.Context, e *entry) error {
 		args := s.db.loadArgs(e)
 		s.mu.Unlock()
 		if m.cfg.DryRun {
-			fmt.Fprintln(m.stdout, strings.Join(append([]string{"load", e.name}, args...), " "))
-			return nil
+			_, err := fmt.Fprintln(m.stdout, strings.Join(append([]string{"load", e.name}, args...), " "))
+			return err
 		}
 		req := LoadRequest{Name: e.name, Path: e.module, Args: args, Exec: e.exec}
 		if m.cfg.Verbose {
@@ -780,8 +788,8 @@ func (s *Session) runEntry(ctx context.Context, e *entry) error {
 		m.trace("loaded %s", e.name)
 	default:
 		if m.cfg.DryRun {
-			fmt.Fprintf(m.stdout, "run %s\n", e.name)
-			return nil
+			_, err := fmt.Fprintf(m.stdout, "run %s\n", e.name)
+			return err
 		}
 		m.trace("start %s", e.name)
 		var err error

@@ -435,7 +435,9 @@ func (p *planner) graph(tasks []*entry) (*Plan, error) {
 			if err != nil {
 				return nil, err
 			}
-			if j, ok := at(r); ok && int(j) != i {
+			// An edge to itself (through a service the task provides)
+			// is kept: Check reports it as a cycle, as flux-core does.
+			if j, ok := at(r); ok {
 				pl.preds[i] = append(pl.preds[i], j)
 			}
 		}
@@ -447,7 +449,7 @@ func (p *planner) graph(tasks []*entry) (*Plan, error) {
 			if err != nil {
 				return nil, err
 			}
-			if j, ok := at(r); ok && int(j) != i {
+			if j, ok := at(r); ok {
 				pl.preds[j] = append(pl.preds[j], int32(i))
 			}
 		}

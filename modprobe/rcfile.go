@@ -75,10 +75,34 @@ type setupStep struct {
 	print                          string
 }
 
+// errPythonRC is what a flux-core Python rc file gets.
+var errPythonRC = errors.New("rc files are TOML here; this is a flux-core Python rc file: write its setup() as [[setup]] tables and its @task functions as [[tasks]] tables (see the modprobe package documentation)")
+
+// pythonLine returns the first line (1-based) of data that only Python
+// would start with, or 0.
+func pythonLine(data []byte) int {
+	for i, line := range strings.Split(string(data), "\n") {
+		for _, p := range []string{"import ", "from ", "def ", "class ", "@task"} {
+			if strings.HasPrefix(line, p) {
+				return i + 1
+			}
+		}
+	}
+	return 0
+}
+
 // parseRCFile parses a declarative rc file: [[setup]] steps and [[tasks]].
+// A flux-core Python rc file (named *.py, or failing to parse and reading
+// like Python) is refused in those words rather than with a TOML error.
 func parseRCFile(file string, data []byte) (*rcUnit, error) {
+	if strings.HasSuffix(file, ".py") {
+		return nil, &ConfigError{File: file, Line: pythonLine(data), Err: errPythonRC}
+	}
 	doc, err := parseDoc(file, data)
 	if err != nil {
+		if line := pythonLine(data); line > 0 {
+			return nil, &ConfigError{File: file, Line: line, Err: errPythonRC}
+		}
 		return nil, err
 	}
 	u := &rcUnit{name: file}
@@ -154,6 +178,9 @@ func parseRCTask(doc *doc, path string, tbl map[string]any) (*entry, error) {
 	name, err := asString("name", nameVal)
 	if err == nil && name == "" {
 		err = errors.New(`task missing required name argument: @task("name")`)
+	}
+	if err == nil {
+		err = checkName(name)
 	}
 	if err != nil {
 		return nil, doc.errorf(path+".name", err)
@@ -361,7 +388,9 @@ func (st *setupStep) apply(ctx context.Context, c *Context) error {
 		}
 	}
 	if st.print != "" {
-		fmt.Fprintln(c.Stdout(), st.print)
+		if _, err := fmt.Fprintln(c.Stdout(), st.print); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -377,7 +406,9 @@ func (a *action) runAction(ctx context.Context, c *Context) error {
 		c.Setopt(kv[0], kv[1], a.overwrite)
 	}
 	if a.print != "" {
-		fmt.Fprintln(c.Stdout(), a.print)
+		if _, err := fmt.Fprintln(c.Stdout(), a.print); err != nil {
+			return err
+		}
 	}
 	if a.rpc != "" {
 		nodeid := a.nodeid

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"unicode"
 
 	"github.com/fluxkit/fluxkit/idset"
 )
@@ -127,10 +128,44 @@ func (e *intLiteralError) Error() string {
 }
 func (e *intLiteralError) Unwrap() error { return e.err }
 
+// checkName refuses names that the comma-separated disable lists, the "*"
+// of before and after, or a terminal could not carry.
+func checkName(name string) error {
+	for _, r := range name {
+		if r == ',' || r == '*' || unicode.IsControl(r) {
+			return fmt.Errorf("invalid name %q: names must not contain commas, \"*\" or control characters", name)
+		}
+	}
+	return nil
+}
+
+// checkSelf refuses an entry that names itself in an ordering or
+// requirement list: flux-core's sorter reports such an edge as a cycle,
+// and dropping it would hide the mistake.
+func checkSelf(name, key string, list []string) error {
+	if slices.Contains(list, name) {
+		return fmt.Errorf("%s names %s itself: %w", key, name, &CycleError{Nodes: []string{name, name}})
+	}
+	return nil
+}
+
 // newTaskEntry validates a Go task.
 func newTaskEntry(t Task) (*entry, error) {
 	if t.Name == "" {
 		return nil, errors.New(`task missing required name argument: @task("name")`)
+	}
+	if err := checkName(t.Name); err != nil {
+		return nil, err
+	}
+	for _, p := range t.Provides {
+		if err := checkName(p); err != nil {
+			return nil, fmt.Errorf("%s: provides: %w", t.Name, err)
+		}
+	}
+	for i, list := range [][]string{t.Requires, t.Before, t.After} {
+		if err := checkSelf(t.Name, []string{"requires", "before", "after"}[i], list); err != nil {
+			return nil, fmt.Errorf("%s: %w", t.Name, err)
+		}
 	}
 	e := &entry{
 		name:        t.Name,
@@ -324,15 +359,27 @@ func (e *entry) setField(key string, v any) error {
 			e.ranks, err = ParseRanks(s)
 		}
 	case "provides":
-		e.provides, err = asStrings(key, v)
+		if e.provides, err = asStrings(key, v); err == nil {
+			for _, p := range e.provides {
+				if err = checkName(p); err != nil {
+					break
+				}
+			}
+		}
 	case "requires":
-		e.requires, err = asStrings(key, v)
+		if e.requires, err = asStrings(key, v); err == nil {
+			err = checkSelf(e.name, key, e.requires)
+		}
 	case "needs":
 		e.needs, err = asStrings(key, v)
 	case "before":
-		e.before, err = asStrings(key, v)
+		if e.before, err = asStrings(key, v); err == nil {
+			err = checkSelf(e.name, key, e.before)
+		}
 	case "after":
-		e.after, err = asStrings(key, v)
+		if e.after, err = asStrings(key, v); err == nil {
+			err = checkSelf(e.name, key, e.after)
+		}
 	case "needs-attrs":
 		e.needsAttrs, err = asStrings(key, v)
 	case "needs-config":

@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -27,8 +27,8 @@ type options struct {
 
 	rank      uint
 	size      int
-	attrs     listFlag
-	env       listFlag
+	attrs     map[string]string
+	env       map[string]string
 	config    string
 	loaded    string
 	loadDelay time.Duration
@@ -51,10 +51,12 @@ var commands = map[string][2]int{
 	"rc3":               {0, 0},
 }
 
-func parseFlags(cmd string, args []string, stderr io.Writer) (*options, error) {
+// parseFlags parses a command's options; -h prints its usage on stdout and
+// returns flag.ErrHelp. Every other error is a *usageError.
+func parseFlags(cmd string, args []string, stdout io.Writer) (*options, error) {
 	arity, ok := commands[cmd]
 	if !ok {
-		return nil, &usageError{fmt.Sprintf("unknown command %q", cmd)}
+		return nil, usagef("unknown command %q (see %s --help)", cmd, prog)
 	}
 	o := &options{cmd: cmd}
 	fs := flag.NewFlagSet(prog+" "+cmd, flag.ContinueOnError)
@@ -87,32 +89,24 @@ func parseFlags(cmd string, args []string, stderr io.Writer) (*options, error) {
 			both(&o.full, "f", "full", "show duplicate dependencies")
 		}
 	}
+	var attrs, env listFlag
 	fs.UintVar(&o.rank, "rank", 0, "rank to act on")
-	fs.IntVar(&o.size, "size", 0, "instance size")
-	fs.Var(&o.attrs, "attr", "broker attribute KEY=VALUE")
-	fs.Var(&o.env, "env", "broker environment KEY=VALUE")
+	fs.IntVar(&o.size, "size", 0, fmt.Sprintf("instance size, 1 to %d (default rank+1)", testbroker.MaxSize))
+	fs.Var(&attrs, "attr", "broker attribute KEY=VALUE")
+	fs.Var(&env, "env", "broker environment KEY=VALUE")
 	fs.StringVar(&o.config, "config", "", "broker config TOML file")
 	fs.StringVar(&o.loaded, "loaded", "", "modules already loaded, or rc1")
 	fs.StringVar(&o.confDir, "confdir", "/etc/flux", "flux confdir: DIR/modprobe is searched, DIR/rcN.d holds legacy scripts")
 	fs.DurationVar(&o.loadDelay, "load-delay", 10*time.Millisecond, "simulated module load/remove time")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: %s %s [OPTIONS]", prog, cmd)
-		if arity[1] != 0 {
-			fmt.Fprint(stderr, " ARGS")
-		}
-		fmt.Fprintln(stderr)
-		fs.SetOutput(stderr)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
-	}
+	set := map[string]bool{}
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fs.Usage()
-				return nil, err
+				return nil, commandHelp(fs, cmd, arity, stdout)
 			}
 			return nil, &usageError{err.Error()}
 		}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		if fs.NArg() == 0 {
 			break
 		}
@@ -120,18 +114,48 @@ func parseFlags(cmd string, args []string, stderr io.Writer) (*options, error) {
 		args = fs.Args()[1:]
 	}
 	if len(o.args) < arity[0] || (arity[1] >= 0 && len(o.args) > arity[1]) {
-		return nil, &usageError{fmt.Sprintf("%s: wrong number of arguments", cmd)}
+		return nil, usagef("%s: wrong number of arguments", cmd)
 	}
-	if o.size == 0 {
+	switch {
+	case !set["size"]:
 		o.size = int(o.rank) + 1
+	case o.size < 1 || o.size > testbroker.MaxSize:
+		return nil, usagef("--size %d: want 1 to %d ranks", o.size, testbroker.MaxSize)
 	}
-	if o.size < 1 || int(o.rank) >= o.size {
-		return nil, &usageError{fmt.Sprintf("--rank %d is not below --size %d", o.rank, o.size)}
+	if int(o.rank) >= o.size {
+		return nil, usagef("--rank %d is not below --size %d", o.rank, o.size)
 	}
 	if o.limit < 0 || o.timeout < 0 || o.loadDelay < 0 {
-		return nil, &usageError{"--limit, --timeout and --load-delay must not be negative"}
+		return nil, usagef("--limit, --timeout and --load-delay must not be negative")
+	}
+	for _, a := range o.setAlt {
+		if svc, mod, ok := strings.Cut(a, "="); !ok || svc == "" || mod == "" {
+			return nil, usagef("--set-alternative: invalid value '%s' (want NAME=MODULE)", a)
+		}
+	}
+	var err error
+	if o.attrs, err = keyValues("attr", attrs); err != nil {
+		return nil, err
+	}
+	if o.env, err = keyValues("env", env); err != nil {
+		return nil, err
 	}
 	return o, nil
+}
+
+// commandHelp prints a command's usage on stdout and returns flag.ErrHelp,
+// or the error that kept it from being printed.
+func commandHelp(fs *flag.FlagSet, cmd string, arity [2]int, stdout io.Writer) error {
+	args := ""
+	if arity[1] != 0 {
+		args = " ARGS"
+	}
+	if _, err := fmt.Fprintf(stdout, "usage: %s %s [OPTIONS]%s\n", prog, cmd, args); err != nil {
+		return err
+	}
+	fs.SetOutput(stdout)
+	fs.PrintDefaults()
+	return flag.ErrHelp
 }
 
 func keyValues(flagName string, l listFlag) (map[string]string, error) {
@@ -139,24 +163,35 @@ func keyValues(flagName string, l listFlag) (map[string]string, error) {
 	for _, kv := range l {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
-			return nil, &usageError{fmt.Sprintf("--%s: invalid value '%s' (want KEY=VALUE)", flagName, kv)}
+			return nil, usagef("--%s: invalid value '%s' (want KEY=VALUE)", flagName, kv)
 		}
 		m[k] = v
 	}
 	return m, nil
 }
 
-// instance starts the in-process broker the options describe.
-func instance(o *options) (*testbroker.Broker, error) {
-	attrs, err := keyValues("attr", o.attrs)
-	if err != nil {
-		return nil, err
-	}
-	env, err := keyValues("env", o.env)
-	if err != nil {
-		return nil, err
-	}
-	cfg := testbroker.Config{Size: o.size, Attrs: attrs, Env: env}
+// instance is what a command acts on: the handle of its rank's broker and
+// what goes with it.
+type instance struct {
+	h fluxkit.Handle
+	// modules loads and removes modules (with the simulated latency).
+	modules modprobe.Modules
+	shell   modprobe.Shell
+	// about names the instance in --timing output.
+	about string
+	close func() error
+}
+
+// connect chooses the instance the options act on. There is no connector
+// to a real broker yet, so it is always the in-process one.
+func connect(ctx context.Context, o *options) (*instance, error) {
+	return inProcess(ctx, o)
+}
+
+// inProcess starts the in-process instance the options describe, with
+// stubs for the services it lacks and the --loaded modules loaded.
+func inProcess(ctx context.Context, o *options) (*instance, error) {
+	cfg := testbroker.Config{Size: o.size, Attrs: o.attrs, Env: o.env}
 	if o.config != "" {
 		b, err := os.ReadFile(o.config)
 		if err != nil {
@@ -165,13 +200,32 @@ func instance(o *options) (*testbroker.Broker, error) {
 		cfg.Config = string(b)
 	}
 	b, err := testbroker.Start(cfg)
-	if err != nil {
-		if o.config != "" {
-			return nil, fmt.Errorf("%s: %w", o.config, err)
-		}
+	var ce *testbroker.ConfigError
+	switch {
+	case errors.As(err, &ce):
+		return nil, fmt.Errorf("%s:%d:%d: %w", o.config, ce.Line, ce.Column, ce.Err)
+	case err != nil && o.config != "":
+		return nil, fmt.Errorf("%s: %w", o.config, err)
+	case err != nil:
 		return nil, err
 	}
-	return b, nil
+	rank := uint32(o.rank)
+	in := &instance{
+		h:     b.Owner(rank),
+		shell: simShell{verbose: o.verbose},
+		about: fmt.Sprintf("the in-process %d-rank instance", b.Size()),
+		close: b.Close,
+	}
+	if err := stubs(in.h); err != nil {
+		b.Close()
+		return nil, err
+	}
+	if err := preload(ctx, o, in); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("--loaded: %w", err)
+	}
+	in.modules = &delayed{Modules: modprobe.HandleModules(in.h), rank: b.Rank(rank), delay: o.loadDelay, set: map[string]bool{}}
+	return in, nil
 }
 
 // stubs answers the RPCs the default rc tasks send to services the
@@ -185,6 +239,29 @@ func stubs(h fluxkit.Handle) error {
 		}
 	}
 	return nil
+}
+
+// preload loads --loaded modules without delay or output.
+func preload(ctx context.Context, o *options, in *instance) error {
+	if o.loaded == "" {
+		return nil
+	}
+	m, err := modprobe.New(modprobe.Config{
+		Handle: in.h, LookupEnv: o.lookup, ConfDir: o.confDir, Shell: in.shell,
+		Stdout: io.Discard, Stderr: io.Discard,
+	})
+	if err != nil {
+		return err
+	}
+	if o.loaded == "rc1" {
+		_, err := m.RC1(ctx)
+		return err
+	}
+	_, err = m.Load(ctx, strings.Split(o.loaded, ",")...)
+	if errors.Is(err, modprobe.ErrAllLoaded) {
+		return nil
+	}
+	return err
 }
 
 // delayed gives every module load and removal the simulated latency.
@@ -237,53 +314,50 @@ func (s simShell) Run(ctx context.Context, command string, env []string, stdout,
 	return modprobe.Bash{}.Run(ctx, command, env, stdout, stderr)
 }
 
-func execute(ctx context.Context, o *options, stdout, stderr io.Writer) int {
-	fail := func(err error) int {
-		var ue *usageError
-		fmt.Fprintf(stderr, "%s: ERROR: %v\n", prog, err)
-		if errors.As(err, &ue) {
-			return 2
+// execute runs a parsed command. Tasks that failed were reported already;
+// the error is then a runFailed.
+func execute(ctx context.Context, o *options, stdout, stderr io.Writer) (err error) {
+	var trace *traceFile
+	if o.trace != "" {
+		// A bad path fails before anything runs.
+		if trace, err = openTrace(o.trace); err != nil {
+			return fmt.Errorf("--trace: %w", err)
 		}
-		return 1
+		defer func() {
+			if cerr := trace.close(); err == nil && cerr != nil {
+				err = fmt.Errorf("--trace: %w", cerr)
+			}
+		}()
 	}
-	b, err := instance(o)
+	in, err := connect(ctx, o)
 	if err != nil {
-		return fail(err)
+		return err
 	}
-	defer b.Close()
-	rank := uint32(o.rank)
-	h := b.Owner(rank)
-	if err := stubs(h); err != nil {
-		return fail(err)
-	}
-	base := modprobe.Config{
-		Handle:    h,
+	defer in.close()
+	m, err := modprobe.New(modprobe.Config{
+		Handle:    in.h,
+		Modules:   in.modules,
 		LookupEnv: o.lookup,
 		ConfDir:   o.confDir,
-		Shell:     simShell{verbose: o.verbose},
+		Shell:     in.shell,
 		Stdout:    stdout,
 		Stderr:    stderr,
+		DryRun:    o.dryRun,
+		Verbose:   o.verbose,
 		Exec:      modprobe.ExecConfig{Limit: o.limit, TaskTimeout: o.timeout},
-	}
-	if err := preload(ctx, o, base); err != nil {
-		return fail(fmt.Errorf("--loaded: %w", err))
-	}
-	cfg := base
-	cfg.DryRun, cfg.Verbose = o.dryRun, o.verbose
-	cfg.Modules = &delayed{Modules: modprobe.HandleModules(h), rank: b.Rank(rank), delay: o.loadDelay, set: map[string]bool{}}
-	m, err := modprobe.New(cfg)
+	})
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	sel := modprobe.Selection{SetAlternative: o.setAlt, Disable: o.disable}
 	switch o.cmd {
 	case "show":
 		out, err := m.Show(ctx, o.args[0], sel)
 		if err != nil {
-			return fail(err)
+			return err
 		}
-		fmt.Fprintln(stdout, out)
-		return 0
+		_, err = fmt.Fprintln(stdout, out)
+		return err
 	case "list-dependencies":
 		width := 0 // modprobe.DefaultTreeWidth
 		if c, ok := o.lookup("COLUMNS"); ok {
@@ -291,12 +365,7 @@ func execute(ctx context.Context, o *options, stdout, stderr io.Writer) int {
 				width = n
 			}
 		}
-		out, err := m.ListDependencies(ctx, o.args[0], o.full, width, sel)
-		if err != nil {
-			return fail(err)
-		}
-		fmt.Fprint(stdout, out)
-		return 0
+		return m.ListDependencies(ctx, stdout, o.args[0], o.full, width, sel)
 	}
 	var s *modprobe.Session
 	switch o.cmd {
@@ -313,95 +382,106 @@ func execute(ctx context.Context, o *options, stdout, stderr io.Writer) int {
 	}
 	if errors.Is(err, modprobe.ErrAllLoaded) {
 		fmt.Fprintf(stderr, "%s: INFO: %v\n", prog, err)
-		return 0
+		return nil
 	}
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	if o.showDeps {
-		fmt.Fprintln(stdout, s.Plan().DepsJSON())
-		return 0
+		_, err := fmt.Fprintln(stdout, s.Plan().DepsJSON())
+		return err
 	}
 	if o.dot {
-		fmt.Fprint(stdout, s.Plan().Dot())
-		return 0
+		_, err := fmt.Fprint(stdout, s.Plan().Dot())
+		return err
 	}
 	rep, err := s.Execute(ctx)
-	code := 0
 	var re *modprobe.RunError
 	switch {
 	case errors.As(err, &re):
-		code = 1 // each failure was printed as "TASK: ERROR"
+		err = runFailed{err}
 	case err != nil:
-		return fail(err)
+		return err
 	}
-	if o.trace != "" {
-		if err := writeTrace(o.trace, rep, rank); err != nil {
-			return fail(err)
+	if trace != nil {
+		if werr := trace.write(rep, uint32(o.rank)); werr != nil {
+			return fmt.Errorf("--trace: %w", werr)
 		}
 	}
 	if o.timing {
-		if err := s.WriteStats(ctx, rep); err != nil {
-			return fail(err)
+		if werr := s.WriteStats(ctx, rep); werr != nil {
+			return werr
 		}
-		printStats(stdout, b, rank)
-		fmt.Fprintf(stdout, "%s: %s\n", o.cmd, rep.Summary())
+		if werr := printStats(ctx, stdout, in, rep, o.cmd); werr != nil {
+			return werr
+		}
 	}
-	return code
+	return err
 }
 
-func writeTrace(path string, rep *modprobe.Report, rank uint32) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := rep.WriteTrace(f, rank); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+// traceFile is the --trace file, opened before the run. A file this
+// command created and never wrote is removed again.
+type traceFile struct {
+	f       *os.File
+	created bool
+	written bool
 }
 
-// printStats shows what --timing stored in the in-process KVS, which
-// vanishes when the command exits.
-func printStats(w io.Writer, b *testbroker.Broker, rank uint32) {
-	if rank != 0 {
-		fmt.Fprintln(w, "modprobe.stats is written on rank 0 only")
-		return
+func openTrace(path string) (*traceFile, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err == nil {
+		return &traceFile{f: f, created: true}, nil
 	}
-	raw, ok := b.KVSGet("modprobe.stats")
-	if !ok {
-		return
+	if !errors.Is(err, fs.ErrExist) {
+		return nil, err
 	}
-	var stats []modprobe.Stat
-	if err := json.Unmarshal(raw, &stats); err != nil {
-		return
+	// An existing file keeps its content until the trace replaces it; a
+	// FIFO or a pipe (--trace >(...)) is written as it is.
+	if f, err = os.OpenFile(path, os.O_WRONLY, 0); err != nil {
+		return nil, err
 	}
-	fmt.Fprintf(w, "modprobe.stats (KVS of the in-process %d-rank instance):\n", b.Size())
-	fmt.Fprintf(w, "  %9s  %9s  %s\n", "start", "duration", "name")
-	for _, st := range stats {
-		fmt.Fprintf(w, "  %8.4fs  %8.4fs  %s\n", st.StartTime, st.Duration, st.Name)
-	}
+	return &traceFile{f: f}, nil
 }
 
-// preload loads --loaded modules without delay or output.
-func preload(ctx context.Context, o *options, base modprobe.Config) error {
-	if o.loaded == "" {
-		return nil
+func (t *traceFile) write(rep *modprobe.Report, rank uint32) error {
+	t.written = true
+	if fi, err := t.f.Stat(); err == nil && fi.Mode().IsRegular() {
+		if err := t.f.Truncate(0); err != nil {
+			return err
+		}
 	}
-	base.Stdout, base.Stderr = io.Discard, io.Discard
-	m, err := modprobe.New(base)
-	if err != nil {
-		return err
+	return rep.WriteTrace(t.f, rank)
+}
+
+func (t *traceFile) close() error {
+	err := t.f.Close()
+	if t.created && !t.written {
+		_ = os.Remove(t.f.Name()) // ours, and empty
 	}
-	if o.loaded == "rc1" {
-		_, err := m.RC1(ctx)
-		return err
+	return err
+}
+
+// printStats shows what --timing stored in the KVS of the instance (which
+// for the in-process one vanishes when the command exits) and the run's
+// summary.
+func printStats(ctx context.Context, w io.Writer, in *instance, rep *modprobe.Report, cmd string) error {
+	if in.h.Rank() != 0 {
+		if _, err := fmt.Fprintln(w, "modprobe.stats is written on rank 0 only"); err != nil {
+			return err
+		}
+	} else {
+		var out struct {
+			Value []modprobe.Stat `json:"value"`
+		}
+		if err := fluxkit.RPC(ctx, in.h, "kvs.get", 0, map[string]string{"key": "modprobe.stats"}, &out); err != nil {
+			return fmt.Errorf("kvs.get modprobe.stats: %w", err)
+		}
+		fmt.Fprintf(w, "modprobe.stats (KVS of %s):\n", in.about)
+		fmt.Fprintf(w, "  %9s  %9s  %s\n", "start", "duration", "name")
+		for _, st := range out.Value {
+			fmt.Fprintf(w, "  %8.4fs  %8.4fs  %s\n", st.StartTime, st.Duration, st.Name)
+		}
 	}
-	names := strings.Split(o.loaded, ",")
-	_, err = m.Load(ctx, names...)
-	if errors.Is(err, modprobe.ErrAllLoaded) {
-		return nil
-	}
+	_, err := fmt.Fprintf(w, "%s: %s\n", cmd, rep.Summary())
 	return err
 }

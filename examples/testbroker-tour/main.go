@@ -4,6 +4,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -16,20 +17,55 @@ import (
 	"github.com/fluxkit/fluxkit/internal/testbroker"
 )
 
+const prog = "testbroker-tour"
+
 func main() {
-	size := flag.Int("size", 8, "number of ranks")
-	fanout := flag.Int("fanout", 2, "k of the k-ary tree")
-	flag.Parse()
-	if err := run(os.Stdout, *size, *fanout); err != nil {
-		fmt.Fprintln(os.Stderr, "testbroker-tour:", err)
-		os.Exit(1)
-	}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(out io.Writer, size, fanout int) error {
-	if size < 3 {
-		return fmt.Errorf("size must be at least 3, got %d", size)
+// run is the command line: -h prints usage on stdout and exits 0, a usage
+// error is one line on stderr and exit 2, a failure (including output
+// that cannot be written) is exit 1.
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet(prog, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	size := fs.Int("size", 8, fmt.Sprintf("number of ranks, 3 to %d", testbroker.MaxSize))
+	fanout := fs.Int("fanout", 2, "k of the k-ary tree, at least 1")
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprintf(stdout, "usage: %s [OPTIONS]\n", prog)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return 0
+	case err != nil:
+	case fs.NArg() > 0:
+		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	case *size < 3 || *size > testbroker.MaxSize:
+		err = fmt.Errorf("--size %d: want 3 to %d ranks", *size, testbroker.MaxSize)
+	case *fanout < 1:
+		err = fmt.Errorf("--fanout %d: want at least 1", *fanout)
 	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return 2
+	}
+	w := bufio.NewWriter(stdout)
+	err = tour(w, *size, *fanout)
+	if ferr := w.Flush(); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return 1
+	}
+	return 0
+}
+
+// parentsShown is how many ranks the tour lists with their parent.
+const parentsShown = 16
+
+func tour(out io.Writer, size, fanout int) error {
 	b, err := testbroker.Start(testbroker.Config{Size: size, Fanout: fanout})
 	if err != nil {
 		return err
@@ -41,10 +77,12 @@ func run(out io.Writer, size, fanout int) error {
 	h := b.Owner(last)
 
 	fmt.Fprintf(out, "instance of %d ranks, kary:%d\n", size, fanout)
-	for r := uint32(0); r < uint32(size); r++ {
-		if p, ok := b.Parent(r); ok {
-			fmt.Fprintf(out, "  rank %d -> parent %d\n", r, p)
-		}
+	for r := uint32(1); r < uint32(min(size, parentsShown)); r++ {
+		p, _ := b.Parent(r)
+		fmt.Fprintf(out, "  rank %d -> parent %d\n", r, p)
+	}
+	if size > parentsShown {
+		fmt.Fprintf(out, "  ... and %d more ranks, created when first used\n", size-parentsShown)
 	}
 
 	var attr struct{ Value string }

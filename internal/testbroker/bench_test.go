@@ -2,7 +2,9 @@ package testbroker
 
 import (
 	"context"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/fluxkit/fluxkit"
 )
@@ -74,12 +76,21 @@ func BenchmarkRPCParallel(b *testing.B) {
 
 // BenchmarkStream measures one streaming RPC of b.N responses; run with
 // -benchtime=1000000x for the issue's figure of a million responses.
-func BenchmarkStream(b *testing.B) {
+func BenchmarkStream(b *testing.B) { benchStream(b, Link{}) }
+
+// BenchmarkStreamDelayed streams b.N responses over a link with a
+// microsecond delay, which carries them in order.
+func BenchmarkStreamDelayed(b *testing.B) { benchStream(b, Link{Delay: time.Microsecond}) }
+
+func benchStream(b *testing.B, link Link) {
 	br, err := Start(Config{Size: 2})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer br.Close()
+	if link != (Link{}) {
+		br.SetLink(1, link)
+	}
 	n := b.N
 	if _, err := br.Owner(1).Register("bench.stream", 0, func(_ context.Context, w fluxkit.Responder, _ *fluxkit.Message) {
 		p := []byte(`{"i":1}`)
@@ -108,5 +119,26 @@ func BenchmarkStream(b *testing.B) {
 	}
 	if got != n {
 		b.Fatalf("got %d responses, want %d", got, n)
+	}
+}
+
+// BenchmarkStart is the cost of an instance that is started, used at one
+// rank far down the tree and closed.
+func BenchmarkStart(b *testing.B) {
+	for _, size := range []int{1000, 1000000} {
+		b.Run(fmt.Sprint(size), func(b *testing.B) {
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				br, err := Start(Config{Size: size})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := fluxkit.RPC(ctx, br.Owner(uint32(size-1)), "attr.get", 0, map[string]string{"name": "size"}, nil); err != nil {
+					b.Fatal(err)
+				}
+				br.Close()
+			}
+		})
 	}
 }

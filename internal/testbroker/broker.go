@@ -3,11 +3,14 @@ package testbroker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,9 +21,13 @@ import (
 	"github.com/pelletier/go-toml/v2"
 )
 
+// MaxSize is the largest instance. Ranks are created when first used, so
+// an instance costs memory for the ranks a test touches, not for its size.
+const MaxSize = 1 << 24
+
 // Config configures an instance. The zero value is a one-rank instance.
 type Config struct {
-	// Size is the number of ranks. Default 1.
+	// Size is the number of ranks, 1 to MaxSize. Default 1.
 	Size int
 	// Fanout is k of the k-ary tree: rank r's parent is (r-1)/k.
 	// Default 2. A fanout of Size-1 or more gives a flat tree.
@@ -56,7 +63,14 @@ type Broker struct {
 	size   int
 	fanout int
 	owner  uint32
-	ranks  []*Rank
+	attrs  map[string]string // every rank's attributes, before rank, size and tbon.fanout
+	env    map[string]string
+	config json.RawMessage
+
+	// ranks is a two-level table of the ranks created so far, read
+	// without locks; grow serialises creation.
+	ranks []atomic.Pointer[rankChunk]
+	grow  sync.Mutex
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -72,8 +86,11 @@ type Broker struct {
 	seq  uint32
 	subs map[*subscription]struct{}
 
-	stopped  atomic.Int32 // number of stopped ranks; 0 skips reachability checks
-	faulty   atomic.Int32 // number of links with a fault; 0 skips link checks
+	downMu   sync.Mutex
+	down     map[uint32]struct{} // stopped ranks
+	stopped  atomic.Int32        // number of stopped ranks; 0 skips reachability checks
+	faulty   atomic.Int32        // number of links with a fault
+	carriers atomic.Int32        // number of wires carrying messages
 	rngMu    sync.Mutex
 	rng      *rand.Rand
 	uuidNext atomic.Uint64
@@ -104,8 +121,8 @@ func Start(cfg Config) (*Broker, error) {
 	if cfg.Size == 0 {
 		cfg.Size = 1
 	}
-	if cfg.Size < 0 || cfg.Size > 1<<24 {
-		return nil, fmt.Errorf("size %d out of range 1..%d", cfg.Size, 1<<24)
+	if cfg.Size < 0 || cfg.Size > MaxSize {
+		return nil, fmt.Errorf("size %d out of range 1..%d", cfg.Size, MaxSize)
 	}
 	if cfg.Fanout == 0 {
 		cfg.Fanout = 2
@@ -131,6 +148,11 @@ func Start(cfg Config) (*Broker, error) {
 		size:     cfg.Size,
 		fanout:   cfg.Fanout,
 		owner:    owner,
+		attrs:    maps.Clone(cfg.Attrs),
+		env:      maps.Clone(cfg.Env),
+		config:   conf,
+		ranks:    make([]atomic.Pointer[rankChunk], (cfg.Size+chunkSize-1)/chunkSize),
+		down:     make(map[uint32]struct{}),
 		ctx:      ctx,
 		cancel:   cancel,
 		timers:   make(map[uint64]*time.Timer),
@@ -141,37 +163,86 @@ func Start(cfg Config) (*Broker, error) {
 		rank0kv:  newKVS(),
 	}
 	b.online = newOnlineGroup(b)
-	b.ranks = make([]*Rank, cfg.Size)
-	for i := range b.ranks {
-		r := &Rank{
-			b:        b,
-			id:       uint32(i),
-			attrs:    map[string]string{},
-			config:   conf,
-			env:      map[string]string{},
-			modules:  map[string]*module{},
-			latency:  map[string]time.Duration{},
-			fail:     map[string]error{},
-			services: map[string]*Handle{},
-		}
-		for k, v := range cfg.Attrs {
-			r.attrs[k] = v
-		}
-		r.attrs["rank"] = strconv.Itoa(i)
-		r.attrs["size"] = strconv.Itoa(cfg.Size)
-		r.attrs["tbon.fanout"] = strconv.Itoa(cfg.Fanout)
-		for k, v := range cfg.Env {
-			r.env[k] = v
-		}
-		b.ranks[i] = r
-	}
-	for _, r := range b.ranks {
-		if err := r.startBuiltins(); err != nil {
-			b.Close()
-			return nil, err
-		}
-	}
 	return b, nil
+}
+
+const (
+	chunkBits = 10
+	chunkSize = 1 << chunkBits
+)
+
+type rankChunk [chunkSize]atomic.Pointer[Rank]
+
+// peek returns rank r if it was created, else nil. An uncreated rank is up,
+// has perfect links and serves only the built-in services.
+func (b *Broker) peek(r uint32) *Rank {
+	c := b.ranks[r>>chunkBits].Load()
+	if c == nil {
+		return nil
+	}
+	return c[r&(chunkSize-1)].Load()
+}
+
+// rank returns rank r, creating it (with its built-in services) on first
+// use. r must be below the size.
+func (b *Broker) rank(r uint32) *Rank {
+	if rk := b.peek(r); rk != nil {
+		return rk
+	}
+	b.grow.Lock()
+	defer b.grow.Unlock()
+	if rk := b.peek(r); rk != nil {
+		return rk
+	}
+	rk := &Rank{
+		b:        b,
+		id:       r,
+		attrs:    maps.Clone(b.attrs),
+		config:   b.config,
+		env:      maps.Clone(b.env),
+		modules:  map[string]*module{},
+		latency:  map[string]time.Duration{},
+		fail:     map[string]error{},
+		services: map[string]*Handle{},
+	}
+	if rk.attrs == nil {
+		rk.attrs = map[string]string{}
+	}
+	if rk.env == nil {
+		rk.env = map[string]string{}
+	}
+	rk.attrs["rank"] = strconv.FormatUint(uint64(r), 10)
+	rk.attrs["size"] = strconv.Itoa(b.size)
+	rk.attrs["tbon.fanout"] = strconv.Itoa(b.fanout)
+	// Registration fails only once the instance is closed, and a closed
+	// instance serves nothing anyway.
+	rk.startBuiltins()
+	c := b.ranks[r>>chunkBits].Load()
+	if c == nil {
+		c = new(rankChunk)
+		b.ranks[r>>chunkBits].Store(c)
+	}
+	c[r&(chunkSize-1)].Store(rk)
+	return rk
+}
+
+// up reports whether rank r is up.
+func (b *Broker) up(r uint32) bool {
+	rk := b.peek(r)
+	return rk == nil || rk.isUp()
+}
+
+// provider returns the handle serving service on rank r. An uncreated rank
+// serves only the built-ins, so it is created only when asked for one.
+func (b *Broker) provider(r uint32, service string) *Handle {
+	rk := b.peek(r)
+	if rk == nil {
+		if !isBuiltin(r, service) {
+			return nil
+		}
+		rk = b.rank(r)
+	}
+	return rk.provider(service)
 }
 
 // Close closes every handle, stops pending timers and waits for every
@@ -221,13 +292,13 @@ func (b *Broker) Parent(r uint32) (parent uint32, ok bool) {
 	return (r - 1) / uint32(b.fanout), true
 }
 
-// Rank returns rank r's state. It panics for a rank outside the instance,
-// a programming error in a test.
+// Rank returns rank r's state, creating the rank if nobody used it yet. It
+// panics for a rank outside the instance, a programming error in a test.
 func (b *Broker) Rank(r uint32) *Rank {
 	if int(r) >= b.size {
 		panic(fmt.Sprintf("testbroker: rank %d outside instance of size %d", r, b.size))
 	}
-	return b.ranks[r]
+	return b.rank(r)
 }
 
 // Connect opens a client connection to rank r with the given credentials.
@@ -235,14 +306,23 @@ func (b *Broker) Connect(r uint32, cred fluxkit.Cred) (*Handle, error) {
 	if int(r) >= b.size {
 		return nil, fluxkit.Errorf(fluxkit.EHOSTUNREACH, "rank %d outside instance of size %d", r, b.size)
 	}
-	h := newHandle(b, b.ranks[r], cred)
+	h := newHandle(b, b.rank(r), cred)
+	if !b.adopt(h) {
+		return nil, errClosed
+	}
+	return h, nil
+}
+
+// adopt makes h one of the instance's handles, which Close closes; it
+// reports false once the instance is closed.
+func (b *Broker) adopt(h *Handle) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		return nil, errClosed
+		return false
 	}
 	b.handles[h] = struct{}{}
-	return h, nil
+	return true
 }
 
 // Owner connects to rank r as the instance owner. It panics if r is outside
@@ -326,6 +406,9 @@ func (b *Broker) StopRank(r uint32) {
 		return
 	}
 	rk.down = true
+	b.downMu.Lock()
+	b.down[r] = struct{}{}
+	b.downMu.Unlock()
 	rk.mu.Unlock()
 	b.stopped.Add(1)
 	b.failInFlight()
@@ -341,6 +424,9 @@ func (b *Broker) StartRank(r uint32) {
 		return
 	}
 	rk.down = false
+	b.downMu.Lock()
+	delete(b.down, r)
+	b.downMu.Unlock()
 	rk.mu.Unlock()
 	b.stopped.Add(-1)
 	b.online.changed()
@@ -348,13 +434,13 @@ func (b *Broker) StartRank(r uint32) {
 
 // Online is the set of ranks that are up.
 func (b *Broker) Online() idset.Set {
-	var bld idset.Builder
-	for _, r := range b.ranks {
-		if r.isUp() {
-			bld.Add(r.id)
-		}
+	var down idset.Builder
+	b.downMu.Lock()
+	for r := range b.down {
+		down.Add(r)
 	}
-	return bld.Set()
+	b.downMu.Unlock()
+	return idset.Range(0, uint32(b.size-1)).Difference(down.Set())
 }
 
 // SetLink sets the fault on the link between child and its parent; the zero
@@ -404,7 +490,7 @@ func (b *Broker) reachable(p []uint32) bool {
 		return true
 	}
 	for _, r := range p {
-		if !b.ranks[r].isUp() {
+		if !b.up(r) {
 			return false
 		}
 	}
@@ -419,35 +505,6 @@ func (b *Broker) reachableBetween(a, c uint32) bool {
 		return true
 	}
 	return b.reachable(b.path(a, c))
-}
-
-// linkFate decides what the links from a to c do to one message: the total
-// delay, or lost.
-func (b *Broker) linkFate(a, c uint32) (delay time.Duration, lost bool) {
-	if b.faulty.Load() == 0 {
-		return 0, false
-	}
-	p := b.path(a, c)
-	for i := 0; i+1 < len(p); i++ {
-		child := p[i]
-		if p[i+1] > child {
-			child = p[i+1]
-		}
-		rk := b.ranks[child]
-		rk.mu.Lock()
-		l := rk.link
-		rk.mu.Unlock()
-		delay += l.Delay
-		if l.DropRate > 0 {
-			b.rngMu.Lock()
-			x := b.rng.Float64()
-			b.rngMu.Unlock()
-			if x < l.DropRate {
-				return 0, true
-			}
-		}
-	}
-	return delay, false
 }
 
 // failInFlight fails every request in flight whose path crosses a stopped
@@ -475,17 +532,18 @@ type Rank struct {
 	b  *Broker
 	id uint32
 
-	mu       sync.Mutex
-	down     bool
-	link     Link
-	attrs    map[string]string
-	config   json.RawMessage
-	env      map[string]string
-	modules  map[string]*module
-	latency  map[string]time.Duration
-	fail     map[string]error
-	log      []ModuleOp
-	services map[string]*Handle
+	mu                   sync.Mutex
+	down                 bool
+	link                 Link
+	toParent, fromParent wire // the link to the parent, each way
+	attrs                map[string]string
+	config               json.RawMessage
+	env                  map[string]string
+	modules              map[string]*module
+	latency              map[string]time.Duration
+	fail                 map[string]error
+	log                  []ModuleOp
+	services             map[string]*Handle
 }
 
 // ID is the rank number.
@@ -537,9 +595,29 @@ func (r *Rank) SetConfigJSON(jsonText string) error {
 	return nil
 }
 
+// ConfigError is a TOML syntax error in Config.Config or Rank.SetConfig,
+// located by line and column (1-based) so that a caller that read the
+// text from a file can name the place: FILE:Line:Column.
+type ConfigError struct {
+	Line, Column int
+	Err          error
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("config:%d:%d: %v", e.Line, e.Column, e.Err)
+}
+
+// Unwrap exposes the parser's error.
+func (e *ConfigError) Unwrap() error { return e.Err }
+
 func configFromTOML(text string) (json.RawMessage, error) {
 	conf := map[string]any{}
 	if err := toml.Unmarshal([]byte(text), &conf); err != nil {
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			line, col := de.Position()
+			return nil, &ConfigError{Line: line, Column: col, Err: errors.New(strings.TrimPrefix(de.Error(), "toml: "))}
+		}
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	b, err := json.Marshal(conf)

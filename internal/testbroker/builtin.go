@@ -13,46 +13,55 @@ import (
 	"github.com/fluxkit/fluxkit/idset"
 )
 
-// startBuiltins connects the rank's own broker handle and registers the
-// services a broker answers itself.
-func (r *Rank) startBuiltins() error {
-	h, err := r.b.Connect(r.id, fluxkit.Cred{Userid: r.b.owner, Roles: fluxkit.RoleOwner | fluxkit.RoleLocal})
-	if err != nil {
-		return err
-	}
-	guests := fluxkit.RoleUser
-	type entry struct {
-		topic string
-		allow fluxkit.Role
-		fn    fluxkit.HandlerFunc
-	}
-	table := []entry{
-		{"attr.get", guests, r.attrGet},
-		{"attr.set", 0, r.attrSet},
-		{"config.get", guests, r.configGet},
-		{"broker.getenv", 0, r.getenv},
-		{"broker.setenv", 0, r.setenv},
-		{"broker.ping", guests, r.ping},
-		{"module.load", 0, r.moduleLoad},
-		{"module.remove", 0, r.moduleRemove},
-		{"module.list", guests, r.moduleList},
-	}
-	if r.id == 0 {
-		kv, og := r.b.rank0kv, r.b.online
-		table = append(table,
-			entry{"kvs.get", 0, kv.get},
-			entry{"kvs.put", 0, kv.put},
-			entry{"kvs.commit", 0, kv.commit},
-			entry{"groups.get", guests, og.get},
-			entry{"groups.disconnect", guests, og.disconnect},
-		)
-	}
-	for _, e := range table {
-		if _, err := h.Register(e.topic, e.allow, e.fn); err != nil {
-			return err
+// builtins are the services a broker answers itself; rank0 marks those
+// of rank 0 alone.
+var builtins = []struct {
+	topic string
+	allow fluxkit.Role
+	rank0 bool
+	fn    func(r *Rank) fluxkit.HandlerFunc
+}{
+	{"attr.get", fluxkit.RoleUser, false, func(r *Rank) fluxkit.HandlerFunc { return r.attrGet }},
+	{"attr.set", 0, false, func(r *Rank) fluxkit.HandlerFunc { return r.attrSet }},
+	{"config.get", fluxkit.RoleUser, false, func(r *Rank) fluxkit.HandlerFunc { return r.configGet }},
+	{"broker.getenv", 0, false, func(r *Rank) fluxkit.HandlerFunc { return r.getenv }},
+	{"broker.setenv", 0, false, func(r *Rank) fluxkit.HandlerFunc { return r.setenv }},
+	{"broker.ping", fluxkit.RoleUser, false, func(r *Rank) fluxkit.HandlerFunc { return r.ping }},
+	{"module.load", 0, false, func(r *Rank) fluxkit.HandlerFunc { return r.moduleLoad }},
+	{"module.remove", 0, false, func(r *Rank) fluxkit.HandlerFunc { return r.moduleRemove }},
+	{"module.list", fluxkit.RoleUser, false, func(r *Rank) fluxkit.HandlerFunc { return r.moduleList }},
+	{"kvs.get", 0, true, func(r *Rank) fluxkit.HandlerFunc { return r.b.rank0kv.get }},
+	{"kvs.put", 0, true, func(r *Rank) fluxkit.HandlerFunc { return r.b.rank0kv.put }},
+	{"kvs.commit", 0, true, func(r *Rank) fluxkit.HandlerFunc { return r.b.rank0kv.commit }},
+	{"groups.get", fluxkit.RoleUser, true, func(r *Rank) fluxkit.HandlerFunc { return r.b.online.get }},
+	{"groups.disconnect", fluxkit.RoleUser, true, func(r *Rank) fluxkit.HandlerFunc { return r.b.online.disconnect }},
+}
+
+// isBuiltin reports whether rank serves service by itself.
+func isBuiltin(rank uint32, service string) bool {
+	for _, e := range builtins {
+		if (!e.rank0 || rank == 0) && len(e.topic) > len(service) && e.topic[len(service)] == '.' && strings.HasPrefix(e.topic, service) {
+			return true
 		}
 	}
-	return nil
+	return false
+}
+
+// startBuiltins connects the rank's own broker handle and registers the
+// built-in services. It fails only when the instance is closed.
+func (r *Rank) startBuiltins() {
+	h := newHandle(r.b, r, fluxkit.Cred{Userid: r.b.owner, Roles: fluxkit.RoleOwner | fluxkit.RoleLocal})
+	if !r.b.adopt(h) {
+		return
+	}
+	for _, e := range builtins {
+		if e.rank0 && r.id != 0 {
+			continue
+		}
+		if _, err := h.Register(e.topic, e.allow, e.fn(r)); err != nil {
+			return
+		}
+	}
 }
 
 func (r *Rank) attrGet(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {

@@ -9,6 +9,12 @@
 // groups.get for broker.online). Clients connect to a rank with
 // [Broker.Connect] and get a [Handle] implementing [fluxkit.Handle].
 //
+// A rank is created, with its built-in services and their dispatcher, the
+// first time anything uses it: a client connects to it, a request is
+// routed to one of its built-ins, or a test calls [Broker.Rank], stops it or
+// sets its link. An instance of [MaxSize] ranks costs what the ranks a test
+// touches cost.
+//
 // Requests are routed by nodeid over a k-ary tree of ranks. Routing is done
 // synchronously in the sender's goroutine: no goroutine per rank or per hop,
 // so an RPC round trip costs two goroutine hand-offs (to the serving
@@ -19,8 +25,14 @@
 // Faults: [Broker.StopRank] makes a rank unreachable (requests to it or
 // through it fail EHOSTUNREACH, requests in flight across it fail the same
 // way, and it leaves broker.online); [Broker.StartRank] brings it back.
-// [Broker.SetLink] delays or drops requests and responses crossing a
-// child's link to its parent, drawing from a RNG seeded by Config.Seed.
-// Events are never delayed or dropped: the overlay carries them reliably,
-// and subscribers on a stopped rank simply miss them.
+// [Broker.SetLink] delays or drops requests, responses and disconnect
+// messages crossing a child's link to its parent, drawing from a RNG seeded
+// by Config.Seed. A delay keeps the order of each direction of a link, as a
+// TCP connection does: a message leaves a link no sooner than its delay
+// after it entered and never ahead of one that entered before it, even when
+// the delay is lowered or cleared meanwhile, so a stream's end never
+// overtakes its last response. Errors the broker raises itself (an
+// unreachable rank, a service gone) reach the caller at once, without
+// crossing links. Events are never delayed or dropped: the overlay carries
+// them reliably, and subscribers on a stopped rank simply miss them.
 package testbroker

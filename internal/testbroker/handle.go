@@ -138,8 +138,17 @@ func (h *Handle) shutdown(disconnect bool) {
 			m.Flags |= fluxkit.FlagNoResponse
 			m.Userid, m.Rolemask = h.cred.Userid, h.cred.Roles
 			m.Route = []string{h.uuid}
-			if p := h.b.ranks[t.rank].provider(t.service); p != nil && h.b.reachableBetween(h.rank.id, t.rank) {
-				p.deliver(m, &responder{noResponse: true})
+			p := h.b.provider(t.rank, t.service)
+			if p == nil || !h.b.reachableBetween(h.rank.id, t.rank) {
+				continue
+			}
+			// The broker sends it on the client's behalf, behind the
+			// client's requests on the same links.
+			deliver := func() { p.deliver(m, &responder{noResponse: true}) }
+			if h.b.quiet() {
+				deliver()
+			} else {
+				h.b.transmit(h.rank.id, t.rank, deliver)
 			}
 		}
 	}
@@ -220,20 +229,17 @@ func (h *Handle) Request(ctx context.Context, req *fluxkit.Message) (fluxkit.Cal
 		h.used[target{m.Service(), dst}] = struct{}{}
 	}
 	h.mu.Unlock()
-	delay, lost := h.b.linkFate(rsp.src, rsp.dst)
-	switch {
-	case lost:
-	case delay > 0:
-		h.b.after(delay, func() {
-			if !h.b.reachableBetween(rsp.src, rsp.dst) {
-				rsp.fail(fluxkit.Errorf(fluxkit.EHOSTUNREACH, "rank unreachable"))
-				return
-			}
-			provider.deliver(&m, rsp)
-		})
-	default:
+	if h.b.quiet() {
 		provider.deliver(&m, rsp)
+		return callOrNil(c), nil
 	}
+	h.b.transmit(rsp.src, rsp.dst, func() {
+		if !h.b.reachableBetween(rsp.src, rsp.dst) {
+			rsp.fail(fluxkit.Errorf(fluxkit.EHOSTUNREACH, "rank unreachable"))
+			return
+		}
+		provider.deliver(&m, rsp)
+	})
 	return callOrNil(c), nil
 }
 
@@ -262,7 +268,7 @@ func (b *Broker) route(h *Handle, m *fluxkit.Message) (*Handle, uint32, error) {
 	service := m.Service()
 	src := h.rank.id
 	if m.Nodeid == fluxkit.NodeidAny || m.Flags&fluxkit.FlagUpstream != 0 {
-		if !b.ranks[src].isUp() {
+		if !b.up(src) {
 			return nil, 0, fluxkit.Errorf(fluxkit.EHOSTUNREACH, "rank %d is down", src)
 		}
 		r := src
@@ -274,10 +280,10 @@ func (b *Broker) route(h *Handle, m *fluxkit.Message) (*Handle, uint32, error) {
 			r = p
 		}
 		for {
-			if !b.ranks[r].isUp() {
+			if !b.up(r) {
 				return nil, 0, fluxkit.Errorf(fluxkit.EHOSTUNREACH, "rank %d is down", r)
 			}
-			if p := b.ranks[r].provider(service); p != nil {
+			if p := b.provider(r, service); p != nil {
 				return p, r, nil
 			}
 			parent, ok := b.Parent(r)
@@ -293,7 +299,7 @@ func (b *Broker) route(h *Handle, m *fluxkit.Message) (*Handle, uint32, error) {
 	if !b.reachableBetween(src, m.Nodeid) {
 		return nil, 0, fluxkit.Errorf(fluxkit.EHOSTUNREACH, "no route to rank %d", m.Nodeid)
 	}
-	p := b.ranks[m.Nodeid].provider(service)
+	p := b.provider(m.Nodeid, service)
 	if p == nil {
 		return nil, 0, noService(m.Topic)
 	}
@@ -489,14 +495,11 @@ func (r *responder) send(resp *fluxkit.Message, final bool) error {
 	if !r.b.reachableBetween(r.src, r.dst) {
 		return nil
 	}
-	delay, lost := r.b.linkFate(r.dst, r.src)
-	switch {
-	case lost:
-	case delay > 0:
-		r.b.after(delay, func() { r.caller.deliverResponse(resp) })
-	default:
+	if r.b.quiet() {
 		r.caller.deliverResponse(resp)
+		return nil
 	}
+	r.b.transmit(r.dst, r.src, func() { r.caller.deliverResponse(resp) })
 	return nil
 }
 

@@ -462,6 +462,11 @@ func TestBuiltins(t *testing.T) {
 	assert.Error(t, b.Rank(1).SetConfigJSON(`[1]`))
 	_, err = Start(Config{Config: "[x"})
 	assert.Error(t, err)
+	_, err = Start(Config{Config: "a = 1\n[b]\nc = = 2\n"})
+	var ce *ConfigError
+	require.ErrorAs(t, err, &ce, "a syntax error is located")
+	assert.Equal(t, [2]int{3, 5}, [2]int{ce.Line, ce.Column})
+	assert.EqualError(t, err, "config:3:5: unexpected character U+003D '=' at start of value")
 
 	var env struct{ Env map[string]string }
 	require.NoError(t, fluxkit.RPC(ctx, h, "broker.setenv", 1, map[string]string{"name": "NEW", "value": "1"}, nil))
