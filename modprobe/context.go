@@ -186,7 +186,7 @@ func (c *Context) Setenv(ctx context.Context, name, value string) error {
 		return fmt.Errorf("setenv: invalid variable name %q", name)
 	}
 	if !c.DryRun() {
-		err := fluxkit.RPC(ctx, c.s.m.cfg.Handle, "broker.setenv", c.Rank(), map[string]string{"name": name, "value": value}, nil)
+		err := fluxkit.RPC(ctx, c.s.m.cfg.Handle, "broker.setenv", c.Rank(), map[string]any{"env": map[string]string{name: value}}, nil)
 		if err != nil {
 			return fmt.Errorf("broker.setenv %s: %w", name, err)
 		}
@@ -202,7 +202,7 @@ func (c *Context) Setenv(ctx context.Context, name, value string) error {
 // value) and locally.
 func (c *Context) Unsetenv(ctx context.Context, name string) error {
 	if !c.DryRun() {
-		err := fluxkit.RPC(ctx, c.s.m.cfg.Handle, "broker.setenv", c.Rank(), map[string]any{"name": name, "value": nil}, nil)
+		err := fluxkit.RPC(ctx, c.s.m.cfg.Handle, "broker.setenv", c.Rank(), map[string]any{"env": map[string]any{name: nil}}, nil)
 		if err != nil {
 			return fmt.Errorf("broker.setenv %s: %w", name, err)
 		}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/kvs"
 )
 
 // EmbeddedDir is the name under which the built-in configuration appears
@@ -831,15 +832,18 @@ func (s *Session) Stats(rep *Report) []Stat {
 }
 
 // WriteStats stores the timing array under the KVS key modprobe.stats
-// (rank 0 only; other ranks do nothing) and commits it.
+// (rank 0 only; other ranks do nothing) and commits it, as flux-core's
+// flux modprobe rc1 --timing does.
 func (s *Session) WriteStats(ctx context.Context, rep *Report) error {
 	if s.m.rank != 0 {
 		return nil
 	}
-	op := map[string]any{"key": "modprobe.stats", "value": s.Stats(rep)}
-	err := fluxkit.RPC(ctx, s.m.cfg.Handle, "kvs.commit", 0, map[string]any{"ops": []any{op}}, nil)
-	if err != nil {
-		return fmt.Errorf("kvs.commit modprobe.stats: %w", err)
+	var txn kvs.Txn
+	if err := txn.PutJSON("modprobe.stats", s.Stats(rep)); err != nil {
+		return err
+	}
+	if err := kvs.Commit(ctx, s.m.cfg.Handle, "", &txn); err != nil {
+		return fmt.Errorf("modprobe.stats: %w", err)
 	}
 	return nil
 }

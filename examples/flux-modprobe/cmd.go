@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/connect"
 	"github.com/fluxkit/fluxkit/internal/testbroker"
+	"github.com/fluxkit/fluxkit/kvs"
 	"github.com/fluxkit/fluxkit/modprobe"
 )
 
@@ -23,6 +25,8 @@ type options struct {
 	args []string
 
 	dryRun, verbose, showDeps, timing, full, dot bool
+	offline                                      bool
+	confDirSet                                   bool
 	setAlt, disable                              listFlag
 
 	rank      uint
@@ -39,6 +43,9 @@ type options struct {
 
 	lookup func(string) (string, bool)
 }
+
+// whatIfFlags describe the in-process instance; they need --offline.
+var whatIfFlags = []string{"rank", "size", "attr", "env", "config", "loaded", "load-delay"}
 
 // arity: minimum and maximum positional arguments (-1: no maximum).
 var commands = map[string][2]int{
@@ -98,6 +105,7 @@ func parseFlags(cmd string, args []string, stdout io.Writer) (*options, error) {
 	fs.StringVar(&o.loaded, "loaded", "", "modules already loaded, or rc1")
 	fs.StringVar(&o.confDir, "confdir", "/etc/flux", "flux confdir: DIR/modprobe is searched, DIR/rcN.d holds legacy scripts")
 	fs.DurationVar(&o.loadDelay, "load-delay", 10*time.Millisecond, "simulated module load/remove time")
+	fs.BoolVar(&o.offline, "offline", false, "act on an in-process what-if instance, not the one FLUX_URI names")
 	set := map[string]bool{}
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -116,6 +124,14 @@ func parseFlags(cmd string, args []string, stdout io.Writer) (*options, error) {
 	if len(o.args) < arity[0] || (arity[1] >= 0 && len(o.args) > arity[1]) {
 		return nil, usagef("%s: wrong number of arguments", cmd)
 	}
+	if !o.offline {
+		for _, name := range whatIfFlags {
+			if set[name] {
+				return nil, usagef("--%s describes the in-process instance: add --offline", name)
+			}
+		}
+	}
+	o.confDirSet = set["confdir"]
 	switch {
 	case !set["size"]:
 		o.size = int(o.rank) + 1
@@ -179,13 +195,59 @@ type instance struct {
 	shell   modprobe.Shell
 	// about names the instance in --timing output.
 	about string
-	close func() error
+	// offline is set for the in-process instance.
+	offline bool
+	close   func() error
 }
 
-// connect chooses the instance the options act on. There is no connector
-// to a real broker yet, so it is always the in-process one.
-func connect(ctx context.Context, o *options) (*instance, error) {
-	return inProcess(ctx, o)
+// errNoInstance is the error outside an instance without --offline.
+var errNoInstance = errors.New("FLUX_URI is not set: run inside a Flux instance (flux start, or a job), or add --offline to act on an in-process what-if instance")
+
+// openInstance chooses the instance the options act on: the in-process one
+// with --offline, else the running instance FLUX_URI names, as flux-core's
+// flux modprobe does.
+func openInstance(ctx context.Context, o *options) (*instance, error) {
+	if o.offline {
+		return inProcess(ctx, o)
+	}
+	getenv := func(k string) string {
+		v, _ := o.lookup(k)
+		return v
+	}
+	if getenv("FLUX_URI") == "" {
+		return nil, errNoInstance
+	}
+	h, err := connect.New(ctx, connect.Config{Getenv: getenv})
+	if err != nil {
+		return nil, err
+	}
+	if !o.confDirSet {
+		if dir, err := brokerConfDir(ctx, h); err == nil {
+			o.confDir = dir
+		}
+	}
+	return &instance{
+		h:       h,
+		modules: modprobe.HandleModules(h),
+		shell:   modprobe.Bash{},
+		about:   "the instance at " + h.URI(),
+		close:   h.Close,
+	}, nil
+}
+
+// brokerConfDir asks the broker for its installation's confdir, where
+// flux-core's modprobe looks for DIR/modprobe.
+func brokerConfDir(ctx context.Context, h fluxkit.Handle) (string, error) {
+	var out struct {
+		Values map[string]string `json:"values"`
+	}
+	if err := fluxkit.RPC(ctx, h, "broker.conf-builtin", h.Rank(), map[string]any{"keys": []string{"confdir"}}, &out); err != nil {
+		return "", err
+	}
+	if d := out.Values["confdir"]; d != "" {
+		return d, nil
+	}
+	return "", errors.New("no confdir")
 }
 
 // inProcess starts the in-process instance the options describe, with
@@ -211,10 +273,11 @@ func inProcess(ctx context.Context, o *options) (*instance, error) {
 	}
 	rank := uint32(o.rank)
 	in := &instance{
-		h:     b.Owner(rank),
-		shell: simShell{verbose: o.verbose},
-		about: fmt.Sprintf("the in-process %d-rank instance", b.Size()),
-		close: b.Close,
+		h:       b.Owner(rank),
+		shell:   simShell{verbose: o.verbose},
+		about:   fmt.Sprintf("the in-process %d-rank instance", b.Size()),
+		offline: true,
+		close:   b.Close,
 	}
 	if err := stubs(in.h); err != nil {
 		b.Close()
@@ -329,7 +392,7 @@ func execute(ctx context.Context, o *options, stdout, stderr io.Writer) (err err
 			}
 		}()
 	}
-	in, err := connect(ctx, o)
+	in, err := openInstance(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -412,8 +475,12 @@ func execute(ctx context.Context, o *options, stdout, stderr io.Writer) (err err
 		if werr := s.WriteStats(ctx, rep); werr != nil {
 			return werr
 		}
-		if werr := printStats(ctx, stdout, in, rep, o.cmd); werr != nil {
-			return werr
+		// A real instance keeps modprobe.stats; the in-process one
+		// vanishes with the command, so show what it stored.
+		if in.offline {
+			if werr := printStats(ctx, stdout, in, rep, o.cmd); werr != nil {
+				return werr
+			}
 		}
 	}
 	return err
@@ -470,15 +537,13 @@ func printStats(ctx context.Context, w io.Writer, in *instance, rep *modprobe.Re
 			return err
 		}
 	} else {
-		var out struct {
-			Value []modprobe.Stat `json:"value"`
-		}
-		if err := fluxkit.RPC(ctx, in.h, "kvs.get", 0, map[string]string{"key": "modprobe.stats"}, &out); err != nil {
-			return fmt.Errorf("kvs.get modprobe.stats: %w", err)
+		var stats []modprobe.Stat
+		if err := kvs.LookupJSON(ctx, in.h, "", "modprobe.stats", &stats); err != nil {
+			return err
 		}
 		fmt.Fprintf(w, "modprobe.stats (KVS of %s):\n", in.about)
 		fmt.Fprintf(w, "  %9s  %9s  %s\n", "start", "duration", "name")
-		for _, st := range out.Value {
+		for _, st := range stats {
 			fmt.Fprintf(w, "  %8.4fs  %8.4fs  %s\n", st.StartTime, st.Duration, st.Name)
 		}
 	}

@@ -49,12 +49,12 @@ func TestWriteErrorsFail(t *testing.T) {
 	defer full.Close()
 	enospc := "write /dev/full: " + syscall.ENOSPC.Error()
 	for _, args := range [][]string{
-		{"show", "kvs"},
-		{"list-dependencies", "-f", "job-manager"},
-		{"rc1", "--show-deps"},
-		{"rc1", "--dot"},
+		{"show", "--offline", "kvs"},
+		{"list-dependencies", "--offline", "-f", "job-manager"},
+		{"rc1", "--offline", "--show-deps"},
+		{"rc1", "--offline", "--dot"},
 		{"--help"},
-		{"rc1", "--help"},
+		{"rc1", "--offline", "--help"},
 	} {
 		r := invokeFile(t, full, args...)
 		if r.code != 1 || !strings.HasPrefix(r.stderr, "flux-modprobe: ERROR: ") || !strings.Contains(r.stderr, enospc) {
@@ -62,7 +62,7 @@ func TestWriteErrorsFail(t *testing.T) {
 		}
 	}
 	// Tasks that print fail, each reporting the write error.
-	r := invokeFile(t, full, "rc1", "--dry-run")
+	r := invokeFile(t, full, "rc1", "--offline", "--dry-run")
 	if r.code != 1 || !strings.Contains(r.stderr, ": "+enospc+"\n") {
 		t.Errorf("rc1 --dry-run > /dev/full: %+v", r)
 	}
@@ -76,7 +76,7 @@ func TestTraceCheckedBeforeAnythingRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad := filepath.Join(dir, "no-such-dir", "trace.json")
-	r := invoke(t, nil, "run", "--trace", bad, rc)
+	r := invoke(t, nil, "run", "--offline", "--trace", bad, rc)
 	want := "flux-modprobe: ERROR: --trace: open " + bad + ": " + syscall.ENOENT.Error() + "\n"
 	if r.code != 1 || r.stderr != want {
 		t.Fatalf("want exit 1 and %q, got %+v", want, r)
@@ -84,7 +84,7 @@ func TestTraceCheckedBeforeAnythingRuns(t *testing.T) {
 	if _, err := os.Stat(marker); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal("a task ran although the trace file could not be created")
 	}
-	r = invoke(t, nil, "run", "--trace", dir, rc)
+	r = invoke(t, nil, "run", "--offline", "--trace", dir, rc)
 	if r.code != 1 || !strings.Contains(r.stderr, "--trace: open "+dir+": ") {
 		t.Fatalf("a directory as the trace file: %+v", r)
 	}
@@ -92,18 +92,18 @@ func TestTraceCheckedBeforeAnythingRuns(t *testing.T) {
 	// A trace file the command created but never wrote is removed; an
 	// existing one is left as it was.
 	trace := filepath.Join(dir, "trace.json")
-	r = invoke(t, nil, "rc1", "--show-deps", "--trace", trace)
+	r = invoke(t, nil, "rc1", "--offline", "--show-deps", "--trace", trace)
 	if _, err := os.Stat(trace); r.code != 0 || !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("%+v: %v", r, err)
 	}
 	if err := os.WriteFile(trace, []byte("old trace"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r = invoke(t, nil, "load", "--trace", trace, "nosuch")
+	r = invoke(t, nil, "load", "--offline", "--trace", trace, "nosuch")
 	if b, _ := os.ReadFile(trace); r.code != 1 || string(b) != "old trace" {
 		t.Fatalf("%+v: trace now %q", r, b)
 	}
-	r = invoke(t, nil, "run", "--trace", trace, rc)
+	r = invoke(t, nil, "run", "--offline", "--trace", trace, rc)
 	if b, _ := os.ReadFile(trace); r.code != 0 || !bytes.HasPrefix(b, []byte(`{"`)) || bytes.Contains(b, []byte("old trace")) {
 		t.Fatalf("%+v: trace now %q", r, b)
 	}
@@ -117,7 +117,7 @@ func TestConfigSyntaxErrorIsLocated(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("[resource]\nnoverify = true\n[modules]\nkvs.ranks = = \"0\"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := invoke(t, nil, "show", "--config", cfg, "kvs")
+	r := invoke(t, nil, "show", "--offline", "--config", cfg, "kvs")
 	want := "flux-modprobe: ERROR: " + cfg + ":4:13: unexpected character U+003D '=' at start of value\n"
 	if r.code != 1 || r.stderr != want {
 		t.Fatalf("want %q, got %+v", want, r)
@@ -127,12 +127,12 @@ func TestConfigSyntaxErrorIsLocated(t *testing.T) {
 // The in-process instance costs what is used, whatever --size says.
 func TestLargeSizes(t *testing.T) {
 	for _, size := range []string{"1000000", "16777216"} {
-		r := invoke(t, nil, "rc1", "--dry-run", "--size", size, "--rank", "999999")
+		r := invoke(t, nil, "rc1", "--offline", "--dry-run", "--size", size, "--rank", "999999")
 		if r.code != 0 || !strings.Contains(r.stdout, "load kvs\n") {
 			t.Fatalf("--size %s: %+v", size, r)
 		}
 	}
-	r := invoke(t, nil, "rc1", "--timing", "--load-delay", "0s", "--size", "16777216")
+	r := invoke(t, nil, "rc1", "--offline", "--timing", "--load-delay", "0s", "--size", "16777216")
 	if r.code != 0 || !strings.Contains(r.stdout, "modprobe.stats (KVS of the in-process 16777216-rank instance):") {
 		t.Fatalf("%+v", r)
 	}
@@ -161,9 +161,9 @@ func TestInterruptWhileOpeningFIFO(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, args := range [][]string{
-		{"show", "--config", fifo, "kvs"},     // opened for reading
-		{"rc1", "--dry-run", "--trace", fifo}, // opened for writing
-		{"run", fifo},                         // read by the modprobe package
+		{"show", "--offline", "--config", fifo, "kvs"},     // opened for reading
+		{"rc1", "--offline", "--dry-run", "--trace", fifo}, // opened for writing
+		{"run", "--offline", fifo},                         // read by the modprobe package
 	} {
 		cmd := exec.Command(os.Args[0], args...)
 		cmd.Env = append(os.Environ(), runMainEnv+"=1", "FLUX_MODPROBE_PATH=(embedded)")

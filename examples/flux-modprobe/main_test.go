@@ -42,19 +42,19 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{nil, "no command given (see flux-modprobe --help)"},
 		{[]string{"frobnicate"}, `unknown command "frobnicate" (see flux-modprobe --help)`},
-		{[]string{"show"}, "show: wrong number of arguments"},
-		{[]string{"rc1", "extra"}, "rc1: wrong number of arguments"},
-		{[]string{"rc1", "--bogus"}, "flag provided but not defined: -bogus"},
-		{[]string{"rc1", "--limit", "x"}, `invalid value "x" for flag -limit: parse error`},
-		{[]string{"show", "--rank", "3", "--size", "2", "kvs"}, "--rank 3 is not below --size 2"},
-		{[]string{"show", "--size", "0", "kvs"}, "--size 0: want 1 to 16777216 ranks"},
-		{[]string{"show", "--size", "-4", "kvs"}, "--size -4: want 1 to 16777216 ranks"},
-		{[]string{"show", "--size", "16777217", "kvs"}, "--size 16777217: want 1 to 16777216 ranks"},
-		{[]string{"rc1", "--limit", "-1"}, "--limit, --timeout and --load-delay must not be negative"},
-		{[]string{"show", "--attr", "novalue", "kvs"}, "--attr: invalid value 'novalue' (want KEY=VALUE)"},
-		{[]string{"show", "--env", "=x", "kvs"}, "--env: invalid value '=x' (want KEY=VALUE)"},
-		{[]string{"show", "-S", "sched", "kvs"}, "--set-alternative: invalid value 'sched' (want NAME=MODULE)"},
-		{[]string{"show", "--set-alternative", "=x", "kvs"}, "--set-alternative: invalid value '=x' (want NAME=MODULE)"},
+		{[]string{"show", "--offline"}, "show: wrong number of arguments"},
+		{[]string{"rc1", "--offline", "--offline", "extra"}, "rc1: wrong number of arguments"},
+		{[]string{"rc1", "--offline", "--offline", "--bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"rc1", "--offline", "--offline", "--limit", "x"}, `invalid value "x" for flag -limit: parse error`},
+		{[]string{"show", "--offline", "--offline", "--rank", "3", "--size", "2", "kvs"}, "--rank 3 is not below --size 2"},
+		{[]string{"show", "--offline", "--offline", "--size", "0", "kvs"}, "--size 0: want 1 to 16777216 ranks"},
+		{[]string{"show", "--offline", "--offline", "--size", "-4", "kvs"}, "--size -4: want 1 to 16777216 ranks"},
+		{[]string{"show", "--offline", "--offline", "--size", "16777217", "kvs"}, "--size 16777217: want 1 to 16777216 ranks"},
+		{[]string{"rc1", "--offline", "--offline", "--limit", "-1"}, "--limit, --timeout and --load-delay must not be negative"},
+		{[]string{"show", "--offline", "--offline", "--attr", "novalue", "kvs"}, "--attr: invalid value 'novalue' (want KEY=VALUE)"},
+		{[]string{"show", "--offline", "--offline", "--env", "=x", "kvs"}, "--env: invalid value '=x' (want KEY=VALUE)"},
+		{[]string{"show", "--offline", "--offline", "-S", "sched", "kvs"}, "--set-alternative: invalid value 'sched' (want NAME=MODULE)"},
+		{[]string{"show", "--offline", "--offline", "--set-alternative", "=x", "kvs"}, "--set-alternative: invalid value '=x' (want NAME=MODULE)"},
 	} {
 		r := invoke(t, nil, c.args...)
 		if r.code != 2 || r.stderr != "flux-modprobe: "+c.want+"\n" || r.stdout != "" {
@@ -70,37 +70,37 @@ func TestHelp(t *testing.T) {
 			t.Errorf("%q: %+v", args, r)
 		}
 	}
-	for _, args := range [][]string{{"rc1", "--help"}, {"rc1", "-h"}, {"show", "--help", "kvs"}, {"list-dependencies", "-help"}} {
+	for _, args := range [][]string{{"rc1", "--offline", "--help"}, {"rc1", "--offline", "-h"}, {"show", "--offline", "--help", "kvs"}, {"list-dependencies", "--offline", "-help"}} {
 		r := invoke(t, nil, args...)
 		if r.code != 0 || r.stderr != "" || !strings.HasPrefix(r.stdout, "usage: flux-modprobe "+args[0]+" [OPTIONS]") || !strings.Contains(r.stdout, "-rank") {
 			t.Errorf("%q: %+v", args, r)
 		}
 	}
-	r := invoke(t, nil, "rc1", "--help")
+	r := invoke(t, nil, "rc1", "--offline", "--help")
 	if !strings.Contains(r.stdout, "-timing") {
 		t.Errorf("rc1 --help lacks --timing: %s", r.stdout)
 	}
 }
 
 func TestShow(t *testing.T) {
-	r := invoke(t, nil, "show", "sched")
+	r := invoke(t, nil, "show", "--offline", "sched")
 	want := `{"name": "sched-simple", "module": "sched-simple", "args": [], "ranks": "0", "provides": ["sched", "feasibility"], "requires": ["job-manager", "resource"], "needs": [], "before": [], "after": ["job-manager", "resource"], "priority": 50, "disabled": false, "exec": false}` + "\n"
 	if r.code != 0 || r.stdout != want {
 		t.Fatalf("%+v", r)
 	}
-	r = invoke(t, nil, "show", "-S", "sched=sched-fifo", "feasibility")
+	r = invoke(t, nil, "show", "--offline", "-S", "sched=sched-fifo", "feasibility")
 	if !strings.Contains(r.stdout, `"name": "sched-fifo"`) || !strings.Contains(r.stdout, `"priority": 51`) {
 		t.Fatalf("%+v", r)
 	}
-	r = invoke(t, nil, "show", "-D", "sched-simple,sched-fifo", "sched")
+	r = invoke(t, nil, "show", "--offline", "-D", "sched-simple,sched-fifo", "sched")
 	if !strings.Contains(r.stdout, `"name": "sched-backfill"`) {
 		t.Fatalf("%+v", r)
 	}
-	r = invoke(t, map[string]string{"FLUX_MODPROBE_DISABLE": ""}, "show", "sched")
+	r = invoke(t, map[string]string{"FLUX_MODPROBE_DISABLE": ""}, "show", "--offline", "sched")
 	if r.code != 1 || r.stderr != "flux-modprobe: ERROR: no such module or task ''\n" {
 		t.Fatalf("%+v", r)
 	}
-	r = invoke(t, nil, "show", "foo")
+	r = invoke(t, nil, "show", "--offline", "foo")
 	if r.code != 1 || r.stderr != "flux-modprobe: ERROR: no such task or module foo\n" {
 		t.Fatalf("%+v", r)
 	}
@@ -109,39 +109,39 @@ func TestShow(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("[modules]\nfeasibility.ranks = \"0,4\"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r = invoke(t, nil, "show", "--config", cfg, "feasibility")
+	r = invoke(t, nil, "show", "--offline", "--config", cfg, "feasibility")
 	if !strings.Contains(r.stdout, `"ranks": "0,4"`) {
 		t.Fatalf("%+v", r)
 	}
 	// On rank 1 nothing is viable: the best provider regardless.
-	r = invoke(t, nil, "show", "--rank", "1", "sched")
+	r = invoke(t, nil, "show", "--offline", "--rank", "1", "sched")
 	if !strings.Contains(r.stdout, `"name": "sched-simple"`) {
 		t.Fatalf("%+v", r)
 	}
 }
 
 func TestListDependencies(t *testing.T) {
-	r := invoke(t, nil, "list-dependencies", "kvs-watch")
+	r := invoke(t, nil, "list-dependencies", "--offline", "kvs-watch")
 	want := "kvs-watch\n└── kvs\n    ├── content\n    │   └── content-backing (content-sqlite)\n    └── heartbeat\n"
 	if r.code != 0 || r.stdout != want {
 		t.Fatalf("%+v", r)
 	}
-	r = invoke(t, nil, "list-dependencies", "-f", "kvs-watch")
+	r = invoke(t, nil, "list-dependencies", "--offline", "-f", "kvs-watch")
 	if !strings.Contains(r.stdout, "│   ├── heartbeat\n") {
 		t.Fatalf("%+v", r)
 	}
 }
 
 func TestRC1DryRunAndShowDeps(t *testing.T) {
-	r := invoke(t, nil, "rc1", "--dry-run")
+	r := invoke(t, nil, "rc1", "--offline", "--dry-run")
 	if r.code != 0 || !strings.Contains(r.stdout, "load kvs\n") || !strings.Contains(r.stdout, "run post-start-event\n") || !strings.HasSuffix(r.stdout, "run run-all-rc1\n") {
 		t.Fatalf("%+v", r)
 	}
-	r = invoke(t, map[string]string{"FLUX_SCHED_MODULE": "none"}, "rc1", "--dry-run")
+	r = invoke(t, map[string]string{"FLUX_SCHED_MODULE": "none"}, "rc1", "--offline", "--dry-run")
 	if strings.Contains(r.stdout, "sched-simple") {
 		t.Fatalf("%+v", r)
 	}
-	r = invoke(t, nil, "rc1", "--show-deps", "--rank", "1")
+	r = invoke(t, nil, "rc1", "--offline", "--show-deps", "--rank", "1")
 	var deps map[string][]string
 	if err := json.Unmarshal([]byte(r.stdout), &deps); err != nil || r.code != 0 {
 		t.Fatalf("%v %+v", err, r)
@@ -149,11 +149,11 @@ func TestRC1DryRunAndShowDeps(t *testing.T) {
 	if got := strings.Join(deps["kvs"], ","); got != "content" {
 		t.Fatalf("kvs preds on rank 1: %q", got)
 	}
-	r = invoke(t, nil, "rc1", "--dot")
+	r = invoke(t, nil, "rc1", "--offline", "--dot")
 	if !strings.HasPrefix(r.stdout, "digraph modprobe {") || !strings.Contains(r.stdout, `"kvs" -> "kvs-watch";`) {
 		t.Fatalf("%+v", r)
 	}
-	r = invoke(t, nil, "rc1", "--dry-run", "-v")
+	r = invoke(t, nil, "rc1", "--offline", "--dry-run", "-v")
 	if !strings.Contains(r.stderr, "checking (embedded)/modprobe.toml\nloading (embedded)/modprobe.toml\n") {
 		t.Fatalf("%+v", r)
 	}
@@ -161,7 +161,7 @@ func TestRC1DryRunAndShowDeps(t *testing.T) {
 
 func TestRC1TimingAndTrace(t *testing.T) {
 	trace := filepath.Join(t.TempDir(), "trace.json")
-	r := invoke(t, nil, "rc1", "--timing", "--load-delay", "1ms", "--trace", trace, "-v")
+	r := invoke(t, nil, "rc1", "--offline", "--timing", "--load-delay", "1ms", "--trace", trace, "-v")
 	if r.code != 0 {
 		t.Fatalf("%+v", r)
 	}
@@ -186,31 +186,31 @@ func TestRC1TimingAndTrace(t *testing.T) {
 }
 
 func TestLoadRemove(t *testing.T) {
-	r := invoke(t, nil, "load", "--loaded", "rc1", "sched")
+	r := invoke(t, nil, "load", "--offline", "--loaded", "rc1", "sched")
 	if r.code != 0 || r.stderr != "flux-modprobe: INFO: All modules and dependencies are already loaded\n" {
 		t.Fatalf("%+v", r)
 	}
-	r = invoke(t, nil, "load", "foo")
+	r = invoke(t, nil, "load", "--offline", "foo")
 	if r.code != 1 || r.stderr != "flux-modprobe: ERROR: no such task or module foo\n" {
 		t.Fatalf("%+v", r)
 	}
-	r = invoke(t, nil, "load", "--dry-run", "--loaded", "kvs", "job-list")
+	r = invoke(t, nil, "load", "--offline", "--dry-run", "--loaded", "kvs", "job-list")
 	if r.code != 0 || r.stdout != "load kvs-watch\nload resource\nload job-manager\nload job-list\n" {
 		t.Fatalf("%+v", r)
 	}
-	r = invoke(t, nil, "remove", "--loaded", "rc1", "kvs")
+	r = invoke(t, nil, "remove", "--offline", "--loaded", "rc1", "kvs")
 	if r.code != 1 || r.stderr != "flux-modprobe: ERROR: kvs still in use by job-exec, job-info, job-ingest, job-manager, kvs-watch\n" {
 		t.Fatalf("%+v", r)
 	}
-	r = invoke(t, nil, "remove", "--dry-run", "foo")
+	r = invoke(t, nil, "remove", "--offline", "--dry-run", "foo")
 	if r.code != 1 || r.stderr != "flux-modprobe: ERROR: module foo is not loaded\n" {
 		t.Fatalf("%+v", r)
 	}
-	r = invoke(t, nil, "rc3", "--dry-run", "--loaded", "rc1")
+	r = invoke(t, nil, "rc3", "--offline", "--dry-run", "--loaded", "rc1")
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "run run-all-rc3\n") || !strings.Contains(r.stdout, "remove kvs\n") {
 		t.Fatalf("%+v", r)
 	}
-	r = invoke(t, nil, "rc3", "--loaded", "rc1", "--load-delay", "1ms")
+	r = invoke(t, nil, "rc3", "--offline", "--loaded", "rc1", "--load-delay", "1ms")
 	if r.code != 0 || r.stderr != "" {
 		t.Fatalf("%+v", r)
 	}
@@ -225,26 +225,26 @@ func TestRunFile(t *testing.T) {
 		}
 	}
 	write("[[setup]]\nprint = \"setup\"\n[[tasks]]\nname = \"first\"\nbefore = [\"*\"]\nprint = \"first\"\n[[tasks]]\nname = \"last\"\nprint = \"last\"\n")
-	r := invoke(t, nil, "run", f)
+	r := invoke(t, nil, "run", "--offline", f)
 	if r.code != 0 || r.stdout != "setup\nfirst\nlast\n" {
 		t.Fatalf("%+v", r)
 	}
 	write("[[tasks]]\nname = \"first\"\nbefore = [\"*\"]\n[[tasks]]\nname = \"before-first\"\nbefore = [\"first\"]\n")
-	r = invoke(t, nil, "run", f)
+	r = invoke(t, nil, "run", "--offline", f)
 	if r.code != 1 || r.stderr != "flux-modprobe: ERROR: ('nodes are in a cycle', ['first', 'before-first', 'first'])\n" {
 		t.Fatalf("%+v", r)
 	}
-	r = invoke(t, nil, "run", "--show-deps", f)
+	r = invoke(t, nil, "run", "--offline", "--show-deps", f)
 	if r.code != 0 || r.stdout != `{"before-first":["first"],"first":["before-first"]}`+"\n" {
 		t.Fatalf("%+v", r)
 	}
 	write("[[tasks]]\nname = \"next\"\nfail = \"test exception\"\n[[tasks]]\nname = \"last\"\nafter = [\"next\"]\nprint = \"last\"\n")
-	r = invoke(t, nil, "run", f)
+	r = invoke(t, nil, "run", "--offline", f)
 	if r.code != 1 || r.stderr != "next: test exception\n" || r.stdout != "" {
 		t.Fatalf("%+v", r)
 	}
 	write("[[tasks]]\nname = \"test\"\nbranks = \"0\"\n")
-	r = invoke(t, nil, "run", f)
+	r = invoke(t, nil, "run", "--offline", f)
 	if r.code != 1 || !strings.Contains(r.stderr, "test: unknown task argument branks") {
 		t.Fatalf("%+v", r)
 	}
@@ -259,7 +259,7 @@ func TestLegacyScriptsSimulated(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "rc1.d", "x"), []byte("#!/bin/sh\ntouch "+marker+"\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	r := invoke(t, nil, "rc1", "--confdir", dir, "-v", "--load-delay", "0s")
+	r := invoke(t, nil, "rc1", "--offline", "--confdir", dir, "-v", "--load-delay", "0s")
 	if r.code != 0 || !strings.Contains(r.stderr, "simulated: '"+filepath.Join(dir, "rc1.d", "x")+"'") {
 		t.Fatalf("%+v", r)
 	}
@@ -269,7 +269,7 @@ func TestLegacyScriptsSimulated(t *testing.T) {
 }
 
 func TestListDependenciesWidth(t *testing.T) {
-	r := invoke(t, map[string]string{"COLUMNS": "12"}, "list-dependencies", "kvs-watch")
+	r := invoke(t, map[string]string{"COLUMNS": "12"}, "list-dependencies", "--offline", "kvs-watch")
 	want := "kvs-watch\n└── kvs\n    ├── con+\n    │   └──+\n    └── hea+\n"
 	if r.code != 0 || r.stdout != want {
 		t.Fatalf("%q", r.stdout)

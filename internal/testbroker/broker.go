@@ -18,6 +18,7 @@ import (
 
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/idset"
+	"github.com/fluxkit/fluxkit/kvs"
 	"github.com/pelletier/go-toml/v2"
 )
 
@@ -97,7 +98,8 @@ type Broker struct {
 	uuidBase string
 
 	online  *onlineGroup
-	rank0kv *kvs
+	rank0kv *legacyKV
+	kvstore *kvs.Store
 }
 
 // New starts an instance for a test and closes it when the test ends. A bad
@@ -160,7 +162,8 @@ func Start(cfg Config) (*Broker, error) {
 		subs:     make(map[*subscription]struct{}),
 		rng:      rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(cfg.Seed)^0x9e3779b97f4a7c15)),
 		uuidBase: fmt.Sprintf("%08x-%04x", uint32(time.Now().UnixNano()), os.Getpid()&0xffff),
-		rank0kv:  newKVS(),
+		rank0kv:  newLegacyKV(),
+		kvstore:  kvs.NewStore(),
 	}
 	b.online = newOnlineGroup(b)
 	return b, nil

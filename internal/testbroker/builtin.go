@@ -1,6 +1,7 @@
 package testbroker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"path"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/idset"
+	"github.com/fluxkit/fluxkit/kvs"
 )
 
 // builtins are the services a broker answers itself; rank0 marks those
@@ -32,7 +34,10 @@ var builtins = []struct {
 	{"module.list", fluxkit.RoleUser, false, func(r *Rank) fluxkit.HandlerFunc { return r.moduleList }},
 	{"kvs.get", 0, true, func(r *Rank) fluxkit.HandlerFunc { return r.b.rank0kv.get }},
 	{"kvs.put", 0, true, func(r *Rank) fluxkit.HandlerFunc { return r.b.rank0kv.put }},
-	{"kvs.commit", 0, true, func(r *Rank) fluxkit.HandlerFunc { return r.b.rank0kv.commit }},
+	{"kvs.commit", fluxkit.RoleUser, true, func(r *Rank) fluxkit.HandlerFunc { return r.b.commit }},
+	{"kvs.lookup", fluxkit.RoleUser, true, func(r *Rank) fluxkit.HandlerFunc { return r.b.kvstore.ServeLookup }},
+	{"kvs.namespace-create", 0, true, func(r *Rank) fluxkit.HandlerFunc { return r.b.kvstore.ServeNamespaceCreate }},
+	{"kvs.namespace-remove", 0, true, func(r *Rank) fluxkit.HandlerFunc { return r.b.kvstore.ServeNamespaceRemove }},
 	{"groups.get", fluxkit.RoleUser, true, func(r *Rank) fluxkit.HandlerFunc { return r.b.online.get }},
 	{"groups.disconnect", fluxkit.RoleUser, true, func(r *Rank) fluxkit.HandlerFunc { return r.b.online.disconnect }},
 }
@@ -119,24 +124,36 @@ func (r *Rank) getenv(_ context.Context, w fluxkit.Responder, req *fluxkit.Messa
 	_ = fluxkit.Respond(w, map[string]any{"env": env})
 }
 
+// setenv answers broker.setenv as flux-core's broker does: {"env": {NAME:
+// VALUE or null}}, every name and value checked before any is applied.
 func (r *Rank) setenv(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
 	var in struct {
-		Name  string  `json:"name"`
-		Value *string `json:"value"` // null unsets
+		Env map[string]json.RawMessage `json:"env"`
 	}
 	if !fluxkit.DecodeRequest(w, req, &in) {
 		return
 	}
-	if in.Name == "" || strings.Contains(in.Name, "=") {
-		_ = w.RespondError(fluxkit.Errorf(fluxkit.EINVAL, "invalid environment variable name %q", in.Name))
+	if in.Env == nil {
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.EPROTO, "broker.setenv: env is not an object"))
 		return
 	}
-	if in.Value == nil {
-		r.mu.Lock()
-		delete(r.env, in.Name)
-		r.mu.Unlock()
-	} else {
-		r.SetEnv(in.Name, *in.Value)
+	vals := make(map[string]*string, len(in.Env))
+	for name, raw := range in.Env {
+		var v *string
+		if name == "" || strings.Contains(name, "=") || json.Unmarshal(raw, &v) != nil {
+			_ = w.RespondError(&fluxkit.Error{Errnum: fluxkit.EPROTO})
+			return
+		}
+		vals[name] = v
+	}
+	for name, v := range vals {
+		if v == nil {
+			r.mu.Lock()
+			delete(r.env, name)
+			r.mu.Unlock()
+		} else {
+			r.SetEnv(name, *v)
+		}
 	}
 	_ = w.Respond(nil)
 }
@@ -258,24 +275,49 @@ func (r *Rank) moduleList(_ context.Context, w fluxkit.Responder, _ *fluxkit.Mes
 	_ = fluxkit.Respond(w, map[string]any{"mods": mods})
 }
 
-// kvs is rank 0's tiny key-value store: enough for modprobe.stats and
-// tests, with atomic multi-key commits.
-type kvs struct {
+// commit answers kvs.commit: flux-core's protocol (a payload naming its
+// namespace) goes to the KVS store; the older compact form
+// ({"ops":[{"key","value"}]}) to the legacy map, until every component
+// speaks the real protocol.
+func (b *Broker) commit(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+	if bytes.Contains(req.Payload, []byte(`"namespace"`)) {
+		b.kvstore.ServeCommit(ctx, w, req)
+		return
+	}
+	if !req.Cred().IsOwner() {
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.EPERM, fluxkit.TextOwnerRequired))
+		return
+	}
+	b.rank0kv.commit(ctx, w, req)
+}
+
+// KVS is rank 0's key-value store, which serves flux-core's kvs.lookup and
+// kvs.commit.
+func (b *Broker) KVS() *kvs.Store { return b.kvstore }
+
+// kvs is rank 0's legacy key-value map (kvs.get, kvs.put and the compact
+// kvs.commit), kept while components move to flux-core's protocol.
+type legacyKV struct {
 	mu sync.Mutex
 	m  map[string]json.RawMessage
 }
 
-func newKVS() *kvs { return &kvs{m: map[string]json.RawMessage{}} }
+func newLegacyKV() *legacyKV { return &legacyKV{m: map[string]json.RawMessage{}} }
 
-// KVSGet returns a value stored in rank 0's KVS.
+// KVSGet returns a value stored in rank 0's KVS (the primary namespace,
+// or else the legacy map).
 func (b *Broker) KVSGet(key string) (json.RawMessage, bool) {
+	if t, err := b.kvstore.Lookup(kvs.Primary, key, 0); err == nil {
+		v, err := t.Value()
+		return v, err == nil
+	}
 	b.rank0kv.mu.Lock()
 	defer b.rank0kv.mu.Unlock()
 	v, ok := b.rank0kv.m[key]
 	return v, ok
 }
 
-func (k *kvs) get(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+func (k *legacyKV) get(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
 	var in struct {
 		Key string `json:"key"`
 	}
@@ -297,7 +339,7 @@ type kvsOp struct {
 	Value json.RawMessage `json:"value"`
 }
 
-func (k *kvs) put(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+func (k *legacyKV) put(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
 	var op kvsOp
 	if !fluxkit.DecodeRequest(w, req, &op) {
 		return
@@ -305,7 +347,7 @@ func (k *kvs) put(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) 
 	k.apply(w, []kvsOp{op})
 }
 
-func (k *kvs) commit(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+func (k *legacyKV) commit(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
 	if ops, ok := commitOps(req.Payload); ok {
 		k.apply(w, ops)
 		return
@@ -423,7 +465,7 @@ func valueEnd(p []byte, i int) int {
 	return i
 }
 
-func (k *kvs) apply(w fluxkit.Responder, ops []kvsOp) {
+func (k *legacyKV) apply(w fluxkit.Responder, ops []kvsOp) {
 	for _, op := range ops {
 		if op.Key == "" || len(op.Value) == 0 {
 			_ = w.RespondError(fluxkit.Errorf(fluxkit.EINVAL, "kvs: each op needs a key and a value"))

@@ -469,10 +469,13 @@ func TestBuiltins(t *testing.T) {
 	assert.EqualError(t, err, "config:3:5: unexpected character U+003D '=' at start of value")
 
 	var env struct{ Env map[string]string }
-	require.NoError(t, fluxkit.RPC(ctx, h, "broker.setenv", 1, map[string]string{"name": "NEW", "value": "1"}, nil))
+	require.NoError(t, fluxkit.RPC(ctx, h, "broker.setenv", 1, map[string]any{"env": map[string]string{"NEW": "1"}}, nil))
 	require.NoError(t, fluxkit.RPC(ctx, h, "broker.getenv", 1, map[string][]string{"names": {"FOO", "NEW", "UNSET"}}, &env))
 	assert.Equal(t, map[string]string{"FOO": "bar", "NEW": "1"}, env.Env)
-	require.NoError(t, fluxkit.RPC(ctx, h, "broker.setenv", 1, map[string]any{"name": "NEW", "value": nil}, nil))
+	require.NoError(t, fluxkit.RPC(ctx, h, "broker.setenv", 1, map[string]any{"env": map[string]any{"NEW": nil}}, nil))
+	assert.ErrorIs(t, fluxkit.RPC(ctx, h, "broker.setenv", 1, map[string]any{"env": map[string]any{"A=B": "x"}}, nil), syscall.EPROTO, "a name with = is refused")
+	assert.ErrorIs(t, fluxkit.RPC(ctx, h, "broker.setenv", 1, map[string]any{"env": map[string]any{"OK": "1", "N": 2}}, nil), syscall.EPROTO, "a value that is not a string or null")
+	assert.ErrorIs(t, fluxkit.RPC(ctx, h, "broker.setenv", 1, map[string]any{"name": "NEW", "value": "1"}, nil), syscall.EPROTO, "the old {name, value} form is not flux-core's")
 	env.Env = nil
 	require.NoError(t, fluxkit.RPC(ctx, h, "broker.getenv", 1, map[string][]string{"names": {"FOO", "NEW"}}, &env))
 	assert.Equal(t, map[string]string{"FOO": "bar"}, env.Env, "a null value unsets")
