@@ -3,7 +3,9 @@ package journal
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -68,6 +70,84 @@ func TestConsumerStopsOnMalformedInput(t *testing.T) {
 	var pe *ProtocolError
 	if !errors.As(err, &pe) || pe.Job != 12 || pe.Event != "urgency" || !strings.Contains(err.Error(), "urgency 99") {
 		t.Errorf("error %v", err)
+	}
+}
+
+// syncBuffer is a log sink the consumer's goroutines write while the test
+// reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// A producer that sends the sentinel twice: the consumer logs the second,
+// keeps running and applies what follows.
+func TestConsumerSurvivesSecondSentinel(t *testing.T) {
+	leakcheck.Check(t)
+	b := testbroker.New(t, testbroker.Config{})
+	fake := b.Owner(0)
+	defer fake.Close()
+	unreg, err := fake.Register(TopicJournal, fluxkit.RoleNone, func(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+		for _, m := range []string{
+			`{"id":12,"events":[` + submitOK + `]}`,
+			`{"id":-1,"events":[]}`,
+			`{"id":-1,"events":[]}`,
+			`{"id":12,"events":[{"timestamp":2,"name":"validate"}]}`,
+		} {
+			_ = w.Respond([]byte(m))
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unreg()
+	u, _ := fake.Register(TopicJournalCancel, fluxkit.RoleNone, func(context.Context, fluxkit.Responder, *fluxkit.Message) {})
+	defer u()
+	h := b.Owner(0)
+	defer h.Close()
+	var logs syncBuffer
+	c, err := NewConsumer(h, ConsumerConfig{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// The wait for the job's DEPEND ends early if the consumer stops.
+	go func() {
+		select {
+		case <-c.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	var out struct{ Job map[string]any }
+	err = fluxkit.RPC(ctx, h, TopicListID, fluxkit.NodeidAny, map[string]any{"id": 12, "attrs": []string{"state"}, "state": StateDepend}, &out)
+	select {
+	case <-c.Done():
+		t.Fatalf("consumer stopped: %v", c.Err())
+	default:
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Job["state"] != float64(StateDepend) {
+		t.Errorf("job after the second sentinel: %v", out.Job)
+	}
+	if !strings.Contains(logs.String(), "second sentinel") {
+		t.Errorf("second sentinel not logged:\n%s", logs.String())
 	}
 }
 
