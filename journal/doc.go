@@ -59,6 +59,13 @@
 // on to SCHED with the next priority. A second sentinel is logged and
 // ignored.
 //
+// list-id for a job the index has not seen waits for it if the job exists,
+// which [IndexConfig.Lookup] tells; a [Consumer] asks the job manager
+// (job-manager.getattr), which holds every job from its submission until
+// it is purged, where flux-core's job-list looks up the job's KVS
+// directory. Error answers are flux-core's: its errno, and its text or
+// strerror's words where it gives none.
+//
 // Malformed input stops the Index with a [ProtocolError] naming the job,
 // the event and what is wrong. [Consumer] runs an Index on a Handle and can
 // [Consumer.Reconnect] from a fresh full subscription. It receives and

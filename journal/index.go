@@ -132,7 +132,7 @@ func NewIndex(cfg IndexConfig) *Index {
 	}
 	if cfg.Lookup == nil {
 		cfg.Lookup = func(id fluxkit.JobID, done func(error)) {
-			done(fluxkit.Errorf(fluxkit.ENOENT, "No such file or directory"))
+			done(fluxkit.ENOENT)
 		}
 	}
 	if cfg.MaxLatePurges <= 0 {

@@ -621,6 +621,10 @@ func (p *Producer) handlePurge(ctx context.Context, w fluxkit.Responder, req *fl
 	_ = w.Respond(fmt.Appendf(nil, `{"count":%d}`, count))
 }
 
+// handleGetattr answers job-manager.getattr as flux-core does: the
+// requested attributes of a job the job manager holds (active or
+// inactive), "jobspec" and "R" redacted; a guest may ask only about their
+// own jobs.
 func (p *Producer) handleGetattr(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
 	var r struct {
 		ID    fluxkit.JobID `json:"id"`
@@ -629,29 +633,41 @@ func (p *Producer) handleGetattr(ctx context.Context, w fluxkit.Responder, req *
 	if !fluxkit.DecodeRequest(w, req, &r) {
 		return
 	}
-	p.mu.Lock()
-	j, ok := p.store.jobs[r.ID]
-	if ok && !req.Cred().IsOwner() && j.userid != req.Userid {
-		ok = false
-	}
-	var log []byte
-	if ok {
-		log, _ = p.store.EventlogArray(r.ID)
-	}
-	p.mu.Unlock()
-	if !ok {
-		_ = w.RespondError(fluxkit.Errorf(fluxkit.ENOENT, "unknown job id"))
-		return
-	}
-	out := []byte(`{"id":`)
-	out = strconv.AppendUint(out, uint64(r.ID), 10)
-	for _, a := range r.Attrs {
-		if a != "eventlog" {
-			_ = w.RespondError(fluxkit.Errorf(fluxkit.EINVAL, "unknown attr %s", a))
-			return
+	out := []byte{'{'}
+	err := p.do(func(s *Store) error {
+		j, ok := s.jobs[r.ID]
+		if !ok {
+			return fluxkit.Errorf(fluxkit.EINVAL, "unknown job")
 		}
-		out = append(out, `,"eventlog":`...)
-		out = append(out, log...)
+		if !req.Cred().IsOwner() && j.userid != req.Userid {
+			return fluxkit.Errorf(fluxkit.EPERM, "guests can only access their own jobs")
+		}
+		for i, a := range r.Attrs {
+			var v []byte
+			switch a {
+			case "jobspec", "R":
+				if v = j.jobspec; a == "R" {
+					v = j.r
+				}
+				if v == nil {
+					return fluxkit.Errorf(fluxkit.ENOENT, "%s is NULL", a)
+				}
+			case "eventlog":
+				v, _ = s.EventlogArray(r.ID)
+			default:
+				return fluxkit.Errorf(fluxkit.ENOENT, "unknown attr %s", a)
+			}
+			if i > 0 {
+				out = append(out, ',')
+			}
+			out = append(appendString(out, a), ':')
+			out = append(out, v...)
+		}
+		return nil
+	})
+	if err != nil {
+		_ = w.RespondError(err)
+		return
 	}
 	_ = w.Respond(append(out, '}'))
 }
