@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/fluxkit/fluxkit"
-	"github.com/fluxkit/fluxkit/internal/leakcheck"
-	"github.com/fluxkit/fluxkit/internal/testbroker"
 )
 
 // With the default Producer and Consumer (no KVS mirror, no Lookup given),
@@ -17,25 +15,10 @@ import (
 // flux-core's does; for an id no job has, the answer is ENOENT in
 // strerror's words, as flux-core's.
 func TestDefaultsListIDWaitsForUnseenJob(t *testing.T) {
-	leakcheck.Check(t)
-	b := testbroker.New(t, testbroker.Config{})
-	ph := b.Owner(0)
-	defer ph.Close()
-	p, err := NewProducer(ph, ProducerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	ch := b.Owner(0)
-	defer ch.Close()
-	c, err := NewConsumer(ch, ConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	<-c.Initialized()
+	e := newEnvWith(t, 1, ProducerConfig{})
+	c := e.consumer(ConsumerConfig{})
+	e.waitInit(c)
+	ctx, p, ch := e.ctx, e.p, e.ch
 	if err := fluxkit.RPC(ctx, ch, TopicPause, fluxkit.NodeidAny, nil, nil); err != nil {
 		t.Fatal(err)
 	}
