@@ -563,19 +563,20 @@ func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
 	if e.Name == "submit" {
 		return x.submit(j, id, e, jobspec, r)
 	}
-	live := j.state != StateInactive
+	// taken: the event is the job's own, not a duplicate or late copy.
+	taken := j.state != StateInactive
 	switch e.Name {
 	case "invalidate":
 		if j.state != StateNew {
-			live = false
+			taken = false
 			break
 		}
 		x.detach(j)
 		x.forget(id)
 		x.answerGone(id)
 	case "validate", "depend", "alloc", "clean", "flux-restart":
-		if live && !x.step(j, e, false) {
-			live = false
+		if taken && !x.step(j, e, false) {
+			taken = false
 		}
 	case "priority":
 		p, err := ctxInt(e.Context, "priority")
@@ -583,7 +584,7 @@ func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
 			return err
 		}
 		if j.state&(StatePriority|StateSched) == 0 {
-			live = false
+			taken = false
 			break
 		}
 		if p != j.priority {
@@ -602,7 +603,7 @@ func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
 			return err
 		}
 		if j.state&StateRunning == 0 {
-			live = false
+			taken = false
 			break
 		}
 		j.waitstatus = int32(st)
@@ -625,7 +626,7 @@ func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
 		if err != nil {
 			return err
 		}
-		if !live {
+		if !taken {
 			break
 		}
 		if !j.excOccurred || int32(sev) < j.excSeverity {
@@ -642,7 +643,7 @@ func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
 		if u < 0 || u > 31 {
 			return fmt.Errorf("urgency %d outside 0..31", u)
 		}
-		if !live {
+		if !taken {
 			break
 		}
 		j.urgency = int32(u)
@@ -655,7 +656,7 @@ func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
 		if k := kind(v); k != kindNull && k != kindObject {
 			return errors.New("annotations is not an object or null")
 		}
-		if !live {
+		if !taken {
 			break
 		}
 		if kind(v) == kindObject {
@@ -668,7 +669,7 @@ func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
 		if e.Context == nil {
 			return errors.New("context missing")
 		}
-		if !live {
+		if !taken {
 			break
 		}
 		ann, err := mergeMemo(j.annotations(), e.Context)
@@ -683,7 +684,7 @@ func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
 		if e.Context == nil {
 			return errors.New("context missing")
 		}
-		if !live {
+		if !taken {
 			break
 		}
 		x.updateJobspec(j, e)
@@ -694,7 +695,7 @@ func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
 		if e.Context == nil {
 			return errors.New("context missing")
 		}
-		if live {
+		if taken {
 			x.updateR(j, e)
 		}
 	case "dependency-add", "dependency-remove":
@@ -702,7 +703,7 @@ func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
 		if err != nil {
 			return err
 		}
-		if live {
+		if taken {
 			x.dependency(j, e.Name == "dependency-add", d)
 		}
 	default:
@@ -710,7 +711,7 @@ func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
 			return fmt.Errorf("unknown dependency event %s", e.Name)
 		}
 	}
-	if !live {
+	if !taken {
 		x.cfg.Logf("event %s: job %s in state %s: ignored", e.Name, id, j.state)
 	}
 	return nil
