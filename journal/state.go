@@ -96,10 +96,10 @@ func ParseResult(s string) (Result, error) {
 // after is the state an event moves a job in state s to under RFC 21, as
 // flux-core's job manager applies it (event_job_update); fatal tells a
 // severity 0 exception. It is s itself for an event that moves the job
-// nowhere from s. Every transition names the one state it leaves, so a
-// duplicate or late event cannot move a job backwards; SCHED back to
-// PRIORITY (urgency, jobspec-update, flux-restart) is the only way back
-// RFC 21 has.
+// nowhere from s. Every transition names the states it leaves, all of
+// them before the one it enters but for SCHED back to PRIORITY (urgency,
+// jobspec-update, flux-restart), RFC 21's one way back; so a duplicate or
+// late event cannot move a job backwards.
 func (s State) after(event string, fatal bool) State {
 	var from, to State
 	switch event {
