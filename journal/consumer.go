@@ -28,7 +28,11 @@ type ConsumerConfig struct {
 	// streaming watchers. Default 200ms.
 	StatsPeriod time.Duration
 	// Lookup tells whether a job the consumer has not seen exists, for
-	// list-id. Default: kvs.get of "job.<dothex>" on rank 0.
+	// list-id: nil when it does, ENOENT when it does not (any other error
+	// is the answer's errno). Default: ask the job manager
+	// (job-manager.getattr at Nodeid), which holds every job from its
+	// submission until it is purged, as Flux's KVS holds the job's
+	// directory that flux-core's job-list looks up.
 	Lookup func(ctx context.Context, id fluxkit.JobID) error
 }
 
@@ -76,8 +80,9 @@ func NewConsumer(h fluxkit.Handle, cfg ConsumerConfig) (*Consumer, error) {
 		return nil, fmt.Errorf("journal: ConsumerConfig.StatsPeriod %v is negative", cfg.StatsPeriod)
 	}
 	if cfg.Lookup == nil {
+		nodeid := *cfg.Nodeid
 		cfg.Lookup = func(ctx context.Context, id fluxkit.JobID) error {
-			return fluxkit.RPC(ctx, h, "kvs.get", 0, map[string]string{"key": id.KVS()}, nil)
+			return jobExists(ctx, h, nodeid, id)
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -109,6 +114,17 @@ func NewConsumer(h fluxkit.Handle, cfg ConsumerConfig) (*Consumer, error) {
 	go c.purgeLoop()
 	go c.statsLoop()
 	return c, nil
+}
+
+// jobExists asks the job manager whether it holds job id. It answers
+// EINVAL "unknown job" for one it does not hold, which is ENOENT here, as
+// the KVS answers for a job directory that does not exist.
+func jobExists(ctx context.Context, h fluxkit.Handle, nodeid uint32, id fluxkit.JobID) error {
+	err := fluxkit.RPC(ctx, h, TopicGetattr, nodeid, map[string]any{"id": id, "attrs": []string{}}, nil)
+	if fluxkit.Errno(err) == fluxkit.EINVAL {
+		return fluxkit.ENOENT
+	}
+	return err
 }
 
 func (c *Consumer) unregister() {

@@ -45,10 +45,26 @@
 // Requests that arrive before the sentinel are answered in order once the
 // backlog is applied; the lists are sorted once at the sentinel.
 //
-// fluxkit fixes two gaps of flux-core's job-list: a job-purge-inactive
+// fluxkit fixes three gaps of flux-core's job-list: a job-purge-inactive
 // event that arrives before the sentinel (or before the job's last events)
 // is applied once the job is INACTIVE, so a purged job never reappears;
-// and list-id waiters of a purged or invalidated job are answered ENOENT.
+// list-id waiters of a purged or invalidated job are answered ENOENT; and
+// jobs only move forwards. An event moves a job only as RFC 21 moves a job
+// from the state it is in, and nothing moves an INACTIVE job, whose result
+// is fixed when it gets there; so a duplicate or late event (a depend
+// repeated after SCHED, a finish after clean, the events a live stream
+// repeats where it overlaps the backlog) is logged and changes neither
+// state, result, success nor statistics. The ways back RFC 21 has are
+// kept: SCHED to PRIORITY on urgency, jobspec-update and flux-restart, and
+// on to SCHED with the next priority. A second sentinel is logged and
+// ignored.
+//
+// list-id for a job the index has not seen waits for it if the job exists,
+// which [IndexConfig.Lookup] tells; a [Consumer] asks the job manager
+// (job-manager.getattr), which holds every job from its submission until
+// it is purged, where flux-core's job-list looks up the job's KVS
+// directory. Error answers are flux-core's: its errno, and its text or
+// strerror's words where it gives none.
 //
 // Malformed input stops the Index with a [ProtocolError] naming the job,
 // the event and what is wrong. [Consumer] runs an Index on a Handle and can

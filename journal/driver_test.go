@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,38 +37,79 @@ func TestConfigValidation(t *testing.T) {
 // A producer that sends garbage: the consumer stops with an error naming
 // the job and the event, and its Done channel closes.
 func TestConsumerStopsOnMalformedInput(t *testing.T) {
-	leakcheck.Check(t)
-	b := testbroker.New(t, testbroker.Config{})
-	fake := b.Owner(0)
-	defer fake.Close()
-	unreg, err := fake.Register(TopicJournal, fluxkit.RoleNone, func(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
-		_ = w.Respond([]byte(`{"id":-1,"events":[]}`))
-		_ = w.Respond([]byte(`{"id":12,"events":[` + submitOK + `,{"timestamp":2,"name":"urgency","context":{"urgency":99,"userid":1}}]}`))
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unreg()
-	for _, topic := range []string{TopicJournalCancel} {
-		u, _ := fake.Register(topic, fluxkit.RoleNone, func(context.Context, fluxkit.Responder, *fluxkit.Message) {})
-		defer u()
-	}
-	h := b.Owner(0)
-	defer h.Close()
-	c, err := NewConsumer(h, ConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, _ := fakeProducer(t, `{"id":-1,"events":[]}`,
+		`{"id":12,"events":[`+submitOK+`,{"timestamp":2,"name":"urgency","context":{"urgency":99,"userid":1}}]}`)
 	select {
 	case <-c.Done():
 	case <-time.After(10 * time.Second):
 		t.Fatal("consumer did not stop")
 	}
-	err = c.Err()
+	err := c.Err()
 	var pe *ProtocolError
 	if !errors.As(err, &pe) || pe.Job != 12 || pe.Event != "urgency" || !strings.Contains(err.Error(), "urgency 99") {
 		t.Errorf("error %v", err)
+	}
+}
+
+// fakeProducer serves job-manager.events-journal as a producer that sends
+// responses, then nothing more, and returns a consumer of it and its
+// handle.
+func fakeProducer(t *testing.T, responses ...string) (*Consumer, fluxkit.Handle) {
+	leakcheck.Check(t)
+	b := testbroker.New(t, testbroker.Config{})
+	fake := b.Owner(0)
+	t.Cleanup(func() { _ = fake.Close() })
+	for topic, fn := range map[string]fluxkit.HandlerFunc{
+		TopicJournal: func(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+			for _, m := range responses {
+				_ = w.Respond([]byte(m))
+			}
+		},
+		TopicJournalCancel: func(context.Context, fluxkit.Responder, *fluxkit.Message) {},
+	} {
+		unreg, err := fake.Register(topic, fluxkit.RoleNone, fn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(unreg)
+	}
+	h := b.Owner(0)
+	t.Cleanup(func() { _ = h.Close() })
+	c, err := NewConsumer(h, ConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c, h
+}
+
+// A producer that sends the sentinel twice: the consumer keeps running
+// and applies what follows.
+func TestConsumerSurvivesSecondSentinel(t *testing.T) {
+	c, h := fakeProducer(t, `{"id":12,"events":[`+submitOK+`]}`, `{"id":-1,"events":[]}`, `{"id":-1,"events":[]}`,
+		`{"id":12,"events":[{"timestamp":2,"name":"validate"}]}`)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// The wait for the job's DEPEND ends early if the consumer stops.
+	go func() {
+		select {
+		case <-c.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	var out struct{ Job map[string]any }
+	err := fluxkit.RPC(ctx, h, TopicListID, fluxkit.NodeidAny, map[string]any{"id": 12, "attrs": []string{"state"}, "state": StateDepend}, &out)
+	select {
+	case <-c.Done():
+		t.Fatalf("consumer stopped: %v", c.Err())
+	default:
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Job["state"] != float64(StateDepend) {
+		t.Errorf("job after the second sentinel: %v", out.Job)
 	}
 }
 
@@ -147,25 +189,29 @@ func TestC1DeferralBroker(t *testing.T) {
 	_ = c
 }
 
-// The periodic purge applies the configured limits and publishes what it
-// removed; a consumer drops the purged jobs.
+// The periodic purge applies the configured limits, removes the purged
+// jobs from the KVS, then publishes them: whoever gets the event finds
+// their KVS directories gone. A consumer drops the purged jobs.
 func TestPeriodicPurge(t *testing.T) {
 	leakcheck.Check(t)
 	b := testbroker.New(t, testbroker.Config{})
 	ph := b.Owner(0)
 	defer ph.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ch := b.Owner(0)
+	defer ch.Close()
+	sub, err := ch.Subscribe(ctx, EventPurge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
 	p, err := NewProducer(ph, ProducerConfig{InactiveNumLimit: 1, PurgePeriod: 10 * time.Millisecond, KVS: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	e := &env{t: t, b: b, p: p, ph: ph}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	e.ctx = ctx
-	ch := b.Owner(0)
-	defer ch.Close()
-	e.ch = ch
+	e := &env{t: t, b: b, p: p, ph: ph, ch: ch, ctx: ctx}
 	c, err := NewConsumer(ch, ConsumerConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -174,14 +220,28 @@ func TestPeriodicPurge(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		e.complete(fluxkit.JobID(i), float64(10*i), 0)
 	}
-	for p.Stats().InactiveJobs != 1 {
-		if ctx.Err() != nil {
-			t.Fatal("purge never ran")
+	purged := map[fluxkit.JobID]bool{}
+	for len(purged) < 2 {
+		m, err := sub.Recv(ctx)
+		if err != nil {
+			t.Fatalf("purged %v, then %v", purged, err)
 		}
-		time.Sleep(5 * time.Millisecond)
+		ids, err := ParsePurge(m.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range ids {
+			purged[id] = true
+			if _, ok := b.KVSGet(id.KVS()); ok {
+				t.Errorf("purged job %d still in the KVS when its purge is published", id)
+			}
+		}
 	}
-	if _, ok := b.KVSGet(fluxkit.JobID(1).KVS()); ok {
-		t.Error("purged job still in the KVS")
+	if !purged[1] || !purged[2] || p.Stats().InactiveJobs != 1 {
+		t.Errorf("purged %v, %d inactive left", purged, p.Stats().InactiveJobs)
+	}
+	if _, ok := b.KVSGet(fluxkit.JobID(3).KVS()); !ok {
+		t.Error("job kept is not in the KVS")
 	}
 	for {
 		out, err := rpc(ctx, ch, TopicJobStats, map[string]any{})
@@ -193,6 +253,65 @@ func TestPeriodicPurge(t *testing.T) {
 		}
 		if ctx.Err() != nil {
 			t.Fatalf("consumer stats %v", out)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// kvsFailing is a Handle whose kvs.commit requests fail while fail is set.
+type kvsFailing struct {
+	fluxkit.Handle
+	fail atomic.Bool
+}
+
+func (h *kvsFailing) Request(ctx context.Context, req *fluxkit.Message) (fluxkit.Call, error) {
+	if req.Topic == "kvs.commit" && h.fail.Load() {
+		return nil, fluxkit.Errorf(fluxkit.ENOSYS, "kvs is down")
+	}
+	return h.Handle.Request(ctx, req)
+}
+
+// A purge whose KVS commit fails is still published, so that consumers
+// drop the jobs the store no longer holds; the error is returned.
+func TestPurgePublishedDespiteKVSFailure(t *testing.T) {
+	e := newEnv(t)
+	_ = e.p.Close()
+	kh := &kvsFailing{Handle: e.ph}
+	p, err := NewProducer(kh, ProducerConfig{KVS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.p = p
+	defer p.Close()
+	c := e.consumer(ConsumerConfig{})
+	e.waitInit(c)
+	sub, err := e.ch.Subscribe(e.ctx, EventPurge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	e.complete(1, 1, 0)
+	if _, err := e.listID(1, []string{"state"}, StateInactive); err != nil {
+		t.Fatal(err)
+	}
+	kh.fail.Store(true)
+	ids, err := p.PurgeIDs(e.ctx, []fluxkit.JobID{1})
+	if fluxkit.Errno(err) != fluxkit.ENOSYS || len(ids) != 1 {
+		t.Errorf("purge: %v %v", ids, err)
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
+	defer cancel()
+	m, err := sub.Recv(ctx)
+	if err != nil || string(m.Payload) != `{"jobs":[1]}` {
+		t.Fatalf("purge event: %v %v", m, err)
+	}
+	for {
+		out, err := rpc(e.ctx, e.ch, TopicJobStats, map[string]any{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out["inactive_purged"].(float64) == 1 {
+			break
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -150,6 +150,10 @@ func FuzzIndex(f *testing.F) {
 	f.Add([]byte(`{"id":5,"events":[`+submitOK+`,{"timestamp":2,"name":"alloc"}],"R":`+string(rFor("0-3", "0-1", "n[1-4]", 3))+`}`), []byte(`{"max_entries":1,"attrs":["all"],"constraint":{"or":[{"states":["run"]}]}}`))
 	f.Add([]byte(`{"id":-1,"events":[]}`), []byte(`{"max_entries":0,"attrs":[],"userid":1,"states":0,"results":0}`))
 	f.Add([]byte(`{"id":5,"events":[{"timestamp":1,"name":"memo","context":{"a":null}}]}`), []byte(`{}`))
+	f.Add([]byte(`{"id":5,"events":[`+submitOK+`,{"timestamp":2,"name":"validate"},{"timestamp":3,"name":"depend"},`+
+		`{"timestamp":4,"name":"priority","context":{"priority":1}},{"timestamp":5,"name":"exception","context":{"type":"cancel","severity":0,"note":""}},`+
+		`{"timestamp":6,"name":"clean"},{"timestamp":3,"name":"depend"},{"timestamp":7,"name":"finish","context":{"status":0}},`+
+		`{"timestamp":8,"name":"clean"},`+submitOK+`]}`), []byte(`{"id":5,"attrs":["all"],"state":0}`))
 	f.Fuzz(func(t *testing.T, msg, query []byte) {
 		p := initialised(t)
 		err := p.x.Journal(msg)

@@ -52,10 +52,15 @@ func newEnv(t *testing.T) *env {
 
 func newEnvSize(t *testing.T, size int) *env {
 	t.Helper()
+	return newEnvWith(t, size, ProducerConfig{Epoch: time.Unix(0, 0), KVS: true})
+}
+
+func newEnvWith(t *testing.T, size int, cfg ProducerConfig) *env {
+	t.Helper()
 	leakcheck.Check(t)
 	b := testbroker.New(t, testbroker.Config{Size: size})
 	ph := b.Owner(0)
-	p, err := NewProducer(ph, ProducerConfig{Epoch: time.Unix(0, 0), KVS: true})
+	p, err := NewProducer(ph, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

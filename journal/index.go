@@ -55,13 +55,15 @@ func (c *counts) add(s State, d int) {
 	}
 }
 
+// addResult counts an INACTIVE job's result: fixed when the job became
+// INACTIVE, so a job always leaves the category it was counted in.
 func (c *counts) addResult(j *job, d int) {
-	switch {
-	case j.success:
+	switch j.result {
+	case ResultCompleted:
 		c.successful += d
-	case j.excOccurred && j.excType() == "cancel":
+	case ResultCanceled:
 		c.canceled += d
-	case j.excOccurred && j.excType() == "timeout":
+	case ResultTimeout:
 		c.timeout += d
 	default:
 		c.failed += d
@@ -85,12 +87,13 @@ type Index struct {
 	buffered    [][]byte // live messages held while paused
 	deferred    []deferredReq
 	purges      [][]fluxkit.JobID // purge events held until initialised
-	// Purged ids not (yet) INACTIVE here: the purge event and the journal
-	// travel on different channels, so a purge can overtake the job's last
-	// events. Such a job is purged as soon as it becomes INACTIVE. Bounded
-	// FIFO: the oldest entries are forgotten first.
-	latePurge map[fluxkit.JobID]struct{}
-	lateOrder []fluxkit.JobID
+	// Ids purged or invalidated, in a bounded FIFO (the oldest are
+	// forgotten first). The purge event and the journal travel on
+	// different channels, so a purge can overtake a job's last events:
+	// such a job is purged as soon as it becomes INACTIVE here. And a late
+	// copy of a submit never brings a job back.
+	gone      map[fluxkit.JobID]struct{}
+	goneOrder []fluxkit.JobID
 	waiters   map[fluxkit.JobID][]*waiter
 	nwaits    int
 	lookups   int
@@ -115,8 +118,10 @@ type IndexConfig struct {
 	Logf func(format string, args ...any)
 	// Queues are configured queue names (empty per-queue stats entries).
 	Queues []string
-	// MaxLatePurges bounds the purged ids remembered for jobs that are not
-	// INACTIVE yet when their purge event arrives. Default 65536.
+	// MaxLatePurges bounds the purged and invalidated ids remembered: so
+	// that a job whose purge event overtakes its last events is purged once
+	// it is INACTIVE, and a late copy of its submit is not taken for a new
+	// job. Default 65536.
 	MaxLatePurges int
 }
 
@@ -127,14 +132,14 @@ func NewIndex(cfg IndexConfig) *Index {
 	}
 	if cfg.Lookup == nil {
 		cfg.Lookup = func(id fluxkit.JobID, done func(error)) {
-			done(fluxkit.Errorf(fluxkit.ENOENT, "No such file or directory"))
+			done(fluxkit.ENOENT)
 		}
 	}
 	if cfg.MaxLatePurges <= 0 {
 		cfg.MaxLatePurges = 65536
 	}
 	x := &Index{cfg: cfg, jobs: make(map[fluxkit.JobID]*job), queues: map[string]*counts{},
-		waiters: map[fluxkit.JobID][]*waiter{}, latePurge: map[fluxkit.JobID]struct{}{}, strs: newInterner()}
+		waiters: map[fluxkit.JobID][]*waiter{}, gone: map[fluxkit.JobID]struct{}{}, strs: newInterner()}
 	x.pending.cmp = cmpPending
 	x.running.cmp = cmpTime
 	x.inactive.cmp = cmpTime
@@ -183,7 +188,10 @@ func (x *Index) journalDecoded(payload []byte, m *message, perr error) error {
 	}
 	if m.sentinel {
 		if x.initialized {
-			return x.fail(&ProtocolError{Index: -1, Err: errors.New("second sentinel")})
+			// Harmless: the stream goes on, and whatever it repeats is a
+			// duplicate apply refuses.
+			x.cfg.Logf("journal: second sentinel ignored")
+			return nil
 		}
 		x.initialize()
 		return nil
@@ -536,71 +544,48 @@ func clone(b []byte) []byte {
 	return append(make([]byte, 0, len(b)), b...)
 }
 
-// apply processes one entry (job-list's journal_process_event).
+// apply processes one entry (job-list's journal_process_event). A job
+// takes events from its submit until it is INACTIVE (the job manager posts
+// nothing after clean), and each moves it only as RFC 21 moves a job from
+// the state it is in ([State.after]). So a duplicate or late event (a
+// repeated depend, a finish after clean, an event repeated where the
+// backlog and the live stream overlap) is logged and changes nothing; its
+// context is checked all the same.
 func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
 	j := x.lookup(id)
 	if j != nil && j.rRaw == nil && r != nil && j.state != StateInactive {
 		j.rRaw = r // borrowed from the message until process ends
 	}
-	if e.Name == "invalidate" && j != nil {
-		x.detach(j)
-		x.answerGone(id)
-		return nil
-	}
 	if j == nil && e.Name != "submit" {
 		x.cfg.Logf("event %s: job %s not in hash", e.Name, id)
 		return nil
 	}
+	if e.Name == "submit" {
+		return x.submit(j, id, e, jobspec, r)
+	}
+	// taken: the event is the job's own, not a duplicate or late copy.
+	taken := j.state != StateInactive
 	switch e.Name {
-	case "submit":
-		if e.Context == nil {
-			return errors.New("context missing")
+	case "invalidate":
+		if j.state != StateNew {
+			taken = false
+			break
 		}
-		// One walk for the three keys (each lookup would walk it again);
-		// the last of a repeated key counts, as with fastMember.
-		var uv, gv, vv []byte
-		_ = fastMembers(e.Context, func(k string, v []byte) error {
-			switch k {
-			case "userid":
-				uv = v
-			case "urgency":
-				gv = v
-			case "version":
-				vv = v
-			}
-			return nil
-		})
-		userid, err := ctxIntOf(uv, "userid")
-		if err != nil {
-			return err
+		x.detach(j)
+		x.forget(id)
+		x.answerGone(id)
+	case "validate", "depend", "alloc", "clean", "flux-restart":
+		if taken && !x.step(j, e, false) {
+			taken = false
 		}
-		urgency, err := ctxIntOf(gv, "urgency")
-		if err != nil {
-			return err
-		}
-		version := int64(-1)
-		if vv != nil {
-			if version, err = asInt(vv); err != nil {
-				return errors.New("context version is not an integer")
-			}
-		}
-		if j == nil {
-			j = newJob(id)
-			j.state, j.mask = StateNew, StateNew
-			j.jobspec = jobspec // borrowed, see process
-			j.rRaw = r
-			x.jobs[id] = j
-			x.last = j
-		}
-		j.userid, j.urgency, j.submitVersion, j.tSubmit = uint32(userid), int32(urgency), int32(version), e.Timestamp
-	case "validate":
-		x.transition(j, StateDepend, e.Timestamp, false)
-	case "depend":
-		x.transition(j, StatePriority, e.Timestamp, false)
 	case "priority":
 		p, err := ctxInt(e.Context, "priority")
 		if err != nil {
 			return err
+		}
+		if j.state&(StatePriority|StateSched) == 0 {
+			taken = false
+			break
 		}
 		if p != j.priority {
 			if x.initialized && j.list == &x.pending {
@@ -611,19 +596,23 @@ func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
 				j.priority = p
 			}
 		}
-		if j.state == StatePriority {
-			x.transition(j, StateSched, e.Timestamp, true)
-		}
-	case "alloc":
-		x.transition(j, StateRun, e.Timestamp, false)
+		x.step(j, e, false)
 	case "finish":
 		st, err := ctxInt(e.Context, "status")
 		if err != nil {
 			return err
 		}
+		if j.state&StateRunning == 0 {
+			taken = false
+			break
+		}
 		j.waitstatus = int32(st)
-		j.success = st == 0 && !(j.excOccurred && j.excSeverity == 0)
-		x.transition(j, StateCleanup, e.Timestamp, false)
+		// As in flux-core, success is only ever set: a finish after a
+		// fatal exception does not take back a success already recorded.
+		if st == 0 && !(j.excOccurred && j.excSeverity == 0) {
+			j.success = true
+		}
+		x.step(j, e, false)
 	case "exception":
 		typ, err := ctxString(e.Context, "type")
 		if err != nil {
@@ -637,26 +626,15 @@ func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
 		if err != nil {
 			return err
 		}
+		if !taken {
+			break
+		}
 		if !j.excOccurred || int32(sev) < j.excSeverity {
 			c := j.coldFor()
 			c.excType, j.excSeverity, c.excNote, j.excNoteSet = typ, int32(sev), note, true
 		}
 		j.excOccurred = true
-		if sev == 0 {
-			x.transition(j, StateCleanup, e.Timestamp, false)
-		}
-	case "clean":
-		switch {
-		case j.success:
-			j.result = ResultCompleted
-		case j.excOccurred && j.excType() == "cancel":
-			j.result = ResultCanceled
-		case j.excOccurred && j.excType() == "timeout":
-			j.result = ResultTimeout
-		default:
-			j.result = ResultFailed
-		}
-		x.transition(j, StateInactive, e.Timestamp, false)
+		x.step(j, e, sev == 0)
 	case "urgency":
 		u, err := ctxInt(e.Context, "urgency")
 		if err != nil {
@@ -665,27 +643,34 @@ func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
 		if u < 0 || u > 31 {
 			return fmt.Errorf("urgency %d outside 0..31", u)
 		}
+		if !taken {
+			break
+		}
 		j.urgency = int32(u)
-		x.revert(j, e.Timestamp)
+		x.step(j, e, false)
 	case "annotations":
 		v := fastMember(e.Context, "annotations")
 		if v == nil {
 			return errors.New("context has no annotations")
 		}
-		switch kind(v) {
-		case kindNull:
-			if j.cold != nil {
-				j.cold.annotations = nil
-			}
-		case kindObject:
-			j.coldFor().annotations = clone(v)
-		default:
+		if k := kind(v); k != kindNull && k != kindObject {
 			return errors.New("annotations is not an object or null")
+		}
+		if !taken {
+			break
+		}
+		if kind(v) == kindObject {
+			j.coldFor().annotations = clone(v)
+		} else if j.cold != nil {
+			j.cold.annotations = nil
 		}
 		x.changed()
 	case "memo":
 		if e.Context == nil {
 			return errors.New("context missing")
+		}
+		if !taken {
+			break
 		}
 		ann, err := mergeMemo(j.annotations(), e.Context)
 		if err != nil {
@@ -699,61 +684,137 @@ func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
 		if e.Context == nil {
 			return errors.New("context missing")
 		}
-		if j.jobspec == nil {
-			x.cfg.Logf("received jobspec update before jobspec")
-			return nil
+		if !taken {
+			break
 		}
-		upd, skipped, err := updatePathsSkipped(j.jobspec, e.Context, true)
-		for _, k := range skipped {
-			x.cfg.Logf("job %s: jobspec-update: key %s not updatable", id, k)
-		}
-		if err != nil {
-			x.cfg.Logf("job %s: jobspec-update: %v", id, err)
-		} else {
-			oldQueue := j.js.queue
-			j.jobspec = upd
-			if j.jsParsed {
-				x.parseJobspec(j)
-				if j.js.queue != oldQueue && x.initialized {
-					x.moveQueue(j, oldQueue)
-				}
-			}
-		}
-		x.revert(j, e.Timestamp)
+		x.updateJobspec(j, e)
+		// The job manager reverts a SCHED job whether or not the update
+		// could be applied here.
+		x.step(j, e, false)
 	case "resource-update":
 		if e.Context == nil {
 			return errors.New("context missing")
 		}
-		if j.rRaw == nil {
-			x.cfg.Logf("received resource update before R")
-			return nil
-		}
-		if v := fastMember(e.Context, "expiration"); v != nil {
-			upd, err := setExpiration(j.rRaw, v)
-			if err != nil {
-				x.cfg.Logf("job %s: resource-update: %v", id, err)
-				return nil
-			}
-			j.rRaw = upd
-			if j.rParsed {
-				x.parseR(j)
-			}
-			x.changed()
+		if taken {
+			x.updateR(j, e)
 		}
 	case "dependency-add", "dependency-remove":
 		d, err := ctxString(e.Context, "description")
 		if err != nil {
 			return err
 		}
-		x.dependency(j, e.Name == "dependency-add", d)
-	case "flux-restart":
-		x.revert(j, e.Timestamp)
+		if taken {
+			x.dependency(j, e.Name == "dependency-add", d)
+		}
 	default:
 		if len(e.Name) > 11 && e.Name[:11] == "dependency-" {
 			return fmt.Errorf("unknown dependency event %s", e.Name)
 		}
 	}
+	if !taken {
+		x.cfg.Logf("event %s: job %s in state %s: ignored", e.Name, id, j.state)
+	}
 	return nil
+}
+
+// submit creates the job a submit event announces. A job is submitted once
+// (the event is always its first): a copy for a job already here, or for
+// one purged or invalidated since, is logged and ignored.
+func (x *Index) submit(j *job, id fluxkit.JobID, e Entry, jobspec, r []byte) error {
+	if e.Context == nil {
+		return errors.New("context missing")
+	}
+	// One walk for the three keys (each lookup would walk it again); the
+	// last of a repeated key counts, as with fastMember.
+	var uv, gv, vv []byte
+	_ = fastMembers(e.Context, func(k string, v []byte) error {
+		switch k {
+		case "userid":
+			uv = v
+		case "urgency":
+			gv = v
+		case "version":
+			vv = v
+		}
+		return nil
+	})
+	userid, err := ctxIntOf(uv, "userid")
+	if err != nil {
+		return err
+	}
+	urgency, err := ctxIntOf(gv, "urgency")
+	if err != nil {
+		return err
+	}
+	version := int64(-1)
+	if vv != nil {
+		if version, err = asInt(vv); err != nil {
+			return errors.New("context version is not an integer")
+		}
+	}
+	if j != nil {
+		x.cfg.Logf("event submit: job %s already submitted: ignored", id)
+		return nil
+	}
+	if _, ok := x.gone[id]; ok {
+		x.cfg.Logf("event submit: job %s was purged or invalidated: ignored", id)
+		return nil
+	}
+	j = newJob(id)
+	j.state, j.mask = StateNew, StateNew
+	j.jobspec = jobspec // borrowed, see process
+	j.rRaw = r
+	x.jobs[id] = j
+	x.last = j
+	j.userid, j.urgency, j.submitVersion, j.tSubmit = uint32(userid), int32(urgency), int32(version), e.Timestamp
+	return nil
+}
+
+// updateJobspec applies a jobspec-update to the job's jobspec and what is
+// derived from it.
+func (x *Index) updateJobspec(j *job, e Entry) {
+	if j.jobspec == nil {
+		x.cfg.Logf("received jobspec update before jobspec")
+		return
+	}
+	upd, skipped, err := updatePathsSkipped(j.jobspec, e.Context, true)
+	for _, k := range skipped {
+		x.cfg.Logf("job %s: jobspec-update: key %s not updatable", j.id, k)
+	}
+	if err != nil {
+		x.cfg.Logf("job %s: jobspec-update: %v", j.id, err)
+		return
+	}
+	oldQueue := j.js.queue
+	j.jobspec = upd
+	if j.jsParsed {
+		x.parseJobspec(j)
+		if j.js.queue != oldQueue && x.initialized {
+			x.moveQueue(j, oldQueue)
+		}
+	}
+}
+
+// updateR applies a resource-update to the job's R.
+func (x *Index) updateR(j *job, e Entry) {
+	if j.rRaw == nil {
+		x.cfg.Logf("received resource update before R")
+		return
+	}
+	v := fastMember(e.Context, "expiration")
+	if v == nil {
+		return
+	}
+	upd, err := setExpiration(j.rRaw, v)
+	if err != nil {
+		x.cfg.Logf("job %s: resource-update: %v", j.id, err)
+		return
+	}
+	j.rRaw = upd
+	if j.rParsed {
+		x.parseR(j)
+	}
+	x.changed()
 }
 
 func (x *Index) dependency(j *job, add bool, d string) {
@@ -879,19 +940,28 @@ func (x *Index) moveQueue(j *job, old string) {
 
 func (x *Index) changed() { x.statsGen++ }
 
-// transition moves j into state s with Flux's bookkeeping. conditional
-// bypasses the once-only guard.
-func (x *Index) transition(j *job, s State, ts float64, conditional bool) {
-	if !conditional && s != StatePriority && s != StateSched && j.mask&s != 0 {
-		return
+// step moves j as event e moves a job in its state ([State.after]), fatal
+// telling a severity 0 exception; it reports whether j moved.
+func (x *Index) step(j *job, e Entry, fatal bool) bool {
+	to := j.state.after(e.Name, fatal)
+	if to == j.state {
+		return false
 	}
-	if j.state == s && (s == StatePriority || s == StateSched) {
-		// Re-entering the same state is a no-op for lists and stats.
-		return
+	if j.state == StateSched && to == StatePriority {
+		// A revert: PRIORITY and SCHED are to be reached afresh, so the
+		// job has no priority until the next priority event.
+		j.mask &^= StateSched | StatePriority
 	}
-	old := j.state
+	x.enter(j, to, e.Timestamp)
+	return true
+}
+
+// enter puts j in state s with job-list's bookkeeping: the state's
+// timestamp, the jobspec parsed at DEPEND and R at RUN, the result fixed
+// at INACTIVE; once initialised, lists, statistics and waiters.
+func (x *Index) enter(j *job, s State, ts float64) {
 	if x.initialized {
-		x.count(j, old, -1)
+		x.count(j, j.state, -1)
 	}
 	j.state = s
 	switch s {
@@ -905,6 +975,7 @@ func (x *Index) transition(j *job, s State, ts float64, conditional bool) {
 		j.tCleanup = ts
 	case StateInactive:
 		j.tInactive = ts
+		j.result = j.finalResult()
 	}
 	j.mask |= s
 	if x.initialized {
@@ -912,11 +983,8 @@ func (x *Index) transition(j *job, s State, ts float64, conditional bool) {
 		x.relist(j)
 		x.checkWaiters(j)
 		x.changed()
-		if s == StateInactive {
-			if _, ok := x.latePurge[j.id]; ok {
-				delete(x.latePurge, j.id)
-				x.purgeJob(j)
-			}
+		if _, ok := x.gone[j.id]; ok && s == StateInactive {
+			x.purgeJob(j)
 		}
 	}
 }
@@ -939,16 +1007,6 @@ func (x *Index) count(j *job, s State, d int) {
 			q.addResult(j, d)
 		}
 	}
-}
-
-// revert returns a SCHED job to PRIORITY (flux-restart, urgency,
-// jobspec-update).
-func (x *Index) revert(j *job, ts float64) {
-	if j.state != StateSched {
-		return
-	}
-	j.mask &^= StateSched | StatePriority
-	x.transition(j, StatePriority, ts, true)
 }
 
 func listFor(x *Index, s State) *slist {
@@ -1076,16 +1134,14 @@ func (x *Index) Purge(ids []fluxkit.JobID) {
 	}
 	n := 0
 	for _, id := range ids {
-		j := x.jobs[id]
-		if j == nil || j.state != StateInactive {
-			if j == nil {
-				x.answerGone(id)
-			}
-			x.addLatePurge(id)
-			continue
+		x.forget(id)
+		switch j := x.jobs[id]; {
+		case j == nil:
+			x.answerGone(id)
+		case j.state == StateInactive:
+			x.purgeJob(j)
+			n++
 		}
-		x.purgeJob(j)
-		n++
 	}
 	if n > 0 {
 		x.cfg.Logf("purged %d inactive jobs", n)
@@ -1103,24 +1159,16 @@ func (x *Index) purgeJob(j *job) {
 	x.changed()
 }
 
-func (x *Index) addLatePurge(id fluxkit.JobID) {
-	if _, ok := x.latePurge[id]; ok {
+// forget remembers that id was purged or invalidated (see Index.gone).
+func (x *Index) forget(id fluxkit.JobID) {
+	if _, ok := x.gone[id]; ok {
 		return
 	}
-	x.latePurge[id] = struct{}{}
-	x.lateOrder = append(x.lateOrder, id)
-	for len(x.latePurge) > x.cfg.MaxLatePurges && len(x.lateOrder) > 0 {
-		delete(x.latePurge, x.lateOrder[0])
-		x.lateOrder = x.lateOrder[1:]
-	}
-	if len(x.lateOrder) > 2*x.cfg.MaxLatePurges {
-		keep := x.lateOrder[:0]
-		for _, id := range x.lateOrder {
-			if _, ok := x.latePurge[id]; ok {
-				keep = append(keep, id)
-			}
-		}
-		x.lateOrder = keep
+	x.gone[id] = struct{}{}
+	x.goneOrder = append(x.goneOrder, id)
+	if len(x.goneOrder) > x.cfg.MaxLatePurges {
+		delete(x.gone, x.goneOrder[0])
+		x.goneOrder = x.goneOrder[1:]
 	}
 }
 

@@ -150,3 +150,17 @@ func (j *job) t(s State) (float64, bool) {
 	}
 	return j.tSubmit, true
 }
+
+// finalResult is the job's result as job-list fixes it on the job's
+// transition to INACTIVE.
+func (j *job) finalResult() Result {
+	switch {
+	case j.success:
+		return ResultCompleted
+	case j.excOccurred && j.excType() == "cancel":
+		return ResultCanceled
+	case j.excOccurred && j.excType() == "timeout":
+		return ResultTimeout
+	}
+	return ResultFailed
+}

@@ -49,8 +49,8 @@ type ProducerConfig struct {
 	Epoch time.Time
 	// KVS, when true, mirrors job existence into the broker's KVS as Flux's
 	// job directories: "job.<dothex>" is put at submit and removed on
-	// invalidate and purge, so that a consumer's list-id can tell a job it
-	// has not seen yet from one that does not exist. Default false.
+	// invalidate and purge (before the purge is published), for consumers
+	// that look jobs up there as flux-core's job-list does. Default false.
 	KVS bool
 }
 
@@ -328,6 +328,15 @@ func (p *Producer) Stats() StoreStats {
 
 // Purge removes inactive jobs as [Store.Purge] does and publishes
 // job-purge-inactive for them, at most 100 ids per event.
+//
+// The steps are ordered, and what an observer may rely on: first the
+// store (Stats, getattr and new backlogs stop showing the jobs at once,
+// as flux-core's job manager drops them from its tables first), then the
+// KVS directories (with [ProducerConfig.KVS]), then the event. So whoever
+// receives the event finds the directories already gone; one that sees
+// only Stats may still find them. Should the KVS commit fail, the event is
+// published all the same (the jobs are gone from the store, and consumers
+// must drop them) and the error returned.
 func (p *Producer) Purge(ctx context.Context, keep int, olderThan time.Time, max int) ([]fluxkit.JobID, error) {
 	var ids []fluxkit.JobID
 	age := 0.0
@@ -340,7 +349,8 @@ func (p *Producer) Purge(ctx context.Context, keep int, olderThan time.Time, max
 	return ids, p.publishPurge(ctx, ids)
 }
 
-// PurgeIDs purges the given inactive jobs and publishes them.
+// PurgeIDs purges the given inactive jobs and publishes them, in Purge's
+// order.
 func (p *Producer) PurgeIDs(ctx context.Context, ids []fluxkit.JobID) ([]fluxkit.JobID, error) {
 	var out []fluxkit.JobID
 	if err := p.do(func(s *Store) error { out = s.PurgeIDs(ids); return nil }); err != nil {
@@ -350,10 +360,9 @@ func (p *Producer) PurgeIDs(ctx context.Context, ids []fluxkit.JobID) ([]fluxkit
 }
 
 func (p *Producer) publishPurge(ctx context.Context, ids []fluxkit.JobID) error {
+	var kvsErr error
 	if p.cfg.KVS {
-		if err := p.kvsPut(ctx, ids, false); err != nil {
-			return err
-		}
+		kvsErr = p.kvsPut(ctx, ids, false)
 	}
 	for len(ids) > 0 {
 		n := min(len(ids), 100)
@@ -366,11 +375,11 @@ func (p *Producer) publishPurge(ctx context.Context, ids []fluxkit.JobID) error 
 		}
 		b = append(b, "]}"...)
 		if err := p.h.Publish(ctx, EventPurge, b, 0); err != nil {
-			return fmt.Errorf("journal: publish %s: %w", EventPurge, err)
+			return errors.Join(kvsErr, fmt.Errorf("journal: publish %s: %w", EventPurge, err))
 		}
 		ids = ids[n:]
 	}
-	return nil
+	return kvsErr
 }
 
 func (p *Producer) purgeLoop() {
@@ -621,6 +630,10 @@ func (p *Producer) handlePurge(ctx context.Context, w fluxkit.Responder, req *fl
 	_ = w.Respond(fmt.Appendf(nil, `{"count":%d}`, count))
 }
 
+// handleGetattr answers job-manager.getattr as flux-core does: the
+// requested attributes of a job the job manager holds (active or
+// inactive), "jobspec" and "R" redacted; a guest may ask only about their
+// own jobs.
 func (p *Producer) handleGetattr(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
 	var r struct {
 		ID    fluxkit.JobID `json:"id"`
@@ -629,29 +642,41 @@ func (p *Producer) handleGetattr(ctx context.Context, w fluxkit.Responder, req *
 	if !fluxkit.DecodeRequest(w, req, &r) {
 		return
 	}
-	p.mu.Lock()
-	j, ok := p.store.jobs[r.ID]
-	if ok && !req.Cred().IsOwner() && j.userid != req.Userid {
-		ok = false
-	}
-	var log []byte
-	if ok {
-		log, _ = p.store.EventlogArray(r.ID)
-	}
-	p.mu.Unlock()
-	if !ok {
-		_ = w.RespondError(fluxkit.Errorf(fluxkit.ENOENT, "unknown job id"))
-		return
-	}
-	out := []byte(`{"id":`)
-	out = strconv.AppendUint(out, uint64(r.ID), 10)
-	for _, a := range r.Attrs {
-		if a != "eventlog" {
-			_ = w.RespondError(fluxkit.Errorf(fluxkit.EINVAL, "unknown attr %s", a))
-			return
+	out := []byte{'{'}
+	err := p.do(func(s *Store) error {
+		j, ok := s.jobs[r.ID]
+		if !ok {
+			return fluxkit.Errorf(fluxkit.EINVAL, "unknown job")
 		}
-		out = append(out, `,"eventlog":`...)
-		out = append(out, log...)
+		if !req.Cred().IsOwner() && j.userid != req.Userid {
+			return fluxkit.Errorf(fluxkit.EPERM, "guests can only access their own jobs")
+		}
+		for i, a := range r.Attrs {
+			var v []byte
+			switch a {
+			case "jobspec", "R":
+				if v = j.jobspec; a == "R" {
+					v = j.r
+				}
+				if v == nil {
+					return fluxkit.Errorf(fluxkit.ENOENT, "%s is NULL", a)
+				}
+			case "eventlog":
+				v, _ = s.EventlogArray(r.ID)
+			default:
+				return fluxkit.Errorf(fluxkit.ENOENT, "unknown attr %s", a)
+			}
+			if i > 0 {
+				out = append(out, ',')
+			}
+			out = append(appendString(out, a), ':')
+			out = append(out, v...)
+		}
+		return nil
+	})
+	if err != nil {
+		_ = w.RespondError(err)
+		return
 	}
 	_ = w.Respond(append(out, '}'))
 }

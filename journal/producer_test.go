@@ -475,16 +475,33 @@ func TestStatsGet(t *testing.T) {
 
 func TestGetattrEventlog(t *testing.T) {
 	e := newEnv(t)
-	e.submit(7, 1, 555, 16, nil)
+	e.submit(7, 1, 555, 16, jobspecFor("a", "", 0, 1, 1, false, 0))
 	e.post(7, 2, "validate", nil)
-	out, err := rpc(e.ctx, e.ph, TopicGetattr, map[string]any{"id": 7, "attrs": []string{"eventlog"}})
-	if err != nil || len(out["eventlog"].([]any)) != 2 {
+	out, err := rpc(e.ctx, e.ph, TopicGetattr, map[string]any{"id": 7, "attrs": []string{"eventlog", "jobspec"}})
+	if err != nil || len(out["eventlog"].([]any)) != 2 || len(out) != 2 {
 		t.Fatalf("%v %v", out, err)
+	}
+	if env := out["jobspec"].(map[string]any)["attributes"].(map[string]any)["system"].(map[string]any)["environment"]; env != nil {
+		t.Errorf("jobspec not redacted: %v", env)
 	}
 	g := e.b.Guest(0, 556)
 	defer g.Close()
-	if _, err := rpc(e.ctx, g, TopicGetattr, map[string]any{"id": 7, "attrs": []string{"eventlog"}}); errnoOf(err) != fluxkit.ENOENT {
-		t.Errorf("other guest: %v", err)
+	// flux-core's answers, errno and text.
+	for _, c := range []struct {
+		h     fluxkit.Handle
+		id    int
+		attrs []string
+		want  error
+	}{
+		{e.ph, 8, nil, fluxkit.Errorf(fluxkit.EINVAL, "unknown job")},
+		{e.ph, 7, []string{"R"}, fluxkit.Errorf(fluxkit.ENOENT, "R is NULL")},
+		{e.ph, 7, []string{"eventlog", "x"}, fluxkit.Errorf(fluxkit.ENOENT, "unknown attr x")},
+		{g, 7, []string{"eventlog"}, fluxkit.Errorf(fluxkit.EPERM, "guests can only access their own jobs")},
+	} {
+		_, err := rpc(e.ctx, c.h, TopicGetattr, map[string]any{"id": c.id, "attrs": append([]string{}, c.attrs...)})
+		if errnoOf(err) != fluxkit.Errno(c.want) || err.Error() != c.want.Error() {
+			t.Errorf("getattr %d %v: %v, want %v", c.id, c.attrs, err, c.want)
+		}
 	}
 	g2 := e.b.Guest(0, 555)
 	defer g2.Close()

@@ -1,8 +1,8 @@
 package journal
 
 import (
-	"encoding/json"
 	"strings"
+	"unicode"
 
 	"github.com/fluxkit/fluxkit"
 )
@@ -92,66 +92,105 @@ func (x *Index) Request(w fluxkit.Responder, req *fluxkit.Message) {
 	}
 }
 
-type listRequest struct {
-	MaxEntries *json.RawMessage `json:"max_entries"`
-	Attrs      *json.RawMessage `json:"attrs"`
-	Since      *json.RawMessage `json:"since"`
-	Constraint *json.RawMessage `json:"constraint"`
-	Userid     *json.RawMessage `json:"userid"`
-	States     *json.RawMessage `json:"states"`
-	Results    *json.RawMessage `json:"results"`
-	Name       *json.RawMessage `json:"name"`
-	Queue      *json.RawMessage `json:"queue"`
-}
-
 func invalid(format string, args ...any) error {
 	return fluxkit.Errorf(fluxkit.EPROTO, "invalid payload: "+format, args...)
 }
 
-func raw(p *json.RawMessage) []byte {
-	if p == nil {
-		return nil
-	}
-	return trim(*p)
+// field is one key of a request payload as flux-core unpacks it with
+// jansson's formats: 'i' an integer, 'F' a number, 's' a string, 'o' any
+// value. val receives the raw value, nil when an optional key is absent.
+type field struct {
+	key      string
+	format   byte
+	optional bool
+	val      *[]byte
 }
 
-// legacyConstraint converts the pre-RFC 43 list request into a constraint.
-func legacyConstraint(r *listRequest) ([]byte, error) {
-	uid, err := asInt(raw(r.Userid))
-	if err != nil {
-		return nil, invalid("userid must be an integer")
+// jsonTypes are jansson's names of the kinds of value.
+var jsonTypes = [...]string{kindObject: "object", kindArray: "array", kindString: "string",
+	kindInt: "integer", kindReal: "real", kindNull: "null"}
+
+func jsonType(v []byte) string {
+	if kind(v) == kindBool {
+		if v[0] == 't' {
+			return "true"
+		}
+		return "false"
 	}
-	states, err := asInt(raw(r.States))
-	if err != nil {
-		return nil, invalid("states must be an integer")
+	return jsonTypes[kind(v)]
+}
+
+// unpack checks a request payload as flux_request_unpack does, key by key
+// in order, and words a failure as flux-core's job-list does: "invalid
+// payload: " and what libflux and jansson say.
+func unpack(payload []byte, fields ...field) error {
+	if len(payload) == 0 {
+		return invalid("message does not have a string payload")
 	}
-	results, err := asInt(raw(r.Results))
-	if err != nil {
-		return nil, invalid("results must be an integer")
+	b := trim(payload)
+	if err := checkValue(b); err != nil {
+		return invalid("%v", err)
 	}
+	if kind(b) != kindObject {
+		return invalid("payload is not a JSON object")
+	}
+	for _, f := range fields {
+		v, err := member(b, f.key)
+		if err != nil {
+			return invalid("%v", err)
+		}
+		*f.val = v
+		if v == nil {
+			if !f.optional {
+				return invalid("Object item not found: %s", f.key)
+			}
+			continue
+		}
+		k := kind(v)
+		switch {
+		case f.format == 'i' && k != kindInt:
+			return invalid("Expected integer, got %s", jsonType(v))
+		case f.format == 'F' && k != kindInt && k != kindReal:
+			return invalid("Expected real or integer, got %s", jsonType(v))
+		case f.format == 's' && k != kindString:
+			return invalid("Expected string, got %s", jsonType(v))
+		}
+	}
+	return nil
+}
+
+// legacyConstraint converts the pre-RFC 43 list request into a
+// constraint; ok is false when the payload is not one (flux-core then
+// lists without a constraint).
+func legacyConstraint(payload []byte) (c []byte, ok bool) {
+	var maxEntries, attrs, userid, states, results, since, name, queue []byte
+	if unpack(payload, field{"max_entries", 'i', false, &maxEntries}, field{"attrs", 'o', false, &attrs},
+		field{"userid", 'i', false, &userid}, field{"states", 'i', false, &states}, field{"results", 'i', false, &results},
+		field{"since", 'F', true, &since}, field{"name", 's', true, &name}, field{"queue", 's', true, &queue}) != nil {
+		return nil, false
+	}
+	uid, _ := asInt(userid)
+	st, _ := asInt(states)
+	res, _ := asInt(results)
 	var parts []string
 	if uint32(uid) != fluxkit.UseridUnknown {
 		parts = append(parts, fmtS(`{"userid":[%d]}`, uid))
 	}
 	for _, kv := range []struct {
 		k string
-		v *json.RawMessage
-	}{{"name", r.Name}, {"queue", r.Queue}} {
-		if kv.v == nil {
-			continue
+		v []byte
+	}{{"name", name}, {"queue", queue}} {
+		if kv.v != nil {
+			parts = append(parts, fmtS(`{"%s":[%s]}`, kv.k, kv.v))
 		}
-		if kind(raw(kv.v)) != kindString {
-			return nil, invalid("%s must be a string", kv.k)
-		}
-		parts = append(parts, fmtS(`{"%s":[%s]}`, kv.k, raw(kv.v)))
 	}
-	if states != 0 {
-		parts = append(parts, fmtS(`{"states":[%d]}`, states))
+	if st != 0 {
+		parts = append(parts, fmtS(`{"states":[%d]}`, st))
 	}
-	if results != 0 {
-		parts = append(parts, fmtS(`{"results":[%d]}`, results))
+	if res != 0 {
+		parts = append(parts, fmtS(`{"results":[%d]}`, res))
 	}
-	return []byte(`{"and":[` + strings.Join(parts, ",") + `]}`), nil
+	return []byte(`{"and":[` + strings.Join(parts, ",") + `]}`), true
 }
 
 func (x *Index) list(w fluxkit.Responder, req *fluxkit.Message) {
@@ -162,44 +201,33 @@ func (x *Index) list(w fluxkit.Responder, req *fluxkit.Message) {
 }
 
 func (x *Index) doList(w fluxkit.Responder, req *fluxkit.Message) error {
-	var r listRequest
-	if len(req.Payload) == 0 {
-		return invalid("missing payload")
+	var maxv, attrsv, sincev, cons []byte
+	if err := unpack(req.Payload, field{"max_entries", 'i', false, &maxv}, field{"attrs", 'o', false, &attrsv},
+		field{"since", 'F', true, &sincev}, field{"constraint", 'o', true, &cons}); err != nil {
+		return err
 	}
-	if err := json.Unmarshal(req.Payload, &r); err != nil {
-		return invalid("%v", err)
+	if cons == nil {
+		cons, _ = legacyConstraint(req.Payload)
 	}
-	if r.MaxEntries == nil {
-		return invalid("max_entries missing")
-	}
-	if r.Attrs == nil {
-		return invalid("attrs missing")
-	}
-	max, err := asInt(raw(r.MaxEntries))
+	max, err := asInt(maxv)
 	if err != nil {
-		return invalid("max_entries must be an integer")
+		return invalid("max_entries %s out of range", maxv)
 	}
 	if max < 0 {
 		return invalid("max_entries < 0 not allowed")
 	}
 	since := 0.0
-	if r.Since != nil {
-		if since, err = asFloat(raw(r.Since)); err != nil {
-			return invalid("since must be a number")
+	if sincev != nil {
+		if since, err = asFloat(sincev); err != nil {
+			return invalid("since %s out of range", sincev)
 		}
 		if since < 0 {
 			return invalid("since < 0.0 not allowed")
 		}
 	}
-	attrs, err := parseAttrs(raw(r.Attrs))
+	attrs, err := parseAttrs(attrsv)
 	if err != nil {
 		return err
-	}
-	cons := raw(r.Constraint)
-	if r.Constraint == nil && r.Userid != nil && r.States != nil && r.Results != nil {
-		if cons, err = legacyConstraint(&r); err != nil {
-			return err
-		}
 	}
 	c, err := ParseConstraint(cons)
 	if err != nil {
@@ -265,45 +293,41 @@ func (x *Index) doList(w fluxkit.Responder, req *fluxkit.Message) error {
 }
 
 func (x *Index) listID(w fluxkit.Responder, req *fluxkit.Message) {
-	var r struct {
-		ID    *json.RawMessage `json:"id"`
-		Attrs *json.RawMessage `json:"attrs"`
-		State *json.RawMessage `json:"state"`
-	}
-	if len(req.Payload) == 0 {
-		_ = w.RespondError(invalid("missing payload"))
+	var idv, attrsv, statev []byte
+	if err := unpack(req.Payload, field{"id", 'i', false, &idv}, field{"attrs", 'o', false, &attrsv},
+		field{"state", 'i', true, &statev}); err != nil {
+		_ = w.RespondError(err)
 		return
 	}
-	if err := json.Unmarshal(req.Payload, &r); err != nil || r.ID == nil || r.Attrs == nil {
-		_ = w.RespondError(invalid("id and attrs required"))
+	// flux-core takes the id as a signed integer and uses its bits.
+	id, err := asInt(idv)
+	if err != nil {
+		_ = w.RespondError(invalid("id %s out of range", idv))
 		return
 	}
-	idv, err := asInt(raw(r.ID))
-	if err != nil || idv < 0 {
-		_ = w.RespondError(invalid("id must be an integer"))
-		return
-	}
-	attrs, err := parseAttrs(raw(r.Attrs))
+	attrs, err := parseAttrs(attrsv)
 	if err != nil {
 		_ = w.RespondError(err)
 		return
 	}
-	var st State
-	if r.State != nil {
-		v, err := asInt(raw(r.State))
-		if err != nil || v <= 0 || State(v)&^(StateActive|StateInactive) != 0 {
-			_ = w.RespondError(invalid("invalid state specified"))
-			return
-		}
-		st = State(v)
+	// The state is a C int; 0 is none.
+	v, _ := asInt(statev)
+	st := State(int32(v))
+	if st&^(StateActive|StateInactive) != 0 {
+		_ = w.RespondError(invalid("invalid state specified"))
+		return
 	}
-	wt := &waiter{id: fluxkit.JobID(idv), state: st, attrs: attrs, w: w}
+	wt := &waiter{id: fluxkit.JobID(id), state: st, attrs: attrs, w: w}
 	if j := x.jobs[wt.id]; j != nil {
 		if !wt.ready(j) {
 			x.addWaiter(wt)
 			return
 		}
 		x.answer(wt, j)
+		return
+	}
+	if _, ok := x.gone[wt.id]; ok {
+		_ = w.RespondError(errNoEnt)
 		return
 	}
 	x.lookups++
@@ -317,12 +341,31 @@ func (x *Index) listID(w fluxkit.Responder, req *fluxkit.Message) {
 			}
 			return
 		}
+		if _, ok := x.gone[wt.id]; ok && err == nil {
+			// Purged or invalidated while the lookup was under way.
+			err = errNoEnt
+		}
 		if err != nil {
-			_ = w.RespondError(err)
+			// As flux-core: the lookup's errno, in strerror's words.
+			_ = w.RespondError(errnoError(err))
 			return
 		}
 		x.addWaiter(wt)
 	})
+}
+
+// errNoEnt is flux-core's answer for a job that does not exist.
+var errNoEnt = errnoError(fluxkit.ENOENT)
+
+// errnoError is err's errno alone, worded as strerror(3) words it, as
+// flux-core answers with an errno and no text.
+func errnoError(err error) error {
+	e := fluxkit.Errno(err)
+	t := []rune(e.Error())
+	if len(t) > 0 {
+		t[0] = unicode.ToUpper(t[0])
+	}
+	return fluxkit.Errorf(e, "%s", string(t))
 }
 
 func (wt *waiter) ready(j *job) bool {
@@ -377,7 +420,7 @@ func (x *Index) answerGone(id fluxkit.JobID) {
 	delete(x.waiters, id)
 	for _, wt := range ws {
 		x.nwaits--
-		_ = wt.w.RespondError(fluxkit.Errorf(fluxkit.ENOENT, "job %s was purged or invalidated", id))
+		_ = wt.w.RespondError(errNoEnt)
 	}
 }
 

@@ -92,3 +92,38 @@ func ParseResult(s string) (Result, error) {
 	}
 	return 0, fmt.Errorf("unknown job result %q", s)
 }
+
+// after is the state an event moves a job in state s to under RFC 21, as
+// flux-core's job manager applies it (event_job_update); fatal tells a
+// severity 0 exception. It is s itself for an event that moves the job
+// nowhere from s. Every transition names the states it leaves, all of
+// them before the one it enters but for SCHED back to PRIORITY (urgency,
+// jobspec-update, flux-restart), RFC 21's one way back; so a duplicate or
+// late event cannot move a job backwards.
+func (s State) after(event string, fatal bool) State {
+	var from, to State
+	switch event {
+	case "validate":
+		from, to = StateNew, StateDepend
+	case "depend":
+		from, to = StateDepend, StatePriority
+	case "priority":
+		from, to = StatePriority, StateSched
+	case "alloc":
+		from, to = StateSched, StateRun
+	case "finish":
+		from, to = StateRun, StateCleanup
+	case "exception":
+		if fatal {
+			from, to = StatePending|StateRun, StateCleanup
+		}
+	case "clean":
+		from, to = StateCleanup, StateInactive
+	case "urgency", "jobspec-update", "flux-restart":
+		from, to = StateSched, StatePriority
+	}
+	if s&from != 0 {
+		return to
+	}
+	return s
+}

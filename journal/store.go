@@ -276,24 +276,21 @@ func (s *Store) check(j *pjob, e Entry) (State, error) {
 		}
 		return nil
 	}
+	fatal := false
 	switch e.Name {
 	case "submit":
 		return bad()
-	case "validate":
+	case "validate", "invalidate":
 		if st != StateNew {
 			return bad()
 		}
-		return StateDepend, nil
-	case "invalidate":
-		if st != StateNew {
-			return bad()
+		if e.Name == "invalidate" {
+			return 0, nil
 		}
-		return 0, nil
 	case "depend":
 		if st != StateDepend {
 			return bad()
 		}
-		return StatePriority, nil
 	case "priority":
 		if st != StatePriority && st != StateSched {
 			return bad()
@@ -301,7 +298,6 @@ func (s *Store) check(j *pjob, e Entry) (State, error) {
 		if err := intKey("priority", 0, math.MaxUint32); err != nil {
 			return ctxErr(err.Error())
 		}
-		return StateSched, nil
 	case "urgency":
 		if st&(StateNew|StatePending) == 0 {
 			return bad()
@@ -312,23 +308,14 @@ func (s *Store) check(j *pjob, e Entry) (State, error) {
 		if err := intKey("userid", 0, math.MaxUint32); err != nil {
 			return ctxErr(err.Error())
 		}
-		if st == StateSched {
-			return StatePriority, nil
-		}
-		return st, nil
 	case "flux-restart":
 		if st != StateSched {
 			return bad()
 		}
-		return StatePriority, nil
 	case "jobspec-update":
 		if e.Context == nil || string(e.Context) == "{}" {
 			return ctxErr("at least one key required")
 		}
-		if st == StateSched {
-			return StatePriority, nil
-		}
-		return st, nil
 	case "resource-update":
 		if j.r == nil {
 			return bad()
@@ -340,17 +327,14 @@ func (s *Store) check(j *pjob, e Entry) (State, error) {
 		if _, err := asFloat(v); err != nil {
 			return ctxErr("expiration must be a number")
 		}
-		return st, nil
 	case "alloc":
 		if st != StateSched {
 			return bad()
 		}
-		return StateRun, nil
 	case "start":
 		if st != StateRun {
 			return bad()
 		}
-		return st, nil
 	case "finish":
 		if st&StateRunning == 0 || j.finished {
 			return bad()
@@ -358,7 +342,6 @@ func (s *Store) check(j *pjob, e Entry) (State, error) {
 		if err := intKey("status", math.MinInt32, math.MaxInt32); err != nil {
 			return ctxErr(err.Error())
 		}
-		return StateCleanup, nil
 	case "release":
 		if st&StateRunning == 0 {
 			return bad()
@@ -366,17 +349,14 @@ func (s *Store) check(j *pjob, e Entry) (State, error) {
 		if err := strKey("ranks"); err != nil {
 			return ctxErr(err.Error())
 		}
-		return st, nil
 	case "free":
 		if st&StateRunning == 0 {
 			return bad()
 		}
-		return st, nil
 	case "clean":
 		if st != StateCleanup {
 			return bad()
 		}
-		return StateInactive, nil
 	case "exception":
 		if err := strKey("type"); err != nil {
 			return ctxErr(err.Error())
@@ -392,14 +372,12 @@ func (s *Store) check(j *pjob, e Entry) (State, error) {
 			if st == StateNew {
 				return bad()
 			}
-			return StateCleanup, nil
+			fatal = true
 		}
-		return st, nil
 	case "dependency-add", "dependency-remove", "prolog-start", "epilog-start":
 		if err := strKey("description"); err != nil {
 			return ctxErr(err.Error())
 		}
-		return st, nil
 	case "prolog-finish", "epilog-finish":
 		if err := strKey("description"); err != nil {
 			return ctxErr(err.Error())
@@ -407,26 +385,24 @@ func (s *Store) check(j *pjob, e Entry) (State, error) {
 		if err := intKey("status", math.MinInt32, math.MaxInt32); err != nil {
 			return ctxErr(err.Error())
 		}
-		return st, nil
 	case "annotations":
 		v, err := member(e.Context, "annotations")
 		if err != nil || (kind(v) != kindObject && kind(v) != kindNull) {
 			return ctxErr("annotations must be an object or null")
 		}
-		return st, nil
 	case "memo":
 		if e.Context == nil {
 			return ctxErr("context required")
 		}
-		return st, nil
 	case "set-flags":
 		v, err := member(e.Context, "flags")
 		if err != nil || kind(v) != kindArray {
 			return ctxErr("flags must be an array")
 		}
-		return st, nil
 	}
-	return st, nil
+	// The checks above admit an event only in the states where the job
+	// manager posts it; what it then does is the one transition table.
+	return st.after(e.Name, fatal), nil
 }
 
 func checkSubmit(ctx []byte) error {

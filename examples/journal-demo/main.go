@@ -2,15 +2,20 @@
 // consumer over an in-process Flux instance: it submits and runs a few
 // jobs, restarts the consumer from a fresh full subscription, and prints
 // what job-list reports.
+//
+//	go run ./examples/journal-demo
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
-	"log"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/fluxkit/fluxkit"
@@ -18,18 +23,56 @@ import (
 	"github.com/fluxkit/fluxkit/journal"
 )
 
+const prog = "journal-demo"
+
+const usage = `Usage: journal-demo [-h]
+
+Runs the job manager's event journal and a job-list consumer over an
+in-process Flux instance: submits and runs three jobs, restarts the
+consumer from a fresh full subscription, and prints what job-list reports
+(each job, then the job states).
+
+Options:
+  -h, --help  print this help and exit
+`
+
 const jobspec = `{"version":1,"resources":[{"type":"node","count":1,"with":[{"type":"slot","count":1,"label":"task","with":[{"type":"core","count":2}]}]}],` +
 	`"tasks":[{"command":["/bin/%s"],"slot":"task","count":{"per_slot":1}}],"attributes":{"system":{"duration":60,"queue":"batch","environment":{"HOME":"/root"}}}}`
 
 func main() {
-	if err := run(os.Stdout); err != nil {
-		log.Print(err)
-		os.Exit(1)
-	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-func run(out io.Writer) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+// run is the command line: help on stdout (0), a usage error as one line
+// on stderr (2), a failure as one line on stderr (1).
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet(prog, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stdout, usage)
+		return 0
+	case err != nil:
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return 2
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", prog, fs.Arg(0))
+		return 2
+	}
+	if err := demo(ctx, stdout); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return 1
+	}
+	return 0
+}
+
+func demo(ctx context.Context, out io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	b, err := testbroker.Start(testbroker.Config{Size: 2})
 	if err != nil {
