@@ -49,12 +49,23 @@ func Errorf(errnum syscall.Errno, format string, args ...any) *Error {
 }
 
 // Error returns the text, or the errno's description when there is none,
-// as flux_strerror would.
+// in glibc's words as flux_strerror gives them.
 func (e *Error) Error() string {
 	if e.Text != "" {
 		return e.Text
 	}
-	return e.Errnum.Error()
+	return Strerror(e.Errnum)
+}
+
+// Strerror describes errnum in glibc's words ("No such file or
+// directory"), as flux-core's tools print errors. Go's own descriptions
+// are glibc's with the first letter lowered.
+func Strerror(errnum syscall.Errno) string {
+	s := errnum.Error()
+	if s != "" && s[0] >= 'a' && s[0] <= 'z' {
+		s = string(s[0]-'a'+'A') + s[1:]
+	}
+	return s
 }
 
 // Unwrap exposes the errno, so errors.Is(err, syscall.ENOENT) works.

@@ -2,7 +2,6 @@ package journal
 
 import (
 	"strings"
-	"unicode"
 
 	"github.com/fluxkit/fluxkit"
 )
@@ -361,11 +360,7 @@ var errNoEnt = errnoError(fluxkit.ENOENT)
 // flux-core answers with an errno and no text.
 func errnoError(err error) error {
 	e := fluxkit.Errno(err)
-	t := []rune(e.Error())
-	if len(t) > 0 {
-		t[0] = unicode.ToUpper(t[0])
-	}
-	return fluxkit.Errorf(e, "%s", string(t))
+	return fluxkit.Errorf(e, "%s", fluxkit.Strerror(e))
 }
 
 func (wt *waiter) ready(j *job) bool {
