@@ -38,6 +38,8 @@ func Run(t *testing.T, newInstance func(t *testing.T) Instance) {
 		{"Roles", roles},
 		{"Events", events},
 		{"Disconnect", disconnect},
+		{"ServiceNames", serviceNames},
+		{"RefusalTexts", refusalTexts},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newInstance(t)) })
 	}
@@ -240,5 +242,52 @@ func disconnect(t *testing.T, in Instance) {
 		}
 	case <-ctx.Done():
 		t.Fatal("no <service>.disconnect after the client closed")
+	}
+}
+
+// serviceNames: a service belongs to one client per rank (a second
+// registrant gets EEXIST), and guests may register only services named
+// after their userid ("4242-..."), as flux-core's broker allows.
+func serviceNames(t *testing.T, in Instance) {
+	ctx := ctxT(t)
+	nop := func(context.Context, fluxkit.Responder, *fluxkit.Message) {}
+	_, err := in.Owner(t, 1).Register("taken.x", 0, nop)
+	must(t, err)
+	_, err = in.Owner(t, 1).Register("taken.y", 0, nop)
+	wantErrno(t, err, syscall.EEXIST, "a service another client holds")
+	g := in.Guest(t, 1, 4242)
+	_, err = g.Register("guestsvc.x", fluxkit.RoleUser, nop)
+	wantErrno(t, err, syscall.EPERM, "a guest registering a service not named after it")
+	_, err = g.Register("4242-guestsvc.x", fluxkit.RoleUser, func(_ context.Context, w fluxkit.Responder, _ *fluxkit.Message) {
+		_ = w.Respond([]byte(`{}`))
+	})
+	must(t, err)
+	must(t, fluxkit.RPC(ctx, in.Owner(t, 0), "4242-guestsvc.x", 1, nil, nil))
+}
+
+// refusalTexts: the texts of the refusals clients print, as flux-core
+// words them.
+func refusalTexts(t *testing.T, in Instance) {
+	ctx := ctxT(t)
+	srv := in.Owner(t, 0)
+	serveWhoami(t, srv, "texts", fluxkit.RoleUser)
+	_, err := srv.Register("texts.admin", fluxkit.RoleAdmin, func(context.Context, fluxkit.Responder, *fluxkit.Message) {})
+	must(t, err)
+	c := in.Owner(t, 2)
+	for _, tc := range []struct {
+		h     fluxkit.Handle
+		topic string
+		errno syscall.Errno
+		text  string
+	}{
+		{c, "nosuchservice.x", syscall.ENOSYS, "No service matching nosuchservice.x is registered"},
+		{c, "texts.nomethod", syscall.ENOSYS, "Unknown service method 'texts.nomethod'"},
+		{in.Guest(t, 2, 4243), "texts.admin", syscall.EPERM, "Request rejected due to insufficient privilege"},
+	} {
+		err := fluxkit.RPC(ctx, tc.h, tc.topic, 0, nil, nil)
+		wantErrno(t, err, tc.errno, tc.topic)
+		if err != nil && err.Error() != tc.text {
+			t.Errorf("%s: text %q, want %q", tc.topic, err.Error(), tc.text)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package testbroker
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -32,9 +33,11 @@ type Handle struct {
 	subs       map[*subscription]struct{}
 }
 
+// target is where a client's departure sends a disconnect message: the
+// disconnect topic of a request it sent, and the rank that served it.
 type target struct {
-	service string
-	rank    uint32
+	topic string
+	rank  uint32
 }
 
 type registration struct {
@@ -134,11 +137,11 @@ func (h *Handle) shutdown(disconnect bool) {
 	}
 	if disconnect {
 		for t := range used {
-			m := fluxkit.NewRequest(t.service+".disconnect", t.rank, nil)
+			m := fluxkit.NewRequest(t.topic, t.rank, nil)
 			m.Flags |= fluxkit.FlagNoResponse
 			m.Userid, m.Rolemask = h.cred.Userid, h.cred.Roles
 			m.Route = []string{h.uuid}
-			p := h.b.provider(t.rank, t.service)
+			p := h.b.provider(t.rank, m.Service())
 			if p == nil || !h.b.reachableBetween(h.rank.id, t.rank) {
 				continue
 			}
@@ -226,7 +229,7 @@ func (h *Handle) Request(ctx context.Context, req *fluxkit.Message) (fluxkit.Cal
 	rsp.src, rsp.dst = h.rank.id, dst
 	h.mu.Lock()
 	if h.used != nil {
-		h.used[target{m.Service(), dst}] = struct{}{}
+		h.used[target{disconnectTopic(m.Topic), dst}] = struct{}{}
 	}
 	h.mu.Unlock()
 	if h.b.quiet() {
@@ -306,8 +309,35 @@ func (b *Broker) route(h *Handle, m *fluxkit.Message) (*Handle, uint32, error) {
 	return p, m.Nodeid, nil
 }
 
+// noService is the broker's answer for a topic no service matches, in
+// flux-core's words.
 func noService(topic string) error {
-	return fluxkit.Errorf(fluxkit.ENOSYS, "no service matching %s is registered", topic)
+	return fluxkit.Errorf(fluxkit.ENOSYS, "No service matching %s is registered", topic)
+}
+
+// noMethod is a service provider's answer for a topic it did not register,
+// in the words of flux-core's message dispatch.
+func noMethod(topic string) error {
+	return fluxkit.Errorf(fluxkit.ENOSYS, "Unknown service method '%s'", topic)
+}
+
+// notAllowed is a provider's answer to a sender without the roles a
+// handler allows, in the words of flux-core's message dispatch.
+func notAllowed(allow fluxkit.Role) error {
+	if allow == 0 || allow == fluxkit.RoleOwner {
+		return fluxkit.Errorf(fluxkit.EPERM, fluxkit.TextOwnerRequired)
+	}
+	return fluxkit.Errorf(fluxkit.EPERM, "Request rejected due to insufficient privilege")
+}
+
+// disconnectTopic is the topic of the message a client's departure sends
+// for a request topic: its last component replaced, as flux-core does
+// ("a.b.c" gives "a.b.disconnect").
+func disconnectTopic(topic string) string {
+	if i := strings.LastIndexByte(topic, '.'); i >= 0 {
+		return topic[:i] + ".disconnect"
+	}
+	return "disconnect"
 }
 
 // deliver queues a routed request for this handle's dispatcher, after the
@@ -323,12 +353,12 @@ func (h *Handle) deliver(m *fluxkit.Message, rsp *responder) {
 	reg := h.handlers[m.Topic]
 	if reg == nil {
 		h.mu.Unlock()
-		rsp.fail(noService(m.Topic))
+		rsp.fail(noMethod(m.Topic))
 		return
 	}
 	if !m.Cred().Allowed(reg.allow) {
 		h.mu.Unlock()
-		rsp.fail(fluxkit.Errorf(fluxkit.EPERM, fluxkit.TextOwnerRequired))
+		rsp.fail(notAllowed(reg.allow))
 		return
 	}
 	rsp.provider = h
@@ -363,6 +393,11 @@ func (h *Handle) Register(topic string, allow fluxkit.Role, fn fluxkit.HandlerFu
 	service, _, ok := strings.Cut(topic, ".")
 	if !ok || service == "" {
 		return nil, fluxkit.Errorf(fluxkit.EINVAL, "topic %q has no service part", topic)
+	}
+	// As flux-core's broker: guests may add only services named after
+	// their userid ("1001-myservice").
+	if !h.cred.IsOwner() && !strings.HasPrefix(service, strconv.FormatUint(uint64(h.cred.Userid), 10)+"-") {
+		return nil, &fluxkit.Error{Errnum: fluxkit.EPERM}
 	}
 	h.mu.Lock()
 	if h.closed {
