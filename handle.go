@@ -7,8 +7,10 @@ import (
 // Handle is what a component uses to talk to its broker: a connection to one
 // rank of an instance, with the credentials it was opened with.
 //
-// Implementations: internal/testbroker (an in-process instance of N ranks)
-// and the flub overlay broker. Every method is safe for concurrent use.
+// Implementations: connect (a real flux-core broker, the authority where
+// the others could differ), internal/testbroker (an in-process instance of
+// N ranks) and the flub overlay broker; internal/handletest checks that
+// they agree. Every method is safe for concurrent use.
 type Handle interface {
 	// Rank is the rank of the broker this handle is connected to.
 	Rank() uint32
@@ -32,14 +34,24 @@ type Handle interface {
 
 	// Register makes h the handler of requests for topic (an exact topic
 	// such as "job-manager.events-journal") and registers the service the
-	// topic belongs to. Requests from senders without the owner role or a
-	// role in allow get EPERM "Request requires owner credentials" (or a
-	// similar text) without reaching h. A request for a registered service
-	// but an unknown topic gets ENOSYS.
+	// topic belongs to (what precedes the first dot) on this handle's rank.
+	// A service has one provider per rank: another client's registration
+	// fails EEXIST. A guest may register only services named after its
+	// userid ("1001-myservice"); others fail EPERM.
+	//
+	// Requests from senders without the owner role or a role in allow get
+	// EPERM without reaching h: "Request requires owner credentials" when
+	// allow is 0 or RoleOwner, else "Request rejected due to insufficient
+	// privilege". A request for a registered service but an unknown topic
+	// gets ENOSYS "Unknown service method 'TOPIC'"; one for no service at
+	// all, ENOSYS "No service matching TOPIC is registered".
 	//
 	// When a client that sent requests to the service goes away, the
-	// broker sends "<service>.disconnect" (FlagNoResponse) with that
-	// client as sender; register that topic to drop the client's state.
+	// broker sends a disconnect message (FlagNoResponse) with that client
+	// as sender, once per topic prefix it used: the request topic with its
+	// last component replaced ("svc.method" gives "svc.disconnect",
+	// "a.b.c" gives "a.b.disconnect"). Register that topic to drop the
+	// client's state.
 	//
 	// Handlers registered on one Handle run one at a time, in arrival
 	// order, as a flux-core module's handlers run on its reactor. The
