@@ -2,17 +2,28 @@
 // broker module loading, removal and start-up/shut-down tasks with the
 // modprobe package.
 //
-// fluxkit has no connector to a running Flux broker yet, so the command
-// always runs against an in-process instance (internal/testbroker) whose
-// state comes from flags given after the subcommand: --rank, --size,
-// --attr, --config, --env, --loaded and --load-delay. That answers "what
-// would rc1 do on rank 3 with this config?":
+// Inside a Flux instance (FLUX_URI set, as in rc1, rc3, a job or a shell
+// under flux start) every command acts on that instance through the connect
+// package, as flux-core's flux modprobe does: modules are loaded and removed
+// with module.load/module.remove, attributes, config and environment are the
+// broker's, rc tasks run their flux commands, and rc1 --timing stores
+// modprobe.stats in its KVS. So fluxkit can boot a real instance:
 //
-//	go run ./examples/flux-modprobe rc1 --timing
-//	go run ./examples/flux-modprobe rc1 --dry-run --rank 3 --config my.toml
-//	go run ./examples/flux-modprobe remove --loaded rc1 kvs
+//	flux start -Sbroker.rc1_path="flux-modprobe rc1" -Sbroker.rc3_path="flux-modprobe rc3"
 //
-// The instance a command acts on is chosen in one place, connect.
+// With --offline a command acts instead on an in-process what-if instance
+// (internal/testbroker) whose state comes from flags given after the
+// subcommand: --rank, --size, --attr, --config, --env, --loaded and
+// --load-delay, which need --offline. That answers "what would rc1 do on
+// rank 3 with this config?" anywhere, even inside an instance:
+//
+//	go run ./examples/flux-modprobe rc1 --offline --timing
+//	go run ./examples/flux-modprobe rc1 --offline --dry-run --rank 3 --config my.toml
+//	go run ./examples/flux-modprobe remove --offline --loaded rc1 kvs
+//
+// Outside an instance without --offline, a command fails and says how to
+// choose. The instance a command acts on is chosen in one place,
+// openInstance.
 //
 // -h or --help prints usage on stdout and exits 0. A usage error prints
 // one line, "flux-modprobe: WHAT IS WRONG", and exits 2; a failure prints
@@ -177,9 +188,11 @@ Commands (flux-modprobe(1)):
   rc3 [-v] [--show-deps] [--dry-run]
 Run flux-modprobe COMMAND --help for the options of each.
 
-fluxkit has no connection to a running broker yet: every command runs
-against an in-process instance described by these options (after the
-command):
+Inside a Flux instance (FLUX_URI set) every command acts on it, as
+flux-core's flux modprobe does. With --offline it acts instead on an
+in-process what-if instance described by these options (after the command),
+which need --offline:
+  --offline           use the in-process instance, not the one FLUX_URI names
   --rank N            rank to act on (default 0)
   --size N            instance size, 1 to 16777216 (default rank+1)
   --attr KEY=VALUE    broker attribute, repeatable
@@ -188,8 +201,10 @@ command):
   --loaded LIST       modules already loaded (comma-separated); "rc1" loads
                       what rc1 loads on the rank first
   --load-delay DUR    simulated time of each module load/remove (default 10ms)
-  --confdir DIR       flux confdir (default /etc/flux): DIR/modprobe is on the
-                      default search path; DIR/rcN.d scripts are not run
+  --confdir DIR       flux confdir: DIR/modprobe is on the default search
+                      path (default: the broker's confdir inside an instance,
+                      /etc/flux with --offline); with --offline DIR/rcN.d
+                      scripts are not run
 
 Other fluxkit options:
   --dot               print the plan as a Graphviz digraph instead of running
