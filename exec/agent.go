@@ -122,10 +122,29 @@ type agentJob struct {
 	barAnsSent  bool
 }
 
-// NewAgent validates cfg and registers the agent's service.
-func NewAgent(cfg AgentConfig) (*Agent, error) {
+// Validate checks cfg as NewAgent does. Zero values stand for the
+// documented defaults.
+func (cfg AgentConfig) Validate() error {
 	if cfg.Handle == nil {
-		return nil, errors.New("exec agent: Handle is required")
+		return errors.New("exec agent: AgentConfig.Handle is required")
+	}
+	if err := checkServiceName(cfg.Service); err != nil {
+		return fmt.Errorf("exec agent: AgentConfig.Service: %w", err)
+	}
+	if cfg.OutputBuffer < 0 || cfg.OutputChunk < 0 {
+		return fmt.Errorf("exec agent: AgentConfig.OutputBuffer %d and OutputChunk %d must not be negative", cfg.OutputBuffer, cfg.OutputChunk)
+	}
+	if cfg.BatchWindow < 0 {
+		return fmt.Errorf("exec agent: AgentConfig.BatchWindow %v must not be negative", cfg.BatchWindow)
+	}
+	return nil
+}
+
+// NewAgent validates cfg ([AgentConfig.Validate]) and registers the agent's
+// service.
+func NewAgent(cfg AgentConfig) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.Service == "" {
 		cfg.Service = "exec-agent"
@@ -135,9 +154,6 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	}
 	if cfg.OutputChunk == 0 {
 		cfg.OutputChunk = 256 << 10
-	}
-	if cfg.OutputBuffer < 0 || cfg.OutputChunk < 0 {
-		return nil, fmt.Errorf("exec agent: OutputBuffer %d and OutputChunk %d must be positive", cfg.OutputBuffer, cfg.OutputChunk)
 	}
 	if cfg.BatchWindow == 0 {
 		cfg.BatchWindow = 10 * time.Millisecond
@@ -251,8 +267,9 @@ func (a *Agent) handleLaunch(ctx context.Context, w fluxkit.Responder, req *flux
 		_ = w.RespondError(fluxkit.Errorf(fluxkit.EPROTO, "launch: rank %d is not in %s", a.rank, lr.Ranks))
 		return
 	}
-	if lr.Fanout < 1 {
-		lr.Fanout = 2
+	if err := lr.validate(); err != nil {
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.EPROTO, "launch: %v", err))
+		return
 	}
 
 	a.mu.Lock()

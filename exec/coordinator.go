@@ -100,12 +100,44 @@ type cjob struct {
 	ready    bool // eventlog loaded, launch sent or decided
 }
 
+// Validate checks cfg as New does: the Handle is required, names are
+// usable as service names, and Settings, when given, pass
+// [Settings.Validate]. Zero values stand for the documented defaults.
+func (cfg Config) Validate() error {
+	if cfg.Handle == nil {
+		return errors.New("exec: Config.Handle is required")
+	}
+	for _, n := range []struct{ field, v string }{
+		{"Service", cfg.Service}, {"AgentService", cfg.AgentService}, {"JobManager", cfg.JobManager},
+	} {
+		if err := checkServiceName(n.v); err != nil {
+			return fmt.Errorf("exec: Config.%s: %w", n.field, err)
+		}
+	}
+	if cfg.Settings != nil {
+		if err := cfg.Settings.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkServiceName refuses names that would not survive being used as the
+// first word of a topic ("<service>.start").
+func checkServiceName(s string) error {
+	if strings.ContainsAny(s, ". \t\n") {
+		return fmt.Errorf("%q is not a service name", s)
+	}
+	return nil
+}
+
 // New starts a coordinator: it registers the service, subscribes to
 // job-exception, watches broker.online and says hello to the job manager.
-// A failed hello is fatal: New closes what it started and returns the error.
+// cfg is validated first ([Config.Validate]). A failed hello is fatal: New
+// closes what it started and returns the error.
 func New(ctx context.Context, cfg Config) (*Coordinator, error) {
-	if cfg.Handle == nil {
-		return nil, errors.New("exec: Config.Handle is required")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.Service == "" {
 		cfg.Service = "job-exec"
@@ -362,7 +394,7 @@ func (c *Coordinator) begin(cj *cjob, spec *jobSpec, serr, lerr error, userid ui
 		case strings.HasPrefix(note, errTestConf):
 			note = errTestConf
 		case errors.As(serr, &be):
-			note = fmt.Sprintf("failed to unpack system.exec.bulkexec for %s: %s", m.id.F58(), be.detail)
+			note = fmt.Sprintf("failed to unpack system.exec.%s for %s: %s", be.key, m.id.F58(), be.detail)
 		}
 		m.fatal(now, "exec", note)
 		return
@@ -373,13 +405,13 @@ func (c *Coordinator) begin(cj *cjob, spec *jobSpec, serr, lerr error, userid ui
 	}
 	cj.method = method
 	switch method {
-	case MethodBulkExec, MethodTestExec, MethodBypass:
+	case MethodBulkExec, MethodBgExec, MethodTestExec, MethodBypass:
 	default:
 		m.launched = false
 		m.fatal(now, "exec", fmt.Sprintf("unknown exec method '%s'", method))
 		return
 	}
-	if userid != c.owner && method != m.set.Method && !m.set.AllowGuests[method] {
+	if userid != c.owner && !guestMay(m.set, method) {
 		m.launched = false
 		if method == MethodTestExec {
 			m.fatal(now, "exec", "guests may not use test exec implementation")
@@ -423,13 +455,13 @@ func (c *Coordinator) begin(cj *cjob, spec *jobSpec, serr, lerr error, userid ui
 			m.holdStart = true
 		}
 	}
-	if method == MethodBulkExec && userid != c.owner && m.set.IMP == "" {
+	if realMethod(method) && userid != c.owner && m.set.IMP == "" {
 		// Without the IMP a guest's shell would run as the instance owner.
 		m.launched = false
 		m.fatal(now, "exec", "unable run multiuser job with no IMP configured!")
 		return
 	}
-	if method == MethodBulkExec {
+	if realMethod(method) {
 		switch spec.bulkMock {
 		case "init":
 			m.launched = false
@@ -440,7 +472,7 @@ func (c *Coordinator) begin(cj *cjob, spec *jobSpec, serr, lerr error, userid ui
 		}
 	}
 	m.recoverable = method != MethodBypass
-	m.signalFatal = method == MethodBulkExec
+	m.signalFatal = realMethod(method)
 	if method == MethodBypass {
 		return // the controller starts it
 	}
@@ -459,6 +491,17 @@ func (c *Coordinator) begin(cj *cjob, spec *jobSpec, serr, lerr error, userid ui
 		f()
 	}
 	cj.early = nil
+}
+
+// guestMay reports whether a guest's job may run with method: the
+// configured method always, testexec and bypass only where their
+// allow-guests is set (testexec is not vetted for production and ignores
+// time limits; a bypass job runs whatever its controller runs).
+func guestMay(set Settings, method string) bool {
+	if method == MethodTestExec || method == MethodBypass {
+		return set.AllowGuests[method]
+	}
+	return method == set.Method || set.AllowGuests[method]
 }
 
 func hasEvent(evs []Event, name string) bool {

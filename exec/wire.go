@@ -1,6 +1,7 @@
 package exec
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/fluxkit/fluxkit"
@@ -29,6 +30,22 @@ type launchReq struct {
 	// BarrierTimeout bounds the first barrier, from the moment every shell
 	// has started; 0 disables.
 	BarrierTimeout time.Duration `json:"barrier_timeout,omitempty"`
+}
+
+// validate checks what the coordinator's Settings.Validate guarantees, for
+// a launch that may come from anywhere.
+func (lr *launchReq) validate() error {
+	switch {
+	case lr.Fanout < 1 || lr.Fanout > maxFanout:
+		return fmt.Errorf("fanout %d: an integer 1..%d is required", lr.Fanout, maxFanout)
+	case lr.BarrierTimeout < 0:
+		return fmt.Errorf("barrier_timeout %v is negative", lr.BarrierTimeout)
+	case !realMethod(lr.Method) && lr.Method != MethodTestExec:
+		return fmt.Errorf("unknown method %q", lr.Method)
+	case lr.Test != nil && lr.Test.RunDuration < 0:
+		return fmt.Errorf("test run_duration %v is negative", lr.Test.RunDuration)
+	}
+	return nil
 }
 
 type testWire struct {
