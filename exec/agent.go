@@ -75,6 +75,7 @@ type AgentStats struct {
 
 type rstat struct {
 	started, adopted, exited, released, lost bool
+	unentered                                bool // exited before the first barrier without entering it
 	status                                   int
 	failed                                   *failWire
 	epFail                                   string
@@ -446,6 +447,7 @@ func (a *Agent) mergeLocked(j *agentJob, child uint32, rep *report) {
 		}
 	}
 	each(rep.Lost, func(s *rstat) { s.lost = true })
+	each(rep.Unentered, func(s *rstat) { s.unentered = true })
 }
 
 // evalLocked decides whether the subtree's news goes upstream now: failures
@@ -528,7 +530,7 @@ func (a *Agent) flushLocked(j *agentJob) {
 		j.flushStop = nil
 	}
 	var rep report
-	var started, adopted, released, lost []uint32
+	var started, adopted, released, lost, unentered []uint32
 	exits := map[int][]uint32{}
 	allDone := true
 	for _, r := range j.sub {
@@ -544,6 +546,9 @@ func (a *Agent) flushLocked(j *agentJob) {
 		}
 		if s.exited && !old.exited {
 			exits[s.status] = append(exits[s.status], r)
+			if s.unentered {
+				unentered = append(unentered, r)
+			}
 		}
 		if s.released && !old.released {
 			released = append(released, r)
@@ -558,6 +563,7 @@ func (a *Agent) flushLocked(j *agentJob) {
 		j.rep[r] = s
 	}
 	rep.Started, rep.Adopted, rep.Released, rep.Lost = formatRanks(started), formatRanks(adopted), formatRanks(released), formatRanks(lost)
+	rep.Unentered = formatRanks(unentered)
 	if j.barUp > j.barUpSent {
 		rep.Barrier, j.barUpSent = j.barUp, j.barUp
 	}
@@ -680,6 +686,7 @@ func (a *Agent) watch(j *agentJob, p proc, stop chan struct{}) {
 	a.mu.Lock()
 	self := j.st[a.rank]
 	self.exited, self.status = true, p.status()
+	self.unentered = j.req.Barriers && j.barDone < 1 && j.barEntered[a.rank] < 1
 	if j.req.Barriers && j.barDone < 2 {
 		a.barrierFailLocked(j) // any exit ends the current barrier with EIO
 	}

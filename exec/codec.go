@@ -257,6 +257,7 @@ func encodeReport(r *report) []byte {
 	flag("barrier_queried", r.BarrierQueried)
 	str("barrier_pending", r.BarrierPending)
 	flag("barrier_timeout", r.BarrierTimeout)
+	str("unentered", r.Unentered)
 	return append(b, '}')
 }
 
@@ -690,7 +691,7 @@ func (l *lexer) fails() ([]failWire, bool) {
 
 var (
 	reportNames = []string{"started", "adopted", "failed", "exited", "released", "epilog_failed", "lost",
-		"barrier", "barrier_fail", "barriers", "barrier_queried", "barrier_pending", "barrier_timeout"}
+		"barrier", "barrier_fail", "barriers", "barrier_queried", "barrier_pending", "barrier_timeout", "unentered"}
 	exitNames = []string{"ranks", "status"}
 )
 
@@ -737,8 +738,10 @@ func fastReport(b []byte, r *report) bool {
 			r.BarrierQueried, ok = l.boolean()
 		case 11:
 			r.BarrierPending, ok = l.str()
-		default:
+		case 12:
 			r.BarrierTimeout, ok = l.boolean()
+		default:
+			r.Unentered, ok = l.str()
 		}
 		return ok
 	})

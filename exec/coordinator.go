@@ -341,13 +341,22 @@ func (c *Coordinator) handleStart(ctx context.Context, w fluxkit.Responder, req 
 		_ = w.RespondError(fluxkit.Errorf(fluxkit.ENOSYS, "exec service is shutting down"))
 		return
 	}
-	if _, dup := c.jobs[sr.ID]; dup {
-		_ = w.RespondError(fluxkit.Errorf(fluxkit.EEXIST, "job %s already has a start request", sr.ID))
+	if cj, dup := c.jobs[sr.ID]; dup {
+		// The job manager sends one start per job at a time, so a second
+		// one means it has given up on the first stream (after a new hello,
+		// say). An error reply here would tell it that the whole exec
+		// service failed; instead the new request takes the job over and
+		// hears where the job stands.
+		c.log.Warn("exec: start re-sent for a job in progress; the new request takes it over", "job", sr.ID, "reattach", sr.Reattach)
+		cj.w = w
+		cj.m.resume(sr.Reattach)
+		c.apply(cj)
 		return
 	}
 	set := c.set
 	cj := &cjob{w: w, fanout: set.Fanout, ranksStr: formatRanks(rs.ranks), acts: make([]action, 0, actionBuf)}
 	cj.m = newJob(now, sr.ID, *sr.Userid, rs, set, sr.Reattach)
+	cj.m.launchService = c.cfg.AgentService
 	c.jobs[sr.ID] = cj
 	cj.spec = spec
 	if !sr.Reattach {
@@ -617,7 +626,7 @@ func (c *Coordinator) applyReportLocked(cj *cjob, rep *report, now time.Time) {
 			// The documented alternative to adoption: fail the job (its
 			// termination kills the leftover shells) rather than run with
 			// shells this coordinator did not launch.
-			m.fatal(now, "exec", fmt.Sprintf("shells from a previous launch found on rank(s) %s", formatRanks(ad)))
+			m.fatal(now, "exec", fmt.Sprintf("shells from a previous launch found on %s", m.rs.where(ad)))
 		}
 		m.started(now, ad)
 	}
@@ -629,37 +638,16 @@ func (c *Coordinator) applyReportLocked(cj *cjob, rep *report, now time.Time) {
 		m.failed(now, f.Rank, syscall.Errno(f.Errno), f.Msg)
 	}
 	cj.barriers = max(cj.barriers, rep.Barriers)
-	if rep.BarrierTimeout && !m.exc {
-		pend := ranksOf(rep.BarrierPending)
-		m.fatal(now, "exec", fmt.Sprintf("start barrier timeout waiting for %d/%d nodes (rank(s) %s)",
-			len(pend), len(m.rs.ranks), formatRanks(pend)))
-		if len(pend) > 0 {
-			m.out = append(m.out, action{kind: actDrain, ranks: pend,
-				reason: "job " + m.id.F58() + " start timeout: possible node hang"})
-		}
+	if rep.BarrierTimeout {
+		m.barrierTimedOut(now, ranksOf(rep.BarrierPending))
 	}
-	if cj.shelled && len(m.rs.ranks) > 1 && cj.barriers < 1 && !m.exc && len(rep.Exited) > 0 {
+	if cj.shelled && len(m.rs.ranks) > 1 && cj.barriers < 1 && len(rep.Exited) > 0 {
 		var early []uint32
 		for _, e := range rep.Exited {
 			early = append(early, ranksOf(e.Ranks)...)
 		}
 		sortRanks(early)
-		var hosts []string
-		for _, r := range early {
-			hosts = append(hosts, m.rs.host(r))
-		}
-		pending := []uint32{}
-		for _, r := range m.activeRanks() {
-			if !slicesContains(early, r) {
-				pending = append(pending, r)
-			}
-		}
-		m.fatal(now, "exec", fmt.Sprintf("%s (rank(s) %s) terminated before first barrier", joinHosts(hosts), formatRanks(early)))
-		if m.userid != c.owner && len(pending) > 0 {
-			// Often a bad node (a munge key problem): take the ranks still
-			// waiting in the barrier out of service.
-			m.out = append(m.out, action{kind: actDrain, ranks: pending, reason: m.id.F58() + " terminated before first barrier"})
-		}
+		m.exitedBeforeBarrier(now, early, ranksOf(rep.Unentered), m.userid != c.owner)
 	}
 	for _, e := range rep.Exited {
 		for _, r := range ranksOf(e.Ranks) {
@@ -751,6 +739,7 @@ func (c *Coordinator) do(cj *cjob, a action) {
 		c.notifyKill(cj, 0, false, true, nil)
 	case actDrain:
 		targets, reason := formatRanks(a.ranks), a.reason
+		c.log.Info("exec: draining", "job", m.id, "ranks", targets, "reason", reason, "why", a.detail)
 		c.msgs.Add(2)
 		c.goOwned(func() {
 			err := fluxkit.RPC(c.ctx, c.h, "resource.drain", 0,

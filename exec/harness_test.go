@@ -51,6 +51,13 @@ func (s *jobStream) types() []string {
 	return out
 }
 
+// error is how the stream ended, if not by release final.
+func (s *jobStream) error() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
 func (s *jobStream) lines() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -3,10 +3,12 @@ package exec
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/idset/hostlist"
 )
 
 // Event is one entry of the exec eventlog (RFC 18 / RFC 50).
@@ -45,6 +47,7 @@ type action struct {
 	signal    syscall.Signal
 	tasks     bool // actKill: the shells' tasks (shell-<id>.kill) rather than the shells
 	reason    string
+	detail    string // actDrain: why, for the log
 	shellRank int
 	severity  int
 }
@@ -87,10 +90,11 @@ type job struct {
 	finalSent   bool
 	recoverable bool // mechanism can reattach; posted at start
 
-	exc      bool // exception in progress
-	excSent  bool // our one fatal exception response went out
-	excWait  *int // wait_status of the first fatal exception
-	excEvent bool // a fatal exception was seen or raised
+	exc       bool // exception in progress
+	earlyExit bool // shells exited before the first barrier (exitedBeforeBarrier)
+	excSent   bool // our one fatal exception response went out
+	excWait   *int // wait_status of the first fatal exception
+	excEvent  bool // a fatal exception was seen or raised
 
 	termArmed      bool
 	nextTask       time.Time
@@ -105,6 +109,15 @@ type job struct {
 
 	relBatch []uint32
 	out      []action
+
+	// launchService is the service that starts shells on each rank, named
+	// when it is missing.
+	launchService string
+
+	// answerReattached: the request being answered asked for reattach, so
+	// "reattached" answers it rather than "start".
+	answerReattached bool
+	finishStatus     int
 
 	posted      map[string]bool // once-only events already in the eventlog (restored on reattach)
 	holding     bool            // inputs are being applied as one batch; flush at the end
@@ -136,7 +149,7 @@ func ts(now time.Time) float64 { return float64(now.UnixNano()) / 1e9 }
 func newJob(now time.Time, id fluxkit.JobID, userid uint32, rs *resourceSet, set Settings, reattach bool) *job {
 	n := len(rs.ranks)
 	j := &job{
-		id: id, userid: userid, rs: rs, set: set, reattach: reattach, signalFatal: true,
+		id: id, userid: userid, rs: rs, set: set, reattach: reattach, answerReattached: reattach, signalFatal: true,
 		st:       make([]rankState, n),
 		status:   make([]int, n),
 		released: make([]bool, n),
@@ -243,6 +256,37 @@ func (j *job) started(now time.Time, ranks []uint32) {
 	j.flush(now)
 }
 
+// resume answers a start request that took the job over from an earlier
+// one: it repeats what that stream had told the job manager (start or
+// reattached, finish, the ranks already released), so the new stream alone
+// is complete. An exception already sent is not repeated: the job manager
+// recorded it when it came.
+func (j *job) resume(reattach bool) {
+	if j.finalSent {
+		return
+	}
+	j.answerReattached = reattach
+	if j.startSent {
+		if reattach {
+			j.respond("reattached", nil)
+		} else {
+			j.respond("start", nil)
+		}
+	}
+	if j.finishSent {
+		j.respond("finish", map[string]any{"status": j.finishStatus})
+	}
+	var sent []uint32
+	for i, rel := range j.released {
+		if rel && !slices.Contains(j.relBatch, j.rs.ranks[i]) {
+			sent = append(sent, j.rs.ranks[i])
+		}
+	}
+	if len(sent) > 0 && j.finishSent {
+		j.respond("release", map[string]any{"ranks": formatRanks(sent), "final": false})
+	}
+}
+
 // releaseHold ends a testexec override hold.
 func (j *job) releaseHold(now time.Time) {
 	j.holdStart = false
@@ -260,7 +304,7 @@ func (j *job) maybeStart(now time.Time) {
 		}
 	}
 	j.startSent = true
-	if j.reattach {
+	if j.answerReattached {
 		j.respond("reattached", nil)
 	} else {
 		if j.recoverable {
@@ -354,7 +398,13 @@ func (j *job) failed(now time.Time, rank uint32, errno syscall.Errno, msg string
 	}
 	host := j.rs.host(rank)
 	if errno == syscall.ENOSYS {
-		j.fatal(now, "exec", fmt.Sprintf("%s service is not loaded on %s (rank %d)", j.set.Service, host, rank))
+		// The service that is missing is the one that launches shells: the
+		// agents' (flux-core names its rexec or sdexec here).
+		svc := j.launchService
+		if svc == "" {
+			svc = j.set.Service
+		}
+		j.fatal(now, "exec", fmt.Sprintf("%s service is not loaded on %s (rank %d)", svc, host, rank))
 	} else {
 		j.fatal(now, "exec", fmt.Sprintf("job shell exec error on broker %s (rank %d): %s", host, rank, msg))
 	}
@@ -412,6 +462,54 @@ func (j *job) releasedRanks(now time.Time, ranks []uint32, failedEpilog []uint32
 		j.out = append(j.out, action{kind: actDrain, ranks: failedEpilog, reason: "epilog failed for job " + j.id.F58() + ": " + why})
 	}
 	j.flush(now)
+}
+
+// barrierTimedOut handles the first barrier's timeout: pending are the
+// ranks whose shells never entered it.
+func (j *job) barrierTimedOut(now time.Time, pending []uint32) {
+	if j.exc {
+		return
+	}
+	// User-facing texts: flux-core's, which sites match on.
+	note := fmt.Sprintf("start barrier timeout waiting for %d/%d nodes (%s)", len(pending), len(j.rs.ranks), rankWords(pending))
+	if len(pending) == 0 {
+		note = fmt.Sprintf("start barrier timeout waiting for 0/%d nodes", len(j.rs.ranks))
+	}
+	j.fatal(now, "exec", note)
+	if len(pending) > 0 {
+		j.out = append(j.out, action{kind: actDrain, ranks: pending, reason: "job " + j.id.F58() + " start timeout: possible node hang"})
+	}
+}
+
+// exitedBeforeBarrier handles shells that exited before the first barrier
+// completed: fatal, and for a guest's job (run under the IMP, where this
+// often means a bad node, e.g. its munge key) the ranks among them that
+// never entered the barrier are drained, as flux-core drains the
+// intersection of the exited and the still pending ranks. As in flux-core,
+// later early exits are still handled while the first one's exception is in
+// progress, so that each bad node is drained; only the first exception is
+// sent.
+func (j *job) exitedBeforeBarrier(now time.Time, early, unentered []uint32, guest bool) {
+	if len(early) == 0 || (j.exc && !j.earlyExit) {
+		return
+	}
+	j.earlyExit = true
+	j.fatal(now, "exec", fmt.Sprintf("%s terminated before first barrier", j.rs.where(early)))
+	if drain := intersect(early, unentered); guest && len(drain) > 0 {
+		j.out = append(j.out, action{kind: actDrain, ranks: drain, reason: j.id.F58() + " terminated before first barrier"})
+	}
+}
+
+// intersect returns the sorted ranks in both a and b.
+func intersect(a, b []uint32) []uint32 {
+	var out []uint32
+	for _, r := range a {
+		if slices.Contains(b, r) {
+			out = append(out, r)
+		}
+	}
+	sortRanks(out)
+	return out
 }
 
 // setCritical replaces the critical shell ranks.
@@ -548,13 +646,8 @@ func (j *job) tick(now time.Time) {
 		case d.Equal(j.shellExitAt):
 			j.shellExitAt = time.Time{}
 			if !j.exc {
-				act := j.activeRanks()
-				var hosts []string
-				for _, r := range act {
-					hosts = append(hosts, j.rs.host(r))
-				}
-				j.fatal(d, "exec", fmt.Sprintf("job shells still active on %s (rank(s) %s) %s after leader shell exit",
-					joinHosts(hosts), formatRanks(act), formatFSD(j.set.ShellExitTimeout)))
+				j.fatal(d, "exec", fmt.Sprintf("job shells still active on %s %s after leader shell exit",
+					j.rs.where(j.activeRanks()), formatFSD(j.set.ShellExitTimeout)))
 			}
 		case !j.drainAt.IsZero() && d.Equal(j.drainAt):
 			j.unkillable(d, "exceeded max-kill-timeout")
@@ -576,15 +669,29 @@ func (j *job) tick(now time.Time) {
 	j.flush(now)
 }
 
-func joinHosts(h []string) string {
-	s := ""
-	for i, x := range h {
-		if i > 0 {
-			s += ","
-		}
-		s += x
+// rankWords names broker ranks as flux-core's notes do when it gets the
+// plural right: "rank 5", "ranks 2,7".
+func rankWords(ranks []uint32) string {
+	if len(ranks) == 1 {
+		return "rank " + strconv.FormatUint(uint64(ranks[0]), 10)
 	}
-	return s
+	return "ranks " + formatRanks(ranks)
+}
+
+// hostsOf is the RFC 29 hostlist of ranks' hosts, "node[2,7]", as
+// flux_hostmap_lookup gives it.
+func (rs *resourceSet) hostsOf(ranks []uint32) string {
+	var b hostlist.Builder
+	for _, r := range ranks {
+		b.Append(rs.host(r))
+	}
+	return b.Hostlist().String()
+}
+
+// where is "<hosts> (<rank words>)", the way flux-core's notes place a set
+// of ranks.
+func (rs *resourceSet) where(ranks []uint32) string {
+	return rs.hostsOf(ranks) + " (" + rankWords(ranks) + ")"
 }
 
 // unkillable drains the ranks still active and forces them complete.
@@ -595,7 +702,9 @@ func (j *job) unkillable(now time.Time, why string) {
 	if len(act) == 0 {
 		return
 	}
-	j.out = append(j.out, action{kind: actDrain, ranks: act, reason: "unkillable user processes for job " + j.id.F58() + " (" + why + ")"})
+	// The reason is flux-core's, word for word: sites match on it. Why
+	// goes to the log.
+	j.out = append(j.out, action{kind: actDrain, ranks: act, reason: "unkillable user processes for job " + j.id.F58(), detail: why})
 	for _, r := range act {
 		i, _ := j.index(r)
 		j.st[i] = rsForced
@@ -643,6 +752,7 @@ func (j *job) flush(now time.Time) {
 		if j.launched && !j.finishSent {
 			j.finishSent = true
 			st := j.finalStatus()
+			j.finishStatus = st
 			j.post(now, "complete", map[string]any{"status": st})
 			j.respond("finish", map[string]any{"status": st})
 		}

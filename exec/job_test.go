@@ -134,7 +134,7 @@ func TestKillEscalationTimeline(t *testing.T) {
 		"t=5 kill 2-3 shells 9",
 		"t=6 kill 2-3 shells 9",
 		"t=8 kill 2-3 shells 9",
-		`t=12 drain 2-3 "unkillable user processes for job ƒ` + fluxkit.JobID(1234).F58()[len("ƒ"):] + ` (exceeded max kill count)"`,
+		`t=12 drain 2-3 "unkillable user processes for job ƒ` + fluxkit.JobID(1234).F58()[len("ƒ"):] + `"`,
 		`t=12 post complete {"status":256}`,
 		`t=12 respond finish {"status":256}`,
 		"t=12 post done",
@@ -454,7 +454,7 @@ func TestShellExit(t *testing.T) {
 	h.runUntil(at(3))
 	want := []string{
 		`t=1 post shell-exit {"active_ranks":"5","rank":4,"wait_status":0}`,
-		`t=3 respond exception {"note":"job shells still active on node5 (rank(s) 5) 2s after leader shell exit","severity":0,"type":"exec"}`,
+		`t=3 respond exception {"note":"job shells still active on node5 (rank 5) 2s after leader shell exit","severity":0,"type":"exec"}`,
 	}
 	for _, w := range want {
 		found := false

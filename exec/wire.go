@@ -87,12 +87,15 @@ type report struct {
 	// BarrierTimeout, from the leader, says the first barrier timed out
 	// waiting for BarrierPending.
 	BarrierTimeout bool `json:"barrier_timeout,omitempty"`
+	// Unentered are ranks among Exited whose shells exited before the
+	// first barrier completed without having entered it.
+	Unentered string `json:"unentered,omitempty"`
 }
 
 func (r *report) empty() bool {
 	return r.Started == "" && r.Adopted == "" && len(r.Failed) == 0 && len(r.Exited) == 0 &&
 		r.Released == "" && len(r.EpilogFailed) == 0 && r.Lost == "" && r.Barrier == 0 && !r.BarrierFail && r.Barriers == 0 &&
-		!r.BarrierQueried && !r.BarrierTimeout
+		!r.BarrierQueried && !r.BarrierTimeout && r.Unentered == ""
 }
 
 // barrierReq is exec-agent.barrier-enter, from a shell to its own rank's
