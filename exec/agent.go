@@ -63,6 +63,8 @@ type Agent struct {
 	spawnErr func(id fluxkit.JobID, rank uint32) error
 	// deafTest, set by tests, makes simulated shells ignore signals.
 	deafTest bool
+	// killFault, set by tests, fails the forwarding of kills to a child.
+	killFault func(child uint32) error
 }
 
 // AgentStats counts what an agent did.
@@ -788,46 +790,106 @@ func (a *Agent) sendOutput(j *agentJob, stream int, b *outBuf, argv0 string, sto
 	}
 }
 
+// handleKill signals this rank's shell (or its tasks), forwards the kill to
+// the tree children and answers for the whole subtree, rank by rank, once
+// the children have answered or the request's budget is spent.
 func (a *Agent) handleKill(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
 	a.msgs.Add(1)
 	var kr killReq
 	if !fluxkit.DecodeRequest(w, req, &kr) {
 		return
 	}
+	ranks, err := parseRanks(kr.Ranks)
+	pos, in := 0, false
+	if err == nil {
+		pos, in = slices.BinarySearch(ranks, a.rank)
+	}
+	if !in || kr.Fanout < 1 || kr.Fanout > maxFanout || kr.Signal < 0 || kr.Signal > maxSignal {
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.EPROTO, "kill: rank %d, ranks %q, fanout %d, signal %d: not a kill for this rank",
+			a.rank, kr.Ranks, kr.Fanout, kr.Signal))
+		return
+	}
 	a.mu.Lock()
 	j := a.jobs[kr.ID]
 	if j == nil && kr.Cancel {
 		// The kill overtook the launch: remember not to spawn.
-		ranks, err := parseRanks(kr.Ranks)
-		if err == nil {
-			if pos, ok := slices.BinarySearch(ranks, a.rank); ok {
-				j = &agentJob{req: launchReq{ID: kr.ID, Ranks: kr.Ranks, Fanout: kr.Fanout}, ranks: ranks, pos: pos,
-					st: map[uint32]*rstat{}, under: map[uint32]uint32{}, cancelled: true, upEnded: true}
-				a.jobs[kr.ID] = j
-			}
-		}
+		j = &agentJob{req: launchReq{ID: kr.ID, Ranks: kr.Ranks, Fanout: kr.Fanout}, ranks: ranks, pos: pos,
+			st: map[uint32]*rstat{}, under: map[uint32]uint32{}, cancelled: true, upEnded: true}
+		a.jobs[kr.ID] = j
 	}
-	var children []uint32
+	held := false
 	if j != nil {
 		if kr.Cancel {
 			j.cancelled = true
 		}
-		if j.proc != nil && kr.Signal > 0 {
-			_ = j.proc.signal(syscall.Signal(kr.Signal))
+		if j.proc != nil && j.proc.running() {
+			held = true
+			if sig := syscall.Signal(kr.Signal); sig > 0 {
+				if kr.Tasks {
+					_ = j.proc.signalTasks(sig)
+				} else {
+					_ = j.proc.signal(sig)
+				}
+			}
 		}
-		children = j.children
 	}
 	a.mu.Unlock()
-	if kr.Only != "" {
-		children = nil
-	} else if j == nil || j.sub == nil {
-		children = a.treeKids(kr.Ranks, kr.Fanout)
+	var resp killResp
+	if held {
+		resp.Held = formatRanks([]uint32{a.rank})
+	} else {
+		resp.Empty = formatRanks([]uint32{a.rank})
 	}
-	for _, c := range children {
+	var children []int
+	if kr.Only == "" {
+		children = treeChildren(pos, len(ranks), kr.Fanout)
+	}
+	if len(children) == 0 {
 		a.msgs.Add(1)
-		_ = fluxkit.Notify(a.ctx, a.h, a.cfg.Service+".kill", c, kr)
+		_ = fluxkit.Respond(w, resp)
+		return
 	}
-	_ = w.Respond(nil)
+	a.goOwned(func() {
+		budget := kr.Budget
+		if budget <= 0 {
+			budget = killBudget
+		}
+		ctx, cancel := context.WithTimeout(a.ctx, budget)
+		defer cancel()
+		fwd := kr
+		fwd.Budget = budget * 3 / 4
+		answers := make([]killResp, len(children))
+		errs := make([]error, len(children))
+		var wg sync.WaitGroup
+		for i, c := range children {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if a.killFault != nil {
+					if errs[i] = a.killFault(ranks[c]); errs[i] != nil {
+						return
+					}
+				}
+				a.msgs.Add(2)
+				errs[i] = fluxkit.RPC(ctx, a.h, a.cfg.Service+".kill", ranks[c], fwd, &answers[i])
+			}()
+		}
+		wg.Wait()
+		held, empty, unreached := ranksOf(resp.Held), ranksOf(resp.Empty), []uint32(nil)
+		for i, c := range children {
+			if errs[i] != nil {
+				for _, p := range subtree(c, len(ranks), kr.Fanout) {
+					unreached = append(unreached, ranks[p])
+				}
+				continue
+			}
+			held = append(held, ranksOf(answers[i].Held)...)
+			empty = append(empty, ranksOf(answers[i].Empty)...)
+			unreached = append(unreached, ranksOf(answers[i].Unreached)...)
+		}
+		resp = killResp{Held: formatRanks(held), Empty: formatRanks(empty), Unreached: formatRanks(unreached)}
+		_ = fluxkit.Respond(w, resp)
+	})
 }
 
 func (a *Agent) treeKids(rs string, k int) []uint32 {

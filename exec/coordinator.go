@@ -658,7 +658,7 @@ func (c *Coordinator) applyReportLocked(cj *cjob, rep *report, now time.Time) {
 		if c.online != nil && c.online[r] {
 			// Reachable but cut off from its tree parent: make sure
 			// nothing keeps running there.
-			c.notifyKill(cj, syscall.SIGKILL, false, false, []uint32{r})
+			c.sendKill(cj, action{kind: actKill, signal: syscall.SIGKILL, ranks: []uint32{r}, direct: true})
 		}
 		m.lost(now, r)
 	}
@@ -733,10 +733,8 @@ func (c *Coordinator) do(cj *cjob, a action) {
 		} else {
 			_ = fluxkit.Respond(cj.w, a.resp) // answers the encoding error as before
 		}
-	case actKill:
-		c.notifyKill(cj, a.signal, a.tasks, false, nil)
-	case actCancel:
-		c.notifyKill(cj, 0, false, true, nil)
+	case actKill, actCancel:
+		c.sendKill(cj, a)
 	case actDrain:
 		targets, reason := formatRanks(a.ranks), a.reason
 		c.log.Info("exec: draining", "job", m.id, "ranks", targets, "reason", reason, "why", a.detail)
@@ -756,28 +754,61 @@ func (c *Coordinator) do(cj *cjob, a action) {
 	}
 }
 
-// notifyKill sends a kill down the job's tree from its leader, or, when the
-// leader is lost or only is set, straight to each rank.
-func (c *Coordinator) notifyKill(cj *cjob, sig syscall.Signal, tasks, cancel bool, only []uint32) {
+// killBudget is how long the agents have to deliver a kill down a job's
+// tree and answer for every rank; each level of the tree gives its children
+// three quarters of its own.
+const killBudget = 5 * time.Second
+
+// sendKill delivers the kill (or, for actCancel, the order not to spawn)
+// that a describes: down the job's tree from its leader, or straight to each
+// rank when a.direct is set or the leader is lost. The agents answer for
+// every rank (killResp) and the answer goes back to the machine.
+func (c *Coordinator) sendKill(cj *cjob, a action) {
 	if cj.method == MethodBypass {
 		return
 	}
 	m := cj.m
-	kr := killReq{ID: m.id, Signal: int(sig), Tasks: tasks, Cancel: cancel, Ranks: cj.ranksStr, Fanout: cj.fanout}
-	targets := only
-	if targets == nil {
-		if m.st[0] != rsLost {
-			c.msgs.Add(1)
-			_ = fluxkit.Notify(c.ctx, c.h, c.cfg.AgentService+".kill", m.rs.ranks[0], kr)
-			return
-		}
+	kr := killReq{ID: m.id, Signal: int(a.signal), Tasks: a.tasks, Cancel: a.kind == actCancel,
+		Ranks: cj.ranksStr, Fanout: cj.fanout, Budget: killBudget}
+	if a.kind == actCancel {
+		kr.Signal = 0
+	}
+	if !a.direct && m.st[0] != rsLost {
+		c.killRPC(cj, a, kr, m.rs.ranks[0], a.ranks)
+		return
+	}
+	targets := a.ranks
+	if !a.direct {
 		targets = m.activeRanks()
+		a.direct = true
 	}
 	kr.Only = "1"
 	for _, r := range targets {
-		c.msgs.Add(1)
-		_ = fluxkit.Notify(c.ctx, c.h, c.cfg.AgentService+".kill", r, kr)
+		c.killRPC(cj, a, kr, r, []uint32{r})
 	}
+}
+
+// killRPC sends one kill request to rank and hands its answer to the job
+// machine; ranks the request was for count as unreached if it fails.
+func (c *Coordinator) killRPC(cj *cjob, a action, kr killReq, rank uint32, forRanks []uint32) {
+	c.msgs.Add(2)
+	c.goOwned(func() {
+		ctx, cancel := context.WithTimeout(c.ctx, kr.Budget+time.Second)
+		defer cancel()
+		var resp killResp
+		err := fluxkit.RPC(ctx, c.h, c.cfg.AgentService+".kill", rank, kr, &resp)
+		held, empty, unreached := ranksOf(resp.Held), ranksOf(resp.Empty), ranksOf(resp.Unreached)
+		if err != nil {
+			held, empty, unreached = nil, nil, forRanks
+		}
+		c.post(func() {
+			if cj.gone || !cj.ready {
+				return
+			}
+			cj.m.killAcked(a, held, empty, unreached)
+			c.apply(cj)
+		})
+	})
 }
 
 func (c *Coordinator) arm(cj *cjob) {
@@ -1028,7 +1059,7 @@ func (c *Coordinator) handleOverride(ctx context.Context, w fluxkit.Responder, r
 			cj.m.exited(now, r, in.Status)
 		}
 		// The simulated shells end now; their releases follow from the agents.
-		c.notifyKill(cj, syscall.SIGKILL, false, false, nil)
+		c.sendKill(cj, action{kind: actKill, signal: syscall.SIGKILL, ranks: cj.m.activeRanks()})
 	default:
 		_ = w.RespondError(fluxkit.Errorf(fluxkit.EINVAL, "Invalid event"))
 		return
@@ -1250,8 +1281,8 @@ func (c *Coordinator) Stats() Stats {
 		st.Jobs[id.F58Plain()] = JobStats{
 			Implementation: cj.method, CriticalRanks: formatRanks(crit), Multiuser: m.userid != c.owner,
 			ExceptionInProgress: m.exc, Started: m.launched, Running: m.startSent, Finalizing: m.finishSent,
-			Expiration: exp, KillTimeout: m.set.KillTimeout.Seconds(), KillCount: m.killCount,
-			KillShellCount: m.shellKillCount, TotalShells: len(m.st), ActiveShells: len(act), ActiveRanks: formatRanks(act),
+			Expiration: exp, KillTimeout: m.killTimeout().Seconds(), KillCount: m.esc.tasks,
+			KillShellCount: m.esc.shells, TotalShells: len(m.st), ActiveShells: len(act), ActiveRanks: formatRanks(act),
 		}
 	}
 	return st

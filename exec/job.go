@@ -46,6 +46,7 @@ type action struct {
 	ranks     []uint32 // broker ranks
 	signal    syscall.Signal
 	tasks     bool // actKill: the shells' tasks (shell-<id>.kill) rather than the shells
+	direct    bool // actKill, actCancel: to each rank, not down the job's tree
 	reason    string
 	detail    string // actDrain: why, for the log
 	shellRank int
@@ -96,13 +97,14 @@ type job struct {
 	excWait   *int // wait_status of the first fatal exception
 	excEvent  bool // a fatal exception was seen or raised
 
-	termArmed      bool
-	nextTask       time.Time
-	nextShell      time.Time
-	shellIv        time.Duration
-	drainAt        time.Time
-	killCount      int
-	shellKillCount int
+	// Termination: the escalation walked from termStart (see kill.go).
+	termArmed bool
+	termStart time.Time
+	esc       escalation
+	// empty marks shell ranks whose agents answered a kill holding no
+	// process of the job any more (their exits may still be on the way):
+	// escalation no longer targets them and the drain spares them.
+	empty []bool
 
 	expiration  time.Time // zero: no limit
 	shellExitAt time.Time // zero: not armed
@@ -154,6 +156,7 @@ func newJob(now time.Time, id fluxkit.JobID, userid uint32, rs *resourceSet, set
 		status:   make([]int, n),
 		released: make([]bool, n),
 		critical: make([]bool, n),
+		empty:    make([]bool, n),
 		out:      make([]action, 0, actionBuf),
 	}
 	for i := range rs.ranks {
@@ -250,6 +253,7 @@ func (j *job) started(now time.Time, ranks []uint32) {
 	for _, r := range ranks {
 		if i, ok := j.index(r); ok && j.st[i] == rsPending {
 			j.st[i] = rsRunning
+			j.empty[i] = false // a late start after a kill found nothing there
 		}
 	}
 	j.maybeStart(now)
@@ -564,8 +568,50 @@ func (j *job) fatal(now time.Time, typ, note string) {
 }
 
 func (j *job) kill(sig syscall.Signal, tasks bool) {
-	if act := j.activeRanks(); len(act) > 0 {
-		j.out = append(j.out, action{kind: actKill, ranks: act, signal: sig, tasks: tasks})
+	if hold := j.holdingRanks(); len(hold) > 0 {
+		j.out = append(j.out, action{kind: actKill, ranks: hold, signal: sig, tasks: tasks})
+	}
+}
+
+// holdingRanks are the active ranks not known to be empty: those that may
+// still hold processes of the job.
+func (j *job) holdingRanks() []uint32 {
+	var r []uint32
+	for i, s := range j.st {
+		if !s.done() && !j.empty[i] {
+			r = append(r, j.rs.ranks[i])
+		}
+	}
+	return r
+}
+
+// killAcked records what delivering a kill (the driver's actKill or
+// actCancel a) found, rank by rank: ranks whose shells still run, ranks
+// where nothing of the job runs any more, and ranks the kill did not reach
+// through the job's tree, which get it again directly, once.
+func (j *job) killAcked(a action, held, empty, unreached []uint32) {
+	for _, r := range held {
+		if i, ok := j.index(r); ok {
+			j.empty[i] = false
+		}
+	}
+	for _, r := range empty {
+		if i, ok := j.index(r); ok {
+			j.empty[i] = true
+		}
+	}
+	if a.direct {
+		return
+	}
+	var again []uint32
+	for _, r := range unreached {
+		if i, ok := j.index(r); ok && !j.st[i].done() {
+			again = append(again, r)
+		}
+	}
+	if len(again) > 0 {
+		a.ranks, a.direct = again, true
+		j.out = append(j.out, a)
 	}
 }
 
@@ -589,19 +635,32 @@ func (j *job) terminate(now time.Time, sig syscall.Signal, cancel bool) {
 		return
 	}
 	if cancel {
-		j.out = append(j.out, action{kind: actCancel})
+		j.out = append(j.out, action{kind: actCancel, ranks: j.activeRanks()})
 	}
 	j.kill(sig, false)
 	if !j.termArmed {
 		j.termArmed = true
-		kto := j.set.KillTimeout
-		j.nextTask = now.Add(kto)
-		j.nextShell = now.Add(5 * kto)
-		j.shellIv = kto
-		if j.set.MaxKillTimeout > 0 {
-			j.drainAt = now.Add(j.set.MaxKillTimeout)
-		}
+		j.termStart = now
+		j.esc = newEscalation(j.set)
 	}
+}
+
+// termNext is the time of the next termination step.
+func (j *job) termNext() (time.Time, escStep, bool) {
+	if !j.termArmed {
+		return time.Time{}, 0, false
+	}
+	at, step, ok := j.esc.peek()
+	return j.termStart.Add(at), step, ok
+}
+
+// killTimeout is the job's kill-timeout as stats show it: the configured
+// one, doubled with each shell kill (capped), as in flux-core.
+func (j *job) killTimeout() time.Duration {
+	if j.esc.kto == 0 { // termination never started
+		return j.set.KillTimeout
+	}
+	return j.esc.timeout
 }
 
 // next is the earliest armed deadline.
@@ -615,12 +674,8 @@ func (j *job) next() (time.Time, bool) {
 	if !j.complete() {
 		consider(j.expiration)
 		consider(j.shellExitAt)
-		if j.termArmed {
-			if j.shellKillCount == 0 && j.nextTask.Before(j.nextShell) {
-				consider(j.nextTask)
-			}
-			consider(j.nextShell)
-			consider(j.drainAt)
+		if t, _, ok := j.termNext(); ok {
+			consider(t)
 		}
 	}
 	return t, !t.IsZero()
@@ -649,21 +704,21 @@ func (j *job) tick(now time.Time) {
 				j.fatal(d, "exec", fmt.Sprintf("job shells still active on %s %s after leader shell exit",
 					j.rs.where(j.activeRanks()), formatFSD(j.set.ShellExitTimeout)))
 			}
-		case !j.drainAt.IsZero() && d.Equal(j.drainAt):
-			j.unkillable(d, "exceeded max-kill-timeout")
-		case d.Equal(j.nextShell):
-			if j.set.MaxKillTimeout == 0 && j.shellKillCount >= j.set.MaxKillCount {
-				j.unkillable(d, "exceeded max kill count")
-				break
+		default:
+			_, step, _ := j.termNext()
+			j.esc.advance()
+			switch step {
+			case stepTaskKill:
+				j.kill(j.set.KillSignal, true)
+			case stepShellKill:
+				j.kill(j.set.KillSignal, false)
+			case stepDrain:
+				why := "exceeded max kill count"
+				if j.set.MaxKillTimeout > 0 {
+					why = "exceeded max-kill-timeout"
+				}
+				j.unkillable(d, why)
 			}
-			j.kill(j.set.KillSignal, false)
-			j.shellKillCount++
-			j.nextShell = j.nextShell.Add(j.shellIv)
-			j.shellIv = min(2*j.shellIv, maxShellKillInterval)
-		default: // task kill
-			j.kill(j.set.KillSignal, true)
-			j.killCount++
-			j.nextTask = j.nextTask.Add(j.set.KillTimeout)
 		}
 	}
 	j.flush(now)
@@ -694,17 +749,21 @@ func (rs *resourceSet) where(ranks []uint32) string {
 	return rs.hostsOf(ranks) + " (" + rankWords(ranks) + ")"
 }
 
-// unkillable drains the ranks still active and forces them complete.
+// unkillable forces the ranks still active complete, and drains those of
+// them that may still hold processes: a rank whose agent answered the last
+// kill with nothing left to kill is not drained, though its exit report
+// has not arrived.
 func (j *job) unkillable(now time.Time, why string) {
 	act := j.activeRanks()
 	j.termArmed = false
-	j.drainAt = time.Time{}
 	if len(act) == 0 {
 		return
 	}
 	// The reason is flux-core's, word for word: sites match on it. Why
 	// goes to the log.
-	j.out = append(j.out, action{kind: actDrain, ranks: act, reason: "unkillable user processes for job " + j.id.F58(), detail: why})
+	if hold := j.holdingRanks(); len(hold) > 0 {
+		j.out = append(j.out, action{kind: actDrain, ranks: hold, reason: "unkillable user processes for job " + j.id.F58(), detail: why})
+	}
 	for _, r := range act {
 		i, _ := j.index(r)
 		j.st[i] = rsForced

@@ -19,8 +19,13 @@ type spawnSpec struct {
 
 // proc is a started shell as the agent sees it.
 type proc interface {
-	// signal delivers sig to the shell's process group.
+	// signal delivers sig to the shell's process group: a shell kill.
 	signal(sig syscall.Signal) error
+	// signalTasks delivers sig to the processes the shell started, not to
+	// the shell itself: a task kill.
+	signalTasks(sig syscall.Signal) error
+	// running reports whether the shell has not been reaped yet.
+	running() bool
 	// done is closed once the shell is reaped and its output streams ended.
 	done() <-chan struct{}
 	// status is the raw wait(2) status; valid after done.
@@ -159,6 +164,31 @@ func (p *forkProc) signal(sig syscall.Signal) error {
 	return syscall.Kill(-p.pgid, sig)
 }
 
+// signalTasks signals every descendant of the shell, found through /proc,
+// but not the shell: a job shell's tasks may sit in process groups of
+// their own, and a shell that outlives its tasks is killed by the shell
+// kills that follow, not by this.
+func (p *forkProc) signalTasks(sig syscall.Signal) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.reaped {
+		return syscall.ESRCH
+	}
+	var first error
+	for _, pid := range descendants(p.pgid) {
+		if err := syscall.Kill(pid, sig); err != nil && first == nil && !errors.Is(err, syscall.ESRCH) {
+			first = err
+		}
+	}
+	return first
+}
+
+func (p *forkProc) running() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.reaped
+}
+
 func (p *forkProc) done() <-chan struct{} { return p.fin }
 func (p *forkProc) status() int           { return p.raw }
 func (p *forkProc) output(s int) *outBuf  { return p.out[s] }
@@ -213,6 +243,20 @@ func (p *testProc) signal(sig syscall.Signal) error {
 	}
 	return nil
 }
+
+// signalTasks does nothing: a simulated shell has no tasks (flux-core's
+// task kills reach testexec jobs only as events no shell listens to).
+func (p *testProc) signalTasks(syscall.Signal) error { return nil }
+
+func (p *testProc) running() bool {
+	select {
+	case <-p.fin:
+		return false
+	default:
+		return true
+	}
+}
+
 func (p *testProc) done() <-chan struct{} { return p.fin }
 func (p *testProc) status() int           { p.mu.Lock(); defer p.mu.Unlock(); return p.raw }
 func (p *testProc) output(int) *outBuf    { return nil }

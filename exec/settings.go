@@ -136,45 +136,6 @@ func (s Settings) Validate() error {
 // allowGuestMethods are the tables exec.<method>.allow-guests may appear in.
 var allowGuestMethods = []string{MethodBulkExec, MethodBgExec, MethodTestExec, MethodBypass}
 
-// KillSchedule returns the offsets, from the first fatal exception, at which
-// the termination algorithm signals: task kills every kill-timeout until the
-// first shell kill at 5·kto, then shell kills whose spacing doubles from kto,
-// capped at 300 s. Drain is the offset at which still-active ranks are
-// drained and forced complete: max-kill-timeout when set, otherwise one
-// interval after the max-kill-count'th shell kill, so that the last kill
-// gets the same grace period as the others.
-func (s Settings) KillSchedule() (tasks, shells []time.Duration, drain time.Duration) {
-	kto := s.KillTimeout
-	first := 5 * kto
-	for t := kto; t < first; t += kto {
-		tasks = append(tasks, t)
-	}
-	limit := s.MaxKillCount
-	t, iv := first, kto
-	for i := 0; ; i++ {
-		if s.MaxKillTimeout > 0 {
-			if t >= s.MaxKillTimeout {
-				return tasks, shells, s.MaxKillTimeout
-			}
-		} else if i == limit {
-			return tasks, shells, t
-		}
-		if i > 100000 { // a year at the 300 s cap; bounds the listing only
-			return tasks, shells, s.MaxKillTimeout
-		}
-		shells = append(shells, t)
-		t += iv
-		iv = min(2*iv, maxShellKillInterval)
-	}
-}
-
-// EffectiveMaxKillTimeout is the estimate shown in stats: the drain offset of
-// KillSchedule.
-func (s Settings) EffectiveMaxKillTimeout() time.Duration {
-	_, _, d := s.KillSchedule()
-	return d
-}
-
 // ConfigError is a bad [exec] configuration: Key is the full key at fault.
 type ConfigError struct {
 	Key string

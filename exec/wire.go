@@ -107,15 +107,27 @@ type barrierReq struct {
 	OK   bool          `json:"ok,omitempty"`
 }
 
-// killReq is exec-agent.kill, sent without response down the tree.
+// killReq is exec-agent.kill, an RPC forwarded down the job's tree; each
+// agent answers for its subtree with a killResp.
 type killReq struct {
 	ID     fluxkit.JobID `json:"id"`
-	Signal int           `json:"signal"`
-	Tasks  bool          `json:"tasks,omitempty"`
+	Signal int           `json:"signal"`          // 0: only Cancel
+	Tasks  bool          `json:"tasks,omitempty"` // the shells' tasks, not the shells
 	Cancel bool          `json:"cancel,omitempty"`
 	Ranks  string        `json:"ranks"` // the job's ranks, to rebuild the tree
 	Fanout int           `json:"fanout"`
-	Only   string        `json:"only,omitempty"` // deliver to these ranks only, directly (no tree)
+	Only   string        `json:"only,omitempty"` // for the receiving rank only: not forwarded
+	// Budget is how long the receiver has to answer for its whole subtree.
+	Budget time.Duration `json:"budget,omitempty"`
+}
+
+// killResp answers a killReq rank by rank: Held ranks still ran a shell of
+// the job (and got the signal), Empty ranks had none, and the kill did not
+// reach Unreached ranks (an agent missing, restarting or too slow).
+type killResp struct {
+	Held      string `json:"held,omitempty"`
+	Empty     string `json:"empty,omitempty"`
+	Unreached string `json:"unreached,omitempty"`
 }
 
 // forgetReq is exec-agent.forget: the job reached release final.
