@@ -303,6 +303,11 @@ func (a *Agent) handleLaunch(ctx context.Context, w fluxkit.Responder, req *flux
 	j.up = w
 	j.upEnded = false
 	j.rep = map[uint32]rstat{}
+	// The barriers too: the coordinator (or parent) behind the new stream
+	// knows nothing of those already passed. A barrier timeout the leader
+	// reported is not repeated: it ended the job, and that termination is
+	// the coordinator's to restore.
+	j.barUpSent, j.barDoneSent, j.barFailSent = 0, 0, false
 	for _, c := range j.calls {
 		c.Close()
 	}

@@ -482,6 +482,16 @@ func (c *Coordinator) begin(cj *cjob, spec *jobSpec, serr, lerr error, userid ui
 	}
 	m.recoverable = method != MethodBypass
 	m.signalFatal = realMethod(method)
+	if m.reattach {
+		// A termination in progress when the previous coordinator went
+		// away goes on where it stood.
+		for i := len(cj.events) - 1; i >= 0; i-- {
+			if cj.events[i].Name == "termination" {
+				m.restoreTermination(now, cj.events[i].Context)
+				break
+			}
+		}
+	}
 	if method == MethodBypass {
 		return // the controller starts it
 	}
@@ -825,17 +835,23 @@ func (c *Coordinator) arm(cj *cjob) {
 		return
 	}
 	at := d
-	cj.timerOff = c.clk.AfterFunc(d.Sub(c.clk.Now()), func() {
-		c.post(func() {
-			if cj.gone || !cj.timerAt.Equal(at) {
-				return
-			}
-			cj.timerOff = nil
-			cj.timerAt = time.Time{}
-			cj.m.tick(c.clk.Now())
-			c.apply(cj)
-		})
-	})
+	fire := func() {
+		if cj.gone || !cj.timerAt.Equal(at) {
+			return
+		}
+		cj.timerOff = nil
+		cj.timerAt = time.Time{}
+		cj.m.tick(c.clk.Now())
+		c.apply(cj)
+	}
+	if !d.After(c.clk.Now()) {
+		// Already due (a step restored after a restart): no timer, whose
+		// clock might not fire a past deadline until it moves on.
+		cj.timerOff = func() bool { return true }
+		c.post(fire)
+		return
+	}
+	cj.timerOff = c.clk.AfterFunc(d.Sub(c.clk.Now()), func() { c.post(fire) })
 }
 
 func (c *Coordinator) retire(cj *cjob) {

@@ -194,6 +194,7 @@ type instance struct {
 	coord  *Coordinator
 	coordH *testbroker.Handle
 	agents []*Agent
+	set    *Settings // the coordinator's, nil for the broker's configuration
 
 	mu     sync.Mutex
 	spawns map[string]int // "job/rank" -> count
@@ -213,7 +214,7 @@ func newInstance(t testing.TB, o instOpts) *instance {
 		o.size = 1
 	}
 	b := testbroker.New(t, testbroker.Config{Size: o.size, Fanout: max(o.fanout, 2), Config: o.config})
-	in := &instance{t: t, b: b, spawns: map[string]int{}}
+	in := &instance{t: t, b: b, spawns: map[string]int{}, set: o.set}
 	in.jm = newFakeJM(t, b)
 	skip := map[uint32]bool{}
 	for _, r := range o.noRank {
@@ -308,3 +309,17 @@ func (jm *fakeJM) startUntracked(id fluxkit.JobID, userid uint32, jobspec, R str
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// jsonRoundTrip gives v as it reads back from the KVS.
+func jsonRoundTrip(t testing.TB, v map[string]any) map[string]any {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

@@ -101,6 +101,11 @@ type job struct {
 	termArmed bool
 	termStart time.Time
 	esc       escalation
+	// restored: the termination was restored from the exec eventlog after a
+	// coordinator restart; its steps wait until every rank's state is known
+	// again, so that nothing is drained that exited during the downtime.
+	restored bool
+	saved    termState // the termination state last posted
 	// empty marks shell ranks whose agents answered a kill holding no
 	// process of the job any more (their exits may still be on the way):
 	// escalation no longer targets them and the drain spares them.
@@ -647,7 +652,7 @@ func (j *job) terminate(now time.Time, sig syscall.Signal, cancel bool) {
 
 // termNext is the time of the next termination step.
 func (j *job) termNext() (time.Time, escStep, bool) {
-	if !j.termArmed {
+	if !j.termArmed || j.restored && slices.Contains(j.st, rsPending) {
 		return time.Time{}, 0, false
 	}
 	at, step, ok := j.esc.peek()
@@ -795,11 +800,92 @@ func (j *job) finalStatus() int {
 	return st
 }
 
+// termState is what of a termination in progress a new coordinator needs:
+// it is posted to the exec eventlog ("termination") whenever it changes,
+// and restored from the last such event on reattach.
+type termState struct {
+	start         float64 // timestamp the escalation counts from
+	tasks, shells int     // escalation steps taken
+	waitStatus    *int    // the first fatal exception's wait_status
+	sent          bool    // exec's own exception response went out
+	event         bool    // a fatal exception was seen or raised
+}
+
+func (t termState) equal(u termState) bool {
+	return t.start == u.start && t.tasks == u.tasks && t.shells == u.shells && t.sent == u.sent && t.event == u.event &&
+		(t.waitStatus == nil) == (u.waitStatus == nil) && (t.waitStatus == nil || *t.waitStatus == *u.waitStatus)
+}
+
+// saveTermination posts the termination state when it changed.
+func (j *job) saveTermination(now time.Time) {
+	if !j.termArmed {
+		return
+	}
+	st := termState{start: ts(j.termStart), tasks: j.esc.tasks, shells: j.esc.shells, waitStatus: j.excWait, sent: j.excSent, event: j.excEvent}
+	if st.equal(j.saved) {
+		return
+	}
+	j.saved = st
+	ctx := map[string]any{"start": st.start, "tasks": st.tasks, "shells": st.shells, "sent": st.sent, "exception": st.event}
+	if st.waitStatus != nil {
+		ctx["wait_status"] = *st.waitStatus
+	}
+	j.out = append(j.out, action{kind: actPost, event: Event{Timestamp: ts(now), Name: "termination", Context: ctx}})
+}
+
+// restoreTermination takes up a termination a previous coordinator started,
+// from the context of its last "termination" event: the steps it took are
+// not repeated; of those whose time passed during the downtime only the
+// last is taken, as soon as the ranks' states are known again: one catch-up
+// kill (or the drain) rather than a burst.
+func (j *job) restoreTermination(now time.Time, ctx map[string]any) {
+	start, ok := ctx["start"].(float64)
+	if !ok || start <= 0 {
+		return
+	}
+	num := func(k string) int {
+		f, _ := ctx[k].(float64)
+		return int(f)
+	}
+	j.exc, j.excEvent = true, true
+	j.excSent, _ = ctx["sent"].(bool)
+	if ev, ok := ctx["exception"].(bool); ok {
+		j.excEvent = ev
+	}
+	if ws, ok := ctx["wait_status"].(float64); ok {
+		w := int(ws)
+		j.excWait = &w
+	}
+	j.shellExitAt = time.Time{}
+	j.termArmed, j.restored = true, true
+	j.termStart = time.Unix(0, int64(start*1e9))
+	j.esc = newEscalation(j.set)
+	tasks, shells := num("tasks"), num("shells")
+	for j.esc.tasks < tasks || j.esc.shells < shells {
+		if _, step, ok := j.esc.peek(); !ok || step == stepDrain {
+			break // the settings changed under a restart: go on from here
+		}
+		j.esc.advance()
+	}
+	elapsed := now.Sub(j.termStart)
+	for {
+		next := j.esc
+		next.advance()
+		at, _, ok := next.peek()
+		if !ok || at > elapsed {
+			break
+		}
+		j.esc = next
+	}
+	j.saved = termState{start: start, tasks: tasks, shells: shells, waitStatus: j.excWait, sent: j.excSent, event: j.excEvent}
+}
+
 // flush emits finish and releases that became due, in RFC 32 order.
 func (j *job) flush(now time.Time) {
 	if j.holding {
 		return
 	}
+	j.saveTermination(now)
 	if j.finalSent {
 		j.relBatch = nil
 		return

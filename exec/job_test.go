@@ -128,13 +128,21 @@ func TestKillEscalationTimeline(t *testing.T) {
 		`t=0 respond start {}`,
 		"t=0 cancel",
 		"t=0 kill 2-3 shells 15",
+		`t=0 post termination {"exception":true,"sent":false,"shells":0,"start":1000000,"tasks":0}`,
 		"t=1 kill 2-3 tasks 9",
+		`t=1 post termination {"exception":true,"sent":false,"shells":0,"start":1000000,"tasks":1}`,
 		"t=2 kill 2-3 tasks 9",
+		`t=2 post termination {"exception":true,"sent":false,"shells":0,"start":1000000,"tasks":2}`,
 		"t=3 kill 2-3 tasks 9",
+		`t=3 post termination {"exception":true,"sent":false,"shells":0,"start":1000000,"tasks":3}`,
 		"t=4 kill 2-3 tasks 9",
+		`t=4 post termination {"exception":true,"sent":false,"shells":0,"start":1000000,"tasks":4}`,
 		"t=5 kill 2-3 shells 9",
+		`t=5 post termination {"exception":true,"sent":false,"shells":1,"start":1000000,"tasks":4}`,
 		"t=7 kill 2-3 shells 9",
+		`t=7 post termination {"exception":true,"sent":false,"shells":2,"start":1000000,"tasks":4}`,
 		"t=11 kill 2-3 shells 9",
+		`t=11 post termination {"exception":true,"sent":false,"shells":3,"start":1000000,"tasks":4}`,
 		`t=19 drain 2-3 "unkillable user processes for job ƒ` + fluxkit.JobID(1234).F58()[len("ƒ"):] + `"`,
 		`t=19 post complete {"status":256}`,
 		`t=19 respond finish {"status":256}`,
@@ -459,9 +467,11 @@ func TestExpiration(t *testing.T) {
 	equalLines(t, got, []string{
 		`t=10 respond exception {"note":"resource allocation expired","severity":0,"type":"timeout"}`,
 		"t=10 kill 0 shells 14",
+		`t=10 post termination {"exception":false,"sent":true,"shells":0,"start":1000010,"tasks":0}`,
 	})
 	j.exception(at(10.1), 0, nil) // the job manager's echo
-	if got := render(at(10.1), j.take()); len(got) != 1 || !strings.HasSuffix(got[0], "shells 15") {
+	if got := render(at(10.1), j.take()); len(got) != 2 || !strings.HasSuffix(got[0], "shells 15") ||
+		got[1] != `t=10.1 post termination {"exception":true,"sent":true,"shells":0,"start":1000010,"tasks":0}` {
 		t.Fatalf("echo: %v", got)
 	}
 	// AC-15: expiration updates

@@ -17,6 +17,14 @@ import (
 func virtualCoordinator(t *testing.T, in *instance, set *Settings) (*Coordinator, *fakeClock) {
 	t.Helper()
 	clk := &fakeClock{now: time.Unix(1_700_000_000, 0)}
+	return restartOn(t, in, set, clk), clk
+}
+
+// restartOn stops in's coordinator (after its eventlog is stored) and
+// starts another on clk.
+func restartOn(t *testing.T, in *instance, set *Settings, clk *fakeClock) *Coordinator {
+	t.Helper()
+	in.coord.Sync(context.Background())
 	in.stopCoordinator()
 	h := in.b.Owner(0)
 	c, err := New(context.Background(), Config{Handle: h, Settings: set, Clock: clk})
@@ -25,7 +33,13 @@ func virtualCoordinator(t *testing.T, in *instance, set *Settings) (*Coordinator
 	}
 	in.coord, in.coordH = c, h
 	t.Cleanup(func() { c.Close(); h.Close() })
-	return c, clk
+	return c
+}
+
+// tasksUp reports whether the shells of terminatingJob's kind have started
+// their n'th task on both ranks.
+func tasksUp(dir string, n int) bool {
+	return lineCount(dir+"/up.0") >= n && lineCount(dir+"/up.1") >= n
 }
 
 func lineCount(path string) int {
@@ -47,15 +61,16 @@ func TestTaskKillsGoToTasks(t *testing.T) {
 	// The shell ignores SIGTERM (and so do its tasks, which inherit that);
 	// each task it runs is a sleep, and each time one is killed the shell
 	// writes a line and starts another.
-	cmd := fmt.Sprintf(`trap '' TERM; touch %[1]s/up.$FLUX_TASK_RANK; while :; do sleep 1000 & wait $!; echo killed >> %[1]s/tasks.$FLUX_TASK_RANK; done`, dir)
+	cmd := fmt.Sprintf(`trap '' TERM; while :; do sleep 1000 & echo up >> %[1]s/up.$FLUX_TASK_RANK; wait $!; echo killed >> %[1]s/tasks.$FLUX_TASK_RANK; done`, dir)
 	id := fluxkit.JobID(31001)
 	s := in.jm.start(id, in.b.OwnerID(), shellJobspec(cmd, ""), makeR("0-1", "n[0-1]", 0), false)
 	waitFor(t, "start", func() bool {
-		return slices.Contains(s.types(), "start") && fileExists(dir+"/up.0") && fileExists(dir+"/up.1")
+		return slices.Contains(s.types(), "start") && tasksUp(dir, 1)
 	})
 	in.jm.exception(id, 0, nil)
 	waitFor(t, "exception", func() bool { return c.Stats().Jobs[id.F58Plain()].ExceptionInProgress })
 	for k := 1; k <= 4; k++ {
+		waitFor(t, "tasks running", func() bool { return tasksUp(dir, k) })
 		clk.Advance(set.KillTimeout)
 		c.quiesce()
 		waitFor(t, fmt.Sprintf("task kill %d on both ranks", k), func() bool {

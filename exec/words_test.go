@@ -58,7 +58,7 @@ func TestNotesAndDrainReasons(t *testing.T) {
 	}
 	var got []string
 	for _, l := range h.log {
-		if strings.Contains(l, "exception") || strings.Contains(l, "drain") {
+		if strings.Contains(l, " respond exception") || strings.Contains(l, " drain ") {
 			got = append(got, l)
 		}
 	}
