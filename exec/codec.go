@@ -321,6 +321,9 @@ func encodeLaunch(lr *launchReq) []byte {
 	if lr.Reattach {
 		b = append(b, `,"reattach":true`...)
 	}
+	if lr.Resume {
+		b = append(b, `,"resume":true`...)
+	}
 	b = append(b, `,"service":`...)
 	b = appendStr(b, lr.Service)
 	b = append(b, `,"coord":`...)
@@ -759,7 +762,7 @@ func decodeReport(b []byte, r *report) error {
 
 var (
 	launchNames = []string{"id", "userid", "ranks", "fanout", "method", "argv", "env", "epilog", "test",
-		"reattach", "service", "coord", "barriers", "barrier_timeout"}
+		"reattach", "service", "coord", "barriers", "barrier_timeout", "resume"}
 	testNames = []string{"run_duration", "wait_status"}
 )
 
@@ -830,10 +833,12 @@ func fastLaunch(b []byte, lr *launchReq) bool {
 			lr.Coord, ok = l.uint32()
 		case 12:
 			lr.Barriers, ok = l.boolean()
-		default:
+		case 13:
 			var v int
 			v, ok = l.int()
 			lr.BarrierTimeout = time.Duration(v)
+		default:
+			lr.Resume, ok = l.boolean()
 		}
 		return ok
 	})

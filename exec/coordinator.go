@@ -36,6 +36,10 @@ type Config struct {
 	Owner *uint32
 	// Clock drives the per-job timers. Default the real clock.
 	Clock Clock
+	// ReconnectTimeout is how long a launch stream to a job's leader,
+	// broken while shells run (the leader's agent restarting), is
+	// re-established before the ranks count as lost. Default 30s.
+	ReconnectTimeout time.Duration
 	// Logger receives diagnostics. Default discards.
 	Logger *slog.Logger
 }
@@ -96,8 +100,12 @@ type cjob struct {
 	shelled  bool // a job shell runs, so the shells pass barriers
 	timerAt  time.Time
 	timerOff func() bool
-	gone     bool
-	ready    bool // eventlog loaded, launch sent or decided
+	// relaunchUntil: the leader's launch stream broke while shells ran;
+	// it is re-established until then.
+	relaunchUntil time.Time
+	relaunchOff   func() bool
+	gone          bool
+	ready         bool // eventlog loaded, launch sent or decided
 }
 
 // Validate checks cfg as New does: the Handle is required, names are
@@ -118,6 +126,9 @@ func (cfg Config) Validate() error {
 		if err := cfg.Settings.Validate(); err != nil {
 			return err
 		}
+	}
+	if cfg.ReconnectTimeout < 0 {
+		return fmt.Errorf("exec: Config.ReconnectTimeout %v must not be negative", cfg.ReconnectTimeout)
 	}
 	return nil
 }
@@ -150,6 +161,9 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = realClock{}
+	}
+	if cfg.ReconnectTimeout == 0 {
+		cfg.ReconnectTimeout = 30 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -278,6 +292,9 @@ func (c *Coordinator) Close() error {
 	for _, j := range c.jobs {
 		if j.timerOff != nil {
 			j.timerOff()
+		}
+		if j.relaunchOff != nil {
+			j.relaunchOff()
 		}
 		if j.call != nil {
 			j.call.Close()
@@ -496,7 +513,7 @@ func (c *Coordinator) begin(cj *cjob, spec *jobSpec, serr, lerr error, userid ui
 		return // the controller starts it
 	}
 	m.launch(now)
-	c.sendLaunch(cj)
+	c.sendLaunch(cj, false)
 	// What happened while the eventlog was loading: ranks that went
 	// offline and exceptions the job manager raised.
 	if c.online != nil {
@@ -532,11 +549,13 @@ func hasEvent(evs []Event, name string) bool {
 	return false
 }
 
-func (c *Coordinator) sendLaunch(cj *cjob) {
+// sendLaunch sends the job's launch to its leader; resume re-establishes a
+// stream that broke.
+func (c *Coordinator) sendLaunch(cj *cjob, resume bool) {
 	m := cj.m
 	lr := launchReq{
 		ID: m.id, Userid: m.userid, Ranks: cj.ranksStr, Fanout: cj.fanout, Method: cj.method,
-		Epilog: m.set.Epilog, Reattach: m.reattach, Service: c.cfg.Service, Coord: c.h.Rank(),
+		Epilog: m.set.Epilog, Reattach: m.reattach, Resume: resume, Service: c.cfg.Service, Coord: c.h.Rank(),
 	}
 	if cj.method == MethodTestExec {
 		lr.Test = &testWire{RunDuration: cj.spec.test.runDuration, WaitStatus: cj.spec.test.waitStatus}
@@ -574,6 +593,38 @@ func (c *Coordinator) sendLaunch(cj *cjob) {
 	c.goOwned(func() { c.readLaunch(cj, call) })
 }
 
+// relaunch re-establishes, after a pause, the launch stream to a leader
+// whose agent went away while shells ran: a restarted agent finds them in
+// its records. It reports false when that is not worth waiting for
+// (nothing ran, or the error is not an agent going away); after
+// ReconnectTimeout the ranks count as lost.
+func (c *Coordinator) relaunch(cj *cjob, err error) bool {
+	m := cj.m
+	if errno := fluxkit.Errno(err); errno != fluxkit.ENOSYS && errno != fluxkit.ECONNRESET {
+		return false
+	}
+	if !slicesContainsState(m.st, rsRunning) {
+		return false
+	}
+	now := c.clk.Now()
+	if cj.relaunchUntil.IsZero() {
+		cj.relaunchUntil = now.Add(c.cfg.ReconnectTimeout)
+	}
+	if now.After(cj.relaunchUntil) {
+		c.launchFailed(cj, fluxkit.Errorf(fluxkit.EHOSTUNREACH, "the leader's agent did not come back: %v", err))
+		return true
+	}
+	c.log.Warn("exec: launch stream to the leader broke; re-establishing it", "job", m.id, "err", err)
+	cj.relaunchOff = c.clk.AfterFunc(reconnectPause, func() {
+		c.post(func() {
+			if !cj.gone && cj.call == nil {
+				c.sendLaunch(cj, true)
+			}
+		})
+	})
+	return true
+}
+
 func (c *Coordinator) launchFailed(cj *cjob, err error) {
 	now := c.clk.Now()
 	errno := fluxkit.Errno(err)
@@ -595,7 +646,7 @@ func (c *Coordinator) readLaunch(cj *cjob, call fluxkit.Call) {
 					return
 				}
 				cj.call = nil
-				if !errors.Is(err, fluxkit.ENODATA) {
+				if !errors.Is(err, fluxkit.ENODATA) && !c.relaunch(cj, err) {
 					c.launchFailed(cj, err)
 				}
 				c.apply(cj)
@@ -612,6 +663,7 @@ func (c *Coordinator) readLaunch(cj *cjob, call fluxkit.Call) {
 			if cj.gone || cj.call != call {
 				return
 			}
+			cj.relaunchUntil = time.Time{} // the leader is there
 			c.applyReport(cj, &rep)
 			c.apply(cj)
 		})
@@ -860,6 +912,9 @@ func (c *Coordinator) retire(cj *cjob) {
 	if cj.timerOff != nil {
 		cj.timerOff()
 		cj.timerOff = nil
+	}
+	if cj.relaunchOff != nil {
+		cj.relaunchOff()
 	}
 	if cj.call != nil {
 		cj.call.Close()
@@ -1187,8 +1242,12 @@ func (c *Coordinator) handleOutput(ctx context.Context, w fluxkit.Responder, req
 	}
 	data := in.Data
 	if in.Offset > next {
-		c.log.Warn("exec: output gap", "job", in.ID, "rank", in.Rank, "stream", in.Stream, "have", next, "got", in.Offset)
-		next = in.Offset
+		// The agent sends from where an earlier coordinator had stored up
+		// to (this one started a fresh eventlog, or lost a batch): it has
+		// the bytes, so ask for them from where this eventlog stands.
+		c.msgs.Add(1)
+		_ = fluxkit.Respond(w, outputResp{Offset: next})
+		return
 	}
 	skip := next - in.Offset
 	if skip >= int64(len(data)) {
@@ -1204,8 +1263,9 @@ func (c *Coordinator) handleOutput(ctx context.Context, w fluxkit.Responder, req
 	}
 	ev := Event{Timestamp: ts(c.clk.Now()), Name: "log", Context: map[string]any{
 		"component": comp, "stream": streamNames[in.Stream], "rank": strconv.FormatUint(uint64(in.Rank), 10),
-		"data": string(data), "offset": next,
+		"offset": next,
 	}}
+	logData(ev.Context, data)
 	end := next + int64(len(data))
 	cj.outOff[key] = end // log events are not kept in memory: offsets suffice
 	c.st.append(in.ID, cj.batches, []Event{ev}, func(err error) {
@@ -1220,7 +1280,8 @@ func (c *Coordinator) handleOutput(ctx context.Context, w fluxkit.Responder, req
 }
 
 // recoverOffset is where a (rank, stream) stands according to the eventlog
-// a previous coordinator left.
+// a previous coordinator left: the end of its last piece, counted in the
+// bytes the shell wrote.
 func recoverOffset(evs []Event, rank uint32, stream int) int64 {
 	var end int64
 	rs := strconv.FormatUint(uint64(rank), 10)
@@ -1228,12 +1289,12 @@ func recoverOffset(evs []Event, rank uint32, stream int) int64 {
 		if e.Name != "log" || e.Context["rank"] != rs || e.Context["stream"] != streamNames[stream] {
 			continue
 		}
-		off, _ := e.Context["offset"].(float64)
-		if o, ok := e.Context["offset"].(int64); ok {
-			off = float64(o)
+		off, ok := e.Context["offset"].(float64)
+		data, err := logBytes(e.Context)
+		if !ok || err != nil {
+			continue
 		}
-		d, _ := e.Context["data"].(string)
-		end = max(end, int64(off)+int64(len(d)))
+		end = max(end, int64(off)+int64(len(data)))
 	}
 	return end
 }
@@ -1327,15 +1388,6 @@ func (c *Coordinator) Settings() Settings {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.set
-}
-
-func slicesContains(s []uint32, v uint32) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // quiesce waits until everything posted to the worker so far has been

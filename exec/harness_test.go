@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -198,6 +200,9 @@ type instance struct {
 
 	mu     sync.Mutex
 	spawns map[string]int // "job/rank" -> count
+
+	agentCfg   []AgentConfig // as each agent was started
+	agentClose []func()      // closes each agent and its handle
 }
 
 type instOpts struct {
@@ -206,6 +211,10 @@ type instOpts struct {
 	set    *Settings
 	config string
 	noRank []uint32 // ranks without an agent
+	// runtime gives every agent a RuntimeDir of its own, so that its
+	// shells outlive it.
+	runtime bool
+	agent   func(*AgentConfig) // adjusts each agent's configuration
 }
 
 func newInstance(t testing.TB, o instOpts) *instance {
@@ -220,25 +229,77 @@ func newInstance(t testing.TB, o instOpts) *instance {
 	for _, r := range o.noRank {
 		skip[r] = true
 	}
+	var rundir string
+	if o.runtime {
+		rundir = t.TempDir()
+		// Shells outlive their agents: whatever a test leaves running is
+		// killed and reaped here, after the agents close.
+		t.Cleanup(func() { killRecorded(rundir) })
+	}
+	in.agents = make([]*Agent, o.size)
+	in.agentCfg = make([]AgentConfig, o.size)
+	in.agentClose = make([]func(), o.size)
 	for r := 0; r < o.size; r++ {
 		if skip[uint32(r)] {
-			in.agents = append(in.agents, nil)
 			continue
 		}
-		h := b.Owner(uint32(r))
-		a, err := NewAgent(AgentConfig{Handle: h, OnSpawn: func(id fluxkit.JobID, rank uint32) {
+		cfg := AgentConfig{OnSpawn: func(id fluxkit.JobID, rank uint32) {
 			in.mu.Lock()
 			in.spawns[fmt.Sprintf("%d/%d", id, rank)]++
 			in.mu.Unlock()
-		}})
-		if err != nil {
-			t.Fatal(err)
+		}}
+		if o.runtime {
+			cfg.RuntimeDir = filepath.Join(rundir, fmt.Sprint("rank", r))
 		}
-		in.agents = append(in.agents, a)
-		t.Cleanup(func() { a.Close(); h.Close() })
+		if o.agent != nil {
+			o.agent(&cfg)
+		}
+		in.agentCfg[r] = cfg
+		in.startAgent(uint32(r))
 	}
 	in.startCoordinator(o.set)
 	return in
+}
+
+// startAgent starts rank r's agent with its configuration.
+func (in *instance) startAgent(r uint32) {
+	in.t.Helper()
+	h := in.b.Owner(r)
+	cfg := in.agentCfg[r]
+	cfg.Handle = h
+	a, err := NewAgent(cfg)
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	var once sync.Once
+	closeIt := func() { once.Do(func() { a.Close(); h.Close() }) }
+	in.agents[r], in.agentClose[r] = a, closeIt
+	in.t.Cleanup(closeIt)
+}
+
+// restartAgent stops rank r's agent, as a crash or an upgrade would, and
+// starts another with the same configuration.
+func (in *instance) restartAgent(r uint32) {
+	in.t.Helper()
+	in.agentClose[r]()
+	in.startAgent(r)
+}
+
+// killRecorded kills and reaps the shells recorded under rundir that are
+// still there.
+func killRecorded(rundir string) {
+	dirs, _ := filepath.Glob(filepath.Join(rundir, "*", "*", recordName))
+	for _, f := range dirs {
+		var rec recordFile
+		b, err := os.ReadFile(f)
+		if err != nil || json.Unmarshal(b, &rec) != nil || rec.Pid == 0 {
+			continue
+		}
+		if procAlive(rec.Pid, rec.Start) {
+			_ = syscall.Kill(-rec.Pid, syscall.SIGKILL)
+			_, _ = syscall.Wait4(rec.Pid, nil, 0, nil)
+		}
+	}
 }
 
 func (in *instance) startCoordinator(set *Settings) {

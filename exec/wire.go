@@ -24,9 +24,13 @@ type launchReq struct {
 	Epilog   []string          `json:"epilog,omitempty"`
 	Test     *testWire         `json:"test,omitempty"`
 	Reattach bool              `json:"reattach,omitempty"`
-	Service  string            `json:"service"`            // coordinator service, for output
-	Coord    uint32            `json:"coord"`              // coordinator rank
-	Barriers bool              `json:"barriers,omitempty"` // the shells pass two barriers
+	// Resume re-establishes a stream that broke (an agent or a leader
+	// restarting): it is not a new start, so shells found running are not
+	// "adopted".
+	Resume   bool   `json:"resume,omitempty"`
+	Service  string `json:"service"`            // coordinator service, for output
+	Coord    uint32 `json:"coord"`              // coordinator rank
+	Barriers bool   `json:"barriers,omitempty"` // the shells pass two barriers
 	// BarrierTimeout bounds the first barrier, from the moment every shell
 	// has started; 0 disables.
 	BarrierTimeout time.Duration `json:"barrier_timeout,omitempty"`
