@@ -1423,9 +1423,7 @@ func (a *Agent) restore() {
 		case rec.rec.Pid == 0:
 			// Recorded before the fork, but not after: a shell may run
 			// that nothing can find. Never start another.
-			self := j.st[a.rank]
-			self.started = true
-			self.failed = &failWire{Rank: a.rank, Errno: int(syscall.ECHILD),
+			j.st[a.rank].failed = &failWire{Rank: a.rank, Errno: int(syscall.ECHILD),
 				Msg: "the agent restarted while starting this shell: whether it runs is unknown"}
 		default:
 			a.followLocked(j, adoptProc(rec.rec.Pid, rec.rec.Start, out, a.reap))

@@ -110,3 +110,30 @@ func TestAgentRestartKillsOrphans(t *testing.T) {
 		t.Fatalf("%d shells started", n)
 	}
 }
+
+// A record written before a fork that was never recorded as done may stand
+// for a shell nothing can find: a new agent never starts another for that
+// rank, and the job fails saying why.
+func TestRecordWithoutPidNeverRespawns(t *testing.T) {
+	checkLeaks(t)
+	in := newInstance(t, instOpts{size: 2, runtime: true})
+	id := fluxkit.JobID(34201)
+	lr := launchReq{ID: id, Userid: in.b.OwnerID(), Ranks: "0-1", Fanout: 8, Method: MethodBulkExec,
+		Argv: []string{"/bin/sh", "-c", "exit 0"}, Service: "job-exec"}
+	in.agentClose[1]()
+	if err := os.MkdirAll(in.agentCfg[1].RuntimeDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := createRecord(in.agentCfg[1].RuntimeDir, &lr, 1); err != nil {
+		t.Fatal(err)
+	}
+	in.startAgent(1)
+	s := in.jm.start(id, in.b.OwnerID(), shellJobspec("exit 0", ""), makeR("0-1", "n[0-1]", 0), false)
+	s.wait(t)
+	if got := s.lines(); !strings.Contains(got[0], "job shell exec error on broker n1 (rank 1): the agent restarted while starting this shell") {
+		t.Fatalf("stream %v", got)
+	}
+	if n := in.spawnCount(id, 1); n != 0 {
+		t.Fatalf("rank 1 started %d shells", n)
+	}
+}

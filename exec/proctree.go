@@ -1,3 +1,6 @@
+// Process trees and identities, from /proc: the exec package runs where
+// Flux runs, on Linux.
+
 package exec
 
 import (
