@@ -53,22 +53,8 @@ func lineCount(path string) int {
 // shells and tasks, on a virtual clock.
 func TestTaskKillsGoToTasks(t *testing.T) {
 	checkLeaks(t)
-	set := DefaultSettings()
-	set.KillTimeout = 10 * time.Second
-	in := newInstance(t, instOpts{size: 2})
-	c, clk := virtualCoordinator(t, in, &set)
-	dir := t.TempDir()
-	// The shell ignores SIGTERM (and so do its tasks, which inherit that);
-	// each task it runs is a sleep, and each time one is killed the shell
-	// writes a line and starts another.
-	cmd := fmt.Sprintf(`trap '' TERM; while :; do sleep 1000 & echo up >> %[1]s/up.$FLUX_TASK_RANK; wait $!; echo killed >> %[1]s/tasks.$FLUX_TASK_RANK; done`, dir)
-	id := fluxkit.JobID(31001)
-	s := in.jm.start(id, in.b.OwnerID(), shellJobspec(cmd, ""), makeR("0-1", "n[0-1]", 0), false)
-	waitFor(t, "start", func() bool {
-		return slices.Contains(s.types(), "start") && tasksUp(dir, 1)
-	})
-	in.jm.exception(id, 0, nil)
-	waitFor(t, "exception", func() bool { return c.Stats().Jobs[id.F58Plain()].ExceptionInProgress })
+	tj := terminatingJob(t)
+	c, clk, s, id, dir, set := tj.c, tj.clk, tj.s, tj.id, tj.dir, tj.set
 	for k := 1; k <= 4; k++ {
 		waitFor(t, "tasks running", func() bool { return tasksUp(dir, k) })
 		clk.Advance(set.KillTimeout)

@@ -18,12 +18,13 @@ import (
 func TestTerminationSurvivesRestart(t *testing.T) {
 	t.Run("mid-escalation", func(t *testing.T) {
 		checkLeaks(t)
-		in, c, clk, s, id, dir, set := terminatingJob(t)
+		tj := terminatingJob(t)
+		in, c, clk, id, dir, set := tj.in, tj.c, tj.clk, tj.id, tj.dir, tj.set
 		clk.Advance(set.KillTimeout) // task kill 1
 		c.quiesce()
 		waitFor(t, "task kill 1", func() bool { return lineCount(dir+"/tasks.0") == 1 })
 		c = restartOn(t, in, &set, clk)
-		s2 := in.jm.start(id, in.b.OwnerID(), s.spec, s.R, true)
+		s2 := in.jm.start(id, in.b.OwnerID(), tj.spec, tj.R, true)
 		waitFor(t, "restored termination", func() bool {
 			js, ok := c.Stats().Jobs[id.F58Plain()]
 			return ok && js.ExceptionInProgress && js.KillCount == 1 && js.ActiveRanks == "0-1"
@@ -53,12 +54,13 @@ func TestTerminationSurvivesRestart(t *testing.T) {
 	})
 	t.Run("downtime past the first shell kill", func(t *testing.T) {
 		checkLeaks(t)
-		in, _, clk, s, id, dir, set := terminatingJob(t)
+		tj := terminatingJob(t)
+		in, clk, id, dir, set := tj.in, tj.clk, tj.id, tj.dir, tj.set
 		in.coord.Sync(context.Background())
 		in.stopCoordinator()
 		clk.Advance(6 * set.KillTimeout) // four task kills and a shell kill fall due unseen
 		c := restartOn(t, in, &set, clk)
-		s2 := in.jm.start(id, in.b.OwnerID(), s.spec, s.R, true)
+		s2 := in.jm.start(id, in.b.OwnerID(), tj.spec, tj.R, true)
 		c.quiesce()
 		s2.wait(t) // one catch-up step: the shell kill
 		if got := strings.Join(s2.lines(), "|"); got != `finish {"status":9}|release {"final":true,"ranks":"0-1"}` {
@@ -70,27 +72,35 @@ func TestTerminationSurvivesRestart(t *testing.T) {
 	})
 }
 
-type startedJob struct{ spec, R string }
+// terminating is a two-rank job of real shells that ignore SIGTERM (as do
+// their tasks, which inherit that) and run sleep tasks, one after another:
+// each time a task is killed the shell writes a line to tasks.<shell rank>
+// and starts another, writing a line to up.<shell rank>. Its coordinator
+// runs on a virtual clock, and the job has been cancelled.
+type terminating struct {
+	in      *instance
+	c       *Coordinator
+	clk     *fakeClock
+	s       *jobStream
+	spec, R string
+	id      fluxkit.JobID
+	dir     string
+	set     Settings
+}
 
-// terminatingJob starts a two-rank job of shells that ignore SIGTERM and run
-// sleep tasks, on a coordinator with a virtual clock, and cancels it.
-func terminatingJob(t *testing.T) (*instance, *Coordinator, *fakeClock, startedJob, fluxkit.JobID, string, Settings) {
+func terminatingJob(t *testing.T) *terminating {
 	t.Helper()
-	set := DefaultSettings()
-	set.KillTimeout = 10 * time.Second
-	in := newInstance(t, instOpts{size: 2})
-	c, clk := virtualCoordinator(t, in, &set)
-	dir := t.TempDir()
-	cmd := fmt.Sprintf(`trap '' TERM; while :; do sleep 1000 & echo up >> %[1]s/up.$FLUX_TASK_RANK; wait $!; echo killed >> %[1]s/tasks.$FLUX_TASK_RANK; done`, dir)
-	sj := startedJob{spec: shellJobspec(cmd, ""), R: makeR("0-1", "n[0-1]", 0)}
-	id := fluxkit.JobID(32001)
-	s := in.jm.start(id, in.b.OwnerID(), sj.spec, sj.R, false)
-	waitFor(t, "start", func() bool {
-		return slices.Contains(s.types(), "start") && tasksUp(dir, 1)
-	})
-	in.jm.exception(id, 0, nil)
-	waitFor(t, "exception", func() bool { return c.Stats().Jobs[id.F58Plain()].ExceptionInProgress })
-	return in, c, clk, sj, id, dir, set
+	tj := &terminating{set: DefaultSettings(), id: 32001, dir: t.TempDir()}
+	tj.set.KillTimeout = 10 * time.Second
+	tj.in = newInstance(t, instOpts{size: 2})
+	tj.c, tj.clk = virtualCoordinator(t, tj.in, &tj.set)
+	cmd := fmt.Sprintf(`trap '' TERM; while :; do sleep 1000 & echo up >> %[1]s/up.$FLUX_TASK_RANK; wait $!; echo killed >> %[1]s/tasks.$FLUX_TASK_RANK; done`, tj.dir)
+	tj.spec, tj.R = shellJobspec(cmd, ""), makeR("0-1", "n[0-1]", 0)
+	tj.s = tj.in.jm.start(tj.id, tj.in.b.OwnerID(), tj.spec, tj.R, false)
+	waitFor(t, "start", func() bool { return slices.Contains(tj.s.types(), "start") && tasksUp(tj.dir, 1) })
+	tj.in.jm.exception(tj.id, 0, nil)
+	waitFor(t, "exception", func() bool { return tj.c.Stats().Jobs[tj.id.F58Plain()].ExceptionInProgress })
+	return tj
 }
 
 // What a termination restores: the exception's wait_status decides finish,
