@@ -815,8 +815,7 @@ func (a *Agent) spawnLocked(j *agentJob) {
 			fail(err)
 			return
 		}
-		rec.rec.Pid, rec.rec.Start = fp.pid, fp.start
-		if err := rec.save(); err != nil {
+		if err := rec.setPid(fp.pid, fp.start); err != nil {
 			a.log.Error("exec agent: shell record", "job", lr.ID, "err", err)
 		}
 		j.rec = rec
@@ -895,10 +894,10 @@ func (a *Agent) watch(j *agentJob, p proc, stop chan struct{}) {
 	self.unentered = j.req.Barriers && j.barDone < 1 && j.barEntered[a.rank] < 1
 	released := false
 	if j.rec != nil {
-		released = j.rec.rec.Released
+		// Without an epilog, the status says released as well.
+		released = j.rec.rec.Released || j.rec.rec.Status != nil && len(j.req.Epilog) == 0
 		if j.rec.rec.Status == nil {
-			j.rec.rec.Status = &raw
-			a.saveLocked(j)
+			a.recordLocked(j, func(r *record) error { return r.setStatus(raw) })
 		}
 	}
 	epilog := j.req.Epilog
@@ -926,21 +925,21 @@ func (a *Agent) watch(j *agentJob, p proc, stop chan struct{}) {
 	a.mu.Unlock()
 }
 
-// releasedLocked marks the rank released, on disk too.
+// releasedLocked marks the rank released, on disk too when an epilog ran
+// (without one, the exit status implies it).
 func (a *Agent) releasedLocked(j *agentJob) {
 	j.st[a.rank].released = true
-	if j.rec != nil && !j.rec.rec.Released {
-		j.rec.rec.Released = true
-		a.saveLocked(j)
+	if j.rec != nil && !j.rec.rec.Released && len(j.req.Epilog) > 0 {
+		a.recordLocked(j, (*record).setReleased)
 	}
 }
 
-// saveLocked writes the job's record.
-func (a *Agent) saveLocked(j *agentJob) {
+// recordLocked updates the job's record with set.
+func (a *Agent) recordLocked(j *agentJob, set func(*record) error) {
 	if j.rec == nil || j.forgotten {
 		return
 	}
-	if err := j.rec.save(); err != nil {
+	if err := set(j.rec); err != nil {
 		a.log.Error("exec agent: shell record", "job", j.req.ID, "err", err)
 	}
 }
@@ -1271,10 +1270,7 @@ func (a *Agent) barrierDoneLocked(j *agentJob, seq int, ok bool) {
 			return
 		}
 		j.barDone = seq
-		if j.rec != nil {
-			j.rec.rec.Barriers = seq
-			a.saveLocked(j)
-		}
+		a.recordLocked(j, func(r *record) error { return r.setBarriers(seq) })
 	} else {
 		if j.barFail {
 			return

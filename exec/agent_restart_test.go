@@ -2,10 +2,8 @@ package exec
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -17,15 +15,11 @@ import (
 // recordOf reads the record rank r's agent keeps for job id.
 func recordOf(t *testing.T, in *instance, id fluxkit.JobID, r uint32) (recordFile, bool) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(recordDir(in.agentCfg[r].RuntimeDir, id, r), recordName))
-	if err != nil {
+	rec := &record{dir: recordDir(in.agentCfg[r].RuntimeDir, id, r)}
+	if err := rec.read(r); err != nil {
 		return recordFile{}, false
 	}
-	var rec recordFile
-	if err := json.Unmarshal(b, &rec); err != nil {
-		t.Fatal(err)
-	}
-	return rec, true
+	return rec.rec, true
 }
 
 // An agent restart (a non-leader's, then the leader's) leaves the shells

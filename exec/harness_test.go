@@ -290,14 +290,13 @@ func (in *instance) restartAgent(r uint32) {
 func killRecorded(rundir string) {
 	dirs, _ := filepath.Glob(filepath.Join(rundir, "*", "*", recordName))
 	for _, f := range dirs {
-		var rec recordFile
-		b, err := os.ReadFile(f)
-		if err != nil || json.Unmarshal(b, &rec) != nil || rec.Pid == 0 {
+		rec := &record{dir: filepath.Dir(f)}
+		if rec.read(0) != nil || rec.rec.Pid == 0 {
 			continue
 		}
-		if procAlive(rec.Pid, rec.Start) {
-			_ = syscall.Kill(-rec.Pid, syscall.SIGKILL)
-			_, _ = syscall.Wait4(rec.Pid, nil, 0, nil)
+		if procAlive(rec.rec.Pid, rec.rec.Start) {
+			_ = syscall.Kill(-rec.rec.Pid, syscall.SIGKILL)
+			_, _ = syscall.Wait4(rec.rec.Pid, nil, 0, nil)
 		}
 	}
 }
