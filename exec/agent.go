@@ -71,6 +71,8 @@ type Agent struct {
 	reap  *reaper
 	dir   string // records
 	keep  bool   // shells outlive the agent (RuntimeDir set)
+	// spares are empty records made ahead of need by makeSpares.
+	spares chan string
 
 	mu   sync.Mutex
 	jobs map[fluxkit.JobID]*agentJob
@@ -223,6 +225,9 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	if a.keep {
 		a.restore()
 	}
+	removeSpares(a.dir, a.rank) // a previous agent's
+	a.spares = make(chan string, spareRecords)
+	a.goOwned(a.makeSpares)
 	for _, hd := range []struct {
 		topic string
 		allow fluxkit.Role
@@ -304,8 +309,10 @@ func (a *Agent) dropLocked(j *agentJob) {
 		_ = j.proc.signal(syscall.SIGKILL)
 		j.proc.release()
 	}
-	if j.rec != nil {
-		j.rec.remove()
+	if rec := j.rec; rec != nil {
+		// Off the lock: removing files is the slowest thing an agent does
+		// per job on some disks.
+		a.goOwned(rec.remove)
 	}
 }
 
@@ -803,7 +810,12 @@ func (a *Agent) spawnLocked(j *agentJob) {
 		}
 		// The record goes to disk before the fork, so that no restart can
 		// lead to a second shell.
-		rec, err := createRecord(a.dir, lr, a.rank)
+		spare := ""
+		select {
+		case spare = <-a.spares:
+		default:
+		}
+		rec, err := createRecord(a.dir, lr, a.rank, spare)
 		if err != nil {
 			fail(err)
 			return
@@ -988,7 +1000,8 @@ func (a *Agent) sendOutput(j *agentJob, stream int, path string, p proc, argv0 s
 		return
 	}
 	defer f.Close()
-	buf := make([]byte, a.cfg.OutputChunk)
+	// The buffer grows to OutputChunk only for shells that write that much.
+	buf := make([]byte, min(a.cfg.OutputChunk, 4<<10))
 	// off is where sending goes on; confOff is what the coordinator of
 	// upstream generation confGen confirmed having stored. Offset 0 needs
 	// no confirmation.
@@ -1011,6 +1024,10 @@ func (a *Agent) sendOutput(j *agentJob, stream int, path string, p proc, argv0 s
 	for {
 		final := !p.running()
 		n, _ := f.ReadAt(buf, off)
+		if n == len(buf) && len(buf) < a.cfg.OutputChunk {
+			buf = make([]byte, min(2*len(buf), a.cfg.OutputChunk))
+			continue
+		}
 		data := buf[:n]
 		if !final {
 			data = completeRunes(data)
@@ -1381,6 +1398,33 @@ func (a *Agent) handleBarrierQuery(ctx context.Context, w fluxkit.Responder, req
 	if j := a.jobs[br.ID]; j != nil && j.sub != nil {
 		a.barrierQueryLocked(j)
 		a.evalLocked(j)
+	}
+}
+
+// spareRecords is how many empty records an agent keeps ready.
+const spareRecords = 4
+
+// makeSpares keeps spareRecords empty records ready, so that creating a
+// record's files is off the path from launch to shell. It removes those
+// left when the agent closes.
+func (a *Agent) makeSpares() {
+	defer removeSpares(a.dir, a.rank)
+	for n := int64(0); ; n++ {
+		dir := spareName(a.dir, a.rank, n)
+		if err := makeEmpty(dir); err != nil {
+			a.log.Warn("exec agent: spare record", "err", err)
+			select {
+			case <-time.After(time.Second):
+				continue
+			case <-a.ctx.Done():
+				return
+			}
+		}
+		select {
+		case a.spares <- dir:
+		case <-a.ctx.Done():
+			return
+		}
 	}
 }
 

@@ -118,7 +118,7 @@ func TestRecordWithoutPidNeverRespawns(t *testing.T) {
 	if err := os.MkdirAll(in.agentCfg[1].RuntimeDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := createRecord(in.agentCfg[1].RuntimeDir, &lr, 1); err != nil {
+	if _, err := createRecord(in.agentCfg[1].RuntimeDir, &lr, 1, ""); err != nil {
 		t.Fatal(err)
 	}
 	in.startAgent(1)

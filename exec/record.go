@@ -53,25 +53,54 @@ func recordDir(dir string, id fluxkit.JobID, rank uint32) string {
 // createRecord makes the record of a shell about to be started, with its
 // (empty) output files, and writes it before the fork: a record without a
 // pid tells a restarted agent that a shell may exist that it cannot find,
-// so that it never starts a second one.
-func createRecord(dir string, lr *launchReq, rank uint32) (*record, error) {
+// so that it never starts a second one. spare, when not "", is an empty
+// record made ahead of need (makeSpare), renamed into place: one metadata
+// operation on the launch's path instead of four.
+func createRecord(dir string, lr *launchReq, rank uint32, spare string) (*record, error) {
 	r := &record{dir: recordDir(dir, lr.ID, rank), rec: recordFile{Launch: *lr, Rank: rank}}
-	if err := os.Mkdir(r.dir, 0o700); err != nil {
-		return nil, fmt.Errorf("record: %w", err)
-	}
-	for _, s := range streamNames {
-		f, err := os.OpenFile(filepath.Join(r.dir, s), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-		if err != nil {
-			r.remove()
+	if spare != "" {
+		if err := os.Rename(spare, r.dir); err != nil {
+			_ = os.RemoveAll(spare)
 			return nil, fmt.Errorf("record: %w", err)
 		}
-		f.Close()
+	} else if err := makeEmpty(r.dir); err != nil {
+		return nil, err
 	}
 	if err := r.append("launch", string(encodeLaunch(lr))); err != nil {
 		r.remove()
 		return nil, err
 	}
 	return r, nil
+}
+
+// makeEmpty creates a record directory with its empty files.
+func makeEmpty(dir string) error {
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
+	for _, name := range []string{streamNames[0], streamNames[1], recordName} {
+		f, err := os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			_ = os.RemoveAll(dir)
+			return fmt.Errorf("record: %w", err)
+		}
+		f.Close()
+	}
+	return nil
+}
+
+// spareName is the name of rank's n'th spare record: a dot file, which
+// loadRecords never takes for a record.
+func spareName(dir string, rank uint32, n int64) string {
+	return filepath.Join(dir, fmt.Sprintf(".spare-%d-%d", rank, n))
+}
+
+// removeSpares removes rank's spare records under dir.
+func removeSpares(dir string, rank uint32) {
+	old, _ := filepath.Glob(filepath.Join(dir, fmt.Sprintf(".spare-%d-*", rank)))
+	for _, d := range old {
+		_ = os.RemoveAll(d)
+	}
 }
 
 // append adds one line to the record.
@@ -194,7 +223,7 @@ func loadRecords(dir string, rank uint32) ([]*record, []error) {
 	var out []*record
 	var errs []error
 	for _, e := range ents {
-		if !e.IsDir() || !strings.HasSuffix(e.Name(), suffix) {
+		if !e.IsDir() || !strings.HasSuffix(e.Name(), suffix) || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
 		r := &record{dir: filepath.Join(dir, e.Name())}

@@ -13,11 +13,11 @@ import (
 func TestRecords(t *testing.T) {
 	dir := t.TempDir()
 	lr := launchReq{ID: 77, Userid: 5, Ranks: "3-4", Fanout: 8, Method: MethodBulkExec, Argv: []string{"/bin/true"}, Service: "job-exec"}
-	r, err := createRecord(dir, &lr, 3)
+	r, err := createRecord(dir, &lr, 3, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := createRecord(dir, &lr, 3); err == nil {
+	if _, err := createRecord(dir, &lr, 3, ""); err == nil {
 		t.Fatal("a second record for the same shell")
 	}
 	if err := r.setPid(1234, 99); err != nil {
@@ -47,13 +47,13 @@ func TestRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	lr.ID = 79
-	bad, err := createRecord(dir, &lr, 3)
+	bad, err := createRecord(dir, &lr, 3, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	appendRaw(bad.dir, "pid x\n")
 	// And one for rank 4, not this rank's.
-	if _, err := createRecord(dir, &lr, 4); err != nil {
+	if _, err := createRecord(dir, &lr, 4, ""); err != nil {
 		t.Fatal(err)
 	}
 
