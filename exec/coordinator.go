@@ -603,7 +603,11 @@ func (c *Coordinator) relaunch(cj *cjob, err error) bool {
 	if errno := fluxkit.Errno(err); errno != fluxkit.ENOSYS && errno != fluxkit.ECONNRESET {
 		return false
 	}
-	if !slicesContainsState(m.st, rsRunning) {
+	waiting := false // for a shell, or for a release
+	for i, st := range m.st {
+		waiting = waiting || (st == rsRunning || st == rsExited) && !m.released[i]
+	}
+	if !waiting {
 		return false
 	}
 	now := c.clk.Now()
@@ -625,16 +629,25 @@ func (c *Coordinator) relaunch(cj *cjob, err error) bool {
 	return true
 }
 
+// launchFailed accounts for a launch stream that failed: every rank not
+// released yet is lost (unreachable) or failed.
 func (c *Coordinator) launchFailed(cj *cjob, err error) {
 	now := c.clk.Now()
 	errno := fluxkit.Errno(err)
-	for _, r := range cj.m.activeRanks() {
-		if errno == fluxkit.EHOSTUNREACH || errno == fluxkit.ECONNRESET {
-			cj.m.lost(now, r)
-		} else {
-			cj.m.failed(now, r, errno, err.Error())
+	m := cj.m
+	m.batch(now, func() {
+		for i, r := range m.rs.ranks {
+			switch {
+			case m.released[i]:
+			case errno == fluxkit.EHOSTUNREACH || errno == fluxkit.ECONNRESET:
+				m.lost(now, r)
+			case !m.st[i].done():
+				m.failed(now, r, errno, err.Error())
+			default:
+				m.lost(now, r) // exited, never to be released through that stream
+			}
 		}
-	}
+	})
 }
 
 func (c *Coordinator) readLaunch(cj *cjob, call fluxkit.Call) {

@@ -437,7 +437,17 @@ func (j *job) cancelled(now time.Time, rank uint32) {
 // released at once, since nothing on it can be cleaned up from here.
 func (j *job) lost(now time.Time, rank uint32) {
 	i, ok := j.index(rank)
-	if !ok || j.st[i].done() {
+	if !ok {
+		return
+	}
+	if j.st[i].done() {
+		// Its shell had exited, but its release (after its epilog) will
+		// never come: release it now, or the job never ends.
+		if !j.released[i] {
+			j.released[i] = true
+			j.relBatch = append(j.relBatch, rank)
+			j.flush(now)
+		}
 		return
 	}
 	j.st[i] = rsLost

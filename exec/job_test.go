@@ -731,3 +731,19 @@ func TestMaxStartDelay(t *testing.T) {
 		t.Fatalf("expiration %v, want t=10", d.Sub(epoch))
 	}
 }
+
+// A rank whose shell exited but whose release (after its epilog) cannot
+// come any more, because the rank or its agent is lost, is released all the
+// same: the job ends.
+func TestLostAfterExitIsReleased(t *testing.T) {
+	h := newHarness(t, DefaultSettings(), 2, 3)
+	h.start(at(0))
+	h.j.exited(at(1), 2, 0)
+	h.j.exited(at(1), 3, 0)
+	h.j.releasedRanks(at(1), []uint32{2}, nil, "")
+	h.collect(at(1))
+	h.j.lost(at(2), 3)
+	h.collect(at(2))
+	equalLines(t, h.responses(), []string{`start {}`, `finish {"status":0}`,
+		`release {"final":false,"ranks":"2"}`, `release {"final":true,"ranks":"3"}`})
+}
