@@ -1403,6 +1403,18 @@ func (c *Coordinator) Settings() Settings {
 	return c.set
 }
 
+// holding is the ranks of job id that may still hold processes, as the
+// agents' answers to kills left them (tests wait on it).
+func (c *Coordinator) holding(id fluxkit.JobID) string {
+	c.quiesce()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cj := c.jobs[id]; cj != nil {
+		return formatRanks(cj.m.holdingRanks())
+	}
+	return ""
+}
+
 // quiesce waits until everything posted to the worker so far has been
 // applied (tests drive virtual time with it).
 func (c *Coordinator) quiesce() {

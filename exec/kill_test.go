@@ -103,10 +103,10 @@ func TestKillAcksSpareEmptyRanks(t *testing.T) {
 	if act := c.Stats().Jobs[id.F58Plain()].ActiveRanks; act != "0-1" {
 		t.Fatalf("active ranks %q: the leader should still hold rank 1's exit", act)
 	}
+	clk.Advance(set.KillTimeout) // the first task kill, which rank 1 answers holding nothing
+	waitFor(t, "rank 1 known empty", func() bool { return c.holding(id) == "0" })
 	for i := 0; i < 12; i++ {
 		clk.Advance(set.KillTimeout)
-		c.quiesce()
-		time.Sleep(10 * time.Millisecond) // let each kill's answer come back
 		c.quiesce()
 	}
 	s.wait(t)
