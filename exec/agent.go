@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -24,12 +25,26 @@ type AgentConfig struct {
 	Handle fluxkit.Handle
 	// Service is the agent's service name. Default "exec-agent".
 	Service string
-	// OutputBuffer is how many bytes of each stream of each shell are held
-	// before the shell is made to wait (back-pressure). Default 1 MiB.
-	OutputBuffer int
 	// OutputChunk is the largest piece of output sent upstream in one RPC.
 	// Default 256 KiB.
 	OutputChunk int
+	// RuntimeDir holds a record for every shell the agent started: its
+	// pid, its state and its output (see record.go). When set, shells
+	// outlive the agent: Close leaves them running, and the next agent
+	// with the same RuntimeDir on this rank finds them, checks them
+	// against the live processes and takes them over, without starting any
+	// twice. When empty, the agent uses a private temporary directory that
+	// Close removes, after killing the shells.
+	RuntimeDir string
+	// ReconnectTimeout is how long a launch stream to a tree child, broken
+	// while the child's shells run (its agent restarting), is re-established
+	// before the child's ranks count as lost. Default 30s.
+	ReconnectTimeout time.Duration
+	// OrphanCheck is how often the records a new agent found, and that no
+	// launch has claimed since, are checked against their job's exec
+	// eventlog: a job that is done has its shell killed and its record
+	// removed. Default 1 minute.
+	OrphanCheck time.Duration
 	// BatchWindow is how long exits and releases are held to be sent
 	// upstream together. Default 10ms, as flux-core batches exits.
 	BatchWindow time.Duration
@@ -53,6 +68,11 @@ type Agent struct {
 	stop  context.CancelFunc
 	wg    sync.WaitGroup
 	unreg []func()
+	reap  *reaper
+	dir   string // records
+	keep  bool   // shells outlive the agent (RuntimeDir set)
+	// spares are empty records made ahead of need by makeSpares.
+	spares chan string
 
 	mu   sync.Mutex
 	jobs map[fluxkit.JobID]*agentJob
@@ -63,6 +83,8 @@ type Agent struct {
 	spawnErr func(id fluxkit.JobID, rank uint32) error
 	// deafTest, set by tests, makes simulated shells ignore signals.
 	deafTest bool
+	// killFault, set by tests, fails the forwarding of kills to a child.
+	killFault func(child uint32) error
 }
 
 // AgentStats counts what an agent did.
@@ -75,6 +97,7 @@ type AgentStats struct {
 
 type rstat struct {
 	started, adopted, exited, released, lost bool
+	unentered                                bool // exited before the first barrier without entering it
 	status                                   int
 	failed                                   *failWire
 	epFail                                   string
@@ -84,6 +107,7 @@ func (s rstat) finished() bool { return s.released || s.lost || s.failed != nil 
 
 type agentJob struct {
 	req      launchReq
+	last     launchReq // the latest launch, re-sent to children whose stream broke
 	ranks    []uint32
 	pos      int
 	children []uint32          // broker ranks of the tree children
@@ -101,6 +125,17 @@ type agentJob struct {
 
 	proc    proc
 	stopOut chan struct{}
+	rec     *record // real shells: the record on disk
+	// restored: found on disk by this agent and not claimed by a launch
+	// yet; there is no upstream to report to.
+	restored bool
+	// upGen counts new upstreams: output senders confirm their offsets
+	// with each new coordinator.
+	upGen atomic.Int64
+	// Children whose launch stream broke while their shells ran: the
+	// time after which they count as lost, and the retry timer.
+	retryUntil map[uint32]time.Time
+	retry      map[uint32]func() bool
 
 	// Shell barriers (§2.4), reduced up the job's tree and released down
 	// it by the leader; rank 0 takes no part unless it is in the job.
@@ -122,22 +157,46 @@ type agentJob struct {
 	barAnsSent  bool
 }
 
-// NewAgent validates cfg and registers the agent's service.
-func NewAgent(cfg AgentConfig) (*Agent, error) {
+// Validate checks cfg as NewAgent does. Zero values stand for the
+// documented defaults.
+func (cfg AgentConfig) Validate() error {
 	if cfg.Handle == nil {
-		return nil, errors.New("exec agent: Handle is required")
+		return errors.New("exec agent: AgentConfig.Handle is required")
+	}
+	if err := checkServiceName(cfg.Service); err != nil {
+		return fmt.Errorf("exec agent: AgentConfig.Service: %w", err)
+	}
+	if cfg.OutputChunk < 0 {
+		return fmt.Errorf("exec agent: AgentConfig.OutputChunk %d must not be negative", cfg.OutputChunk)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"BatchWindow", cfg.BatchWindow}, {"ReconnectTimeout", cfg.ReconnectTimeout}, {"OrphanCheck", cfg.OrphanCheck}} {
+		if d.v < 0 {
+			return fmt.Errorf("exec agent: AgentConfig.%s %v must not be negative", d.name, d.v)
+		}
+	}
+	return nil
+}
+
+// NewAgent validates cfg ([AgentConfig.Validate]) and registers the agent's
+// service.
+func NewAgent(cfg AgentConfig) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.Service == "" {
 		cfg.Service = "exec-agent"
 	}
-	if cfg.OutputBuffer == 0 {
-		cfg.OutputBuffer = 1 << 20
+	if cfg.ReconnectTimeout == 0 {
+		cfg.ReconnectTimeout = 30 * time.Second
+	}
+	if cfg.OrphanCheck == 0 {
+		cfg.OrphanCheck = time.Minute
 	}
 	if cfg.OutputChunk == 0 {
 		cfg.OutputChunk = 256 << 10
-	}
-	if cfg.OutputBuffer < 0 || cfg.OutputChunk < 0 {
-		return nil, fmt.Errorf("exec agent: OutputBuffer %d and OutputChunk %d must be positive", cfg.OutputBuffer, cfg.OutputChunk)
 	}
 	if cfg.BatchWindow == 0 {
 		cfg.BatchWindow = 10 * time.Millisecond
@@ -148,8 +207,27 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &Agent{cfg: cfg, h: cfg.Handle, rank: cfg.Handle.Rank(), log: cfg.Logger, jobs: map[fluxkit.JobID]*agentJob{}}
+	a := &Agent{cfg: cfg, h: cfg.Handle, rank: cfg.Handle.Rank(), log: cfg.Logger, jobs: map[fluxkit.JobID]*agentJob{},
+		reap: newReaper(), dir: cfg.RuntimeDir, keep: cfg.RuntimeDir != ""}
+	if a.keep {
+		if err := os.MkdirAll(a.dir, 0o700); err != nil {
+			return nil, fmt.Errorf("exec agent: AgentConfig.RuntimeDir: %w", err)
+		}
+	} else {
+		dir, err := os.MkdirTemp("", "fluxkit-exec-agent-")
+		if err != nil {
+			return nil, fmt.Errorf("exec agent: runtime directory: %w", err)
+		}
+		a.dir = dir
+	}
 	a.ctx, a.stop = context.WithCancel(context.Background())
+	a.goOwned(func() { a.reap.run(a.ctx) })
+	if a.keep {
+		a.restore()
+	}
+	removeSpares(a.dir, a.rank) // a previous agent's
+	a.spares = make(chan string, spareRecords)
+	a.goOwned(a.makeSpares)
 	for _, hd := range []struct {
 		topic string
 		allow fluxkit.Role
@@ -174,20 +252,36 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	return a, nil
 }
 
-// Close unregisters the agent, kills every shell it still runs (a closed
-// agent must not leave children behind) and waits for its goroutines.
+// Close unregisters the agent and waits for its goroutines. With a
+// RuntimeDir, the shells it runs go on, recorded there for the next agent;
+// without, it kills them and waits until they are reaped (a closed agent
+// leaves no children behind), then removes its private directory.
 func (a *Agent) Close() error {
 	for _, un := range a.unreg {
 		un()
 	}
 	a.mu.Lock()
 	for _, j := range a.jobs {
-		a.dropLocked(j)
+		if a.keep && j.rec != nil {
+			a.detachLocked(j)
+		} else {
+			a.dropLocked(j)
+		}
 	}
 	a.jobs = map[fluxkit.JobID]*agentJob{}
 	a.mu.Unlock()
+	if !a.keep {
+		// SIGKILL has been sent; the reaper collects them.
+		deadline := time.Now().Add(10 * time.Second)
+		for a.reap.live() > 0 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 	a.stop()
 	a.wg.Wait()
+	if !a.keep {
+		_ = os.RemoveAll(a.dir)
+	}
 	return nil
 }
 
@@ -207,9 +301,23 @@ func (a *Agent) goOwned(fn func()) {
 	}()
 }
 
-// dropLocked forgets a job's record: child streams closed, timers stopped,
-// and the shell killed if it still runs.
+// dropLocked forgets a job: child streams closed, timers stopped, the
+// shell killed if it still runs and its record removed.
 func (a *Agent) dropLocked(j *agentJob) {
+	a.detachLocked(j)
+	if j.proc != nil {
+		_ = j.proc.signal(syscall.SIGKILL)
+		j.proc.release()
+	}
+	if rec := j.rec; rec != nil {
+		// Off the lock: removing files is the slowest thing an agent does
+		// per job on some disks.
+		a.goOwned(rec.remove)
+	}
+}
+
+// detachLocked lets go of a job without touching its shell or record.
+func (a *Agent) detachLocked(j *agentJob) {
 	j.forgotten = true
 	if j.flushStop != nil {
 		j.flushStop()
@@ -217,18 +325,38 @@ func (a *Agent) dropLocked(j *agentJob) {
 	if j.barTimer != nil {
 		j.barTimer()
 	}
+	for _, stop := range j.retry {
+		stop()
+	}
+	j.retry = nil
 	for _, c := range j.calls {
 		c.Close()
 	}
 	j.calls = nil
-	if j.proc != nil {
-		_ = j.proc.signal(syscall.SIGKILL)
-		j.proc.release()
-	}
 	if j.stopOut != nil {
 		close(j.stopOut)
 		j.stopOut = nil
 	}
+}
+
+// newAgentJob builds the job's place in its tree from a launch.
+func (a *Agent) newAgentJob(lr *launchReq, ranks []uint32, pos int) *agentJob {
+	j := &agentJob{req: *lr, last: *lr, ranks: ranks, pos: pos, st: map[uint32]*rstat{}, under: map[uint32]uint32{},
+		barEntered: map[uint32]int{}, rep: map[uint32]rstat{}, calls: map[uint32]fluxkit.Call{}}
+	for _, c := range treeChildren(pos, len(ranks), lr.Fanout) {
+		child := ranks[c]
+		j.children = append(j.children, child)
+		for _, p := range subtree(c, len(ranks), lr.Fanout) {
+			j.under[ranks[p]] = child
+		}
+	}
+	j.under[a.rank] = a.rank
+	for r := range j.under {
+		j.sub = append(j.sub, r)
+		j.st[r] = &rstat{}
+	}
+	slices.Sort(j.sub)
+	return j
 }
 
 func (a *Agent) handleLaunch(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
@@ -251,8 +379,9 @@ func (a *Agent) handleLaunch(ctx context.Context, w fluxkit.Responder, req *flux
 		_ = w.RespondError(fluxkit.Errorf(fluxkit.EPROTO, "launch: rank %d is not in %s", a.rank, lr.Ranks))
 		return
 	}
-	if lr.Fanout < 1 {
-		lr.Fanout = 2
+	if err := lr.validate(); err != nil {
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.EPROTO, "launch: %v", err))
+		return
 	}
 
 	a.mu.Lock()
@@ -261,32 +390,32 @@ func (a *Agent) handleLaunch(ctx context.Context, w fluxkit.Responder, req *flux
 	fresh := j == nil || j.sub == nil // a placeholder left by an early cancel is fresh too
 	if fresh {
 		cancelled := j != nil && j.cancelled
-		j = &agentJob{req: lr, ranks: ranks, pos: pos, st: map[uint32]*rstat{}, under: map[uint32]uint32{}, cancelled: cancelled,
-			barEntered: map[uint32]int{}}
-		for _, c := range treeChildren(pos, len(ranks), lr.Fanout) {
-			child := ranks[c]
-			j.children = append(j.children, child)
-			for _, p := range subtree(c, len(ranks), lr.Fanout) {
-				j.under[ranks[p]] = child
-			}
-		}
-		j.under[a.rank] = a.rank
-		for r := range j.under {
-			j.sub = append(j.sub, r)
-			j.st[r] = &rstat{}
-		}
-		slices.Sort(j.sub)
+		j = a.newAgentJob(&lr, ranks, pos)
+		j.cancelled = cancelled
 		a.jobs[lr.ID] = j
 	}
-	// A new upstream (a restarted coordinator, or a re-sent start) gets the
-	// whole state again; the old stream, if any, is abandoned.
+	j.restored = false
+	j.last = lr
+	// A new upstream (a restarted coordinator, a re-sent start, a parent
+	// re-establishing its stream) gets the whole state again; the old
+	// stream, if any, is abandoned.
+	j.upGen.Add(1)
 	j.up = w
 	j.upEnded = false
 	j.rep = map[uint32]rstat{}
+	// The barriers too: the coordinator (or parent) behind the new stream
+	// knows nothing of those already passed. A barrier timeout the leader
+	// reported is not repeated: it ended the job, and that termination is
+	// the coordinator's to restore.
+	j.barUpSent, j.barDoneSent, j.barFailSent = 0, 0, false
 	for _, c := range j.calls {
 		c.Close()
 	}
 	j.calls = map[uint32]fluxkit.Call{}
+	for _, stop := range j.retry {
+		stop()
+	}
+	j.retry, j.retryUntil = nil, nil
 	// Forward first so that the subtree launches in parallel with our spawn.
 	if len(j.children) > 0 {
 		fwd := encodeLaunch(&lr)
@@ -294,7 +423,7 @@ func (a *Agent) handleLaunch(ctx context.Context, w fluxkit.Responder, req *flux
 			a.forwardLocked(j, child, fwd)
 		}
 	}
-	if !fresh && !lr.Reattach {
+	if !fresh && !lr.Reattach && !lr.Resume {
 		// A start re-sent without reattach: whatever already runs in the
 		// subtree was started by an earlier launch.
 		for _, s := range j.st {
@@ -340,13 +469,14 @@ func (a *Agent) readChild(j *agentJob, child uint32, call fluxkit.Call) {
 		}
 		if err != nil {
 			delete(j.calls, child)
-			if !errors.Is(err, fluxkit.ENODATA) {
+			if !errors.Is(err, fluxkit.ENODATA) && !a.reconnectLocked(j, child, err) {
 				a.childFailedLocked(j, child, err)
 			}
 			a.evalLocked(j)
 			a.mu.Unlock()
 			return
 		}
+		delete(j.retryUntil, child) // the child is back
 		a.msgs.Add(1)
 		var rep report
 		if err := decodeReport(m.Payload, &rep); err != nil {
@@ -359,6 +489,63 @@ func (a *Agent) readChild(j *agentJob, child uint32, call fluxkit.Call) {
 		a.mu.Unlock()
 	}
 }
+
+// reconnectLocked re-establishes, after a pause, the launch stream to a
+// child whose agent went away while shells of its subtree ran: a restarted
+// agent finds them in its records. It reports false when the child is not
+// worth waiting for: nothing of its subtree had started, the error is not
+// an agent going away, or ReconnectTimeout passed since the stream broke.
+func (a *Agent) reconnectLocked(j *agentJob, child uint32, err error) bool {
+	if j.forgotten {
+		return false
+	}
+	if errno := fluxkit.Errno(err); errno != fluxkit.ENOSYS && errno != fluxkit.ECONNRESET {
+		return false
+	}
+	running := false
+	for r, via := range j.under {
+		if s := j.st[r]; via == child && s.started && !s.finished() {
+			running = true
+		}
+	}
+	if !running {
+		return false
+	}
+	now := a.cfg.Clock.Now()
+	if j.retryUntil == nil {
+		j.retryUntil = map[uint32]time.Time{}
+	}
+	until, ok := j.retryUntil[child]
+	if !ok {
+		until = now.Add(a.cfg.ReconnectTimeout)
+		j.retryUntil[child] = until
+	}
+	if now.After(until) {
+		// Gone for good: its ranks are lost, as on a node failure.
+		delete(j.retryUntil, child)
+		a.childFailedLocked(j, child, fluxkit.Errorf(fluxkit.EHOSTUNREACH, "agent on rank %d did not come back: %v", child, err))
+		return true
+	}
+	a.log.Warn("exec agent: launch stream to a child broke; re-establishing it", "job", j.req.ID, "child", child, "err", err)
+	if j.retry == nil {
+		j.retry = map[uint32]func() bool{}
+	}
+	j.retry[child] = a.cfg.Clock.AfterFunc(reconnectPause, func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if j.forgotten || j.retry == nil {
+			return
+		}
+		delete(j.retry, child)
+		lr := j.last
+		lr.Resume = true
+		a.forwardLocked(j, child, encodeLaunch(&lr))
+	})
+	return true
+}
+
+// reconnectPause is the wait before a broken launch stream is re-sent.
+const reconnectPause = 100 * time.Millisecond
 
 // childFailedLocked accounts for a child whose stream failed: an unreachable
 // child makes its unfinished subtree lost; a child without an agent makes
@@ -429,6 +616,7 @@ func (a *Agent) mergeLocked(j *agentJob, child uint32, rep *report) {
 		}
 	}
 	each(rep.Lost, func(s *rstat) { s.lost = true })
+	each(rep.Unentered, func(s *rstat) { s.unentered = true })
 }
 
 // evalLocked decides whether the subtree's news goes upstream now: failures
@@ -511,7 +699,7 @@ func (a *Agent) flushLocked(j *agentJob) {
 		j.flushStop = nil
 	}
 	var rep report
-	var started, adopted, released, lost []uint32
+	var started, adopted, released, lost, unentered []uint32
 	exits := map[int][]uint32{}
 	allDone := true
 	for _, r := range j.sub {
@@ -527,6 +715,9 @@ func (a *Agent) flushLocked(j *agentJob) {
 		}
 		if s.exited && !old.exited {
 			exits[s.status] = append(exits[s.status], r)
+			if s.unentered {
+				unentered = append(unentered, r)
+			}
 		}
 		if s.released && !old.released {
 			released = append(released, r)
@@ -541,6 +732,7 @@ func (a *Agent) flushLocked(j *agentJob) {
 		j.rep[r] = s
 	}
 	rep.Started, rep.Adopted, rep.Released, rep.Lost = formatRanks(started), formatRanks(adopted), formatRanks(released), formatRanks(lost)
+	rep.Unentered = formatRanks(unentered)
 	if j.barUp > j.barUpSent {
 		rep.Barrier, j.barUpSent = j.barUp, j.barUp
 	}
@@ -607,32 +799,60 @@ func (a *Agent) spawnLocked(j *agentJob) {
 		}
 		p = newTestProc(a.cfg.Clock, tc, a.deafTest)
 	default:
+		fail := func(err error) {
+			self.failed = &failWire{Rank: a.rank, Errno: int(spawnErrno(err)), Msg: err.Error()}
+		}
 		if a.spawnErr != nil {
 			if err := a.spawnErr(lr.ID, a.rank); err != nil {
-				self.failed = &failWire{Rank: a.rank, Errno: int(spawnErrno(err)), Msg: err.Error()}
+				fail(err)
 				return
 			}
 		}
-		fp, err := forkSpawn(spawnSpec{argv: lr.Argv, env: shellEnv(lr, j.pos, len(j.ranks)), outLimit: a.cfg.OutputBuffer})
+		// The record goes to disk before the fork, so that no restart can
+		// lead to a second shell.
+		spare := ""
+		select {
+		case spare = <-a.spares:
+		default:
+		}
+		rec, err := createRecord(a.dir, lr, a.rank, spare)
 		if err != nil {
-			self.failed = &failWire{Rank: a.rank, Errno: int(spawnErrno(err)), Msg: err.Error()}
+			fail(err)
 			return
 		}
+		fp, err := forkSpawn(spawnSpec{argv: lr.Argv, env: shellEnv(lr, j.pos, len(j.ranks)),
+			stdout: rec.output(streamStdout), stderr: rec.output(streamStderr)}, a.reap)
+		if err != nil {
+			rec.remove()
+			fail(err)
+			return
+		}
+		if err := rec.setPid(fp.pid, fp.start); err != nil {
+			a.log.Error("exec agent: shell record", "job", lr.ID, "err", err)
+		}
+		j.rec = rec
 		p = fp
 	}
 	a.spawned.Add(1)
 	if a.cfg.OnSpawn != nil {
 		a.cfg.OnSpawn(lr.ID, a.rank)
 	}
+	a.followLocked(j, p)
+}
+
+// followLocked starts watching the rank's shell p.
+func (a *Agent) followLocked(j *agentJob, p proc) {
 	j.proc = p
 	j.stopOut = make(chan struct{})
-	self.started = true
+	j.st[a.rank].started = true
 	stop := j.stopOut
 	a.goOwned(func() { a.watch(j, p, stop) })
 }
 
 // watch follows one shell: its output goes upstream, then its exit, then
-// the epilog and the release.
+// the epilog and the release. It stops following when the job is
+// forgotten or the agent closes (the shell may then go on, for the next
+// agent).
 func (a *Agent) watch(j *agentJob, p proc, stop chan struct{}) {
 	var owg sync.WaitGroup
 	argv0 := ""
@@ -640,36 +860,62 @@ func (a *Agent) watch(j *agentJob, p proc, stop chan struct{}) {
 		argv0 = filepath.Base(j.req.Argv[0])
 	}
 	for s := range 2 {
-		if b := p.output(s); b != nil {
+		if path := p.output(s); path != "" {
 			owg.Add(1)
 			go func() {
 				defer owg.Done()
-				a.sendOutput(j, s, b, argv0, stop)
+				a.sendOutput(j, s, path, p, argv0, stop)
 			}()
 		}
 	}
 	select {
 	case <-p.done():
+	case <-stop:
 	case <-a.ctx.Done():
-		_ = p.signal(syscall.SIGKILL)
-		p.release()
-		<-p.done()
-		owg.Wait()
-		a.reaped.Add(1)
+	}
+	owg.Wait() // every byte stored by the coordinator, unless stopped
+	select {
+	case <-p.done(): // (a forgotten job's shell was just killed)
+	case <-a.ctx.Done():
+		return // it goes on, for the next agent
+	}
+	a.reaped.Add(1)
+	select {
+	case <-stop:
+		return
+	default:
+	}
+	raw, known := p.status()
+	a.mu.Lock()
+	if j.forgotten {
+		a.mu.Unlock()
 		return
 	}
-	owg.Wait()
-	a.reaped.Add(1)
-	a.mu.Lock()
 	self := j.st[a.rank]
-	self.exited, self.status = true, p.status()
 	if j.req.Barriers && j.barDone < 2 {
 		a.barrierFailLocked(j) // any exit ends the current barrier with EIO
 	}
+	if !known {
+		self.failed = &failWire{Rank: a.rank, Errno: int(syscall.ECHILD),
+			Msg: fmt.Sprintf("shell pid %d ended while no agent of this process could wait for it: exit status unknown", j.rec.rec.Pid)}
+		a.evalLocked(j)
+		a.mu.Unlock()
+		return
+	}
+	self.exited, self.status = true, raw
+	self.unentered = j.req.Barriers && j.barDone < 1 && j.barEntered[a.rank] < 1
+	released := false
+	if j.rec != nil {
+		// Without an epilog, the status says released as well.
+		released = j.rec.rec.Released || j.rec.rec.Status != nil && len(j.req.Epilog) == 0
+		if j.rec.rec.Status == nil {
+			a.recordLocked(j, func(r *record) error { return r.setStatus(raw) })
+		}
+	}
 	epilog := j.req.Epilog
-	if len(epilog) == 0 {
+	if len(epilog) == 0 || released {
 		// Nothing between exit and release: report both at once.
-		self.released = true
+		a.releasedLocked(j)
 		p.release()
 		a.evalLocked(j)
 		a.mu.Unlock()
@@ -683,127 +929,260 @@ func (a *Agent) watch(j *agentJob, p proc, stop chan struct{}) {
 	if epErr != nil {
 		self.epFail = epErr.Error()
 	}
-	self.released = true
+	if !j.forgotten {
+		a.releasedLocked(j)
+	}
 	p.release()
 	a.evalLocked(j)
 	a.mu.Unlock()
 }
 
+// releasedLocked marks the rank released, on disk too when an epilog ran
+// (without one, the exit status implies it).
+func (a *Agent) releasedLocked(j *agentJob) {
+	j.st[a.rank].released = true
+	if j.rec != nil && !j.rec.rec.Released && len(j.req.Epilog) > 0 {
+		a.recordLocked(j, (*record).setReleased)
+	}
+}
+
+// recordLocked updates the job's record with set.
+func (a *Agent) recordLocked(j *agentJob, set func(*record) error) {
+	if j.rec == nil || j.forgotten {
+		return
+	}
+	if err := set(j.rec); err != nil {
+		a.log.Error("exec agent: shell record", "job", j.req.ID, "err", err)
+	}
+}
+
 func (a *Agent) runEpilog(j *agentJob, argv []string) error {
-	env := append(os.Environ(),
+	cmd := osexec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(),
 		"FLUX_JOB_ID="+j.req.ID.F58(),
 		"FLUX_JOB_USERID="+strconv.FormatUint(uint64(j.req.Userid), 10),
 		"FLUX_JOB_RANKS="+strconv.FormatUint(uint64(a.rank), 10))
-	p, err := forkSpawn(spawnSpec{argv: argv, env: env, outLimit: 4096})
-	if err != nil {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("epilog on rank %d: %w", a.rank, err)
 	}
-	p.release() // output is not kept; abandoning lets the pipes drain
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
 	select {
-	case <-p.done():
+	case err = <-done:
 	case <-a.ctx.Done():
-		_ = p.signal(syscall.SIGKILL)
-		<-p.done()
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
 		return a.ctx.Err()
 	}
-	if st := syscall.WaitStatus(p.status()); st != 0 {
-		return fmt.Errorf("epilog on rank %d: wait status %d", a.rank, int(st))
+	if err != nil {
+		return fmt.Errorf("epilog on rank %d: %w", a.rank, err)
 	}
 	return nil
 }
 
-// sendOutput delivers one stream upstream, in order, acknowledged: bytes are
-// dropped from the buffer only once the coordinator has stored them.
-func (a *Agent) sendOutput(j *agentJob, stream int, b *outBuf, argv0 string, stop chan struct{}) {
-	var off int64
-	backoff := 20 * time.Millisecond
-	a.goOwned(func() { // wake the buffer wait when the job is forgotten or the agent stops
+// Output polling: a shell's files are read again after outputPollMin when
+// they just grew, backing off to outputPollMax while they do not.
+const (
+	outputPollMin = 2 * time.Millisecond
+	outputPollMax = 100 * time.Millisecond
+)
+
+// sendOutput delivers one stream of the shell p from its file, in order:
+// each piece goes to the coordinator at its offset, and the offset the
+// coordinator answers (what it has stored) is where sending goes on. Once
+// the shell has ended and everything is stored, it returns.
+func (a *Agent) sendOutput(j *agentJob, stream int, path string, p proc, argv0 string, stop chan struct{}) {
+	f, err := os.Open(path)
+	if err != nil {
+		a.log.Error("exec agent: shell output", "job", j.req.ID, "err", err)
+		return
+	}
+	defer f.Close()
+	// The buffer grows to OutputChunk only for shells that write that much.
+	buf := make([]byte, min(a.cfg.OutputChunk, 4<<10))
+	// off is where sending goes on; confOff is what the coordinator of
+	// upstream generation confGen confirmed having stored. Offset 0 needs
+	// no confirmation.
+	var off, confOff int64
+	confGen := j.upGen.Load()
+	poll, backoff := outputPollMin, 20*time.Millisecond
+	wait := func(d time.Duration) bool {
+		t := time.NewTimer(d)
+		defer t.Stop()
 		select {
+		case <-t.C:
+		case <-p.done():
 		case <-stop:
+			return false
 		case <-a.ctx.Done():
+			return false
 		}
-		b.abandon()
-	})
+		return true
+	}
 	for {
-		b.waitData(off, stop)
-		select {
-		case <-stop:
-			return
-		case <-a.ctx.Done():
-			return
-		default:
-		}
-		data, eof := b.peek(off, a.cfg.OutputChunk)
-		if len(data) == 0 {
-			if eof {
-				return
-			}
+		final := !p.running()
+		n, _ := f.ReadAt(buf, off)
+		if n == len(buf) && len(buf) < a.cfg.OutputChunk {
+			buf = make([]byte, min(2*len(buf), a.cfg.OutputChunk))
 			continue
 		}
+		data := buf[:n]
+		if !final {
+			data = completeRunes(data)
+		}
+		gen := j.upGen.Load()
+		if len(data) == 0 && confOff == off && (confGen == gen || off == 0) {
+			if final {
+				return // all of it stored
+			}
+			if !wait(poll) {
+				return
+			}
+			poll = min(2*poll, outputPollMax)
+			continue
+		}
+		// Bytes to send, or an offset to confirm: to a new coordinator
+		// (which may have less than the last stored), and at the end.
 		var resp outputResp
 		a.msgs.Add(2)
 		err := fluxkit.RPC(a.ctx, a.h, j.req.Service+".output", j.req.Coord,
 			outputReq{ID: j.req.ID, Rank: a.rank, Stream: stream, Offset: off, Data: data, Argv0: argv0}, &resp)
 		if err != nil {
-			// The coordinator may be restarting: keep the bytes and retry.
-			select {
-			case <-time.After(backoff):
-			case <-stop:
-				return
-			case <-a.ctx.Done():
+			if errors.Is(err, fluxkit.ENOENT) {
+				if done, derr := jobDone(a.ctx, a.h, j.req.ID); derr == nil && done {
+					return // the job is over (this rank was cut off): nobody wants the rest
+				}
+			}
+			// The coordinator may be restarting: the bytes stay in the file.
+			if !wait(backoff) {
 				return
 			}
 			backoff = min(2*backoff, time.Second)
 			continue
 		}
 		backoff = 20 * time.Millisecond
-		if resp.Offset > off {
-			off = min(resp.Offset, off+int64(len(data)))
-			b.ack(off)
+		if len(data) > 0 {
+			poll = outputPollMin
+		}
+		want := off + int64(len(data))
+		switch next := resp.Offset; {
+		case next >= want:
+			// Stored, or more already (an agent restart sends from the
+			// start): skip ahead, within what the file holds.
+			if next > want {
+				if fi, err := f.Stat(); err == nil {
+					next = min(next, fi.Size())
+				}
+			}
+			off, confOff, confGen = next, next, gen
+		default:
+			off = max(next, 0) // a coordinator with less: send again from there
 		}
 	}
 }
 
+// handleKill signals this rank's shell (or its tasks), forwards the kill to
+// the tree children and answers for the whole subtree, rank by rank, once
+// the children have answered or the request's budget is spent.
 func (a *Agent) handleKill(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
 	a.msgs.Add(1)
 	var kr killReq
 	if !fluxkit.DecodeRequest(w, req, &kr) {
 		return
 	}
+	ranks, err := parseRanks(kr.Ranks)
+	pos, in := 0, false
+	if err == nil {
+		pos, in = slices.BinarySearch(ranks, a.rank)
+	}
+	if !in || kr.Fanout < 1 || kr.Fanout > maxFanout || kr.Signal < 0 || kr.Signal > maxSignal {
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.EPROTO, "kill: rank %d, ranks %q, fanout %d, signal %d: not a kill for this rank",
+			a.rank, kr.Ranks, kr.Fanout, kr.Signal))
+		return
+	}
 	a.mu.Lock()
 	j := a.jobs[kr.ID]
 	if j == nil && kr.Cancel {
 		// The kill overtook the launch: remember not to spawn.
-		ranks, err := parseRanks(kr.Ranks)
-		if err == nil {
-			if pos, ok := slices.BinarySearch(ranks, a.rank); ok {
-				j = &agentJob{req: launchReq{ID: kr.ID, Ranks: kr.Ranks, Fanout: kr.Fanout}, ranks: ranks, pos: pos,
-					st: map[uint32]*rstat{}, under: map[uint32]uint32{}, cancelled: true, upEnded: true}
-				a.jobs[kr.ID] = j
-			}
-		}
+		j = &agentJob{req: launchReq{ID: kr.ID, Ranks: kr.Ranks, Fanout: kr.Fanout}, ranks: ranks, pos: pos,
+			st: map[uint32]*rstat{}, under: map[uint32]uint32{}, cancelled: true, upEnded: true}
+		a.jobs[kr.ID] = j
 	}
-	var children []uint32
+	held := false
 	if j != nil {
 		if kr.Cancel {
 			j.cancelled = true
 		}
-		if j.proc != nil && kr.Signal > 0 {
-			_ = j.proc.signal(syscall.Signal(kr.Signal))
+		if j.proc != nil && j.proc.running() {
+			held = true
+			if sig := syscall.Signal(kr.Signal); sig > 0 {
+				if kr.Tasks {
+					_ = j.proc.signalTasks(sig)
+				} else {
+					_ = j.proc.signal(sig)
+				}
+			}
 		}
-		children = j.children
 	}
 	a.mu.Unlock()
-	if kr.Only != "" {
-		children = nil
-	} else if j == nil || j.sub == nil {
-		children = a.treeKids(kr.Ranks, kr.Fanout)
+	var resp killResp
+	if held {
+		resp.Held = formatRanks([]uint32{a.rank})
+	} else {
+		resp.Empty = formatRanks([]uint32{a.rank})
 	}
-	for _, c := range children {
+	var children []int
+	if kr.Only == "" {
+		children = treeChildren(pos, len(ranks), kr.Fanout)
+	}
+	if len(children) == 0 {
 		a.msgs.Add(1)
-		_ = fluxkit.Notify(a.ctx, a.h, a.cfg.Service+".kill", c, kr)
+		_ = fluxkit.Respond(w, resp)
+		return
 	}
-	_ = w.Respond(nil)
+	a.goOwned(func() {
+		budget := kr.Budget
+		if budget <= 0 {
+			budget = killBudget
+		}
+		ctx, cancel := context.WithTimeout(a.ctx, budget)
+		defer cancel()
+		fwd := kr
+		fwd.Budget = budget * 3 / 4
+		answers := make([]killResp, len(children))
+		errs := make([]error, len(children))
+		var wg sync.WaitGroup
+		for i, c := range children {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if a.killFault != nil {
+					if errs[i] = a.killFault(ranks[c]); errs[i] != nil {
+						return
+					}
+				}
+				a.msgs.Add(2)
+				errs[i] = fluxkit.RPC(ctx, a.h, a.cfg.Service+".kill", ranks[c], fwd, &answers[i])
+			}()
+		}
+		wg.Wait()
+		held, empty, unreached := ranksOf(resp.Held), ranksOf(resp.Empty), []uint32(nil)
+		for i, c := range children {
+			if errs[i] != nil {
+				for _, p := range subtree(c, len(ranks), kr.Fanout) {
+					unreached = append(unreached, ranks[p])
+				}
+				continue
+			}
+			held = append(held, ranksOf(answers[i].Held)...)
+			empty = append(empty, ranksOf(answers[i].Empty)...)
+			unreached = append(unreached, ranksOf(answers[i].Unreached)...)
+		}
+		resp = killResp{Held: formatRanks(held), Empty: formatRanks(empty), Unreached: formatRanks(unreached)}
+		_ = fluxkit.Respond(w, resp)
+	})
 }
 
 func (a *Agent) treeKids(rs string, k int) []uint32 {
@@ -908,6 +1287,7 @@ func (a *Agent) barrierDoneLocked(j *agentJob, seq int, ok bool) {
 			return
 		}
 		j.barDone = seq
+		a.recordLocked(j, func(r *record) error { return r.setBarriers(seq) })
 	} else {
 		if j.barFail {
 			return
@@ -1019,4 +1399,147 @@ func (a *Agent) handleBarrierQuery(ctx context.Context, w fluxkit.Responder, req
 		a.barrierQueryLocked(j)
 		a.evalLocked(j)
 	}
+}
+
+// spareRecords is how many empty records an agent keeps ready.
+const spareRecords = 4
+
+// makeSpares keeps spareRecords empty records ready, so that creating a
+// record's files is off the path from launch to shell. It removes those
+// left when the agent closes.
+func (a *Agent) makeSpares() {
+	defer removeSpares(a.dir, a.rank)
+	for n := int64(0); ; n++ {
+		dir := spareName(a.dir, a.rank, n)
+		if err := makeEmpty(dir); err != nil {
+			a.log.Warn("exec agent: spare record", "err", err)
+			select {
+			case <-time.After(time.Second):
+				continue
+			case <-a.ctx.Done():
+				return
+			}
+		}
+		select {
+		case a.spares <- dir:
+		case <-a.ctx.Done():
+			return
+		}
+	}
+}
+
+// restore takes over the shells a previous agent on this rank recorded in
+// the runtime directory: running ones are adopted (checked against the
+// live processes), ended ones are reported with their recorded status.
+// None is started again. Each waits, without an upstream, for a launch to
+// claim it; those no launch claims are checked by orphanWatch.
+func (a *Agent) restore() {
+	recs, errs := loadRecords(a.dir, a.rank)
+	for _, err := range errs {
+		a.log.Error("exec agent: unreadable shell record left in place", "err", err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, rec := range recs {
+		lr := rec.rec.Launch
+		ranks, err := parseRanks(lr.Ranks)
+		pos, in := 0, false
+		if err == nil {
+			pos, in = slices.BinarySearch(ranks, a.rank)
+		}
+		if !in || lr.validate() != nil {
+			a.log.Error("exec agent: shell record with a bad launch left in place", "dir", rec.dir)
+			continue
+		}
+		j := a.newAgentJob(&lr, ranks, pos)
+		j.rec, j.restored, j.upEnded = rec, true, true
+		j.barDone = rec.rec.Barriers
+		j.barEntered[a.rank] = rec.rec.Barriers
+		a.jobs[lr.ID] = j
+		out := [2]string{rec.output(streamStdout), rec.output(streamStderr)}
+		switch {
+		case rec.rec.Status != nil:
+			a.followLocked(j, endedProc(*rec.rec.Status, out))
+		case rec.rec.Pid == 0:
+			// Recorded before the fork, but not after: a shell may run
+			// that nothing can find. Never start another.
+			j.st[a.rank].failed = &failWire{Rank: a.rank, Errno: int(syscall.ECHILD),
+				Msg: "the agent restarted while starting this shell: whether it runs is unknown"}
+		default:
+			a.followLocked(j, adoptProc(rec.rec.Pid, rec.rec.Start, out, a.reap))
+		}
+		a.log.Info("exec agent: shell record found", "job", lr.ID, "pid", rec.rec.Pid)
+	}
+	if len(recs) > 0 {
+		a.goOwned(a.orphanWatch)
+	}
+}
+
+// orphanWatch checks, every OrphanCheck, the restored jobs no launch has
+// claimed: a job whose exec eventlog ends with "done" is over (its forget
+// went to the previous agent), so its shell is killed and its record
+// removed. It ends when no restored job is left unclaimed.
+func (a *Agent) orphanWatch() {
+	tick := time.NewTicker(a.cfg.OrphanCheck)
+	defer tick.Stop()
+	for {
+		select {
+		case <-a.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		a.mu.Lock()
+		var ids []fluxkit.JobID
+		for id, j := range a.jobs {
+			if j.restored {
+				ids = append(ids, id)
+			}
+		}
+		a.mu.Unlock()
+		if len(ids) == 0 {
+			return
+		}
+		for _, id := range ids {
+			done, err := jobDone(a.ctx, a.h, id)
+			if err != nil {
+				a.log.Warn("exec agent: checking a recorded job", "job", id, "err", err)
+				continue
+			}
+			if !done {
+				continue
+			}
+			a.mu.Lock()
+			if j := a.jobs[id]; j != nil && j.restored {
+				a.log.Info("exec agent: recorded job is over; killing what is left", "job", id)
+				a.dropLocked(j)
+				delete(a.jobs, id)
+			}
+			a.mu.Unlock()
+		}
+	}
+}
+
+// jobDone reports whether job id's exec eventlog ends with "done". A job
+// without one is not known to be over.
+func jobDone(ctx context.Context, h fluxkit.Handle, id fluxkit.JobID) (bool, error) {
+	k := eventlogKey(id)
+	var cnt struct {
+		Value int `json:"value"`
+	}
+	if err := fluxkit.RPC(ctx, h, "kvs.get", 0, map[string]string{"key": k + ".count"}, &cnt); err != nil {
+		if errors.Is(err, fluxkit.ENOENT) {
+			return false, nil
+		}
+		return false, err
+	}
+	if cnt.Value < 1 {
+		return false, nil
+	}
+	var last struct {
+		Value []Event `json:"value"`
+	}
+	if err := fluxkit.RPC(ctx, h, "kvs.get", 0, map[string]string{"key": k + "." + strconv.Itoa(cnt.Value-1)}, &last); err != nil {
+		return false, err
+	}
+	return len(last.Value) > 0 && last.Value[len(last.Value)-1].Name == "done", nil
 }

@@ -257,6 +257,7 @@ func encodeReport(r *report) []byte {
 	flag("barrier_queried", r.BarrierQueried)
 	str("barrier_pending", r.BarrierPending)
 	flag("barrier_timeout", r.BarrierTimeout)
+	str("unentered", r.Unentered)
 	return append(b, '}')
 }
 
@@ -319,6 +320,9 @@ func encodeLaunch(lr *launchReq) []byte {
 	}
 	if lr.Reattach {
 		b = append(b, `,"reattach":true`...)
+	}
+	if lr.Resume {
+		b = append(b, `,"resume":true`...)
 	}
 	b = append(b, `,"service":`...)
 	b = appendStr(b, lr.Service)
@@ -690,7 +694,7 @@ func (l *lexer) fails() ([]failWire, bool) {
 
 var (
 	reportNames = []string{"started", "adopted", "failed", "exited", "released", "epilog_failed", "lost",
-		"barrier", "barrier_fail", "barriers", "barrier_queried", "barrier_pending", "barrier_timeout"}
+		"barrier", "barrier_fail", "barriers", "barrier_queried", "barrier_pending", "barrier_timeout", "unentered"}
 	exitNames = []string{"ranks", "status"}
 )
 
@@ -737,8 +741,10 @@ func fastReport(b []byte, r *report) bool {
 			r.BarrierQueried, ok = l.boolean()
 		case 11:
 			r.BarrierPending, ok = l.str()
-		default:
+		case 12:
 			r.BarrierTimeout, ok = l.boolean()
+		default:
+			r.Unentered, ok = l.str()
 		}
 		return ok
 	})
@@ -756,7 +762,7 @@ func decodeReport(b []byte, r *report) error {
 
 var (
 	launchNames = []string{"id", "userid", "ranks", "fanout", "method", "argv", "env", "epilog", "test",
-		"reattach", "service", "coord", "barriers", "barrier_timeout"}
+		"reattach", "service", "coord", "barriers", "barrier_timeout", "resume"}
 	testNames = []string{"run_duration", "wait_status"}
 )
 
@@ -827,10 +833,12 @@ func fastLaunch(b []byte, lr *launchReq) bool {
 			lr.Coord, ok = l.uint32()
 		case 12:
 			lr.Barriers, ok = l.boolean()
-		default:
+		case 13:
 			var v int
 			v, ok = l.int()
 			lr.BarrierTimeout = time.Duration(v)
+		default:
+			lr.Resume, ok = l.boolean()
 		}
 		return ok
 	})

@@ -20,6 +20,7 @@ func FuzzCodecReport(f *testing.F) {
 		`{}`, `{"started":"0"}`, `{"exited":[{"ranks":"0-3","status":0}],"released":"0-3"}`,
 		`{"failed":[{"rank":3,"errno":2,"msg":"no such file"}],"lost":"4"}`,
 		`{"barrier":1,"barrier_fail":true,"barriers":2,"barrier_queried":true,"barrier_pending":"1,3","barrier_timeout":true}`,
+		`{"exited":[{"ranks":"2,7","status":256}],"unentered":"7"}`,
 		`{"epilog_failed":[{"rank":1,"errno":0,"msg":"epilog on rank 1: wait status 256"}]}`,
 		` { "started" : "0" , "adopted":"1" } `, `{"started":"0","started":"1"}`, `{"Started":"0"}`,
 		`{"started":null}`, `{"started":"\u0030"}`, `{"started":"ƒ"}`, `{"barrier":1.0}`, `{"barrier":1e2}`,
@@ -53,7 +54,7 @@ func FuzzCodecReport(f *testing.F) {
 func FuzzCodecLaunch(f *testing.F) {
 	full := encodeLaunch(&launchReq{ID: 1 << 40, Userid: 1000, Ranks: "0-1023", Fanout: 8, Method: MethodBulkExec,
 		Argv: []string{"/bin/sh", "-c", "echo <&>"}, Env: map[string]string{"B": "2", "A": "é"}, Epilog: []string{"ep"},
-		Test: &testWire{RunDuration: time.Second, WaitStatus: 256}, Reattach: true, Service: "job-exec", Coord: 0,
+		Test: &testWire{RunDuration: time.Second, WaitStatus: 256}, Reattach: true, Resume: true, Service: "job-exec", Coord: 0,
 		Barriers: true, BarrierTimeout: time.Minute})
 	seeds := []string{
 		string(full),

@@ -36,6 +36,10 @@ type Config struct {
 	Owner *uint32
 	// Clock drives the per-job timers. Default the real clock.
 	Clock Clock
+	// ReconnectTimeout is how long a launch stream to a job's leader,
+	// broken while shells run (the leader's agent restarting), is
+	// re-established before the ranks count as lost. Default 30s.
+	ReconnectTimeout time.Duration
 	// Logger receives diagnostics. Default discards.
 	Logger *slog.Logger
 }
@@ -96,16 +100,55 @@ type cjob struct {
 	shelled  bool // a job shell runs, so the shells pass barriers
 	timerAt  time.Time
 	timerOff func() bool
-	gone     bool
-	ready    bool // eventlog loaded, launch sent or decided
+	// relaunchUntil: the leader's launch stream broke while shells ran;
+	// it is re-established until then.
+	relaunchUntil time.Time
+	relaunchOff   func() bool
+	gone          bool
+	ready         bool // eventlog loaded, launch sent or decided
+}
+
+// Validate checks cfg as New does: the Handle is required, names are
+// usable as service names, and Settings, when given, pass
+// [Settings.Validate]. Zero values stand for the documented defaults.
+func (cfg Config) Validate() error {
+	if cfg.Handle == nil {
+		return errors.New("exec: Config.Handle is required")
+	}
+	for _, n := range []struct{ field, v string }{
+		{"Service", cfg.Service}, {"AgentService", cfg.AgentService}, {"JobManager", cfg.JobManager},
+	} {
+		if err := checkServiceName(n.v); err != nil {
+			return fmt.Errorf("exec: Config.%s: %w", n.field, err)
+		}
+	}
+	if cfg.Settings != nil {
+		if err := cfg.Settings.Validate(); err != nil {
+			return err
+		}
+	}
+	if cfg.ReconnectTimeout < 0 {
+		return fmt.Errorf("exec: Config.ReconnectTimeout %v must not be negative", cfg.ReconnectTimeout)
+	}
+	return nil
+}
+
+// checkServiceName refuses names that would not survive being used as the
+// first word of a topic ("<service>.start").
+func checkServiceName(s string) error {
+	if strings.ContainsAny(s, ". \t\n") {
+		return fmt.Errorf("%q is not a service name", s)
+	}
+	return nil
 }
 
 // New starts a coordinator: it registers the service, subscribes to
 // job-exception, watches broker.online and says hello to the job manager.
-// A failed hello is fatal: New closes what it started and returns the error.
+// cfg is validated first ([Config.Validate]). A failed hello is fatal: New
+// closes what it started and returns the error.
 func New(ctx context.Context, cfg Config) (*Coordinator, error) {
-	if cfg.Handle == nil {
-		return nil, errors.New("exec: Config.Handle is required")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.Service == "" {
 		cfg.Service = "job-exec"
@@ -118,6 +161,9 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = realClock{}
+	}
+	if cfg.ReconnectTimeout == 0 {
+		cfg.ReconnectTimeout = 30 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -247,6 +293,9 @@ func (c *Coordinator) Close() error {
 		if j.timerOff != nil {
 			j.timerOff()
 		}
+		if j.relaunchOff != nil {
+			j.relaunchOff()
+		}
 		if j.call != nil {
 			j.call.Close()
 		}
@@ -309,13 +358,22 @@ func (c *Coordinator) handleStart(ctx context.Context, w fluxkit.Responder, req 
 		_ = w.RespondError(fluxkit.Errorf(fluxkit.ENOSYS, "exec service is shutting down"))
 		return
 	}
-	if _, dup := c.jobs[sr.ID]; dup {
-		_ = w.RespondError(fluxkit.Errorf(fluxkit.EEXIST, "job %s already has a start request", sr.ID))
+	if cj, dup := c.jobs[sr.ID]; dup {
+		// The job manager sends one start per job at a time, so a second
+		// one means it has given up on the first stream (after a new hello,
+		// say). An error reply here would tell it that the whole exec
+		// service failed; instead the new request takes the job over and
+		// hears where the job stands.
+		c.log.Warn("exec: start re-sent for a job in progress; the new request takes it over", "job", sr.ID, "reattach", sr.Reattach)
+		cj.w = w
+		cj.m.resume(sr.Reattach)
+		c.apply(cj)
 		return
 	}
 	set := c.set
 	cj := &cjob{w: w, fanout: set.Fanout, ranksStr: formatRanks(rs.ranks), acts: make([]action, 0, actionBuf)}
 	cj.m = newJob(now, sr.ID, *sr.Userid, rs, set, sr.Reattach)
+	cj.m.launchService = c.cfg.AgentService
 	c.jobs[sr.ID] = cj
 	cj.spec = spec
 	if !sr.Reattach {
@@ -362,7 +420,7 @@ func (c *Coordinator) begin(cj *cjob, spec *jobSpec, serr, lerr error, userid ui
 		case strings.HasPrefix(note, errTestConf):
 			note = errTestConf
 		case errors.As(serr, &be):
-			note = fmt.Sprintf("failed to unpack system.exec.bulkexec for %s: %s", m.id.F58(), be.detail)
+			note = fmt.Sprintf("failed to unpack system.exec.%s for %s: %s", be.key, m.id.F58(), be.detail)
 		}
 		m.fatal(now, "exec", note)
 		return
@@ -373,13 +431,13 @@ func (c *Coordinator) begin(cj *cjob, spec *jobSpec, serr, lerr error, userid ui
 	}
 	cj.method = method
 	switch method {
-	case MethodBulkExec, MethodTestExec, MethodBypass:
+	case MethodBulkExec, MethodBgExec, MethodTestExec, MethodBypass:
 	default:
 		m.launched = false
 		m.fatal(now, "exec", fmt.Sprintf("unknown exec method '%s'", method))
 		return
 	}
-	if userid != c.owner && method != m.set.Method && !m.set.AllowGuests[method] {
+	if userid != c.owner && !guestMay(m.set, method) {
 		m.launched = false
 		if method == MethodTestExec {
 			m.fatal(now, "exec", "guests may not use test exec implementation")
@@ -423,13 +481,13 @@ func (c *Coordinator) begin(cj *cjob, spec *jobSpec, serr, lerr error, userid ui
 			m.holdStart = true
 		}
 	}
-	if method == MethodBulkExec && userid != c.owner && m.set.IMP == "" {
+	if realMethod(method) && userid != c.owner && m.set.IMP == "" {
 		// Without the IMP a guest's shell would run as the instance owner.
 		m.launched = false
 		m.fatal(now, "exec", "unable run multiuser job with no IMP configured!")
 		return
 	}
-	if method == MethodBulkExec {
+	if realMethod(method) {
 		switch spec.bulkMock {
 		case "init":
 			m.launched = false
@@ -440,12 +498,22 @@ func (c *Coordinator) begin(cj *cjob, spec *jobSpec, serr, lerr error, userid ui
 		}
 	}
 	m.recoverable = method != MethodBypass
-	m.signalFatal = method == MethodBulkExec
+	m.signalFatal = realMethod(method)
+	if m.reattach {
+		// A termination in progress when the previous coordinator went
+		// away goes on where it stood.
+		for i := len(cj.events) - 1; i >= 0; i-- {
+			if cj.events[i].Name == "termination" {
+				m.restoreTermination(now, cj.events[i].Context)
+				break
+			}
+		}
+	}
 	if method == MethodBypass {
 		return // the controller starts it
 	}
 	m.launch(now)
-	c.sendLaunch(cj)
+	c.sendLaunch(cj, false)
 	// What happened while the eventlog was loading: ranks that went
 	// offline and exceptions the job manager raised.
 	if c.online != nil {
@@ -461,6 +529,17 @@ func (c *Coordinator) begin(cj *cjob, spec *jobSpec, serr, lerr error, userid ui
 	cj.early = nil
 }
 
+// guestMay reports whether a guest's job may run with method: the
+// configured method always, testexec and bypass only where their
+// allow-guests is set (testexec is not vetted for production and ignores
+// time limits; a bypass job runs whatever its controller runs).
+func guestMay(set Settings, method string) bool {
+	if method == MethodTestExec || method == MethodBypass {
+		return set.AllowGuests[method]
+	}
+	return method == set.Method || set.AllowGuests[method]
+}
+
 func hasEvent(evs []Event, name string) bool {
 	for _, e := range evs {
 		if e.Name == name {
@@ -470,11 +549,13 @@ func hasEvent(evs []Event, name string) bool {
 	return false
 }
 
-func (c *Coordinator) sendLaunch(cj *cjob) {
+// sendLaunch sends the job's launch to its leader; resume re-establishes a
+// stream that broke.
+func (c *Coordinator) sendLaunch(cj *cjob, resume bool) {
 	m := cj.m
 	lr := launchReq{
 		ID: m.id, Userid: m.userid, Ranks: cj.ranksStr, Fanout: cj.fanout, Method: cj.method,
-		Epilog: m.set.Epilog, Reattach: m.reattach, Service: c.cfg.Service, Coord: c.h.Rank(),
+		Epilog: m.set.Epilog, Reattach: m.reattach, Resume: resume, Service: c.cfg.Service, Coord: c.h.Rank(),
 	}
 	if cj.method == MethodTestExec {
 		lr.Test = &testWire{RunDuration: cj.spec.test.runDuration, WaitStatus: cj.spec.test.waitStatus}
@@ -512,16 +593,61 @@ func (c *Coordinator) sendLaunch(cj *cjob) {
 	c.goOwned(func() { c.readLaunch(cj, call) })
 }
 
+// relaunch re-establishes, after a pause, the launch stream to a leader
+// whose agent went away while shells ran: a restarted agent finds them in
+// its records. It reports false when that is not worth waiting for
+// (nothing ran, or the error is not an agent going away); after
+// ReconnectTimeout the ranks count as lost.
+func (c *Coordinator) relaunch(cj *cjob, err error) bool {
+	m := cj.m
+	if errno := fluxkit.Errno(err); errno != fluxkit.ENOSYS && errno != fluxkit.ECONNRESET {
+		return false
+	}
+	waiting := false // for a shell, or for a release
+	for i, st := range m.st {
+		waiting = waiting || (st == rsRunning || st == rsExited) && !m.released[i]
+	}
+	if !waiting {
+		return false
+	}
+	now := c.clk.Now()
+	if cj.relaunchUntil.IsZero() {
+		cj.relaunchUntil = now.Add(c.cfg.ReconnectTimeout)
+	}
+	if now.After(cj.relaunchUntil) {
+		c.launchFailed(cj, fluxkit.Errorf(fluxkit.EHOSTUNREACH, "the leader's agent did not come back: %v", err))
+		return true
+	}
+	c.log.Warn("exec: launch stream to the leader broke; re-establishing it", "job", m.id, "err", err)
+	cj.relaunchOff = c.clk.AfterFunc(reconnectPause, func() {
+		c.post(func() {
+			if !cj.gone && cj.call == nil {
+				c.sendLaunch(cj, true)
+			}
+		})
+	})
+	return true
+}
+
+// launchFailed accounts for a launch stream that failed: every rank not
+// released yet is lost (unreachable) or failed.
 func (c *Coordinator) launchFailed(cj *cjob, err error) {
 	now := c.clk.Now()
 	errno := fluxkit.Errno(err)
-	for _, r := range cj.m.activeRanks() {
-		if errno == fluxkit.EHOSTUNREACH || errno == fluxkit.ECONNRESET {
-			cj.m.lost(now, r)
-		} else {
-			cj.m.failed(now, r, errno, err.Error())
+	m := cj.m
+	m.batch(now, func() {
+		for i, r := range m.rs.ranks {
+			switch {
+			case m.released[i]:
+			case errno == fluxkit.EHOSTUNREACH || errno == fluxkit.ECONNRESET:
+				m.lost(now, r)
+			case !m.st[i].done():
+				m.failed(now, r, errno, err.Error())
+			default:
+				m.lost(now, r) // exited, never to be released through that stream
+			}
 		}
-	}
+	})
 }
 
 func (c *Coordinator) readLaunch(cj *cjob, call fluxkit.Call) {
@@ -533,7 +659,7 @@ func (c *Coordinator) readLaunch(cj *cjob, call fluxkit.Call) {
 					return
 				}
 				cj.call = nil
-				if !errors.Is(err, fluxkit.ENODATA) {
+				if !errors.Is(err, fluxkit.ENODATA) && !c.relaunch(cj, err) {
 					c.launchFailed(cj, err)
 				}
 				c.apply(cj)
@@ -550,6 +676,7 @@ func (c *Coordinator) readLaunch(cj *cjob, call fluxkit.Call) {
 			if cj.gone || cj.call != call {
 				return
 			}
+			cj.relaunchUntil = time.Time{} // the leader is there
 			c.applyReport(cj, &rep)
 			c.apply(cj)
 		})
@@ -574,7 +701,7 @@ func (c *Coordinator) applyReportLocked(cj *cjob, rep *report, now time.Time) {
 			// The documented alternative to adoption: fail the job (its
 			// termination kills the leftover shells) rather than run with
 			// shells this coordinator did not launch.
-			m.fatal(now, "exec", fmt.Sprintf("shells from a previous launch found on rank(s) %s", formatRanks(ad)))
+			m.fatal(now, "exec", fmt.Sprintf("shells from a previous launch found on %s", m.rs.where(ad)))
 		}
 		m.started(now, ad)
 	}
@@ -586,37 +713,16 @@ func (c *Coordinator) applyReportLocked(cj *cjob, rep *report, now time.Time) {
 		m.failed(now, f.Rank, syscall.Errno(f.Errno), f.Msg)
 	}
 	cj.barriers = max(cj.barriers, rep.Barriers)
-	if rep.BarrierTimeout && !m.exc {
-		pend := ranksOf(rep.BarrierPending)
-		m.fatal(now, "exec", fmt.Sprintf("start barrier timeout waiting for %d/%d nodes (rank(s) %s)",
-			len(pend), len(m.rs.ranks), formatRanks(pend)))
-		if len(pend) > 0 {
-			m.out = append(m.out, action{kind: actDrain, ranks: pend,
-				reason: "job " + m.id.F58() + " start timeout: possible node hang"})
-		}
+	if rep.BarrierTimeout {
+		m.barrierTimedOut(now, ranksOf(rep.BarrierPending))
 	}
-	if cj.shelled && len(m.rs.ranks) > 1 && cj.barriers < 1 && !m.exc && len(rep.Exited) > 0 {
+	if cj.shelled && len(m.rs.ranks) > 1 && cj.barriers < 1 && len(rep.Exited) > 0 {
 		var early []uint32
 		for _, e := range rep.Exited {
 			early = append(early, ranksOf(e.Ranks)...)
 		}
 		sortRanks(early)
-		var hosts []string
-		for _, r := range early {
-			hosts = append(hosts, m.rs.host(r))
-		}
-		pending := []uint32{}
-		for _, r := range m.activeRanks() {
-			if !slicesContains(early, r) {
-				pending = append(pending, r)
-			}
-		}
-		m.fatal(now, "exec", fmt.Sprintf("%s (rank(s) %s) terminated before first barrier", joinHosts(hosts), formatRanks(early)))
-		if m.userid != c.owner && len(pending) > 0 {
-			// Often a bad node (a munge key problem): take the ranks still
-			// waiting in the barrier out of service.
-			m.out = append(m.out, action{kind: actDrain, ranks: pending, reason: m.id.F58() + " terminated before first barrier"})
-		}
+		m.exitedBeforeBarrier(now, early, ranksOf(rep.Unentered), m.userid != c.owner)
 	}
 	for _, e := range rep.Exited {
 		for _, r := range ranksOf(e.Ranks) {
@@ -627,7 +733,7 @@ func (c *Coordinator) applyReportLocked(cj *cjob, rep *report, now time.Time) {
 		if c.online != nil && c.online[r] {
 			// Reachable but cut off from its tree parent: make sure
 			// nothing keeps running there.
-			c.notifyKill(cj, syscall.SIGKILL, false, false, []uint32{r})
+			c.sendKill(cj, action{kind: actKill, signal: syscall.SIGKILL, ranks: []uint32{r}, direct: true})
 		}
 		m.lost(now, r)
 	}
@@ -702,12 +808,11 @@ func (c *Coordinator) do(cj *cjob, a action) {
 		} else {
 			_ = fluxkit.Respond(cj.w, a.resp) // answers the encoding error as before
 		}
-	case actKill:
-		c.notifyKill(cj, a.signal, a.tasks, false, nil)
-	case actCancel:
-		c.notifyKill(cj, 0, false, true, nil)
+	case actKill, actCancel:
+		c.sendKill(cj, a)
 	case actDrain:
 		targets, reason := formatRanks(a.ranks), a.reason
+		c.log.Info("exec: draining", "job", m.id, "ranks", targets, "reason", reason, "why", a.detail)
 		c.msgs.Add(2)
 		c.goOwned(func() {
 			err := fluxkit.RPC(c.ctx, c.h, "resource.drain", 0,
@@ -724,28 +829,61 @@ func (c *Coordinator) do(cj *cjob, a action) {
 	}
 }
 
-// notifyKill sends a kill down the job's tree from its leader, or, when the
-// leader is lost or only is set, straight to each rank.
-func (c *Coordinator) notifyKill(cj *cjob, sig syscall.Signal, tasks, cancel bool, only []uint32) {
+// killBudget is how long the agents have to deliver a kill down a job's
+// tree and answer for every rank; each level of the tree gives its children
+// three quarters of its own.
+const killBudget = 5 * time.Second
+
+// sendKill delivers the kill (or, for actCancel, the order not to spawn)
+// that a describes: down the job's tree from its leader, or straight to each
+// rank when a.direct is set or the leader is lost. The agents answer for
+// every rank (killResp) and the answer goes back to the machine.
+func (c *Coordinator) sendKill(cj *cjob, a action) {
 	if cj.method == MethodBypass {
 		return
 	}
 	m := cj.m
-	kr := killReq{ID: m.id, Signal: int(sig), Tasks: tasks, Cancel: cancel, Ranks: cj.ranksStr, Fanout: cj.fanout}
-	targets := only
-	if targets == nil {
-		if m.st[0] != rsLost {
-			c.msgs.Add(1)
-			_ = fluxkit.Notify(c.ctx, c.h, c.cfg.AgentService+".kill", m.rs.ranks[0], kr)
-			return
-		}
+	kr := killReq{ID: m.id, Signal: int(a.signal), Tasks: a.tasks, Cancel: a.kind == actCancel,
+		Ranks: cj.ranksStr, Fanout: cj.fanout, Budget: killBudget}
+	if a.kind == actCancel {
+		kr.Signal = 0
+	}
+	if !a.direct && m.st[0] != rsLost {
+		c.killRPC(cj, a, kr, m.rs.ranks[0], a.ranks)
+		return
+	}
+	targets := a.ranks
+	if !a.direct {
 		targets = m.activeRanks()
+		a.direct = true
 	}
 	kr.Only = "1"
 	for _, r := range targets {
-		c.msgs.Add(1)
-		_ = fluxkit.Notify(c.ctx, c.h, c.cfg.AgentService+".kill", r, kr)
+		c.killRPC(cj, a, kr, r, []uint32{r})
 	}
+}
+
+// killRPC sends one kill request to rank and hands its answer to the job
+// machine; ranks the request was for count as unreached if it fails.
+func (c *Coordinator) killRPC(cj *cjob, a action, kr killReq, rank uint32, forRanks []uint32) {
+	c.msgs.Add(2)
+	c.goOwned(func() {
+		ctx, cancel := context.WithTimeout(c.ctx, kr.Budget+time.Second)
+		defer cancel()
+		var resp killResp
+		err := fluxkit.RPC(ctx, c.h, c.cfg.AgentService+".kill", rank, kr, &resp)
+		held, empty, unreached := ranksOf(resp.Held), ranksOf(resp.Empty), ranksOf(resp.Unreached)
+		if err != nil {
+			held, empty, unreached = nil, nil, forRanks
+		}
+		c.post(func() {
+			if cj.gone || !cj.ready {
+				return
+			}
+			cj.m.killAcked(a, held, empty, unreached)
+			c.apply(cj)
+		})
+	})
 }
 
 func (c *Coordinator) arm(cj *cjob) {
@@ -762,17 +900,23 @@ func (c *Coordinator) arm(cj *cjob) {
 		return
 	}
 	at := d
-	cj.timerOff = c.clk.AfterFunc(d.Sub(c.clk.Now()), func() {
-		c.post(func() {
-			if cj.gone || !cj.timerAt.Equal(at) {
-				return
-			}
-			cj.timerOff = nil
-			cj.timerAt = time.Time{}
-			cj.m.tick(c.clk.Now())
-			c.apply(cj)
-		})
-	})
+	fire := func() {
+		if cj.gone || !cj.timerAt.Equal(at) {
+			return
+		}
+		cj.timerOff = nil
+		cj.timerAt = time.Time{}
+		cj.m.tick(c.clk.Now())
+		c.apply(cj)
+	}
+	if !d.After(c.clk.Now()) {
+		// Already due (a step restored after a restart): no timer, whose
+		// clock might not fire a past deadline until it moves on.
+		cj.timerOff = func() bool { return true }
+		c.post(fire)
+		return
+	}
+	cj.timerOff = c.clk.AfterFunc(d.Sub(c.clk.Now()), func() { c.post(fire) })
 }
 
 func (c *Coordinator) retire(cj *cjob) {
@@ -781,6 +925,9 @@ func (c *Coordinator) retire(cj *cjob) {
 	if cj.timerOff != nil {
 		cj.timerOff()
 		cj.timerOff = nil
+	}
+	if cj.relaunchOff != nil {
+		cj.relaunchOff()
 	}
 	if cj.call != nil {
 		cj.call.Close()
@@ -996,7 +1143,7 @@ func (c *Coordinator) handleOverride(ctx context.Context, w fluxkit.Responder, r
 			cj.m.exited(now, r, in.Status)
 		}
 		// The simulated shells end now; their releases follow from the agents.
-		c.notifyKill(cj, syscall.SIGKILL, false, false, nil)
+		c.sendKill(cj, action{kind: actKill, signal: syscall.SIGKILL, ranks: cj.m.activeRanks()})
 	default:
 		_ = w.RespondError(fluxkit.Errorf(fluxkit.EINVAL, "Invalid event"))
 		return
@@ -1108,8 +1255,12 @@ func (c *Coordinator) handleOutput(ctx context.Context, w fluxkit.Responder, req
 	}
 	data := in.Data
 	if in.Offset > next {
-		c.log.Warn("exec: output gap", "job", in.ID, "rank", in.Rank, "stream", in.Stream, "have", next, "got", in.Offset)
-		next = in.Offset
+		// The agent sends from where an earlier coordinator had stored up
+		// to (this one started a fresh eventlog, or lost a batch): it has
+		// the bytes, so ask for them from where this eventlog stands.
+		c.msgs.Add(1)
+		_ = fluxkit.Respond(w, outputResp{Offset: next})
+		return
 	}
 	skip := next - in.Offset
 	if skip >= int64(len(data)) {
@@ -1125,8 +1276,9 @@ func (c *Coordinator) handleOutput(ctx context.Context, w fluxkit.Responder, req
 	}
 	ev := Event{Timestamp: ts(c.clk.Now()), Name: "log", Context: map[string]any{
 		"component": comp, "stream": streamNames[in.Stream], "rank": strconv.FormatUint(uint64(in.Rank), 10),
-		"data": string(data), "offset": next,
+		"offset": next,
 	}}
+	logData(ev.Context, data)
 	end := next + int64(len(data))
 	cj.outOff[key] = end // log events are not kept in memory: offsets suffice
 	c.st.append(in.ID, cj.batches, []Event{ev}, func(err error) {
@@ -1141,7 +1293,8 @@ func (c *Coordinator) handleOutput(ctx context.Context, w fluxkit.Responder, req
 }
 
 // recoverOffset is where a (rank, stream) stands according to the eventlog
-// a previous coordinator left.
+// a previous coordinator left: the end of its last piece, counted in the
+// bytes the shell wrote.
 func recoverOffset(evs []Event, rank uint32, stream int) int64 {
 	var end int64
 	rs := strconv.FormatUint(uint64(rank), 10)
@@ -1149,12 +1302,12 @@ func recoverOffset(evs []Event, rank uint32, stream int) int64 {
 		if e.Name != "log" || e.Context["rank"] != rs || e.Context["stream"] != streamNames[stream] {
 			continue
 		}
-		off, _ := e.Context["offset"].(float64)
-		if o, ok := e.Context["offset"].(int64); ok {
-			off = float64(o)
+		off, ok := e.Context["offset"].(float64)
+		data, err := logBytes(e.Context)
+		if !ok || err != nil {
+			continue
 		}
-		d, _ := e.Context["data"].(string)
-		end = max(end, int64(off)+int64(len(d)))
+		end = max(end, int64(off)+int64(len(data)))
 	}
 	return end
 }
@@ -1218,8 +1371,8 @@ func (c *Coordinator) Stats() Stats {
 		st.Jobs[id.F58Plain()] = JobStats{
 			Implementation: cj.method, CriticalRanks: formatRanks(crit), Multiuser: m.userid != c.owner,
 			ExceptionInProgress: m.exc, Started: m.launched, Running: m.startSent, Finalizing: m.finishSent,
-			Expiration: exp, KillTimeout: m.set.KillTimeout.Seconds(), KillCount: m.killCount,
-			KillShellCount: m.shellKillCount, TotalShells: len(m.st), ActiveShells: len(act), ActiveRanks: formatRanks(act),
+			Expiration: exp, KillTimeout: m.killTimeout().Seconds(), KillCount: m.esc.tasks,
+			KillShellCount: m.esc.shells, TotalShells: len(m.st), ActiveShells: len(act), ActiveRanks: formatRanks(act),
 		}
 	}
 	return st
@@ -1250,13 +1403,16 @@ func (c *Coordinator) Settings() Settings {
 	return c.set
 }
 
-func slicesContains(s []uint32, v uint32) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
+// holding is the ranks of job id that may still hold processes, as the
+// agents' answers to kills left them (tests wait on it).
+func (c *Coordinator) holding(id fluxkit.JobID) string {
+	c.quiesce()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cj := c.jobs[id]; cj != nil {
+		return formatRanks(cj.m.holdingRanks())
 	}
-	return false
+	return ""
 }
 
 // quiesce waits until everything posted to the worker so far has been

@@ -15,24 +15,30 @@
 //   - An [Agent] runs on every rank. The first rank of a job (its leader)
 //     receives exec-agent.launch and forwards it over a k-ary tree of the
 //     job's ranks; each agent spawns its own rank's shell, at most once per
-//     (job, rank), in its own process group, captures its stdout and stderr
-//     from the first byte with acknowledged, back-pressured delivery, reaps
+//     (job, rank), in its own process group, keeps a record of it on disk
+//     (AgentConfig.RuntimeDir), has it write its stdout and stderr to files
+//     from the first byte, delivers them with acknowledged offsets, reaps
 //     it once, runs the optional per-rank epilog and reports started,
 //     exited and released ranks up the tree in batches. Rank 0 therefore
 //     sends and receives a constant number of messages per job.
 //
-// Methods: "bulk-exec" (the default, real processes), "testexec" (simulated
+// Methods: "bulk-exec" (the default, real processes; flux-core's "bgexec"
+// may be configured too and runs the same way), "testexec" (simulated
 // shells, selected by attributes.system.exec.test) and "bypass" (an external
 // controller starts and finishes the job with <service>.bypass). Guests may
-// use only the configured default unless exec.<method>.allow-guests is set,
-// and a guest's bulk-exec job needs exec.imp, which runs "<imp> exec <shell>".
+// use the configured method, and testexec, bypass or another method only
+// where exec.<method>.allow-guests is set; a guest's job with real shells
+// needs exec.imp, which runs "<imp> exec <shell>". Configuration is checked
+// in one place, [Settings.Validate], whether it comes from the broker or
+// from Config.
 //
 // Shell barriers: when a job shell is configured (exec.job-shell or the
 // jobspec's job_shell) and the job has several shells, each shell enters two
 // barriers through exec-agent.barrier-enter on its own rank; entries are
 // reduced up the job's tree and released down it by the leader, so rank 0
 // is not involved. A shell exiting while a barrier is pending fails it with
-// EIO; an exit before the first barrier is fatal; the first barrier is
+// EIO; an exit before the first barrier is fatal, and for a guest's job the
+// ranks that exited without entering are drained; the first barrier is
 // bounded by exec.barrier-timeout, after which a query reduced up the tree
 // finds exactly the ranks that never entered, and they are drained. A bare
 // command run without a job shell passes no barriers.
@@ -42,23 +48,47 @@
 // their epilogs end, in batches, the last with final:true. Lost ranks are
 // released with the others.
 //
-// Termination (§2.6 of the spec), pinned by TestKillEscalationTimeline and
-// returned by [Settings.KillSchedule]: at the first fatal exception the
-// shells get term-signal; their tasks get kill-signal every kill-timeout
-// (kto) until 5·kto; from 5·kto the shells themselves get kill-signal, the
-// interval doubling from kto and capped at 300 s; one interval after the
-// max-kill-count'th shell kill (or at max-kill-timeout when set) the ranks
-// still active are drained ("unkillable user processes for job <f58>") and
-// forced complete with status 256. [Settings.EffectiveMaxKillTimeout] (the
-// stats value) is that drain time: 940 s with flux-core's defaults, because
-// fluxkit gives the last shell kill the same grace as the others where
-// flux-core's documented estimate (640 s) does not.
+// Termination, listed by [Settings.KillSchedule], which is the walk the
+// coordinator itself follows, and pinned by TestKillEscalationTimeline: at
+// the first fatal exception the shells get term-signal; their tasks (the
+// shells' descendants, not the shells) get kill-signal every kill-timeout
+// (kto) until 5·kto; from 5·kto the shells themselves get kill-signal, and
+// after each such kill the job's kill-timeout doubles (capped at 300 s) and
+// is the wait before the next, as flux-core's timers run (5, 7, 11, 19·kto
+// ...). One such wait after the max-kill-count'th shell kill (or at
+// max-kill-timeout when set) the ranks still active are forced complete
+// with status 256, and those that may still hold processes drained
+// ("unkillable user processes for job <f58>"). Kills travel down the job's
+// tree as RPCs answered rank by rank: ranks that hold nothing any more are
+// spared the drain, and ranks the kill did not reach get it directly.
+// [Settings.EffectiveMaxKillTimeout] (the stats value) is the drain time:
+// 1235 s with flux-core's defaults, where flux-core's documented estimate
+// is 640 s: fluxkit's schedule is the one flux-core's timers run, and it
+// gives the last shell kill the same grace as the others.
+//
+// Output is bytes: a piece that is not UTF-8 is stored in its log event
+// base64-encoded ("encoding":"base64", as RFC 24 does), a character split
+// across writes is kept whole, and offsets count the bytes the shell wrote.
+// The coordinator answers each piece with the offset it has stored up to,
+// and the agent goes on from there, re-sending from its files what a new
+// exec eventlog lacks.
 //
 // Restart: a new coordinator says hello again; the job manager re-sends
 // start with reattach. The coordinator reloads the exec eventlog, requires
 // the recoverable event, and asks the agents (which kept their records and
 // their shells) for the state of every rank; it answers reattached, and
-// shells that ended meanwhile give finish and releases. A start re-sent
+// shells that ended meanwhile give finish and releases. A termination in
+// progress goes on where it stood (the "termination" event records it),
+// and the leader reports the barriers already passed. A start re-sent
 // without reattach adopts shells already running (exec.adopt-on-restart,
-// default true) or, when that is false, fails the job.
+// default true) or, when that is false, fails the job; a duplicate start
+// for a job in progress takes the job over rather than failing.
+//
+// An agent restart (with a RuntimeDir) leaves the shells running: the next
+// agent on the rank finds them through their records, checked against the
+// live processes, and its tree parent (or the coordinator, for a leader)
+// re-establishes the broken launch stream; nothing is started twice. A
+// shell whose job ended meanwhile is killed once the job's exec eventlog
+// shows it done. A restarted agent process cannot learn the exit status of
+// a shell its predecessor process started; such a rank fails the job.
 package exec

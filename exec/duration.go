@@ -10,15 +10,17 @@ import (
 )
 
 // parseFSD parses an RFC 23 Flux Standard Duration: a non-negative number
-// with an optional unit suffix s, m, h or d ("0.2", "5s", "1.5m"). "inf" and
-// "infinity" give math.MaxInt64.
+// with an optional unit suffix ms, s, m, h or d ("0.2", "500ms", "5s",
+// "1.5m"). "inf" and "infinity" give math.MaxInt64.
 func parseFSD(s string) (time.Duration, error) {
 	t := strings.TrimSpace(s)
 	if t == "inf" || t == "infinity" || t == "INF" {
 		return time.Duration(math.MaxInt64), nil
 	}
 	mult := 1.0
-	if n := len(t); n > 0 {
+	if n := len(t); n > 2 && strings.HasSuffix(t, "ms") {
+		mult, t = 0.001, t[:n-2]
+	} else if n > 0 {
 		switch t[n-1] {
 		case 's':
 			t = t[:n-1]
@@ -61,7 +63,7 @@ var signalNames = map[string]syscall.Signal{
 	"TSTP": syscall.SIGTSTP, "TTIN": syscall.SIGTTIN, "TTOU": syscall.SIGTTOU,
 	"URG": syscall.SIGURG, "XCPU": syscall.SIGXCPU, "XFSZ": syscall.SIGXFSZ,
 	"VTALRM": syscall.SIGVTALRM, "PROF": syscall.SIGPROF, "WINCH": syscall.SIGWINCH,
-	"IO": syscall.SIGIO, "PWR": syscall.SIGPWR, "SYS": syscall.SIGSYS,
+	"IO": syscall.SIGIO, "PWR": syscall.SIGPWR, "SYS": syscall.SIGSYS, "STKFLT": syscall.SIGSTKFLT,
 }
 
 // parseSignal accepts "SIGTERM", "TERM" or "15", as flux-core's sigutil does.

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -49,6 +51,13 @@ func (s *jobStream) types() []string {
 		out = append(out, r.Type)
 	}
 	return out
+}
+
+// error is how the stream ended, if not by release final.
+func (s *jobStream) error() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
 }
 
 func (s *jobStream) lines() []string {
@@ -187,9 +196,13 @@ type instance struct {
 	coord  *Coordinator
 	coordH *testbroker.Handle
 	agents []*Agent
+	set    *Settings // the coordinator's, nil for the broker's configuration
 
 	mu     sync.Mutex
 	spawns map[string]int // "job/rank" -> count
+
+	agentCfg   []AgentConfig // as each agent was started
+	agentClose []func()      // closes each agent and its handle
 }
 
 type instOpts struct {
@@ -198,6 +211,10 @@ type instOpts struct {
 	set    *Settings
 	config string
 	noRank []uint32 // ranks without an agent
+	// runtime gives every agent a RuntimeDir of its own, so that its
+	// shells outlive it.
+	runtime bool
+	agent   func(*AgentConfig) // adjusts each agent's configuration
 }
 
 func newInstance(t testing.TB, o instOpts) *instance {
@@ -206,31 +223,82 @@ func newInstance(t testing.TB, o instOpts) *instance {
 		o.size = 1
 	}
 	b := testbroker.New(t, testbroker.Config{Size: o.size, Fanout: max(o.fanout, 2), Config: o.config})
-	in := &instance{t: t, b: b, spawns: map[string]int{}}
+	in := &instance{t: t, b: b, spawns: map[string]int{}, set: o.set}
 	in.jm = newFakeJM(t, b)
 	skip := map[uint32]bool{}
 	for _, r := range o.noRank {
 		skip[r] = true
 	}
+	var rundir string
+	if o.runtime {
+		rundir = t.TempDir()
+		// Shells outlive their agents: whatever a test leaves running is
+		// killed and reaped here, after the agents close.
+		t.Cleanup(func() { killRecorded(rundir) })
+	}
+	in.agents = make([]*Agent, o.size)
+	in.agentCfg = make([]AgentConfig, o.size)
+	in.agentClose = make([]func(), o.size)
 	for r := 0; r < o.size; r++ {
 		if skip[uint32(r)] {
-			in.agents = append(in.agents, nil)
 			continue
 		}
-		h := b.Owner(uint32(r))
-		a, err := NewAgent(AgentConfig{Handle: h, OnSpawn: func(id fluxkit.JobID, rank uint32) {
+		cfg := AgentConfig{OnSpawn: func(id fluxkit.JobID, rank uint32) {
 			in.mu.Lock()
 			in.spawns[fmt.Sprintf("%d/%d", id, rank)]++
 			in.mu.Unlock()
-		}})
-		if err != nil {
-			t.Fatal(err)
+		}}
+		if o.runtime {
+			cfg.RuntimeDir = filepath.Join(rundir, fmt.Sprint("rank", r))
 		}
-		in.agents = append(in.agents, a)
-		t.Cleanup(func() { a.Close(); h.Close() })
+		if o.agent != nil {
+			o.agent(&cfg)
+		}
+		in.agentCfg[r] = cfg
+		in.startAgent(uint32(r))
 	}
 	in.startCoordinator(o.set)
 	return in
+}
+
+// startAgent starts rank r's agent with its configuration.
+func (in *instance) startAgent(r uint32) {
+	in.t.Helper()
+	h := in.b.Owner(r)
+	cfg := in.agentCfg[r]
+	cfg.Handle = h
+	a, err := NewAgent(cfg)
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	var once sync.Once
+	closeIt := func() { once.Do(func() { a.Close(); h.Close() }) }
+	in.agents[r], in.agentClose[r] = a, closeIt
+	in.t.Cleanup(closeIt)
+}
+
+// restartAgent stops rank r's agent, as a crash or an upgrade would, and
+// starts another with the same configuration.
+func (in *instance) restartAgent(r uint32) {
+	in.t.Helper()
+	in.agentClose[r]()
+	in.startAgent(r)
+}
+
+// killRecorded kills and reaps the shells recorded under rundir that are
+// still there.
+func killRecorded(rundir string) {
+	dirs, _ := filepath.Glob(filepath.Join(rundir, "*", "*", recordName))
+	for _, f := range dirs {
+		rec := &record{dir: filepath.Dir(f)}
+		if rec.read(0) != nil || rec.rec.Pid == 0 {
+			continue
+		}
+		if procAlive(rec.rec.Pid, rec.rec.Start) {
+			_ = syscall.Kill(-rec.rec.Pid, syscall.SIGKILL)
+			_, _ = syscall.Wait4(rec.rec.Pid, nil, 0, nil)
+		}
+	}
 }
 
 func (in *instance) startCoordinator(set *Settings) {
@@ -301,3 +369,17 @@ func (jm *fakeJM) startUntracked(id fluxkit.JobID, userid uint32, jobspec, R str
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// jsonRoundTrip gives v as it reads back from the KVS.
+func jsonRoundTrip(t testing.TB, v map[string]any) map[string]any {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

@@ -136,7 +136,8 @@ func TestLaunchFailureReal(t *testing.T) {
 	in2 := newInstance(t, instOpts{size: 8, noRank: []uint32{3}})
 	s = in2.jm.start(3002, in.b.OwnerID(), shellJobspec("sleep 30", ""), makeR("2-3,5,7", "node[2-3,5,7]", 0), false)
 	s.wait(t)
-	if l := s.lines(); !strings.Contains(l[0], "service is not loaded on") || !strings.Contains(l[0], "(rank 3)") {
+	// The note names the service that is missing: the agents'.
+	if l := s.lines(); !strings.Contains(l[0], `"note":"exec-agent service is not loaded on node3 (rank 3)"`) {
 		t.Fatalf("ENOSYS: %v", l)
 	}
 }
@@ -336,7 +337,7 @@ func TestStartResentAdopts(t *testing.T) {
 			if adopt && (got[0] != "start {}" || got[1] != `finish {"status":0}`) {
 				t.Fatalf("adopt: %v", got)
 			}
-			if !adopt && !strings.Contains(got[0], "shells from a previous launch found on rank(s) 1-3") {
+			if !adopt && !strings.Contains(got[0], "shells from a previous launch found on n[1-3] (ranks 1-3)") {
 				t.Fatalf("no adopt: %v", got)
 			}
 			for r := uint32(1); r <= 3; r++ {

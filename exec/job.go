@@ -3,10 +3,12 @@ package exec
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/idset/hostlist"
 )
 
 // Event is one entry of the exec eventlog (RFC 18 / RFC 50).
@@ -44,7 +46,9 @@ type action struct {
 	ranks     []uint32 // broker ranks
 	signal    syscall.Signal
 	tasks     bool // actKill: the shells' tasks (shell-<id>.kill) rather than the shells
+	direct    bool // actKill, actCancel: to each rank, not down the job's tree
 	reason    string
+	detail    string // actDrain: why, for the log
 	shellRank int
 	severity  int
 }
@@ -87,24 +91,40 @@ type job struct {
 	finalSent   bool
 	recoverable bool // mechanism can reattach; posted at start
 
-	exc      bool // exception in progress
-	excSent  bool // our one fatal exception response went out
-	excWait  *int // wait_status of the first fatal exception
-	excEvent bool // a fatal exception was seen or raised
+	exc       bool // exception in progress
+	earlyExit bool // shells exited before the first barrier (exitedBeforeBarrier)
+	excSent   bool // our one fatal exception response went out
+	excWait   *int // wait_status of the first fatal exception
+	excEvent  bool // a fatal exception was seen or raised
 
-	termArmed      bool
-	nextTask       time.Time
-	nextShell      time.Time
-	shellIv        time.Duration
-	drainAt        time.Time
-	killCount      int
-	shellKillCount int
+	// Termination: the escalation walked from termStart (see kill.go).
+	termArmed bool
+	termStart time.Time
+	esc       escalation
+	// restored: the termination was restored from the exec eventlog after a
+	// coordinator restart; its steps wait until every rank's state is known
+	// again, so that nothing is drained that exited during the downtime.
+	restored bool
+	saved    termState // the termination state last posted
+	// empty marks shell ranks whose agents answered a kill holding no
+	// process of the job any more (their exits may still be on the way):
+	// escalation no longer targets them and the drain spares them.
+	empty []bool
 
 	expiration  time.Time // zero: no limit
 	shellExitAt time.Time // zero: not armed
 
 	relBatch []uint32
 	out      []action
+
+	// launchService is the service that starts shells on each rank, named
+	// when it is missing.
+	launchService string
+
+	// answerReattached: the request being answered asked for reattach, so
+	// "reattached" answers it rather than "start".
+	answerReattached bool
+	finishStatus     int
 
 	posted      map[string]bool // once-only events already in the eventlog (restored on reattach)
 	holding     bool            // inputs are being applied as one batch; flush at the end
@@ -136,11 +156,12 @@ func ts(now time.Time) float64 { return float64(now.UnixNano()) / 1e9 }
 func newJob(now time.Time, id fluxkit.JobID, userid uint32, rs *resourceSet, set Settings, reattach bool) *job {
 	n := len(rs.ranks)
 	j := &job{
-		id: id, userid: userid, rs: rs, set: set, reattach: reattach, signalFatal: true,
+		id: id, userid: userid, rs: rs, set: set, reattach: reattach, answerReattached: reattach, signalFatal: true,
 		st:       make([]rankState, n),
 		status:   make([]int, n),
 		released: make([]bool, n),
 		critical: make([]bool, n),
+		empty:    make([]bool, n),
 		out:      make([]action, 0, actionBuf),
 	}
 	for i := range rs.ranks {
@@ -237,10 +258,42 @@ func (j *job) started(now time.Time, ranks []uint32) {
 	for _, r := range ranks {
 		if i, ok := j.index(r); ok && j.st[i] == rsPending {
 			j.st[i] = rsRunning
+			j.empty[i] = false // a late start after a kill found nothing there
 		}
 	}
 	j.maybeStart(now)
 	j.flush(now)
+}
+
+// resume answers a start request that took the job over from an earlier
+// one: it repeats what that stream had told the job manager (start or
+// reattached, finish, the ranks already released), so the new stream alone
+// is complete. An exception already sent is not repeated: the job manager
+// recorded it when it came.
+func (j *job) resume(reattach bool) {
+	if j.finalSent {
+		return
+	}
+	j.answerReattached = reattach
+	if j.startSent {
+		if reattach {
+			j.respond("reattached", nil)
+		} else {
+			j.respond("start", nil)
+		}
+	}
+	if j.finishSent {
+		j.respond("finish", map[string]any{"status": j.finishStatus})
+	}
+	var sent []uint32
+	for i, rel := range j.released {
+		if rel && !slices.Contains(j.relBatch, j.rs.ranks[i]) {
+			sent = append(sent, j.rs.ranks[i])
+		}
+	}
+	if len(sent) > 0 && j.finishSent {
+		j.respond("release", map[string]any{"ranks": formatRanks(sent), "final": false})
+	}
 }
 
 // releaseHold ends a testexec override hold.
@@ -260,7 +313,7 @@ func (j *job) maybeStart(now time.Time) {
 		}
 	}
 	j.startSent = true
-	if j.reattach {
+	if j.answerReattached {
 		j.respond("reattached", nil)
 	} else {
 		if j.recoverable {
@@ -354,7 +407,13 @@ func (j *job) failed(now time.Time, rank uint32, errno syscall.Errno, msg string
 	}
 	host := j.rs.host(rank)
 	if errno == syscall.ENOSYS {
-		j.fatal(now, "exec", fmt.Sprintf("%s service is not loaded on %s (rank %d)", j.set.Service, host, rank))
+		// The service that is missing is the one that launches shells: the
+		// agents' (flux-core names its rexec or sdexec here).
+		svc := j.launchService
+		if svc == "" {
+			svc = j.set.Service
+		}
+		j.fatal(now, "exec", fmt.Sprintf("%s service is not loaded on %s (rank %d)", svc, host, rank))
 	} else {
 		j.fatal(now, "exec", fmt.Sprintf("job shell exec error on broker %s (rank %d): %s", host, rank, msg))
 	}
@@ -378,7 +437,17 @@ func (j *job) cancelled(now time.Time, rank uint32) {
 // released at once, since nothing on it can be cleaned up from here.
 func (j *job) lost(now time.Time, rank uint32) {
 	i, ok := j.index(rank)
-	if !ok || j.st[i].done() {
+	if !ok {
+		return
+	}
+	if j.st[i].done() {
+		// Its shell had exited, but its release (after its epilog) will
+		// never come: release it now, or the job never ends.
+		if !j.released[i] {
+			j.released[i] = true
+			j.relBatch = append(j.relBatch, rank)
+			j.flush(now)
+		}
 		return
 	}
 	j.st[i] = rsLost
@@ -412,6 +481,54 @@ func (j *job) releasedRanks(now time.Time, ranks []uint32, failedEpilog []uint32
 		j.out = append(j.out, action{kind: actDrain, ranks: failedEpilog, reason: "epilog failed for job " + j.id.F58() + ": " + why})
 	}
 	j.flush(now)
+}
+
+// barrierTimedOut handles the first barrier's timeout: pending are the
+// ranks whose shells never entered it.
+func (j *job) barrierTimedOut(now time.Time, pending []uint32) {
+	if j.exc {
+		return
+	}
+	// User-facing texts: flux-core's, which sites match on.
+	note := fmt.Sprintf("start barrier timeout waiting for %d/%d nodes (%s)", len(pending), len(j.rs.ranks), rankWords(pending))
+	if len(pending) == 0 {
+		note = fmt.Sprintf("start barrier timeout waiting for 0/%d nodes", len(j.rs.ranks))
+	}
+	j.fatal(now, "exec", note)
+	if len(pending) > 0 {
+		j.out = append(j.out, action{kind: actDrain, ranks: pending, reason: "job " + j.id.F58() + " start timeout: possible node hang"})
+	}
+}
+
+// exitedBeforeBarrier handles shells that exited before the first barrier
+// completed: fatal, and for a guest's job (run under the IMP, where this
+// often means a bad node, e.g. its munge key) the ranks among them that
+// never entered the barrier are drained, as flux-core drains the
+// intersection of the exited and the still pending ranks. As in flux-core,
+// later early exits are still handled while the first one's exception is in
+// progress, so that each bad node is drained; only the first exception is
+// sent.
+func (j *job) exitedBeforeBarrier(now time.Time, early, unentered []uint32, guest bool) {
+	if len(early) == 0 || (j.exc && !j.earlyExit) {
+		return
+	}
+	j.earlyExit = true
+	j.fatal(now, "exec", fmt.Sprintf("%s terminated before first barrier", j.rs.where(early)))
+	if drain := intersect(early, unentered); guest && len(drain) > 0 {
+		j.out = append(j.out, action{kind: actDrain, ranks: drain, reason: j.id.F58() + " terminated before first barrier"})
+	}
+}
+
+// intersect returns the sorted ranks in both a and b.
+func intersect(a, b []uint32) []uint32 {
+	var out []uint32
+	for _, r := range a {
+		if slices.Contains(b, r) {
+			out = append(out, r)
+		}
+	}
+	sortRanks(out)
+	return out
 }
 
 // setCritical replaces the critical shell ranks.
@@ -466,8 +583,50 @@ func (j *job) fatal(now time.Time, typ, note string) {
 }
 
 func (j *job) kill(sig syscall.Signal, tasks bool) {
-	if act := j.activeRanks(); len(act) > 0 {
-		j.out = append(j.out, action{kind: actKill, ranks: act, signal: sig, tasks: tasks})
+	if hold := j.holdingRanks(); len(hold) > 0 {
+		j.out = append(j.out, action{kind: actKill, ranks: hold, signal: sig, tasks: tasks})
+	}
+}
+
+// holdingRanks are the active ranks not known to be empty: those that may
+// still hold processes of the job.
+func (j *job) holdingRanks() []uint32 {
+	var r []uint32
+	for i, s := range j.st {
+		if !s.done() && !j.empty[i] {
+			r = append(r, j.rs.ranks[i])
+		}
+	}
+	return r
+}
+
+// killAcked records what delivering a kill (the driver's actKill or
+// actCancel a) found, rank by rank: ranks whose shells still run, ranks
+// where nothing of the job runs any more, and ranks the kill did not reach
+// through the job's tree, which get it again directly, once.
+func (j *job) killAcked(a action, held, empty, unreached []uint32) {
+	for _, r := range held {
+		if i, ok := j.index(r); ok {
+			j.empty[i] = false
+		}
+	}
+	for _, r := range empty {
+		if i, ok := j.index(r); ok {
+			j.empty[i] = true
+		}
+	}
+	if a.direct {
+		return
+	}
+	var again []uint32
+	for _, r := range unreached {
+		if i, ok := j.index(r); ok && !j.st[i].done() {
+			again = append(again, r)
+		}
+	}
+	if len(again) > 0 {
+		a.ranks, a.direct = again, true
+		j.out = append(j.out, a)
 	}
 }
 
@@ -491,19 +650,32 @@ func (j *job) terminate(now time.Time, sig syscall.Signal, cancel bool) {
 		return
 	}
 	if cancel {
-		j.out = append(j.out, action{kind: actCancel})
+		j.out = append(j.out, action{kind: actCancel, ranks: j.activeRanks()})
 	}
 	j.kill(sig, false)
 	if !j.termArmed {
 		j.termArmed = true
-		kto := j.set.KillTimeout
-		j.nextTask = now.Add(kto)
-		j.nextShell = now.Add(5 * kto)
-		j.shellIv = kto
-		if j.set.MaxKillTimeout > 0 {
-			j.drainAt = now.Add(j.set.MaxKillTimeout)
-		}
+		j.termStart = now
+		j.esc = newEscalation(j.set)
 	}
+}
+
+// termNext is the time of the next termination step.
+func (j *job) termNext() (time.Time, escStep, bool) {
+	if !j.termArmed || j.restored && slices.Contains(j.st, rsPending) {
+		return time.Time{}, 0, false
+	}
+	at, step, ok := j.esc.peek()
+	return j.termStart.Add(at), step, ok
+}
+
+// killTimeout is the job's kill-timeout as stats show it: the configured
+// one, doubled with each shell kill (capped), as in flux-core.
+func (j *job) killTimeout() time.Duration {
+	if j.esc.kto == 0 { // termination never started
+		return j.set.KillTimeout
+	}
+	return j.esc.timeout
 }
 
 // next is the earliest armed deadline.
@@ -517,12 +689,8 @@ func (j *job) next() (time.Time, bool) {
 	if !j.complete() {
 		consider(j.expiration)
 		consider(j.shellExitAt)
-		if j.termArmed {
-			if j.shellKillCount == 0 && j.nextTask.Before(j.nextShell) {
-				consider(j.nextTask)
-			}
-			consider(j.nextShell)
-			consider(j.drainAt)
+		if t, _, ok := j.termNext(); ok {
+			consider(t)
 		}
 	}
 	return t, !t.IsZero()
@@ -548,54 +716,69 @@ func (j *job) tick(now time.Time) {
 		case d.Equal(j.shellExitAt):
 			j.shellExitAt = time.Time{}
 			if !j.exc {
-				act := j.activeRanks()
-				var hosts []string
-				for _, r := range act {
-					hosts = append(hosts, j.rs.host(r))
+				j.fatal(d, "exec", fmt.Sprintf("job shells still active on %s %s after leader shell exit",
+					j.rs.where(j.activeRanks()), formatFSD(j.set.ShellExitTimeout)))
+			}
+		default:
+			_, step, _ := j.termNext()
+			j.esc.advance()
+			switch step {
+			case stepTaskKill:
+				j.kill(j.set.KillSignal, true)
+			case stepShellKill:
+				j.kill(j.set.KillSignal, false)
+			case stepDrain:
+				why := "exceeded max kill count"
+				if j.set.MaxKillTimeout > 0 {
+					why = "exceeded max-kill-timeout"
 				}
-				j.fatal(d, "exec", fmt.Sprintf("job shells still active on %s (rank(s) %s) %s after leader shell exit",
-					joinHosts(hosts), formatRanks(act), formatFSD(j.set.ShellExitTimeout)))
+				j.unkillable(d, why)
 			}
-		case !j.drainAt.IsZero() && d.Equal(j.drainAt):
-			j.unkillable(d, "exceeded max-kill-timeout")
-		case d.Equal(j.nextShell):
-			if j.set.MaxKillTimeout == 0 && j.shellKillCount >= j.set.MaxKillCount {
-				j.unkillable(d, "exceeded max kill count")
-				break
-			}
-			j.kill(j.set.KillSignal, false)
-			j.shellKillCount++
-			j.nextShell = j.nextShell.Add(j.shellIv)
-			j.shellIv = min(2*j.shellIv, maxShellKillInterval)
-		default: // task kill
-			j.kill(j.set.KillSignal, true)
-			j.killCount++
-			j.nextTask = j.nextTask.Add(j.set.KillTimeout)
 		}
 	}
 	j.flush(now)
 }
 
-func joinHosts(h []string) string {
-	s := ""
-	for i, x := range h {
-		if i > 0 {
-			s += ","
-		}
-		s += x
+// rankWords names broker ranks as flux-core's notes do when it gets the
+// plural right: "rank 5", "ranks 2,7".
+func rankWords(ranks []uint32) string {
+	if len(ranks) == 1 {
+		return "rank " + strconv.FormatUint(uint64(ranks[0]), 10)
 	}
-	return s
+	return "ranks " + formatRanks(ranks)
 }
 
-// unkillable drains the ranks still active and forces them complete.
+// hostsOf is the RFC 29 hostlist of ranks' hosts, "node[2,7]", as
+// flux_hostmap_lookup gives it.
+func (rs *resourceSet) hostsOf(ranks []uint32) string {
+	var b hostlist.Builder
+	for _, r := range ranks {
+		b.Append(rs.host(r))
+	}
+	return b.Hostlist().String()
+}
+
+// where is "<hosts> (<rank words>)", the way flux-core's notes place a set
+// of ranks.
+func (rs *resourceSet) where(ranks []uint32) string {
+	return rs.hostsOf(ranks) + " (" + rankWords(ranks) + ")"
+}
+
+// unkillable forces the ranks still active complete, and drains those of
+// them that may still hold processes: a rank whose agent answered the last
+// kill with nothing left to kill is not drained, though its exit report
+// has not arrived.
 func (j *job) unkillable(now time.Time, why string) {
 	act := j.activeRanks()
 	j.termArmed = false
-	j.drainAt = time.Time{}
 	if len(act) == 0 {
 		return
 	}
-	j.out = append(j.out, action{kind: actDrain, ranks: act, reason: "unkillable user processes for job " + j.id.F58() + " (" + why + ")"})
+	// The reason is flux-core's, word for word: sites match on it. Why
+	// goes to the log.
+	if hold := j.holdingRanks(); len(hold) > 0 {
+		j.out = append(j.out, action{kind: actDrain, ranks: hold, reason: "unkillable user processes for job " + j.id.F58(), detail: why})
+	}
 	for _, r := range act {
 		i, _ := j.index(r)
 		j.st[i] = rsForced
@@ -627,11 +810,92 @@ func (j *job) finalStatus() int {
 	return st
 }
 
+// termState is what of a termination in progress a new coordinator needs:
+// it is posted to the exec eventlog ("termination") whenever it changes,
+// and restored from the last such event on reattach.
+type termState struct {
+	start         float64 // timestamp the escalation counts from
+	tasks, shells int     // escalation steps taken
+	waitStatus    *int    // the first fatal exception's wait_status
+	sent          bool    // exec's own exception response went out
+	event         bool    // a fatal exception was seen or raised
+}
+
+func (t termState) equal(u termState) bool {
+	return t.start == u.start && t.tasks == u.tasks && t.shells == u.shells && t.sent == u.sent && t.event == u.event &&
+		(t.waitStatus == nil) == (u.waitStatus == nil) && (t.waitStatus == nil || *t.waitStatus == *u.waitStatus)
+}
+
+// saveTermination posts the termination state when it changed.
+func (j *job) saveTermination(now time.Time) {
+	if !j.termArmed {
+		return
+	}
+	st := termState{start: ts(j.termStart), tasks: j.esc.tasks, shells: j.esc.shells, waitStatus: j.excWait, sent: j.excSent, event: j.excEvent}
+	if st.equal(j.saved) {
+		return
+	}
+	j.saved = st
+	ctx := map[string]any{"start": st.start, "tasks": st.tasks, "shells": st.shells, "sent": st.sent, "exception": st.event}
+	if st.waitStatus != nil {
+		ctx["wait_status"] = *st.waitStatus
+	}
+	j.out = append(j.out, action{kind: actPost, event: Event{Timestamp: ts(now), Name: "termination", Context: ctx}})
+}
+
+// restoreTermination takes up a termination a previous coordinator started,
+// from the context of its last "termination" event: the steps it took are
+// not repeated; of those whose time passed during the downtime only the
+// last is taken, as soon as the ranks' states are known again: one catch-up
+// kill (or the drain) rather than a burst.
+func (j *job) restoreTermination(now time.Time, ctx map[string]any) {
+	start, ok := ctx["start"].(float64)
+	if !ok || start <= 0 {
+		return
+	}
+	num := func(k string) int {
+		f, _ := ctx[k].(float64)
+		return int(f)
+	}
+	j.exc, j.excEvent = true, true
+	j.excSent, _ = ctx["sent"].(bool)
+	if ev, ok := ctx["exception"].(bool); ok {
+		j.excEvent = ev
+	}
+	if ws, ok := ctx["wait_status"].(float64); ok {
+		w := int(ws)
+		j.excWait = &w
+	}
+	j.shellExitAt = time.Time{}
+	j.termArmed, j.restored = true, true
+	j.termStart = time.Unix(0, int64(start*1e9))
+	j.esc = newEscalation(j.set)
+	tasks, shells := num("tasks"), num("shells")
+	for j.esc.tasks < tasks || j.esc.shells < shells {
+		if _, step, ok := j.esc.peek(); !ok || step == stepDrain {
+			break // the settings changed under a restart: go on from here
+		}
+		j.esc.advance()
+	}
+	elapsed := now.Sub(j.termStart)
+	for {
+		next := j.esc
+		next.advance()
+		at, _, ok := next.peek()
+		if !ok || at > elapsed {
+			break
+		}
+		j.esc = next
+	}
+	j.saved = termState{start: start, tasks: tasks, shells: shells, waitStatus: j.excWait, sent: j.excSent, event: j.excEvent}
+}
+
 // flush emits finish and releases that became due, in RFC 32 order.
 func (j *job) flush(now time.Time) {
 	if j.holding {
 		return
 	}
+	j.saveTermination(now)
 	if j.finalSent {
 		j.relBatch = nil
 		return
@@ -643,6 +907,7 @@ func (j *job) flush(now time.Time) {
 		if j.launched && !j.finishSent {
 			j.finishSent = true
 			st := j.finalStatus()
+			j.finishStatus = st
 			j.post(now, "complete", map[string]any{"status": st})
 			j.respond("finish", map[string]any{"status": st})
 		}

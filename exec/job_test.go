@@ -108,10 +108,11 @@ func equalLines(t *testing.T, got, want []string) {
 	}
 }
 
-// TestKillEscalationTimeline pins fluxkit's termination schedule (AC-11):
+// TestKillEscalationTimeline pins fluxkit's termination schedule:
 // term-signal at the exception, task kills every kto until 5·kto, shell
-// kills from 5·kto with an interval doubling from kto (capped at 300 s),
-// and the drain one interval after the max-kill-count'th shell kill.
+// kills from 5·kto after each of which the job's kill-timeout doubles and
+// is the wait before the next (flux-core's timers: 5, 7, 11 for kto 1),
+// and the drain one such wait after the max-kill-count'th shell kill.
 func TestKillEscalationTimeline(t *testing.T) {
 	set := DefaultSettings()
 	set.KillTimeout = time.Second
@@ -127,36 +128,109 @@ func TestKillEscalationTimeline(t *testing.T) {
 		`t=0 respond start {}`,
 		"t=0 cancel",
 		"t=0 kill 2-3 shells 15",
+		`t=0 post termination {"exception":true,"sent":false,"shells":0,"start":1000000,"tasks":0}`,
 		"t=1 kill 2-3 tasks 9",
+		`t=1 post termination {"exception":true,"sent":false,"shells":0,"start":1000000,"tasks":1}`,
 		"t=2 kill 2-3 tasks 9",
+		`t=2 post termination {"exception":true,"sent":false,"shells":0,"start":1000000,"tasks":2}`,
 		"t=3 kill 2-3 tasks 9",
+		`t=3 post termination {"exception":true,"sent":false,"shells":0,"start":1000000,"tasks":3}`,
 		"t=4 kill 2-3 tasks 9",
+		`t=4 post termination {"exception":true,"sent":false,"shells":0,"start":1000000,"tasks":4}`,
 		"t=5 kill 2-3 shells 9",
-		"t=6 kill 2-3 shells 9",
-		"t=8 kill 2-3 shells 9",
-		`t=12 drain 2-3 "unkillable user processes for job ƒ` + fluxkit.JobID(1234).F58()[len("ƒ"):] + ` (exceeded max kill count)"`,
-		`t=12 post complete {"status":256}`,
-		`t=12 respond finish {"status":256}`,
-		"t=12 post done",
-		`t=12 respond release {"final":true,"ranks":"2-3"}`,
+		`t=5 post termination {"exception":true,"sent":false,"shells":1,"start":1000000,"tasks":4}`,
+		"t=7 kill 2-3 shells 9",
+		`t=7 post termination {"exception":true,"sent":false,"shells":2,"start":1000000,"tasks":4}`,
+		"t=11 kill 2-3 shells 9",
+		`t=11 post termination {"exception":true,"sent":false,"shells":3,"start":1000000,"tasks":4}`,
+		`t=19 drain 2-3 "unkillable user processes for job ƒ` + fluxkit.JobID(1234).F58()[len("ƒ"):] + `"`,
+		`t=19 post complete {"status":256}`,
+		`t=19 respond finish {"status":256}`,
+		"t=19 post done",
+		`t=19 respond release {"final":true,"ranks":"2-3"}`,
 	})
-	if got := set.EffectiveMaxKillTimeout(); got != 12*time.Second {
-		t.Fatalf("EffectiveMaxKillTimeout = %v, want 12s (the drain time above)", got)
+	if got := set.EffectiveMaxKillTimeout(); got != 19*time.Second {
+		t.Fatalf("EffectiveMaxKillTimeout = %v, want 19s (the drain time above)", got)
 	}
 }
 
-// The documented schedule with flux-core's defaults, and its agreement with
-// the stats estimate.
+// The documented schedule with flux-core's defaults, its agreement with the
+// stats estimate, and no step after a max-kill-timeout that comes first.
 func TestKillScheduleDefaults(t *testing.T) {
 	s := DefaultSettings()
 	tasks, shells, drain := s.KillSchedule()
-	want := "tasks=[5s 10s 15s 20s] shells=[25s 30s 40s 1m0s 1m40s 3m0s 5m40s 10m40s] drain=15m40s"
+	want := "tasks=[5s 10s 15s 20s] shells=[25s 35s 55s 1m35s 2m55s 5m35s 10m35s 15m35s] drain=20m35s"
 	if got := fmt.Sprintf("tasks=%v shells=%v drain=%v", tasks, shells, drain); got != want {
 		t.Fatalf("got %s\nwant %s", got, want)
 	}
-	s.MaxKillTimeout = 3 * time.Second
-	if _, _, d := s.KillSchedule(); d != 3*time.Second {
-		t.Fatalf("max-kill-timeout drain = %v", d)
+	if s.EffectiveMaxKillTimeout() != drain {
+		t.Fatalf("stats estimate %v, schedule drain %v", s.EffectiveMaxKillTimeout(), drain)
+	}
+	for _, c := range []struct {
+		kto, max time.Duration
+		want     string
+	}{
+		{5 * time.Second, 3 * time.Second, "tasks=[] shells=[] drain=3s"},
+		{time.Second, 2500 * time.Millisecond, "tasks=[1s 2s] shells=[] drain=2.5s"},
+		{time.Second, 8 * time.Second, "tasks=[1s 2s 3s 4s] shells=[5s 7s] drain=8s"},
+		{time.Second, 7 * time.Second, "tasks=[1s 2s 3s 4s] shells=[5s] drain=7s"},
+	} {
+		s := DefaultSettings()
+		s.KillTimeout, s.MaxKillTimeout = c.kto, c.max
+		tasks, shells, drain := s.KillSchedule()
+		if got := fmt.Sprintf("tasks=%v shells=%v drain=%v", tasks, shells, drain); got != c.want {
+			t.Errorf("kto %v max-kill-timeout %v: %s, want %s", c.kto, c.max, got, c.want)
+		}
+		if s.EffectiveMaxKillTimeout() != drain {
+			t.Errorf("stats estimate %v, drain %v", s.EffectiveMaxKillTimeout(), drain)
+		}
+	}
+	// A long max-kill-count: the estimate agrees with the listed schedule.
+	s.MaxKillCount = 50
+	if _, _, d := s.KillSchedule(); d != s.EffectiveMaxKillTimeout() {
+		t.Fatalf("count 50: schedule drain %v, estimate %v", d, s.EffectiveMaxKillTimeout())
+	}
+}
+
+// Whatever the settings, the machine signals at exactly the schedule's
+// offsets: the documented schedule is what the coordinator does.
+func TestKillScheduleIsFollowed(t *testing.T) {
+	for seed := int64(0); seed < 200; seed++ {
+		rng := rand.New(rand.NewSource(seed))
+		set := DefaultSettings()
+		set.KillTimeout = time.Duration(1+rng.Intn(4000)) * time.Millisecond
+		set.MaxKillCount = 1 + rng.Intn(10)
+		if rng.Intn(2) == 0 {
+			set.MaxKillTimeout = time.Duration(1+rng.Intn(600)) * time.Second
+		}
+		h := newHarness(t, set, 0, 1)
+		h.start(at(0))
+		h.j.exception(at(0), 0, nil)
+		h.collect(at(0))
+		var tasks, shells []time.Duration
+		var drain time.Duration
+		for {
+			d, ok := h.j.next()
+			if !ok {
+				break
+			}
+			h.j.tick(d)
+			for _, l := range render(d, h.j.take()) {
+				off := d.Sub(epoch)
+				switch {
+				case strings.Contains(l, " tasks 9"):
+					tasks = append(tasks, off)
+				case strings.Contains(l, " shells 9"):
+					shells = append(shells, off)
+				case strings.Contains(l, " drain "):
+					drain = off
+				}
+			}
+		}
+		wt, ws, wd := set.KillSchedule()
+		if fmt.Sprint(tasks, shells, drain) != fmt.Sprint(wt, ws, wd) {
+			t.Fatalf("%+v: machine %v %v %v, schedule %v %v %v", set, tasks, shells, drain, wt, ws, wd)
+		}
 	}
 }
 
@@ -393,9 +467,11 @@ func TestExpiration(t *testing.T) {
 	equalLines(t, got, []string{
 		`t=10 respond exception {"note":"resource allocation expired","severity":0,"type":"timeout"}`,
 		"t=10 kill 0 shells 14",
+		`t=10 post termination {"exception":false,"sent":true,"shells":0,"start":1000010,"tasks":0}`,
 	})
 	j.exception(at(10.1), 0, nil) // the job manager's echo
-	if got := render(at(10.1), j.take()); len(got) != 1 || !strings.HasSuffix(got[0], "shells 15") {
+	if got := render(at(10.1), j.take()); len(got) != 2 || !strings.HasSuffix(got[0], "shells 15") ||
+		got[1] != `t=10.1 post termination {"exception":true,"sent":true,"shells":0,"start":1000010,"tasks":0}` {
 		t.Fatalf("echo: %v", got)
 	}
 	// AC-15: expiration updates
@@ -454,7 +530,7 @@ func TestShellExit(t *testing.T) {
 	h.runUntil(at(3))
 	want := []string{
 		`t=1 post shell-exit {"active_ranks":"5","rank":4,"wait_status":0}`,
-		`t=3 respond exception {"note":"job shells still active on node5 (rank(s) 5) 2s after leader shell exit","severity":0,"type":"exec"}`,
+		`t=3 respond exception {"note":"job shells still active on node5 (rank 5) 2s after leader shell exit","severity":0,"type":"exec"}`,
 	}
 	for _, w := range want {
 		found := false
@@ -654,4 +730,20 @@ func TestMaxStartDelay(t *testing.T) {
 	if d, _ := j2.next(); !d.Equal(at(10)) {
 		t.Fatalf("expiration %v, want t=10", d.Sub(epoch))
 	}
+}
+
+// A rank whose shell exited but whose release (after its epilog) cannot
+// come any more, because the rank or its agent is lost, is released all the
+// same: the job ends.
+func TestLostAfterExitIsReleased(t *testing.T) {
+	h := newHarness(t, DefaultSettings(), 2, 3)
+	h.start(at(0))
+	h.j.exited(at(1), 2, 0)
+	h.j.exited(at(1), 3, 0)
+	h.j.releasedRanks(at(1), []uint32{2}, nil, "")
+	h.collect(at(1))
+	h.j.lost(at(2), 3)
+	h.collect(at(2))
+	equalLines(t, h.responses(), []string{`start {}`, `finish {"status":0}`,
+		`release {"final":false,"ranks":"2"}`, `release {"final":true,"ranks":"3"}`})
 }

@@ -127,11 +127,11 @@ type jobSpec struct {
 	bulkBarrierTimeout *time.Duration
 }
 
-// bulkexecError is a bad attributes.system.exec.bulkexec block; the note
-// names the job, so the coordinator formats it.
-type bulkexecError struct{ detail string }
+// bulkexecError is a bad attributes.system.exec.bulkexec (or .bgexec)
+// block; the note names the job, so the coordinator formats it.
+type bulkexecError struct{ key, detail string }
 
-func (e *bulkexecError) Error() string { return "jobspec: bulkexec: " + e.detail }
+func (e *bulkexecError) Error() string { return "jobspec: " + e.key + ": " + e.detail }
 
 type testConf struct {
 	runDuration    time.Duration // 0 = unlimited
@@ -199,9 +199,11 @@ func parseJobspec(raw json.RawMessage) (*jobSpec, error) {
 			return nil, fmt.Errorf("jobspec: attributes.system.exec.job_shell: %w", err)
 		}
 	}
-	if b, ok := ex["bulkexec"]; ok {
-		if err := parseBulkexec(b, spec); err != nil {
-			return spec, err
+	for _, key := range []string{"bulkexec", "bgexec"} {
+		if b, ok := ex[key]; ok {
+			if err := parseBulkexec(key, b, spec); err != nil {
+				return spec, err
+			}
 		}
 	}
 	if t, ok := ex["test"]; ok {
@@ -271,32 +273,32 @@ func slowTestConf(raw json.RawMessage, jobDuration time.Duration) (*testConf, er
 	return tc, nil
 }
 
-// parseBulkexec decodes attributes.system.exec.bulkexec strictly, as
-// flux-core does: an unknown key fails the job.
-func parseBulkexec(raw json.RawMessage, spec *jobSpec) error {
+// parseBulkexec decodes attributes.system.exec.<key> (bulkexec or bgexec)
+// strictly, as flux-core does: an unknown key fails the job.
+func parseBulkexec(key string, raw json.RawMessage, spec *jobSpec) error {
 	var m map[string]any
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return &bulkexecError{detail: "not an object"}
+		return &bulkexecError{key: key, detail: "not an object"}
 	}
 	for k, v := range m {
 		switch k {
 		case "mock_exception":
 			s, ok := v.(string)
 			if !ok {
-				return &bulkexecError{detail: "mock_exception: expected a string"}
+				return &bulkexecError{key: key, detail: "mock_exception: expected a string"}
 			}
 			spec.bulkMock = s
 		case "barrier-timeout":
 			f, ok := v.(float64)
 			if !ok || f < 0 || f > 1e9 {
-				return &bulkexecError{detail: "barrier-timeout: expected a non-negative number"}
+				return &bulkexecError{key: key, detail: "barrier-timeout: expected a non-negative number"}
 			}
 			d := time.Duration(f * float64(time.Second))
 			spec.bulkBarrierTimeout = &d
 		case "sdexec-test-expected-cpus":
 			// accepted for compatibility; fluxkit has no sdexec mechanism
 		default:
-			return &bulkexecError{detail: fmt.Sprintf("unknown key %q", k)}
+			return &bulkexecError{key: key, detail: fmt.Sprintf("unknown key %q", k)}
 		}
 	}
 	return nil

@@ -1,7 +1,10 @@
 package exec
 
 import (
-	"sync"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"unicode/utf8"
 )
 
 // Stream numbers of captured output.
@@ -12,126 +15,57 @@ const (
 
 var streamNames = [2]string{"stdout", "stderr"}
 
-// outBuf holds one stream's captured bytes between the pipe and their
-// acknowledgement upstream. It never drops: when full, the reader blocks,
-// the pipe fills and the writer (the shell) blocks too: back-pressure
-// instead of loss (I6), and memory bounded by limit.
-type outBuf struct {
-	mu     sync.Mutex
-	cond   *sync.Cond // signalled on every change
-	limit  int
-	data   []byte // bytes from base on
-	base   int64  // offset of data[0]: everything before is acknowledged
-	eof    bool
-	closed bool // abandoned: readers stop waiting
-}
+// Output capture: a shell writes its stdout and stderr to files in its
+// record (see record.go), from the first byte, without ever blocking on
+// the agent. The agent reads them and sends each piece to the coordinator
+// at its byte offset; the coordinator logs it in the exec eventlog and
+// answers with the offset it has stored up to, which is where the agent
+// goes on: ahead of it after an agent restart (the bytes are there
+// already), behind it after a fresh start re-sent without reattach (the
+// new eventlog has none). The files are the durable copy until the job is
+// forgotten, so nothing acknowledged is ever needed again and nothing
+// unacknowledged is ever lost. Memory is bounded by the chunk size; the
+// disk holds what the shell writes.
 
-func newOutBuf(limit int) *outBuf {
-	b := &outBuf{limit: limit}
-	b.cond = sync.NewCond(&b.mu)
-	return b
-}
-
-// write appends p, blocking while the buffer is full. It returns false if
-// the buffer was abandoned.
-func (b *outBuf) write(p []byte) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for len(p) > 0 {
-		for len(b.data) >= b.limit && !b.closed {
-			b.cond.Wait()
+// completeRunes drops an incomplete UTF-8 sequence at the end of data, to
+// be sent with the bytes that complete it, so that text split across
+// writes stays text in the eventlog.
+func completeRunes(data []byte) []byte {
+	for i := len(data) - 1; i >= 0 && i >= len(data)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(data[i]) {
+			if !utf8.FullRune(data[i:]) {
+				return data[:i]
+			}
+			break
 		}
-		if b.closed {
-			return false
-		}
-		n := min(len(p), b.limit-len(b.data))
-		b.data = append(b.data, p[:n]...)
-		p = p[n:]
-		b.cond.Broadcast()
 	}
-	return true
+	return data
 }
 
-// space reports how many bytes may be written without blocking, waiting
-// until there is some.
-func (b *outBuf) space() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for len(b.data) >= b.limit && !b.closed {
-		b.cond.Wait()
-	}
-	if b.closed {
-		return 0
-	}
-	return b.limit - len(b.data)
-}
-
-func (b *outBuf) setEOF() {
-	b.mu.Lock()
-	b.eof = true
-	b.cond.Broadcast()
-	b.mu.Unlock()
-}
-
-// abandon wakes every waiter for good.
-func (b *outBuf) abandon() {
-	b.mu.Lock()
-	b.closed = true
-	b.cond.Broadcast()
-	b.mu.Unlock()
-}
-
-// peek returns up to max unacknowledged bytes from offset off (which must be
-// at or after base), and whether the stream ended with them.
-func (b *outBuf) peek(off int64, max int) (data []byte, eof bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	i := int(off - b.base)
-	if i < 0 {
-		i = 0
-	}
-	if i > len(b.data) {
-		i = len(b.data)
-	}
-	end := min(len(b.data), i+max)
-	return append([]byte(nil), b.data[i:end]...), b.eof && end == len(b.data)
-}
-
-// ack releases everything before offset off.
-func (b *outBuf) ack(off int64) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	n := int(off - b.base)
-	if n <= 0 {
+// logData puts data into a log event's context: as a string when it is
+// UTF-8, else base64-encoded with "encoding":"base64", as RFC 24 output
+// events carry binary data. JSON strings cannot hold invalid UTF-8.
+func logData(ctx map[string]any, data []byte) {
+	if utf8.Valid(data) {
+		ctx["data"] = string(data)
 		return
 	}
-	if n > len(b.data) {
-		n = len(b.data)
+	ctx["data"] = base64.StdEncoding.EncodeToString(data)
+	ctx["encoding"] = "base64"
+}
+
+// logBytes is the inverse of logData: the bytes a log event carries.
+func logBytes(ctx map[string]any) ([]byte, error) {
+	d, ok := ctx["data"].(string)
+	if !ok {
+		return nil, errors.New("log event without data")
 	}
-	// Copy down rather than reslice so the backing array does not creep.
-	b.data = append(b.data[:0], b.data[n:]...)
-	b.base += int64(n)
-	b.cond.Broadcast()
-}
-
-// state returns the acknowledged offset, the end offset and eof.
-func (b *outBuf) state() (acked, end int64, eof bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.base, b.base + int64(len(b.data)), b.eof
-}
-
-// waitData blocks until there are bytes at or after off, EOF, abandonment,
-// or stop is closed.
-func (b *outBuf) waitData(off int64, stop <-chan struct{}) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for b.base+int64(len(b.data)) <= off && !b.eof && !b.closed {
-		select {
-		case <-stop:
-			return
-		default:
-		}
-		b.cond.Wait()
+	switch enc, _ := ctx["encoding"].(string); enc {
+	case "":
+		return []byte(d), nil
+	case "base64":
+		return base64.StdEncoding.DecodeString(d)
+	default:
+		return nil, fmt.Errorf("log event with unknown encoding %q", enc)
 	}
 }

@@ -1,50 +1,69 @@
 package exec
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	osexec "os/exec"
+	"os/signal"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // spawnSpec is what an agent asks a mechanism to start for one rank.
 type spawnSpec struct {
-	argv     []string
-	env      []string
-	outLimit int // bytes buffered per stream before back-pressure
+	argv []string
+	env  []string
+	// stdout and stderr are the files the shell writes its output to,
+	// appending; the agent reads them from any offset.
+	stdout, stderr string
 }
 
 // proc is a started shell as the agent sees it.
 type proc interface {
-	// signal delivers sig to the shell's process group.
+	// signal delivers sig to the shell's process group: a shell kill.
 	signal(sig syscall.Signal) error
-	// done is closed once the shell is reaped and its output streams ended.
+	// signalTasks delivers sig to the processes the shell started, not to
+	// the shell itself: a task kill.
+	signalTasks(sig syscall.Signal) error
+	// running reports whether the shell has not been reaped yet.
+	running() bool
+	// done is closed once the shell has ended.
 	done() <-chan struct{}
-	// status is the raw wait(2) status; valid after done.
-	status() int
-	// output is the stream's buffer, nil for mechanisms without output.
-	output(stream int) *outBuf
-	// release frees what the proc holds once its output is acknowledged.
+	// status is the raw wait(2) status, and whether it is known; valid
+	// after done. It is unknown for a shell adopted from another process
+	// (which reaped it).
+	status() (raw int, known bool)
+	// output is the path of the stream's file, "" for mechanisms without
+	// output.
+	output(stream int) string
+	// release ends what the proc holds that is not a process (a simulated
+	// shell's timer).
 	release()
 }
 
-// forkProc is a real child process in its own process group.
+// forkProc is a real shell in its own process group, writing its output
+// to files. It is reaped by the agent's reaper, by pid, so that a shell
+// started by a previous agent in the same process can be reaped too; one
+// started by another process (a restarted agent's predecessor) is watched
+// through /proc instead, and its status is unknown.
 type forkProc struct {
-	cmd  *osexec.Cmd
-	pgid int
-	out  [2]*outBuf
-	wg   sync.WaitGroup // pipe readers
-	fin  chan struct{}
-	raw  int
+	pid   int
+	start uint64 // /proc start time, to tell the process from a successor with its pid
+	out   [2]string
+	fin   chan struct{}
 
 	mu     sync.Mutex
+	child  bool // wait4 can reap it
 	reaped bool
+	raw    int
+	known  bool
 }
 
-// errno extracts the errno of a failed exec for the launch-failure table.
+// spawnErrno extracts the errno of a failed exec for the launch-failure
+// table.
 func spawnErrno(err error) syscall.Errno {
 	var en syscall.Errno
 	if errors.As(err, &en) {
@@ -59,92 +78,101 @@ func spawnErrno(err error) syscall.Errno {
 	return syscall.EINVAL
 }
 
-// forkSpawn starts argv with its stdout and stderr captured from the first
-// byte: the pipes exist before the child does.
-func forkSpawn(spec spawnSpec) (*forkProc, error) {
+// forkSpawn starts argv in its own process group, its stdout and stderr
+// appended to the spec's files from the first byte, and hands it to r.
+func forkSpawn(spec spawnSpec, r *reaper) (*forkProc, error) {
 	if len(spec.argv) == 0 {
 		return nil, fmt.Errorf("no command: %w", syscall.ENOENT)
 	}
-	p := &forkProc{fin: make(chan struct{})}
+	var files [2]*os.File
+	for i, path := range []string{spec.stdout, spec.stderr} {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			if i == 1 {
+				files[0].Close()
+			}
+			return nil, fmt.Errorf("output: %w", err)
+		}
+		files[i] = f
+	}
 	cmd := osexec.Command(spec.argv[0], spec.argv[1:]...)
 	cmd.Env = spec.env
+	cmd.Stdout, cmd.Stderr = files[0], files[1]
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var readers [2]*os.File
-	var writers [2]*os.File
-	for i := range 2 {
-		r, w, err := os.Pipe()
-		if err != nil {
-			for j := 0; j < i; j++ {
-				readers[j].Close()
-				writers[j].Close()
-			}
-			return nil, fmt.Errorf("pipe: %w", err)
-		}
-		readers[i], writers[i] = r, w
-		p.out[i] = newOutBuf(spec.outLimit)
-	}
-	cmd.Stdout, cmd.Stderr = writers[0], writers[1]
 	err := cmd.Start()
-	writers[0].Close()
-	writers[1].Close()
+	files[0].Close()
+	files[1].Close()
 	if err != nil {
-		readers[0].Close()
-		readers[1].Close()
 		return nil, err
 	}
-	p.cmd = cmd
-	p.pgid = cmd.Process.Pid
-	for i := range 2 {
-		p.wg.Add(1)
-		go p.pump(readers[i], p.out[i])
-	}
-	go p.reap()
+	p := &forkProc{pid: cmd.Process.Pid, out: [2]string{spec.stdout, spec.stderr}, fin: make(chan struct{}), child: true}
+	p.start, _ = procStart(p.pid)
+	// The reaper waits for it by pid; os/exec must not.
+	_ = cmd.Process.Release()
+	r.add(p)
 	return p, nil
 }
 
-// pump copies a pipe into its buffer, reading only when there is room, so
-// a chatty shell blocks on write instead of growing memory.
-func (p *forkProc) pump(r *os.File, b *outBuf) {
-	defer p.wg.Done()
-	defer r.Close()
-	buf := make([]byte, 32<<10)
-	for {
-		n := b.space()
-		if n == 0 { // abandoned: drain to let the writer finish
-			_, _ = io.Copy(io.Discard, r)
-			b.setEOF()
-			return
-		}
-		k, err := r.Read(buf[:min(n, len(buf))])
-		if k > 0 {
-			b.write(buf[:k])
-		}
-		if err != nil {
-			b.setEOF()
-			return
-		}
+// adoptProc takes over a shell a previous agent started (pid, started at
+// start), whatever its state: running, a zombie, or gone.
+func adoptProc(pid int, start uint64, out [2]string, r *reaper) *forkProc {
+	p := &forkProc{pid: pid, start: start, out: out, fin: make(chan struct{}), child: true}
+	if now, err := procStart(pid); err != nil || now != start {
+		// The pid is free or someone else's now, maybe another child of
+		// this process: never wait for it.
+		p.child = false
 	}
+	r.add(p)
+	return p
 }
 
-// reap waits for the child exactly once, then kills what is left of its
-// process group so that the pipes close, then waits for both streams' EOF.
-func (p *forkProc) reap() {
-	err := p.cmd.Wait()
-	st := 0
-	if ps := p.cmd.ProcessState; ps != nil {
-		if ws, ok := ps.Sys().(syscall.WaitStatus); ok {
-			st = int(ws)
-		}
-	} else if err != nil {
-		st = 1 << 8
-	}
+// endedProc is a shell whose exit a previous agent recorded.
+func endedProc(raw int, out [2]string) *forkProc {
+	p := &forkProc{out: out, fin: make(chan struct{}), reaped: true, raw: raw, known: true}
+	close(p.fin)
+	return p
+}
+
+// poll reaps p if it ended. It reports whether p is done with.
+func (p *forkProc) poll() bool {
 	p.mu.Lock()
-	p.reaped = true
-	p.raw = st
+	child := p.child
 	p.mu.Unlock()
-	// Stragglers in the group would hold the pipes open for ever.
-	_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
-	p.wg.Wait()
+	if child {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(p.pid, &ws, syscall.WNOHANG, nil)
+		switch {
+		case pid == p.pid:
+			p.exit(int(ws), true, true)
+			return true
+		case errors.Is(err, syscall.ECHILD):
+			// Started by another process, which reaps it.
+			p.mu.Lock()
+			p.child = false
+			p.mu.Unlock()
+		default:
+			return false // running, or interrupted: next time
+		}
+	}
+	if procAlive(p.pid, p.start) {
+		return false
+	}
+	// Its group may outlive it, but only if no other process took its
+	// pid: a pid is not reused while a group of that id has members.
+	p.exit(0, false, errors.Is(syscall.Kill(p.pid, 0), syscall.ESRCH))
+	return true
+}
+
+// exit records the end of the shell and, when its group is known to be
+// its own, kills what is left of it: stragglers would go on writing its
+// output.
+func (p *forkProc) exit(raw int, known, group bool) {
+	p.mu.Lock()
+	p.reaped, p.raw, p.known = true, raw, known
+	p.mu.Unlock()
+	if group {
+		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	}
 	close(p.fin)
 }
 
@@ -152,19 +180,111 @@ func (p *forkProc) signal(sig syscall.Signal) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.reaped {
-		// The leader is gone; its pgid may be reused, so only the leader's
-		// reaper may still signal the group.
+		// The leader is gone; its pgid may be reused.
 		return syscall.ESRCH
 	}
-	return syscall.Kill(-p.pgid, sig)
+	return syscall.Kill(-p.pid, sig)
+}
+
+// signalTasks signals every descendant of the shell, found through /proc,
+// but not the shell: a job shell's tasks may sit in process groups of
+// their own, and a shell that outlives its tasks is killed by the shell
+// kills that follow, not by this.
+func (p *forkProc) signalTasks(sig syscall.Signal) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.reaped {
+		return syscall.ESRCH
+	}
+	var first error
+	for _, pid := range descendants(p.pid) {
+		if err := syscall.Kill(pid, sig); err != nil && first == nil && !errors.Is(err, syscall.ESRCH) {
+			first = err
+		}
+	}
+	return first
+}
+
+func (p *forkProc) running() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.reaped
 }
 
 func (p *forkProc) done() <-chan struct{} { return p.fin }
-func (p *forkProc) status() int           { return p.raw }
-func (p *forkProc) output(s int) *outBuf  { return p.out[s] }
-func (p *forkProc) release() {
-	p.out[0].abandon()
-	p.out[1].abandon()
+
+func (p *forkProc) status() (int, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.raw, p.known
+}
+
+func (p *forkProc) output(s int) string { return p.out[s] }
+func (p *forkProc) release()            {}
+
+// reaper reaps an agent's shells by pid: at once on SIGCHLD, and by a
+// periodic look at those it cannot wait for. It never waits for any other
+// child of the process (epilogs, or anything else the program runs).
+type reaper struct {
+	mu    sync.Mutex
+	procs map[*forkProc]struct{}
+	wake  chan struct{}
+}
+
+// reapPoll is how often shells are looked at without a SIGCHLD: those a
+// previous agent process started, which this process cannot wait for.
+const reapPoll = 200 * time.Millisecond
+
+func newReaper() *reaper {
+	return &reaper{procs: map[*forkProc]struct{}{}, wake: make(chan struct{}, 1)}
+}
+
+func (r *reaper) add(p *forkProc) {
+	r.mu.Lock()
+	r.procs[p] = struct{}{}
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// live counts the shells not reaped yet.
+func (r *reaper) live() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.procs)
+}
+
+// run reaps until ctx ends.
+func (r *reaper) run(ctx context.Context) {
+	chld := make(chan os.Signal, 1)
+	signal.Notify(chld, syscall.SIGCHLD)
+	defer signal.Stop(chld)
+	tick := time.NewTicker(reapPoll)
+	defer tick.Stop()
+	for {
+		r.mu.Lock()
+		ps := make([]*forkProc, 0, len(r.procs))
+		for p := range r.procs {
+			ps = append(ps, p)
+		}
+		r.mu.Unlock()
+		for _, p := range ps {
+			if p.poll() {
+				r.mu.Lock()
+				delete(r.procs, p)
+				r.mu.Unlock()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-chld:
+		case <-r.wake:
+		case <-tick.C:
+		}
+	}
 }
 
 // testProc is a simulated shell (testexec): it "exits" after run_duration
@@ -213,9 +333,27 @@ func (p *testProc) signal(sig syscall.Signal) error {
 	}
 	return nil
 }
+
+// signalTasks does nothing: a simulated shell has no tasks (flux-core's
+// task kills reach testexec jobs only as events no shell listens to).
+func (p *testProc) signalTasks(syscall.Signal) error { return nil }
+
+func (p *testProc) running() bool {
+	select {
+	case <-p.fin:
+		return false
+	default:
+		return true
+	}
+}
+
 func (p *testProc) done() <-chan struct{} { return p.fin }
-func (p *testProc) status() int           { p.mu.Lock(); defer p.mu.Unlock(); return p.raw }
-func (p *testProc) output(int) *outBuf    { return nil }
+func (p *testProc) status() (int, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.raw, true
+}
+func (p *testProc) output(int) string { return "" }
 
 // release ends even a deaf simulated shell: it is called when the agent
 // forgets the job or closes.

@@ -12,18 +12,29 @@ import (
 )
 
 // Method names. MethodBulkExec is flux-core's default and fluxkit's real
-// mechanism: every agent forks the shells of its own rank.
+// mechanism: every agent forks the shells of its own rank. MethodBgExec is
+// flux-core's other configurable method (background shells that survive a
+// restart of the exec service); fluxkit's agents give every real job that
+// property, so it runs the same mechanism under its own name. Only these
+// two may be exec.method: testexec is chosen by a jobspec's test block and
+// bypass by its bypass flag.
 const (
 	MethodBulkExec = "bulk-exec"
+	MethodBgExec   = "bgexec"
 	MethodTestExec = "testexec"
 	MethodBypass   = "bypass"
 )
 
+// realMethod reports whether jobs of method m run real shells through the
+// agents.
+func realMethod(m string) bool { return m == MethodBulkExec || m == MethodBgExec }
+
 // Settings is the [exec] table of the broker configuration, with
 // flux-core's key names. The zero value is not usable; start from
-// DefaultSettings or ParseSettings.
+// DefaultSettings or ParseSettings. Validate states what a usable value is;
+// ParseSettings, New and config-reload all apply it.
 type Settings struct {
-	Method               string         // exec.method, default "bulk-exec"
+	Method               string         // exec.method, default "bulk-exec"; "bgexec" also
 	Service              string         // exec.service, "rexec" (default) or "sdexec"
 	IMP                  string         // exec.imp, unset by default
 	JobShell             string         // exec.job-shell; "" runs the jobspec's command itself
@@ -41,7 +52,8 @@ type Settings struct {
 	// Epilog is exec.epilog (fluxkit): a per-rank command run by the agent
 	// after a rank's shell has exited, before the rank is released.
 	Epilog []string
-	// Fanout is exec.fanout (fluxkit): k of the k-ary launch tree, default 8.
+	// Fanout is exec.fanout (fluxkit): k of the k-ary launch tree, default
+	// 8, at most maxFanout.
 	Fanout int
 	// Adopt is exec.adopt-on-restart (fluxkit), default true: a start
 	// request without reattach for a job whose shells already run adopts
@@ -71,44 +83,58 @@ func DefaultSettings() Settings {
 // kills, as flux-core does.
 const maxShellKillInterval = 300 * time.Second
 
-// KillSchedule returns the offsets, from the first fatal exception, at which
-// the termination algorithm signals: task kills every kill-timeout until the
-// first shell kill at 5·kto, then shell kills whose spacing doubles from kto,
-// capped at 300 s. Drain is the offset at which still-active ranks are
-// drained and forced complete: max-kill-timeout when set, otherwise one
-// interval after the max-kill-count'th shell kill, so that the last kill
-// gets the same grace period as the others.
-func (s Settings) KillSchedule() (tasks, shells []time.Duration, drain time.Duration) {
-	kto := s.KillTimeout
-	first := 5 * kto
-	for t := kto; t < first; t += kto {
-		tasks = append(tasks, t)
+// Bounds Validate enforces. They keep every derived time (the kill
+// schedule, the drain) finite and every tree shallow enough to be useful.
+const (
+	maxFanout         = 1024
+	maxKillTimeout    = 24 * time.Hour
+	maxMaxKillTimeout = 365 * 24 * time.Hour
+	maxMaxKillCount   = 1_000_000
+	maxSignal         = 64
+)
+
+// Validate reports the first field of s that flux-core (or, for fluxkit's
+// own keys, fluxkit) would refuse, as a *ConfigError naming its key.
+func (s Settings) Validate() error {
+	bad := func(key, format string, args ...any) error {
+		return &ConfigError{Key: key, Err: fmt.Errorf(format, args...)}
 	}
-	limit := s.MaxKillCount
-	t, iv := first, kto
-	for i := 0; ; i++ {
-		if s.MaxKillTimeout > 0 {
-			if t >= s.MaxKillTimeout {
-				return tasks, shells, s.MaxKillTimeout
-			}
-		} else if i == limit {
-			return tasks, shells, t
-		}
-		if i > 100000 { // a year at the 300 s cap; bounds the listing only
-			return tasks, shells, s.MaxKillTimeout
-		}
-		shells = append(shells, t)
-		t += iv
-		iv = min(2*iv, maxShellKillInterval)
+	switch {
+	case !realMethod(s.Method):
+		return bad("method", "unknown exec.method '%s'", s.Method)
+	case s.Service != "rexec" && s.Service != "sdexec":
+		return bad("service", "unsupported exec.service value '%s'", s.Service)
+	case s.KillTimeout <= 0 || s.KillTimeout > maxKillTimeout:
+		return bad("kill-timeout", "invalid kill-timeout: %s (must be > 0 and at most %s)", formatFSD(s.KillTimeout), formatFSD(maxKillTimeout))
+	case s.TermSignal <= 0 || s.TermSignal > maxSignal:
+		return bad("term-signal", "invalid term-signal: %d", int(s.TermSignal))
+	case s.KillSignal <= 0 || s.KillSignal > maxSignal:
+		return bad("kill-signal", "invalid kill-signal: %d", int(s.KillSignal))
+	case s.MaxKillCount <= 0 || s.MaxKillCount > maxMaxKillCount:
+		return bad("max-kill-count", "invalid max-kill-count: %d (a positive integer is required)", s.MaxKillCount)
+	case s.MaxKillTimeout < 0 || s.MaxKillTimeout > maxMaxKillTimeout:
+		return bad("max-kill-timeout", "invalid max-kill-timeout: %s (must be > 0 and at most a year; 0 leaves it unset)", formatFSD(s.MaxKillTimeout))
+	case s.BarrierTimeout < 0:
+		return bad("barrier-timeout", "invalid duration '%s' specified for exec.barrier-timeout", formatFSD(s.BarrierTimeout))
+	case s.ShellExitTimeout < 0:
+		return bad("shell-exit-timeout", "invalid shell-exit-timeout: %s", formatFSD(s.ShellExitTimeout))
+	case s.MaxStartDelayPercent < 0 || math.IsNaN(s.MaxStartDelayPercent) || math.IsInf(s.MaxStartDelayPercent, 0):
+		return bad("max-start-delay-percent", "invalid max-start-delay-percent: %v", s.MaxStartDelayPercent)
+	case len(s.Epilog) > 0 && s.Epilog[0] == "":
+		return bad("epilog", "the command is empty")
+	case s.Fanout < 1 || s.Fanout > maxFanout:
+		return bad("fanout", "invalid fanout: %d (an integer 1..%d is required)", s.Fanout, maxFanout)
 	}
+	for m := range s.AllowGuests {
+		if !slices.Contains(allowGuestMethods, m) {
+			return bad(m, "allow-guests: unknown exec method %q", m)
+		}
+	}
+	return nil
 }
 
-// EffectiveMaxKillTimeout is the estimate shown in stats: the drain offset of
-// KillSchedule.
-func (s Settings) EffectiveMaxKillTimeout() time.Duration {
-	_, _, d := s.KillSchedule()
-	return d
-}
+// allowGuestMethods are the tables exec.<method>.allow-guests may appear in.
+var allowGuestMethods = []string{MethodBulkExec, MethodBgExec, MethodTestExec, MethodBypass}
 
 // ConfigError is a bad [exec] configuration: Key is the full key at fault.
 type ConfigError struct {
@@ -161,6 +187,9 @@ func ParseSettings(config json.RawMessage) (Settings, error) {
 			return DefaultSettings(), &ConfigError{Key: k, Err: err}
 		}
 	}
+	if err := s.Validate(); err != nil {
+		return DefaultSettings(), err
+	}
 	return s, nil
 }
 
@@ -203,6 +232,15 @@ func asDuration(v any) (time.Duration, error) {
 	return 0, fmt.Errorf("expected a duration string, got %s", jsonType(v))
 }
 
+// asInt accepts a number without a fractional part that fits an int32.
+func asInt(v any) (int, error) {
+	n, ok := v.(float64)
+	if !ok || n != math.Trunc(n) || math.Abs(n) > math.MaxInt32 {
+		return 0, fmt.Errorf("expected an integer, got %v", v)
+	}
+	return int(n), nil
+}
+
 func asSignal(v any) (syscall.Signal, error) {
 	switch x := v.(type) {
 	case float64:
@@ -213,65 +251,54 @@ func asSignal(v any) (syscall.Signal, error) {
 	return 0, fmt.Errorf("expected a signal name or number, got %s", jsonType(v))
 }
 
+// set converts one key's value; the ranges are Validate's.
 func (s *Settings) set(k string, v any) error {
 	var err error
 	switch k {
 	case "method":
-		var m string
-		if m, err = asString(v); err == nil {
-			if m != MethodBulkExec && m != MethodTestExec {
-				return fmt.Errorf("unknown exec.method '%s'", m)
-			}
-			s.Method = m
-		}
+		s.Method, err = asString(v)
 	case "service":
-		var m string
-		if m, err = asString(v); err == nil {
-			if m != "rexec" && m != "sdexec" {
-				return fmt.Errorf("unsupported exec.service value '%s'", m)
-			}
-			s.Service = m
-		}
+		s.Service, err = asString(v)
 	case "imp":
 		s.IMP, err = asString(v)
 	case "job-shell":
 		s.JobShell, err = asString(v)
 	case "kill-timeout":
-		var d time.Duration
-		if d, err = asDuration(v); err == nil && d <= 0 {
+		if s.KillTimeout, err = asDuration(v); err != nil {
 			return fmt.Errorf("invalid kill-timeout: %v", v)
 		}
-		if err != nil || d > 24*time.Hour {
-			return fmt.Errorf("invalid kill-timeout: %v", v)
-		}
-		s.KillTimeout = d
 	case "term-signal":
 		s.TermSignal, err = asSignal(v)
 	case "kill-signal":
 		s.KillSignal, err = asSignal(v)
 	case "max-kill-count":
-		n, ok := v.(float64)
-		if !ok || n != math.Trunc(n) || n <= 0 || n > 1e6 {
+		s.MaxKillCount, err = asInt(v)
+		if err != nil {
 			return fmt.Errorf("invalid max-kill-count: %v (a positive integer is required)", v)
 		}
-		s.MaxKillCount = int(n)
 	case "max-kill-timeout":
-		var d time.Duration
-		if d, err = asDuration(v); err == nil && (d <= 0 || d > 365*24*time.Hour) {
-			return fmt.Errorf("invalid max-kill-timeout: %v (must be > 0 and at most a year)", v)
+		if s.MaxKillTimeout, err = asDuration(v); err != nil {
+			return fmt.Errorf("invalid max-kill-timeout: %v", v)
 		}
-		s.MaxKillTimeout = d
+		if s.MaxKillTimeout == 0 {
+			// 0 would mean "unset" here; flux-core refuses it.
+			return fmt.Errorf("invalid max-kill-timeout: %v (must be > 0)", v)
+		}
 	case "barrier-timeout":
-		s.BarrierTimeout, err = asDuration(v)
+		if s.BarrierTimeout, err = asDuration(v); err != nil {
+			return fmt.Errorf("invalid duration '%v' specified for exec.barrier-timeout", v)
+		}
 	case "shell-exit-timeout":
 		if str, ok := v.(string); ok && str == "none" {
 			s.ShellExitTimeout = 0
 			return nil
 		}
-		s.ShellExitTimeout, err = asDuration(v)
+		if s.ShellExitTimeout, err = asDuration(v); err != nil {
+			return fmt.Errorf("invalid shell-exit-timeout: %v", v)
+		}
 	case "max-start-delay-percent":
 		n, ok := v.(float64)
-		if !ok || n < 0 {
+		if !ok {
 			return fmt.Errorf("invalid max-start-delay-percent: %v", v)
 		}
 		s.MaxStartDelayPercent = n
@@ -288,23 +315,39 @@ func (s *Settings) set(k string, v any) error {
 		}
 		s.Epilog = cmd
 	case "fanout":
-		n, ok := v.(float64)
-		if !ok || n != math.Trunc(n) || n < 1 || n > 1024 {
-			return fmt.Errorf("invalid fanout: %v (an integer 1..1024 is required)", v)
+		if s.Fanout, err = asInt(v); err != nil {
+			return fmt.Errorf("invalid fanout: %v (an integer 1..%d is required)", v, maxFanout)
 		}
-		s.Fanout = int(n)
 	case "adopt-on-restart":
 		b, ok := v.(bool)
 		if !ok {
 			return fmt.Errorf("expected a boolean, got %s", jsonType(v))
 		}
 		s.Adopt = b
-	case "sdexec-properties", "sdexec-stop-timer-sec", "sdexec-stop-timer-signal", "sdexec-constrain-resources":
-		// Accepted for compatibility with flux-core configurations; fluxkit
-		// has no systemd mechanism yet.
+	case "sdexec-properties":
+		// fluxkit has no systemd mechanism; the keys are checked as
+		// flux-core checks them, so that a configuration fluxkit accepts
+		// stays valid for flux-core.
+		tbl, ok := v.(map[string]any)
+		if !ok {
+			return errors.New("exec.sdexec-properties is not a table")
+		}
+		for p, pv := range tbl {
+			if _, ok := pv.(string); !ok {
+				return fmt.Errorf("exec.sdexec-properties.%s is not a string", p)
+			}
+		}
+	case "sdexec-stop-timer-sec", "sdexec-stop-timer-signal":
+		if _, err := asInt(v); err != nil {
+			return fmt.Errorf("expected an integer, got %v", v)
+		}
+	case "sdexec-constrain-resources":
+		if _, ok := v.(bool); !ok {
+			return fmt.Errorf("expected a boolean, got %s", jsonType(v))
+		}
 	default:
 		tbl, ok := v.(map[string]any)
-		if !ok || !slices.Contains([]string{MethodBulkExec, MethodTestExec, MethodBypass, "bgexec"}, k) {
+		if !ok || !slices.Contains(allowGuestMethods, k) {
 			return errors.New("unknown key")
 		}
 		for sub, sv := range tbl {
@@ -330,7 +373,7 @@ func copyAllow(m map[string]bool) map[string]bool {
 	return c
 }
 
-// stripSig renders a signal as flux-core config shows it.
+// sigName renders a signal as flux-core config shows it.
 func sigName(sig syscall.Signal) string {
 	for n, s := range signalNames {
 		if s == sig {

@@ -70,11 +70,12 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// TestKillEscalationDriver replays AC-11/AC-12 through the coordinator and
-// the agents on a virtual clock: simulated shells that ignore every signal,
-// kill-timeout 1 s, max-kill-count 2. Task kills at 1-4 s, shell kills at 5
-// and 6 s, drain and forced completion at 8 s — the time stats-get shows as
-// effective-max-kill-timeout.
+// TestKillEscalationDriver replays the kill escalation through the
+// coordinator and the agents on a virtual clock: simulated shells that
+// ignore every signal, kill-timeout 1 s, max-kill-count 2. Task kills at
+// 1-4 s, shell kills at 5 and 7 s (the job's kill-timeout doubling to 2,
+// then 4 s), drain and forced completion at 11 s — the time stats-get shows
+// as effective-max-kill-timeout.
 func TestKillEscalationDriver(t *testing.T) {
 	checkLeaks(t)
 	set := DefaultSettings()
@@ -99,21 +100,23 @@ func TestKillEscalationDriver(t *testing.T) {
 	waitFor(t, "start", func() bool { return slices.Contains(s.types(), "start") })
 	in.jm.exception(id, 0, nil)
 	waitFor(t, "exception", func() bool { return c.Stats().Jobs[id.F58Plain()].ExceptionInProgress })
-	if got := c.Stats().EffectiveMaxKillTimeout; got != 8 {
-		t.Fatalf("effective-max-kill-timeout %v, want 8", got)
+	if got := c.Stats().EffectiveMaxKillTimeout; got != 11 {
+		t.Fatalf("effective-max-kill-timeout %v, want 11", got)
 	}
 	type row struct {
 		tasks, shells int
+		kto           float64
 		gone          bool // forced complete and retired
 	}
 	var timeline []row
-	for sec := 1; sec <= 9; sec++ {
+	for sec := 1; sec <= 12; sec++ {
 		clk.Advance(time.Second)
 		c.quiesce() // the tick the clock just fired is applied
 		js, ok := c.Stats().Jobs[id.F58Plain()]
-		timeline = append(timeline, row{js.KillCount, js.KillShellCount, !ok})
+		timeline = append(timeline, row{js.KillCount, js.KillShellCount, js.KillTimeout, !ok})
 	}
-	want := []row{{1, 0, false}, {2, 0, false}, {3, 0, false}, {4, 0, false}, {4, 1, false}, {4, 2, false}, {4, 2, false}, {0, 0, true}, {0, 0, true}}
+	want := []row{{1, 0, 1, false}, {2, 0, 1, false}, {3, 0, 1, false}, {4, 0, 1, false}, {4, 1, 2, false}, {4, 1, 2, false},
+		{4, 2, 4, false}, {4, 2, 4, false}, {4, 2, 4, false}, {4, 2, 4, false}, {0, 0, 0, true}, {0, 0, 0, true}}
 	if len(timeline) != len(want) {
 		t.Fatal(timeline)
 	}
@@ -127,7 +130,7 @@ func TestKillEscalationDriver(t *testing.T) {
 		t.Fatal(got)
 	}
 	waitFor(t, "drain", func() bool { return len(in.jm.drainList()) == 1 })
-	if d := in.jm.drainList()[0]; !strings.HasPrefix(d, "0-1: unkillable user processes for job "+id.F58()) {
+	if d := in.jm.drainList()[0]; d != "0-1: unkillable user processes for job "+id.F58() {
 		t.Fatal(d)
 	}
 }

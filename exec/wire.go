@@ -1,6 +1,7 @@
 package exec
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/fluxkit/fluxkit"
@@ -23,12 +24,32 @@ type launchReq struct {
 	Epilog   []string          `json:"epilog,omitempty"`
 	Test     *testWire         `json:"test,omitempty"`
 	Reattach bool              `json:"reattach,omitempty"`
-	Service  string            `json:"service"`            // coordinator service, for output
-	Coord    uint32            `json:"coord"`              // coordinator rank
-	Barriers bool              `json:"barriers,omitempty"` // the shells pass two barriers
+	// Resume re-establishes a stream that broke (an agent or a leader
+	// restarting): it is not a new start, so shells found running are not
+	// "adopted".
+	Resume   bool   `json:"resume,omitempty"`
+	Service  string `json:"service"`            // coordinator service, for output
+	Coord    uint32 `json:"coord"`              // coordinator rank
+	Barriers bool   `json:"barriers,omitempty"` // the shells pass two barriers
 	// BarrierTimeout bounds the first barrier, from the moment every shell
 	// has started; 0 disables.
 	BarrierTimeout time.Duration `json:"barrier_timeout,omitempty"`
+}
+
+// validate checks what the coordinator's Settings.Validate guarantees, for
+// a launch that may come from anywhere.
+func (lr *launchReq) validate() error {
+	switch {
+	case lr.Fanout < 1 || lr.Fanout > maxFanout:
+		return fmt.Errorf("fanout %d: an integer 1..%d is required", lr.Fanout, maxFanout)
+	case lr.BarrierTimeout < 0:
+		return fmt.Errorf("barrier_timeout %v is negative", lr.BarrierTimeout)
+	case !realMethod(lr.Method) && lr.Method != MethodTestExec:
+		return fmt.Errorf("unknown method %q", lr.Method)
+	case lr.Test != nil && lr.Test.RunDuration < 0:
+		return fmt.Errorf("test run_duration %v is negative", lr.Test.RunDuration)
+	}
+	return nil
 }
 
 type testWire struct {
@@ -70,12 +91,15 @@ type report struct {
 	// BarrierTimeout, from the leader, says the first barrier timed out
 	// waiting for BarrierPending.
 	BarrierTimeout bool `json:"barrier_timeout,omitempty"`
+	// Unentered are ranks among Exited whose shells exited before the
+	// first barrier completed without having entered it.
+	Unentered string `json:"unentered,omitempty"`
 }
 
 func (r *report) empty() bool {
 	return r.Started == "" && r.Adopted == "" && len(r.Failed) == 0 && len(r.Exited) == 0 &&
 		r.Released == "" && len(r.EpilogFailed) == 0 && r.Lost == "" && r.Barrier == 0 && !r.BarrierFail && r.Barriers == 0 &&
-		!r.BarrierQueried && !r.BarrierTimeout
+		!r.BarrierQueried && !r.BarrierTimeout && r.Unentered == ""
 }
 
 // barrierReq is exec-agent.barrier-enter, from a shell to its own rank's
@@ -87,15 +111,27 @@ type barrierReq struct {
 	OK   bool          `json:"ok,omitempty"`
 }
 
-// killReq is exec-agent.kill, sent without response down the tree.
+// killReq is exec-agent.kill, an RPC forwarded down the job's tree; each
+// agent answers for its subtree with a killResp.
 type killReq struct {
 	ID     fluxkit.JobID `json:"id"`
-	Signal int           `json:"signal"`
-	Tasks  bool          `json:"tasks,omitempty"`
+	Signal int           `json:"signal"`          // 0: only Cancel
+	Tasks  bool          `json:"tasks,omitempty"` // the shells' tasks, not the shells
 	Cancel bool          `json:"cancel,omitempty"`
 	Ranks  string        `json:"ranks"` // the job's ranks, to rebuild the tree
 	Fanout int           `json:"fanout"`
-	Only   string        `json:"only,omitempty"` // deliver to these ranks only, directly (no tree)
+	Only   string        `json:"only,omitempty"` // for the receiving rank only: not forwarded
+	// Budget is how long the receiver has to answer for its whole subtree.
+	Budget time.Duration `json:"budget,omitempty"`
+}
+
+// killResp answers a killReq rank by rank: Held ranks still ran a shell of
+// the job (and got the signal), Empty ranks had none, and the kill did not
+// reach Unreached ranks (an agent missing, restarting or too slow).
+type killResp struct {
+	Held      string `json:"held,omitempty"`
+	Empty     string `json:"empty,omitempty"`
+	Unreached string `json:"unreached,omitempty"`
 }
 
 // forgetReq is exec-agent.forget: the job reached release final.
