@@ -633,3 +633,47 @@ func TestRealpath(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, filepath.Join(dir, "real", "sub"), got, "relative to the current directory")
 }
+
+func TestCronLoad(t *testing.T) {
+	// The shell loop of the default cron-load task, run by bash against a
+	// stand-in flux that logs each crontab and refuses one saying "bad".
+	bin := t.TempDir()
+	cronLog := filepath.Join(t.TempDir(), "tabs")
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "flux"), []byte(`#!/bin/sh
+case "$1" in
+getattr) echo "$CRON_DIR" ;;
+cron) tab=$(cat); echo "$tab" >> "$CRON_LOG"; case "$tab" in *bad*) exit 3 ;; esac ;;
+esac
+`), 0o755))
+	run := func(dir string) (*harness, error) {
+		h := newHarness(t, testbroker.Config{Attrs: map[string]string{"cron.directory": dir}})
+		h.env["PATH"] = bin + ":" + os.Getenv("PATH")
+		h.env["CRON_DIR"] = dir
+		h.env["CRON_LOG"] = cronLog
+		h.stubServices(0)
+		_, err := h.mp(0).RC1(ctxT(t))
+		return h, err
+	}
+	dir := t.TempDir()
+	for name, tab := range map[string]string{"a": "1 * * * * a", ".hidden": "2 * * * * hidden"} {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(tab+"\n"), 0o644))
+	}
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "subdir"), 0o755))
+	h, err := run(dir)
+	require.NoError(t, err, h.stderr.String())
+	b, err := os.ReadFile(cronLog)
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{"1 * * * * a", "2 * * * * hidden"}, lines(string(b)), "every regular file, hidden ones too")
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "b"), []byte("bad\n"), 0o644))
+	h, err = run(dir)
+	require.Error(t, err)
+	assert.Contains(t, h.stderr.String(), "could not load crontab: "+filepath.Join(dir, "b")+"\n")
+	assert.Contains(t, h.stderr.String(), "cron-load: bash: exited with exit status 1\n")
+
+	// Not a directory: nothing to load.
+	require.NoError(t, os.Remove(cronLog))
+	h, err = run(filepath.Join(dir, "a"))
+	require.NoError(t, err, h.stderr.String())
+	assert.NoFileExists(t, cronLog)
+}

@@ -81,8 +81,10 @@
 // builtin = "NAME" runs logic of flux-core's rc1.py and rc3.py that TOML
 // cannot express, written in Go; it cannot be combined with the other
 // actions. The task that uses it keeps its name, ranks, ordering and
-// conditions in TOML, so an administrator can still reorder, disable or
-// replace it. Values are shared between tasks as in flux-core
+// conditions in TOML, so the task graph stays declarative: an
+// administrator can disable such a task (FLUX_MODPROBE_DISABLE) and order
+// tasks of their own around it, and a program can ship its own rc files
+// (Config.Builtin) that use the same actions. Values are shared between tasks as in flux-core
 // ([Context.Set]): "dumpfile" and "dumplink" (strings, "" for none) and
 // "dump_restored" (bool).
 //
@@ -170,8 +172,9 @@
 //     "could not load crontab: FILE" on stderr and the task fails with
 //     bash's exit status;
 //   - content-dump does nothing when content.dump is unset by the time it
-//     runs, and STATEDIR is the current directory when statedir-cleanup
-//     is "0" but there is no statedir (flux-core would use "None");
+//     runs, and for both "auto" actions STATEDIR is the current directory
+//     when statedir-cleanup is "0" but there is no statedir (flux-core
+//     would use "None");
 //   - a module or task that names itself in after, before or requires is a
 //     cycle error when it is read, and one ordered after or before a
 //     service it provides itself is a cycle error when planned;
