@@ -309,13 +309,20 @@ func TestRealInstanceDumpAndRestore(t *testing.T) {
 	assert.ErrorIs(t, err, os.ErrNotExist)
 }
 
-func TestRealInstanceFakeResources(t *testing.T) {
+func TestRealInstanceFakeResourcesAndCron(t *testing.T) {
 	b := newBooter(t)
 	conf := filepath.Join(b.dir, "conf.d")
 	require.NoError(t, os.MkdirAll(conf, 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(conf, "fake.toml"), []byte("[fake-resources]\nnnodes = 3\ncores-per-node = 2\ngpus-per-node = 1\nhost-prefix = \"sim\"\n"), 0o644))
-	args := []string{"--config-path=" + conf}
-	program := []string{"sh", "-c", `echo "R $(flux kvs get resource.R)"; echo "list $(flux resource list -no '{nnodes} {ncores} {ngpus} {nodelist}')"; [ -z "$BOOT_JOB" ] || echo "job $(flux run hostname)"`}
+	crond := filepath.Join(b.dir, "cron.d")
+	require.NoError(t, os.MkdirAll(crond, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(crond, "a"), []byte("0 0 * * * true\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(crond, ".hidden"), []byte("30 1 * * * echo hidden\n"), 0o644))
+	args := []string{"--config-path=" + conf, "-Scron.directory=" + crond}
+	program := []string{"sh", "-c", `echo "R $(flux kvs get resource.R)"
+echo "list $(flux resource list -no '{nnodes} {ncores} {ngpus} {nodelist}')"
+echo "cron $(flux cron list | awk 'NR > 1 { print $2 }' | sort | tr '\n' ' ')"
+[ -z "$BOOT_JOB" ] || echo "job $(flux run hostname)"`}
 	ref := b.start(coreRC, 1, nil, args, program...)
 	ref.ok(t)
 	ours := b.start(kitRC, 1, []string{"BOOT_JOB=1"}, args, program...)
@@ -331,4 +338,6 @@ func TestRealInstanceFakeResources(t *testing.T) {
 	assert.Len(t, ours.lines("job "), 1)
 	assert.Contains(t, ours.log, "rc1.0: Encoding fake R: 3 nodes, 2 cores/node, 1 GPUs/node\n")
 	assert.Contains(t, ours.log, "rc1.0: Fake resources injected.\n")
+	assert.Equal(t, []string{"echo true "}, ours.lines("cron "), "every crontab, hidden ones too")
+	assert.Equal(t, ref.lines("cron "), ours.lines("cron "))
 }
