@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -339,48 +338,61 @@ func (c *Context) Bash(ctx context.Context, command string) error {
 	return c.s.m.shell.Run(ctx, command, c.environ(), c.s.m.stdout, c.s.m.stderr)
 }
 
-// RunRCScripts runs the legacy rcN.d shell scripts: every executable
-// regular file in CONFDIR/rcN.d and in DIR/rcN.d for each directory of
-// FLUX_RC_EXTRA, ordered by name.
+// RunRCScripts runs the legacy rcN.d scripts as flux-core's
+// run_all_rc_scripts does: for CONFDIR (symbolic links resolved), then each
+// directory of FLUX_RC_EXTRA, every executable file (links followed) of
+// DIR/rcN.d in name order, each announced as "running FILE" on stdout. A
+// script that fails, or a directory that cannot be read (or is not a
+// directory), is reported on stderr and the others still run; then the
+// task fails.
 func (c *Context) RunRCScripts(ctx context.Context, n int) error {
-	dirs := []string{filepath.Join(c.s.m.cfg.ConfDir, fmt.Sprintf("rc%d.d", n))}
-	if extra, ok := c.lookupLocal("FLUX_RC_EXTRA"); ok {
-		for _, d := range splitPath(extra) {
-			dirs = append(dirs, filepath.Join(d, fmt.Sprintf("rc%d.d", n)))
+	confdir := c.s.m.cfg.ConfDir
+	if abs, err := filepath.Abs(confdir); err == nil {
+		confdir = abs
+		if r, err := filepath.EvalSymlinks(abs); err == nil {
+			confdir = r
 		}
 	}
-	var files []string
+	dirs := []string{confdir}
+	if extra, ok := c.lookupLocal("FLUX_RC_EXTRA"); ok {
+		dirs = append(dirs, splitPath(extra)...)
+	}
+	failed := false
 	for _, d := range dirs {
-		ents, err := os.ReadDir(d)
+		rcdir := filepath.Join(d, fmt.Sprintf("rc%d.d", n))
+		ents, err := os.ReadDir(rcdir)
 		if errors.Is(err, fs.ErrNotExist) {
-			continue // a missing directory is not an error
+			continue
 		}
-		if err != nil {
-			return fmt.Errorf("%s: cannot read directory: %w", d, pathCause(err))
+		if err != nil { // unreadable, or not a directory
+			fmt.Fprintf(c.s.m.stderr, "Cannot access directory %s: %v\n", rcdir, pathCause(err))
+			failed = true
+			continue
 		}
-		for _, de := range ents {
-			info, err := de.Info()
-			if err != nil || !info.Mode().IsRegular() || info.Mode().Perm()&0o111 == 0 {
+		for _, de := range ents { // ReadDir sorts by name
+			f := filepath.Join(rcdir, de.Name())
+			if fi, err := os.Stat(f); err != nil || !fi.Mode().IsRegular() || syscall.Access(f, accessX) != nil {
 				continue
 			}
-			files = append(files, filepath.Join(d, de.Name()))
-		}
-	}
-	slices.SortStableFunc(files, func(a, b string) int { return strings.Compare(filepath.Base(a), filepath.Base(b)) })
-	failed := false
-	for _, f := range files {
-		c.Print("running " + f)
-		err := c.s.m.shell.Run(ctx, shellQuote(f), c.environ(), c.s.m.stdout, c.s.m.stderr)
-		if err != nil {
+			if err := c.printf("running %s\n", f); err != nil {
+				return err
+			}
+			err := c.s.m.shell.Run(ctx, shellQuote(f), c.environ(), c.s.m.stdout, c.s.m.stderr)
+			if err == nil {
+				continue
+			}
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			code := 1
 			var ee *ExitError
-			if errors.As(err, &ee) && ee.Code > 0 {
-				code = ee.Code
+			switch {
+			case errors.As(err, &ee) && ee.Code >= 0:
+				fmt.Fprintf(c.s.m.stderr, "%s failed with exit code %d\n", f, ee.Code)
+			case errors.As(err, &ee):
+				fmt.Fprintf(c.s.m.stderr, "%s failed with exit code %d\n", f, -ee.Signal)
+			default:
+				fmt.Fprintf(c.s.m.stderr, "Cannot execute %s: %v\n", f, err)
 			}
-			fmt.Fprintf(c.s.m.stderr, "%s failed with exit code %d\n", f, code)
 			failed = true
 		}
 	}
@@ -389,6 +401,9 @@ func (c *Context) RunRCScripts(ctx context.Context, n int) error {
 	}
 	return nil
 }
+
+// accessX is access(2)'s X_OK, which package syscall does not name.
+const accessX = 1
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 

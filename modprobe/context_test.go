@@ -141,12 +141,34 @@ func TestBashAndRCScripts(t *testing.T) {
 		return c.RunRCScripts(ctx, 1)
 	}}}})
 	require.Error(t, err)
-	assert.Equal(t, "hello from bash\nb\na t\n", h.stdout.String(), "scripts sorted by name across directories")
-	assert.Contains(t, h.stderr.String(), "20-fail failed with exit code 4\n")
+	// Directory by directory (CONFDIR, then FLUX_RC_EXTRA), by name within
+	// each, as the legacy shell loop ran them; a failure does not stop the
+	// others.
+	assert.Equal(t, "hello from bash\n"+
+		"running "+filepath.Join(conf, "rc1.d/10-a")+"\na t\n"+
+		"running "+filepath.Join(conf, "rc1.d/20-fail")+"\n"+
+		"running "+filepath.Join(h.dir, "extra/rc1.d/05-b")+"\nb\n", h.stdout.String())
+	assert.Contains(t, h.stderr.String(), filepath.Join(conf, "rc1.d/20-fail")+" failed with exit code 4\n")
 	assert.Contains(t, h.stderr.String(), "scripts: one or more rc1.d scripts failed\n")
-	assert.Contains(t, h.stderr.String(), "running "+filepath.Join(h.dir, "extra/rc1.d/05-b"))
 	assert.Contains(t, h.stderr.String(), "start scripts\n")
 	assert.NotContains(t, h.stderr.String(), "completed scripts")
+}
+
+func TestRCScriptsFollowLinksAndReportSignals(t *testing.T) {
+	h := newHarness(t, testbroker.Config{})
+	conf := filepath.Join(h.dir, "conf")
+	require.NoError(t, os.MkdirAll(filepath.Join(conf, "rc3.d"), 0o755))
+	target := h.write("scripts/real", "#!/bin/sh\necho linked\n")
+	require.NoError(t, os.Chmod(target, 0o755))
+	require.NoError(t, os.Symlink(target, filepath.Join(conf, "rc3.d", "10-link")))
+	killer := filepath.Join(conf, "rc3.d", "20-killed")
+	require.NoError(t, os.WriteFile(killer, []byte("#!/bin/sh\nkill -TERM $$\n"), 0o755))
+	require.NoError(t, os.Mkdir(filepath.Join(conf, "rc3.d", "30-dir"), 0o755))
+	m := h.mp(0, func(c *Config) { c.ConfDir = conf })
+	_, err := m.Run(ctxT(t), RC{Tasks: []Task{{Name: "scripts", Run: func(ctx context.Context, c *Context) error { return c.RunRCScripts(ctx, 3) }}}})
+	require.Error(t, err)
+	assert.Equal(t, "running "+filepath.Join(conf, "rc3.d/10-link")+"\nlinked\nrunning "+killer+"\n", h.stdout.String(), "a link to a script runs; a directory does not")
+	assert.Contains(t, h.stderr.String(), killer+" failed with exit code -15\n", "a signal is reported as Python reports it")
 }
 
 func TestTimingStats(t *testing.T) {

@@ -1,6 +1,8 @@
 package modprobe
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -291,7 +293,7 @@ func TestDefaultRC3GraphMatchesFluxCore(t *testing.T) {
 	_, err = h.mp(0, withShell(&fakeShell{})).RC3(ctxT(t))
 	require.NoError(t, err, h.stderr.String())
 	assert.Empty(t, h.b.Rank(0).Modules())
-	assert.Equal(t, []string{"runat.push", "content.flush"}, *got, "rc1 pushed cleanup, rc3 flushed content")
+	assert.Equal(t, []string{"runat.push", "content.flush"}, got.topics("content.checkpoint-get"), "rc1 pushed cleanup, rc3 flushed content")
 }
 
 func TestDefaultRC1RunsOnEveryRank(t *testing.T) {
@@ -304,7 +306,8 @@ func TestDefaultRC1RunsOnEveryRank(t *testing.T) {
 		_, err := h.mp(r, withShell(sh)).RC1(ctxT(t))
 		require.NoError(t, err, h.stderr.String())
 		if r == 0 {
-			assert.ElementsMatch(t, []string{"flux startlog --post-start-event", "flux startlog --check", "flux fsck --repair --job-aware --quiet"}, sh.commands())
+			// A first start: no checkpoint, so no fsck.
+			assert.ElementsMatch(t, []string{"flux startlog --post-start-event", checkCleanShutdown}, sh.commands())
 		}
 	}
 	assert.Equal(t, rank0Modules, h.b.Rank(0).Modules())
@@ -314,7 +317,9 @@ func TestDefaultRC1RunsOnEveryRank(t *testing.T) {
 func TestDefaultRC1Setup(t *testing.T) {
 	// content.backing-module selects the backing module; check-restore
 	// adds "truncate" to its arguments before it loads.
-	h := newHarness(t, testbroker.Config{Attrs: map[string]string{"content.backing-module": "content-files", "content.restore": "/dump.tgz"}})
+	dump := filepath.Join(t.TempDir(), "dump.tgz")
+	require.NoError(t, os.WriteFile(dump, nil, 0o644))
+	h := newHarness(t, testbroker.Config{Attrs: map[string]string{"content.backing-module": "content-files", "content.restore": dump}})
 	h.stubServices(0)
 	sh := &fakeShell{}
 	_, err := h.mp(0, withShell(sh)).RC1(ctxT(t))
@@ -330,7 +335,7 @@ func TestDefaultRC1Setup(t *testing.T) {
 			assert.Equal(t, []string{"sync=heartbeat.pulse"}, op.Args)
 		}
 	}
-	assert.Contains(t, sh.commands(), `flux restore --quiet --checkpoint --size-limit=100M "$(flux getattr content.restore)"`)
+	assert.Contains(t, sh.commands(), "flux restore --sd-notify --quiet --checkpoint --size-limit=100M '"+dump+"'")
 
 	// FLUX_SCHED_MODULE=none is read from the local environment only.
 	h2 := newHarness(t, testbroker.Config{Env: map[string]string{"FLUX_SCHED_MODULE": "none"}})

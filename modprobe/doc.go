@@ -62,20 +62,73 @@
 //	needs = ["content-backing"]
 //	run = "flux startlog --post-start-event" # bash -c
 //	# also: rpc = "topic", payload = {...}, nodeid = N; setopt; setenv;
-//	# print = "text"; rc-scripts = 1 (run_all_rc_scripts); fail = "msg"
+//	# print = "text"; rc-scripts = 1 (run_all_rc_scripts); fail = "msg";
+//	# builtin = "fsck"; when-env, when-attrs, when-config
 //
 // when-* conditions use needs-* syntax ("x" set, "!x" unset) and also
-// "x=value"; when-env looks at the local environment only, as flux-core's
-// rc1 does for FLUX_SCHED_MODULE. A task's actions run in the order
-// setenv, setopt, print, rpc, run, rc-scripts, fail.
+// "x=value"; when-env looks at the local environment only (with the
+// changes earlier tasks made), as flux-core's rc1 does for
+// FLUX_SCHED_MODULE and FLUX_DISABLE_JOB_CLEANUP. Unlike needs-*, which
+// decide at planning whether an entry takes part at all, a task's when-*
+// are checked as it runs: when they fail it does nothing and succeeds. A
+// task's actions run in the order setenv, setopt, print, rpc, run,
+// rc-scripts, fail. An rpc goes to the local broker's service
+// (FLUX_NODEID_ANY) unless nodeid is given, with no payload unless
+// payload is.
 //
-// The embedded rc1.toml and rc3.toml reproduce the task graph of
-// flux-core's rc1.py and rc3.py exactly (names, ranks, ordering,
-// requires, needs, conditions). Their actions run the same flux commands
-// and RPCs, simplified where the Python code computes arguments
-// (check-restore always adds "truncate" to the content backing module's
-// arguments when content.restore is set; restore and content-dump take the
-// path from the attribute as is).
+// # Built-in actions
+//
+// builtin = "NAME" runs logic of flux-core's rc1.py and rc3.py that TOML
+// cannot express, written in Go; it cannot be combined with the other
+// actions. The task that uses it keeps its name, ranks, ordering and
+// conditions in TOML, so the task graph stays declarative: an
+// administrator can disable such a task (FLUX_MODPROBE_DISABLE) and order
+// tasks of their own around it, and a program can ship its own rc files
+// (Config.Builtin) that use the same actions. Values are shared between tasks as in flux-core
+// ([Context.Set]): "dumpfile" and "dumplink" (strings, "" for none) and
+// "dump_restored" (bool).
+//
+//   - check-restore: the dump to restore is the content.restore attribute
+//     or, for "auto", the file that STATEDIR/dump/RESTORE links to (none
+//     without the link), where STATEDIR is the statedir attribute when
+//     statedir-cleanup is "0" and the current directory otherwise. When
+//     there is one, "truncate" is added to the content backing module's
+//     arguments. Sets dumpfile and dumplink.
+//   - restore: prints "restoring content from FILE" and, if FILE exists,
+//     runs flux restore --sd-notify --quiet --checkpoint --size-limit=100M
+//     FILE and sets dump_restored; then removes the RESTORE link if it
+//     leads to a file.
+//   - fsck: looks up the KVS checkpoint (content.checkpoint-get); none
+//     (ENOENT) means a first start and nothing is checked, nor is a
+//     restored dump. Otherwise runs flux fsck --repair --job-aware
+//     --quiet; when that fails, removes the content.dump attribute (rc3
+//     must not dump damaged content) and fails.
+//   - slurm-expiration-sync: parses SLURM_JOB_ID (local environment, then
+//     the broker's) as Python's int() does; an invalid one prints "invalid
+//     SLURM_JOB_ID. Skipping expiration sync" on stderr and succeeds.
+//     Otherwise sets YOGRT_BACKEND=flux (here and in the broker) and
+//     starts flux slurm-expiration-sync --jobid=ID in the background
+//     through the broker's rexec service (rexec.exec without streaming,
+//     label slurm-sync, the run's environment and current directory).
+//   - fake-resources: encodes R with flux R encode from the
+//     [fake-resources] table (nnodes, required; cores-per-node, default
+//     64; gpus-per-node, default 0; host-prefix, default "fake";
+//     hwloc-xml-path; amend-r), as flux.testing.fake_resources does,
+//     writes it to resource.R in the KVS, prints "Encoding fake R: ..."
+//     and "Fake resources injected.", and replaces the resource module's
+//     arguments with monitor-force-up noverify.
+//   - content-dump: dumps to the content.dump attribute's file with flux
+//     dump --sd-notify --quiet --ignore-failed-read --no-cache
+//     --maxreqs=128 --checkpoint FILE, after printing "dumping content to
+//     FILE"; for "auto", FILE is STATEDIR/dump/YYYYmmdd_HHMMSS.tgz (the
+//     directory is created) and STATEDIR/dump/RESTORE is then linked to
+//     it for content.restore=auto.
+//
+// The embedded rc1.toml and rc3.toml reproduce flux-core v0.88.0's
+// rc1.py and rc3.py: the same task graph (names, ranks, ordering,
+// requires, needs, conditions) and, task by task, the same commands,
+// RPCs and output, through run, rpc and the actions above. Paths are
+// spelled as Python's pathlib spells them.
 //
 // # Departures from flux-core
 //
@@ -94,11 +147,34 @@
 //     configuration error names the file, the line and the key path, and
 //     an unknown key gets a "did you mean" hint; value types are checked;
 //   - a failed update leaves the entry unchanged;
-//   - a modprobe.d, rcN.d or legacy rcN.d script directory that exists but
-//     cannot be read, and an entry there that is not a regular file, is an
-//     error naming it (flux-core skips it silently); so is a flux-core
-//     Python rc file (rcN.d/*.py, or a file given to run), refused with
-//     "rc files are TOML here";
+//   - a modprobe.d or rcN.d directory that exists but cannot be read, and
+//     an entry there that is not a regular file, is an error naming it
+//     (flux-core skips it silently); so is a flux-core Python rc file
+//     (rcN.d/*.py, or a file given to run), refused with "rc files are
+//     TOML here";
+//   - a legacy rcN.d script directory that is not a directory is reported
+//     like one that cannot be read ("Cannot access directory DIR: ...",
+//     and the task fails after the other scripts ran) where flux-core
+//     skips it;
+//   - the paths that restore and content-dump give flux restore and flux
+//     dump are quoted for bash (flux-core's are split and expanded);
+//   - slurm-expiration-sync waits for rexec to report the process started
+//     and fails when it does not (flux-core never reads the answer), and
+//     it cannot sign the request, which an instance owned by another user
+//     requires: that is an error (flux-core signs with flux-security);
+//     its int() parsing accepts ASCII digits only;
+//   - fake-resources stores flux R encode's JSON compacted (flux-core
+//     stores Python's re-serialization of the same object) and runs an
+//     amend-r amender with flux python, so an amender that cannot be
+//     loaded is reported after R was encoded; a count that is not an
+//     integer in range is an error naming the key;
+//   - cron-load is a shell loop: a crontab that cannot be loaded prints
+//     "could not load crontab: FILE" on stderr and the task fails with
+//     bash's exit status;
+//   - content-dump does nothing when content.dump is unset by the time it
+//     runs, and for both "auto" actions STATEDIR is the current directory
+//     when statedir-cleanup is "0" but there is no statedir (flux-core
+//     would use "None");
 //   - a module or task that names itself in after, before or requires is a
 //     cycle error when it is read, and one ordered after or before a
 //     service it provides itself is a cycle error when planned;

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 
+	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/internal/testbroker"
 	"github.com/fluxkit/fluxkit/modprobe"
 )
@@ -79,4 +81,48 @@ func ExampleExecute() {
 	})
 	fmt.Println(err, len(rep.Tasks), len(rep.Skipped))
 	// Output: <nil> 4 0
+}
+
+// A declarative rc file with a built-in action and a run-time condition:
+// fsck checks nothing on a first start (there is no KVS checkpoint yet),
+// and the announcement is made unless QUIET is set when it runs.
+func ExampleModprobe_PrepareRunFile() {
+	b, _ := testbroker.Start(testbroker.Config{})
+	defer b.Close()
+	// The in-process broker has no content module: answer as one does
+	// before the first checkpoint.
+	_, _ = b.Owner(0).Register("content.checkpoint-get", 0, func(_ context.Context, w fluxkit.Responder, _ *fluxkit.Message) {
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.ENOENT, "no checkpoint"))
+	})
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	file := filepath.Join(dir, "rc.toml")
+	_ = os.WriteFile(file, []byte(`
+[[tasks]]
+name = "fsck"
+builtin = "fsck"
+
+[[tasks]]
+name = "announce"
+after = ["fsck"]
+when-env = ["!QUIET"]
+print = "content checked"
+`), 0o644)
+	m, _ := modprobe.New(modprobe.Config{
+		Handle:    b.Owner(0),
+		Stdout:    os.Stdout,
+		ConfDir:   "/nonexistent",
+		LookupEnv: func(string) (string, bool) { return "", false },
+	})
+	ctx := context.Background()
+	s, err := m.PrepareRunFile(ctx, file)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	rep, err := s.Execute(ctx)
+	fmt.Println(err, len(rep.Tasks))
+	// Output:
+	// content checked
+	// <nil> 2
 }

@@ -72,6 +72,8 @@ func FuzzRCFile(f *testing.F) {
 	f.Add("[[tasks]]\nname = \"t\"\nbranks = \"0\"\n")
 	f.Add("[setup]\nload = [\"kvs\"]\nwhen-env = [\"!X=y\"]\n")
 	f.Add("[[tasks]]\nname = \"t\"\nrpc = \"a.b\"\nnodeid = -1\npayload = {x = 1}\n")
+	f.Add("[[tasks]]\nname = \"t\"\nbuiltin = \"fsck\"\nwhen-env = [\"!X\"]\nwhen-attrs = [\"a=1\"]\n")
+	f.Add("[[tasks]]\nname = \"t\"\nbuiltin = \"fsk\"\nrun = \"true\"\n")
 	f.Fuzz(func(t *testing.T, src string) {
 		u, err := parseRCFile("rc.toml", []byte(src))
 		if err != nil {

@@ -26,7 +26,7 @@ type harness struct {
 	dir    string
 	stdout syncBuffer
 	stderr syncBuffer
-	stubs  map[uint32]*[]string
+	stubs  map[uint32]*fakeServices
 }
 
 type syncBuffer struct {
@@ -138,17 +138,26 @@ func lines(s string) []string {
 	return strings.Split(s, "\n")
 }
 
-// fakeShell records commands instead of running them.
+// fakeShell records commands instead of running them. A command in out
+// writes that text to stdout; one in fail returns that error.
 type fakeShell struct {
 	mu   sync.Mutex
 	cmds []string
+	envs [][]string
 	fail map[string]error
+	out  map[string]string
 }
 
-func (f *fakeShell) Run(_ context.Context, command string, _ []string, _, _ io.Writer) error {
+func (f *fakeShell) Run(_ context.Context, command string, env []string, stdout, _ io.Writer) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.cmds = append(f.cmds, command)
+	f.envs = append(f.envs, env)
+	if out, ok := f.out[command]; ok {
+		if _, err := io.WriteString(stdout, out); err != nil {
+			return err
+		}
+	}
 	return f.fail[command]
 }
 
@@ -158,32 +167,86 @@ func (f *fakeShell) commands() []string {
 	return slices.Clone(f.cmds)
 }
 
-// stubServices answers the non-broker RPCs of the default rc tasks
-// (runat.push, content.flush) on rank, recording the topics.
-func (h *harness) stubServices(rank uint32) *[]string {
+// fakeServices stands in for the flux-core services that the default rc
+// tasks call and the in-process instance lacks: runat.push,
+// content.flush, content.checkpoint-get (no checkpoint unless one is set,
+// as at a first start) and rexec.exec. Every request is recorded.
+type fakeServices struct {
+	mu         sync.Mutex
+	reqs       []*fluxkit.Message
+	checkpoint string // JSON value; "" answers ENOENT
+	errs       map[string]error
+}
+
+func (f *fakeServices) serve(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+	f.mu.Lock()
+	f.reqs = append(f.reqs, req.Clone())
+	err, cp := f.errs[req.Topic], f.checkpoint
+	f.mu.Unlock()
+	switch {
+	case err != nil:
+		_ = w.RespondError(err)
+	case req.Topic == "content.checkpoint-get" && cp == "":
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.ENOENT, "no checkpoint"))
+	case req.Topic == "content.checkpoint-get":
+		_ = w.Respond([]byte(`{"value":` + cp + `}`))
+	case req.Topic == "rexec.exec":
+		_ = w.Respond([]byte(`{"type":"started","pid":4242}`))
+	default:
+		_ = w.Respond(nil)
+	}
+}
+
+func (f *fakeServices) set(checkpoint string, errs map[string]error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.checkpoint, f.errs = checkpoint, errs
+}
+
+// topics lists the topics requested, in order, leaving out ignore.
+func (f *fakeServices) topics(ignore ...string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, m := range f.reqs {
+		if !slices.Contains(ignore, m.Topic) {
+			out = append(out, m.Topic)
+		}
+	}
+	return out
+}
+
+// requests returns the requests for topic.
+func (f *fakeServices) requests(topic string) []*fluxkit.Message {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []*fluxkit.Message
+	for _, m := range f.reqs {
+		if m.Topic == topic {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// stubServices registers the fake services on rank, once.
+func (h *harness) stubServices(rank uint32) *fakeServices {
 	h.t.Helper()
-	if got, ok := h.stubs[rank]; ok {
-		return got
+	if f, ok := h.stubs[rank]; ok {
+		return f
 	}
-	var mu sync.Mutex
-	got := new([]string)
+	f := &fakeServices{}
 	if h.stubs == nil {
-		h.stubs = map[uint32]*[]string{}
+		h.stubs = map[uint32]*fakeServices{}
 	}
-	h.stubs[rank] = got
+	h.stubs[rank] = f
 	hd := h.b.Owner(rank)
-	for _, topic := range []string{"runat.push", "content.flush"} {
-		_, err := hd.Register(topic, 0, func(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
-			mu.Lock()
-			*got = append(*got, req.Topic)
-			mu.Unlock()
-			_ = w.Respond([]byte("{}"))
-		})
-		if err != nil {
+	for _, topic := range []string{"runat.push", "content.flush", "content.checkpoint-get", "rexec.exec"} {
+		if _, err := hd.Register(topic, 0, f.serve); err != nil {
 			h.t.Fatal(err)
 		}
 	}
-	return got
+	return f
 }
 
 func withShell(s Shell) func(*Config) { return func(c *Config) { c.Shell = s } }

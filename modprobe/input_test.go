@@ -74,12 +74,20 @@ func TestUnreadableDirectoryIsAnError(t *testing.T) {
 }
 
 func TestUnreadableRCScriptDirectoryIsAnError(t *testing.T) {
+	// flux-core reports a directory it cannot read and runs the other
+	// scripts before failing; a file in place of the directory is
+	// reported the same way here (flux-core skips it).
 	h := newHarness(t, testbroker.Config{})
 	confdir := filepath.Join(h.dir, "etc")
 	h.write("etc/rc1.d", "a file, not a directory")
-	m := h.mp(0, withShell(&fakeShell{}), func(c *Config) { c.ConfDir = confdir })
+	extra := h.write("extra/rc1.d/10-ok", "#!/bin/sh\necho ok\n")
+	require.NoError(t, os.Chmod(extra, 0o755))
+	h.env["FLUX_RC_EXTRA"] = filepath.Join(h.dir, "extra")
+	m := h.mp(0, func(c *Config) { c.ConfDir = confdir })
 	_, err := m.Run(ctxT(t), RC{Tasks: []Task{{Name: "scripts", Run: func(ctx context.Context, c *Context) error { return c.RunRCScripts(ctx, 1) }}}})
-	assert.ErrorContains(t, err, filepath.Join(confdir, "rc1.d")+": cannot read directory: "+syscall.ENOTDIR.Error())
+	assert.ErrorContains(t, err, "one or more rc1.d scripts failed")
+	assert.Contains(t, h.stderr.String(), "Cannot access directory "+filepath.Join(confdir, "rc1.d")+": "+syscall.ENOTDIR.Error()+"\n")
+	assert.Equal(t, "running "+extra+"\nok\n", h.stdout.String())
 }
 
 const pythonRC = `##############################################################

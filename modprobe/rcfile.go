@@ -43,9 +43,12 @@ func (r RC) unit() (*rcUnit, error) {
 	return u, nil
 }
 
-// action is what a declarative task does, in this order: setenv, setopt,
-// print, rpc, run, rc-scripts, fail.
+// action is what a declarative task does, when its when-* conditions hold
+// at run time: a built-in action, or in this order setenv, setopt, print,
+// rpc, run, rc-scripts, fail.
 type action struct {
+	when      conditions
+	builtin   string
 	setenv    [][2]string
 	setopt    [][2]string
 	overwrite bool
@@ -58,21 +61,64 @@ type action struct {
 	fail      string
 }
 
-var taskActionKeys = []string{"print", "run", "rpc", "payload", "nodeid", "setopt", "setopt-overwrite", "setenv", "rc-scripts", "fail"}
+var taskActionKeys = []string{"print", "run", "rpc", "payload", "nodeid", "setopt", "setopt-overwrite", "setenv", "rc-scripts", "fail", "builtin", "when-attrs", "when-config", "when-env"}
 
 var setupKeys = []string{"when-attrs", "when-config", "when-env", "alternatives-from-attrs", "alternatives", "load", "enable", "disable", "setopt", "setopt-overwrite", "setenv", "print"}
 
 // setupStep is one [[setup]] table: conditions and what to do when they
 // hold.
 type setupStep struct {
-	whenAttrs, whenConfig, whenEnv []string
-	altFromAttrs                   [][2]string
-	alternatives                   [][2]string
-	load, enable, disable          []string
-	setopt                         [][2]string
-	overwrite                      bool
-	setenv                         [][2]string
-	print                          string
+	when                  conditions
+	altFromAttrs          [][2]string
+	alternatives          [][2]string
+	load, enable, disable []string
+	setopt                [][2]string
+	overwrite             bool
+	setenv                [][2]string
+	print                 string
+}
+
+// conditions are the when-attrs, when-config and when-env lists of a
+// setup step or a task, checked when it runs.
+type conditions struct {
+	attrs, config, env []string
+}
+
+// set parses one when-* key; it reports false for any other key.
+func (cd *conditions) set(key string, v any) (bool, error) {
+	var err error
+	switch key {
+	case "when-attrs":
+		cd.attrs, err = asStrings(key, v)
+	case "when-config":
+		cd.config, err = asStrings(key, v)
+	case "when-env":
+		cd.env, err = asStrings(key, v)
+	default:
+		return false, nil
+	}
+	return true, err
+}
+
+// hold evaluates the conditions: attributes as the broker has them (any
+// error counts as unset), config keys in the broker config, variables in
+// the local environment with this run's changes.
+func (cd conditions) hold(ctx context.Context, c *Context) bool {
+	attr := func(n string) (string, bool) {
+		v, err := c.AttrGet(ctx, n)
+		return v, err == nil
+	}
+	conf := func(n string) (string, bool) {
+		v, ok, err := c.ConfGet(ctx, n)
+		if err != nil || !ok {
+			return "", false
+		}
+		if s, isStr := v.(string); isStr {
+			return s, true
+		}
+		return fmt.Sprint(v), true
+	}
+	return condition(cd.attrs, attr) && condition(cd.config, conf) && condition(cd.env, c.lookupLocal)
 }
 
 // errPythonRC is what a flux-core Python rc file gets.
@@ -202,6 +248,12 @@ func parseRCTask(doc *doc, path string, tbl map[string]any) (*entry, error) {
 			act.run, err = asString(k, v)
 		case "fail":
 			act.fail, err = asString(k, v)
+		case "builtin":
+			if act.builtin, err = asString(k, v); err == nil {
+				err = checkBuiltin(act.builtin)
+			}
+		case "when-attrs", "when-config", "when-env":
+			_, err = act.when.set(k, v)
 		case "rpc":
 			act.rpc, err = asString(k, v)
 		case "payload":
@@ -253,6 +305,13 @@ func parseRCTask(doc *doc, path string, tbl map[string]any) (*entry, error) {
 	if nodeidSet && act.rpc == "" {
 		return nil, doc.errorf(path+".nodeid", fmt.Errorf("%s: nodeid without rpc", name))
 	}
+	if act.builtin != "" {
+		for _, k := range keys {
+			if slices.Contains(taskActionKeys, k) && k != "builtin" && !strings.HasPrefix(k, "when-") {
+				return nil, doc.errorf(path+"."+k, fmt.Errorf("%s: %s cannot be combined with builtin", name, k))
+			}
+		}
+	}
 	if err := e.checkStar(); err != nil {
 		return nil, doc.errorf(path, err)
 	}
@@ -283,12 +342,8 @@ func parseSetupStep(doc *doc, path string, tbl map[string]any) (*setupStep, erro
 		v := tbl[k]
 		var err error
 		switch k {
-		case "when-attrs":
-			st.whenAttrs, err = asStrings(k, v)
-		case "when-config":
-			st.whenConfig, err = asStrings(k, v)
-		case "when-env":
-			st.whenEnv, err = asStrings(k, v)
+		case "when-attrs", "when-config", "when-env":
+			_, err = st.when.set(k, v)
 		case "alternatives-from-attrs":
 			st.altFromAttrs, err = stringTable(k, v)
 		case "alternatives":
@@ -335,25 +390,11 @@ func condition(specs []string, lookup func(string) (string, bool)) bool {
 }
 
 func (st *setupStep) apply(ctx context.Context, c *Context) error {
-	attr := func(n string) (string, bool) {
-		v, err := c.AttrGet(ctx, n)
-		return v, err == nil
-	}
-	conf := func(n string) (string, bool) {
-		v, ok, err := c.ConfGet(ctx, n)
-		if err != nil || !ok {
-			return "", false
-		}
-		if s, isStr := v.(string); isStr {
-			return s, true
-		}
-		return fmt.Sprint(v), true
-	}
-	if !condition(st.whenAttrs, attr) || !condition(st.whenConfig, conf) || !condition(st.whenEnv, c.lookupLocal) {
+	if !st.when.hold(ctx, c) {
 		return nil
 	}
 	for _, kv := range st.altFromAttrs {
-		if v, ok := attr(kv[1]); ok {
+		if v, err := c.AttrGet(ctx, kv[1]); err == nil {
 			if err := c.SetAlternative(kv[0], v); err != nil {
 				return err
 			}
@@ -397,6 +438,12 @@ func (st *setupStep) apply(ctx context.Context, c *Context) error {
 
 // runAction performs a declarative task.
 func (a *action) runAction(ctx context.Context, c *Context) error {
+	if !a.when.hold(ctx, c) {
+		return nil
+	}
+	if a.builtin != "" {
+		return runBuiltin(ctx, c, a.builtin)
+	}
 	for _, kv := range a.setenv {
 		if err := c.Setenv(ctx, kv[0], kv[1]); err != nil {
 			return err
@@ -411,15 +458,13 @@ func (a *action) runAction(ctx context.Context, c *Context) error {
 		}
 	}
 	if a.rpc != "" {
-		nodeid := a.nodeid
-		if nodeid == fluxkit.NodeidAny {
-			nodeid = c.Rank()
+		// As flux-core's context.rpc(topic, payload): to the local
+		// broker's service (FLUX_NODEID_ANY), no payload unless given.
+		var in any
+		if a.payload != nil {
+			in = a.payload
 		}
-		var in any = a.payload
-		if a.payload == nil {
-			in = map[string]any{}
-		}
-		if err := c.RPC(ctx, a.rpc, nodeid, in, nil); err != nil {
+		if err := c.RPC(ctx, a.rpc, a.nodeid, in, nil); err != nil {
 			return fmt.Errorf("%s: %w", a.rpc, err)
 		}
 	}

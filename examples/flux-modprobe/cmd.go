@@ -292,10 +292,15 @@ func inProcess(ctx context.Context, o *options) (*instance, error) {
 }
 
 // stubs answers the RPCs the default rc tasks send to services the
-// in-process instance does not have.
+// in-process instance does not have, as a fresh instance would: there is
+// no KVS checkpoint yet, and background processes are not started.
 func stubs(h fluxkit.Handle) error {
-	for _, topic := range []string{"runat.push", "content.flush"} {
-		if _, err := h.Register(topic, 0, func(_ context.Context, w fluxkit.Responder, _ *fluxkit.Message) {
+	for _, topic := range []string{"runat.push", "content.flush", "rexec.exec", "content.checkpoint-get"} {
+		if _, err := h.Register(topic, 0, func(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+			if req.Topic == "content.checkpoint-get" {
+				_ = w.RespondError(fluxkit.Errorf(fluxkit.ENOENT, "no checkpoint"))
+				return
+			}
 			_ = w.Respond([]byte("{}"))
 		}); err != nil {
 			return err

@@ -216,7 +216,8 @@ Other fluxkit options:
 
 In the in-process instance, rc task commands that invoke "flux" and
 legacy rcN.d scripts are not run (there is no flux there); -v shows them. Other commands run under
-bash. The runat.push and content.flush RPCs of the default tasks are
+bash. The runat.push, content.flush, content.checkpoint-get (no
+checkpoint: a first start) and rexec.exec RPCs of the default tasks are
 answered by stubs.
 
 Environment: FLUX_MODPROBE_PATH replaces the search path of modprobe.d/,
