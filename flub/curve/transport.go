@@ -19,10 +19,9 @@ import (
 
 // Defaults for zero config fields.
 const (
-	DefaultHandshakeTimeout     = 30 * time.Second // libzmq's ZMQ_HANDSHAKE_IVL
-	DefaultMaxFrameSize         = 256 << 20
-	DefaultMaxPendingHandshakes = 1024
-	DefaultDomain               = "flux"
+	DefaultHandshakeTimeout = 30 * time.Second // libzmq's ZMQ_HANDSHAKE_IVL
+	DefaultMaxFrameSize     = 256 << 20
+	DefaultDomain           = "flux"
 )
 
 // Transport is a zmq4 transport whose connections speak ZMTP-CURVE over TCP
@@ -189,9 +188,6 @@ type ServerConfig struct {
 	HandshakeTimeout time.Duration
 	// MaxFrameSize bounds a received frame; default 256 MiB.
 	MaxFrameSize int64
-	// MaxPendingHandshakes bounds concurrent handshakes per listener;
-	// connections beyond it are closed at once. Default 1024.
-	MaxPendingHandshakes int
 	// Logger receives debug and info records; nil discards them.
 	Logger *slog.Logger
 }
@@ -262,9 +258,6 @@ func (t *Transport) NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	if cfg.Domain == "" {
 		cfg.Domain = DefaultDomain
-	}
-	if cfg.MaxPendingHandshakes <= 0 {
-		cfg.MaxPendingHandshakes = DefaultMaxPendingHandshakes
 	}
 	timeout, maxFrame, err := limits(cfg.HandshakeTimeout, cfg.MaxFrameSize)
 	if err != nil {
@@ -540,12 +533,18 @@ func hostOf(a net.Addr) string {
 // listener finishes each CURVE handshake on its own goroutine and hands
 // zmq4 only authenticated connections, so a slow or hostile client never
 // holds up zmq4's accept loop.
+//
+// Like libzmq, it refuses no connection short of the process's descriptor
+// limit: a cap on pending handshakes would let anyone who opens that many
+// idle connections (from any address, the legitimate peers' own included)
+// lock every peer out. Each handshake is bounded by HandshakeTimeout
+// instead, and a connection waiting in its handshake costs a goroutine and
+// a small buffer.
 type listener struct {
 	srv   *Server
 	tl    net.Listener
 	ready chan *conn
 	done  chan struct{} // closed by Close: Accept returns
-	sem   chan struct{}
 
 	ctx    context.Context // handshakes; cancelled by stop
 	cancel context.CancelFunc
@@ -563,7 +562,6 @@ func newListener(s *Server, tl net.Listener) *listener {
 		tl:     tl,
 		ready:  make(chan *conn),
 		done:   make(chan struct{}),
-		sem:    make(chan struct{}, s.cfg.MaxPendingHandshakes),
 		ctx:    ctx,
 		cancel: cancel,
 	}
@@ -593,13 +591,6 @@ func (l *listener) acceptLoop() {
 			}
 			continue
 		}
-		select {
-		case l.sem <- struct{}{}:
-		default:
-			l.srv.log.Info("curve: too many pending handshakes; connection dropped", "remote", raw.RemoteAddr())
-			raw.Close()
-			continue
-		}
 		l.wg.Add(1)
 		go l.serve(raw)
 	}
@@ -608,7 +599,6 @@ func (l *listener) acceptLoop() {
 func (l *listener) serve(raw net.Conn) {
 	defer l.wg.Done()
 	c, err := l.srv.handshake(l.ctx, l, raw)
-	<-l.sem
 	if err != nil {
 		l.srv.log.Debug("curve: handshake failed", "remote", raw.RemoteAddr(), "err", err)
 		return
