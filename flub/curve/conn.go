@@ -155,7 +155,7 @@ func (c *conn) ioErr(ctx context.Context, step string, err error) error {
 		return handshakeErr("%s: %w (%w)", step, ctx.Err(), err)
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return handshakeErr("%w after %v with %s (%s): %w", ErrHandshakeTimeout, c.timeout, c.raw.RemoteAddr(), step, os.ErrDeadlineExceeded)
+		return handshakeErr("%w after %v (%s): %w", ErrHandshakeTimeout, c.timeout, step, os.ErrDeadlineExceeded)
 	}
 	return handshakeErr("%s: %w", step, err)
 }
@@ -164,8 +164,8 @@ func (c *conn) ioErr(ctx context.Context, step string, err error) error {
 // without a word: it could not open HELLO, which was sealed for another
 // key than its own.
 func (c *conn) keyMismatch(err error) error {
-	return handshakeErr("%w: %s hung up on HELLO, as a CURVE server does when HELLO is sealed for another key (%w)",
-		ErrServerKeyMismatch, c.raw.RemoteAddr(), err)
+	return handshakeErr("%w: the server hung up on HELLO, as a CURVE server does when HELLO is sealed for another key (%w)",
+		ErrServerKeyMismatch, err)
 }
 
 // closedByPeer reports whether err means the peer closed the connection.
@@ -357,12 +357,13 @@ func (c *conn) clientHandshake(localType, identity string, meta []byte) error {
 		return err
 	}
 	c.peer = Peer{
-		Key:        cfg.ServerKey,
-		RoutingID:  []byte(peerID),
-		SocketType: peerType,
-		Metadata:   md.toMap(),
-		LocalAddr:  c.raw.LocalAddr(),
-		RemoteAddr: c.raw.RemoteAddr(),
+		Key:         cfg.ServerKey,
+		RoutingID:   []byte(peerID),
+		SocketType:  peerType,
+		Metadata:    md.toMap(),
+		LocalAddr:   c.raw.LocalAddr(),
+		RemoteAddr:  c.raw.RemoteAddr(),
+		UserTimeout: userTimeout(c.raw),
 	}
 	c.finish(&h.sess, peerType, peerID)
 	return nil

@@ -164,6 +164,9 @@ type Peer struct {
 	Metadata   map[string]string
 	LocalAddr  net.Addr
 	RemoteAddr net.Addr
+	// UserTimeout is the connection's TCP user timeout, zero for the
+	// system's default (see ServerConfig.TCPUserTimeout).
+	UserTimeout time.Duration
 }
 
 func (p Peer) clone() Peer {
@@ -188,6 +191,11 @@ type ServerConfig struct {
 	HandshakeTimeout time.Duration
 	// MaxFrameSize bounds a received frame; default 256 MiB.
 	MaxFrameSize int64
+	// TCPUserTimeout bounds how long data sent on a connection may stay
+	// unacknowledged before the kernel drops it (Linux TCP_USER_TIMEOUT,
+	// libzmq's ZMQ_TCP_MAXRT): how a dead peer host is told from a quiet
+	// one. Zero keeps the system's default.
+	TCPUserTimeout time.Duration
 	// Logger receives debug and info records; nil discards them.
 	Logger *slog.Logger
 }
@@ -202,6 +210,8 @@ type ClientConfig struct {
 	HandshakeTimeout time.Duration
 	// MaxFrameSize bounds a received frame; default 256 MiB.
 	MaxFrameSize int64
+	// TCPUserTimeout as in ServerConfig.
+	TCPUserTimeout time.Duration
 	// Logger receives debug records; nil discards them.
 	Logger *slog.Logger
 }
@@ -255,6 +265,9 @@ func (t *Transport) NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	if cfg.Authorizer == nil && !cfg.AllowAnyClient {
 		return nil, errors.New("curve: ServerConfig needs an Authorizer or AllowAnyClient")
+	}
+	if cfg.TCPUserTimeout < 0 {
+		return nil, errors.New("curve: negative TCPUserTimeout")
 	}
 	if cfg.Domain == "" {
 		cfg.Domain = DefaultDomain
@@ -435,6 +448,10 @@ func (s *Server) handshake(ctx context.Context, l *listener, raw net.Conn) (*con
 		raw.Close()
 		return nil, net.ErrClosed
 	}
+	if err := setUserTimeout(raw, s.cfg.TCPUserTimeout); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("curve: TCP user timeout: %w", err)
+	}
 	c.watch(ctx)
 	if err := s.verify(ctx, c, newServerHandshake(nil, s.cfg.Keys)); err != nil {
 		c.Close()
@@ -482,12 +499,13 @@ func (s *Server) verify(ctx context.Context, c *conn, h *serverHandshake) error 
 		return handshakeErr("client identity is reserved or too long")
 	}
 	peer := Peer{
-		Key:        key,
-		UserID:     dec.UserID,
-		SocketType: typ,
-		Metadata:   md.toMap(),
-		LocalAddr:  c.raw.LocalAddr(),
-		RemoteAddr: c.raw.RemoteAddr(),
+		Key:         key,
+		UserID:      dec.UserID,
+		SocketType:  typ,
+		Metadata:    md.toMap(),
+		LocalAddr:   c.raw.LocalAddr(),
+		RemoteAddr:  c.raw.RemoteAddr(),
+		UserTimeout: userTimeout(c.raw),
 	}
 	if err := s.reserve(c, identity, peer); err != nil {
 		h.wipe()
@@ -669,6 +687,9 @@ func (t *Transport) NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.ServerKey.IsZero() {
 		return nil, errors.New("curve: ClientConfig needs a ServerKey")
 	}
+	if cfg.TCPUserTimeout < 0 {
+		return nil, errors.New("curve: negative TCPUserTimeout")
+	}
 	timeout, maxFrame, err := limits(cfg.HandshakeTimeout, cfg.MaxFrameSize)
 	if err != nil {
 		return nil, err
@@ -734,6 +755,10 @@ func (cl *Client) dial(ctx context.Context, d transport.Dialer, hostport string)
 	raw, err := d.DialContext(ctx, "tcp", hostport)
 	if err != nil {
 		return nil, err
+	}
+	if err := setUserTimeout(raw, cl.cfg.TCPUserTimeout); err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("curve: TCP user timeout: %w", err)
 	}
 	c := newConn(raw, false, cl, cl.log, cl.timeout, cl.maxFrame)
 	c.clientCfg = &cl.cfg

@@ -757,3 +757,22 @@ func TestGrowReaderKeepsBufferedBytes(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, payload, append(head, rest...))
 }
+
+// TCPUserTimeout reaches the sockets of both ends, and Peer reports it.
+func TestTCPUserTimeout(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("TCP_USER_TIMEOUT is Linux's")
+	}
+	checkGoroutines(t)
+	tr := newTransport(t)
+	sk, ck := newKeys(t), newKeys(t)
+	_, srv, hp := goServer(t, tr, ServerConfig{Keys: sk, AllowAnyClient: true, TCPUserTimeout: 1234 * time.Millisecond})
+	cl := goClient(t, tr, ClientConfig{Keys: ck, ServerKey: sk.Public, TCPUserTimeout: 4321 * time.Millisecond})
+	require.NoError(t, newDealer(t).Dial(dialEndpoint(t, cl, hp)))
+	require.Eventually(t, func() bool { return len(srv.Peers()) == 1 }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, 1234*time.Millisecond, srv.Peers()[0].UserTimeout)
+	require.Equal(t, 4321*time.Millisecond, cl.Peers()[0].UserTimeout)
+
+	_, err := tr.NewServer(ServerConfig{Keys: sk, AllowAnyClient: true, TCPUserTimeout: -1})
+	require.Error(t, err)
+}
