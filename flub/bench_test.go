@@ -27,7 +27,7 @@ func BenchmarkGrow(b *testing.B) {
 }
 
 func grow(b *testing.B, topo string, size, parallel int) {
-	in := startInstance(b, Config{Size: uint32(size), Topo: topo, Heartbeat: time.Second, LostTimeout: 30 * time.Second})
+	in := startInstance(b, Config{Size: uint32(size), Topo: topo, Heartbeat: time.Second, TorpidMax: 30 * time.Second})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var (
@@ -47,7 +47,7 @@ func grow(b *testing.B, topo string, size, parallel int) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			cfg := in.joinConfig(fmt.Sprintf("n%d", i))
-			cfg.Heartbeat, cfg.LostTimeout, cfg.ParentTimeout = time.Second, 30*time.Second, time.Minute
+			cfg.Heartbeat, cfg.TorpidMax, cfg.ParentTimeout = time.Second, 30*time.Second, time.Minute
 			t0 := time.Now()
 			br, err := Join(ctx, cfg)
 			d := time.Since(t0)

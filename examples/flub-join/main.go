@@ -103,7 +103,7 @@ func start(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	host := fs.String("hostname", "", "rank 0 hostname (default: the host's)")
 	lease := fs.Duration("lease", flub.DefaultLease, "allocation lease")
 	heartbeat := fs.Duration("heartbeat", flub.DefaultHeartbeat, "heartbeat interval")
-	lost := fs.Duration("lost-timeout", flub.DefaultLostTimeout, "silence before a child is lost")
+	torpid := fs.Duration("torpid-max", flub.DefaultTorpidMax, "silence before a child is flagged torpid")
 	verbose := fs.Bool("v", false, "log to stderr")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -117,7 +117,7 @@ func start(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	b, err := flub.Start(ctx, flub.Config{
 		Size: uint32(*size), Topo: *topo, Owner: cert.Keys.Public, Hostname: *host,
-		Lease: *lease, Heartbeat: *heartbeat, LostTimeout: *lost, Logger: logger(*verbose, stderr),
+		Lease: *lease, Heartbeat: *heartbeat, TorpidMax: *torpid, Logger: logger(*verbose, stderr),
 	})
 	if err != nil {
 		return err
@@ -163,7 +163,7 @@ func join(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	host := fs.String("hostname", "", "hostname reported to rank 0 (default: the host's)")
 	parentTimeout := fs.Duration("parent-timeout", flub.DefaultParentTimeout, "how long to wait for the parent")
 	heartbeat := fs.Duration("heartbeat", flub.DefaultHeartbeat, "heartbeat interval")
-	lost := fs.Duration("lost-timeout", flub.DefaultLostTimeout, "silence before the parent is lost")
+	torpid := fs.Duration("torpid-max", flub.DefaultTorpidMax, "silence before a child is flagged torpid")
 	var attrs attrFlag
 	fs.Var(&attrs, "S", "preset attribute name=value (repeatable)")
 	verbose := fs.Bool("v", false, "log to stderr")
@@ -179,7 +179,7 @@ func join(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	b, err := flub.Join(ctx, flub.JoinConfig{
 		BootURI: *boot, Owner: cert.Keys, Topo: *topo, Hostname: *host, Attrs: attrs.m,
-		ParentTimeout: *parentTimeout, Heartbeat: *heartbeat, LostTimeout: *lost,
+		ParentTimeout: *parentTimeout, Heartbeat: *heartbeat, TorpidMax: *torpid,
 		Logger: logger(*verbose, stderr),
 	})
 	if err != nil {
