@@ -75,3 +75,35 @@ func TestSizeAboveMaximumRefused(t *testing.T) {
 		t.Fatalf("NewPool above the maximum: %v", err)
 	}
 }
+
+// Start and Join validate their timing, naming the field at fault.
+func TestTimingValidated(t *testing.T) {
+	owner := mustKeyPair(t)
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Heartbeat: 2 * time.Second, TorpidMax: time.Second}, "Config.Heartbeat (2s) must be less than TorpidMax (1s)"},
+		{Config{TorpidMax: -time.Second}, "Config.TorpidMax: negative duration -1s"},
+		{Config{HandshakeTimeout: -time.Second}, "Config.HandshakeTimeout: negative duration -1s"},
+		{Config{TCPUserTimeout: -time.Second}, "Config.TCPUserTimeout: negative duration -1s"},
+		{Config{Lease: -time.Second}, "Config.Lease: negative duration -1s"},
+	} {
+		tc.cfg.Owner = owner.Public
+		_, err := Start(ctxT(t, 10*time.Second), tc.cfg)
+		wantErr(t, tc.want, err, fluxkit.EINVAL, tc.want)
+	}
+	for _, tc := range []struct {
+		cfg  JoinConfig
+		want string
+	}{
+		{JoinConfig{Heartbeat: time.Minute}, "JoinConfig.Heartbeat (1m0s) must be less than TorpidMax (30s)"},
+		{JoinConfig{ReconnectTimeout: -time.Second}, "JoinConfig.ReconnectTimeout: negative duration -1s"},
+		{JoinConfig{ParentTimeout: -time.Second}, "JoinConfig.ParentTimeout: negative duration -1s"},
+		{JoinConfig{HandshakeTimeout: -time.Second}, "JoinConfig.HandshakeTimeout: negative duration -1s"},
+	} {
+		tc.cfg.BootURI, tc.cfg.Owner = "flub://127.0.0.1:1/"+owner.Public.String(), owner
+		_, err := Join(ctxT(t, 10*time.Second), tc.cfg)
+		wantErr(t, tc.want, err, fluxkit.EINVAL, tc.want)
+	}
+}
