@@ -96,10 +96,17 @@ func TestF1SizeOverride(t *testing.T) {
 	if got := <-done; got != "1-6" {
 		t.Fatalf("pool %s", got)
 	}
-	for _, ri := range in.root.Ranks()[1:] {
-		if ri.Online || ri.Hostname != fmt.Sprintf("extra%d", ri.Rank) {
-			t.Fatalf("rank %+v, want offline extra%d", ri, ri.Rank)
+	for r := uint32(1); r < 7; r++ {
+		ri, ok := in.root.Lookup(r)
+		if !ok || ri.Rank != r || ri.Online || ri.Hostname != fmt.Sprintf("extra%d", r) || ri.State != Available {
+			t.Fatalf("rank %+v, want offline available extra%d", ri, r)
 		}
+	}
+	if _, ok := in.root.Lookup(7); ok {
+		t.Fatal("Lookup of a rank beyond the size")
+	}
+	if rs := in.root.Ranks(); len(rs) != 1 || rs[0].Rank != 0 || !rs[0].Online || rs[0].Hostname != "host0" {
+		t.Fatalf("ranks in use %+v, want rank 0 alone", rs)
 	}
 	if in.root.Status() != StatusPartial {
 		t.Fatalf("status %v, want partial", in.root.Status())
@@ -289,8 +296,9 @@ func TestF5F21KexAndBinding(t *testing.T) {
 
 // testChild is a hand-driven child DEALER.
 type testChild struct {
-	sock zmq4.Socket
-	uuid string
+	sock  zmq4.Socket
+	uuid  string
+	close func() // idempotent; also run at cleanup
 }
 
 func dialChild(t testing.TB, keys curve.KeyPair, server curve.Key, uri string) *testChild {
@@ -307,11 +315,12 @@ func dialChild(t testing.TB, keys curve.KeyPair, server curve.Key, uri string) *
 	uuid := newUUID()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := zmq4.NewDealer(ctx, zmq4.WithID(zmq4.SocketIdentity(uuid)), zmq4.WithDialerMaxRetries(2))
-	t.Cleanup(func() { cancel(); s.Close(); cl.Close() })
+	closeAll := sync.OnceFunc(func() { cancel(); s.Close(); cl.Close() })
+	t.Cleanup(closeAll)
 	if err := s.Dial(ep); err != nil {
 		t.Fatal(err)
 	}
-	return &testChild{sock: s, uuid: uuid}
+	return &testChild{sock: s, uuid: uuid, close: closeAll}
 }
 
 func (c *testChild) send(t testing.TB, frames ...[]byte) {
@@ -485,8 +494,8 @@ func TestF13Replacement(t *testing.T) {
 	if _, ok := brokers[2].keystore.bound(oldKey); !ok {
 		t.Fatal("old key no longer authorized at rank 2")
 	}
-	if hosts := in.root.Ranks(); hosts[6].Hostname != "replacement6" {
-		t.Fatalf("hostlist entry 6 %q", hosts[6].Hostname)
+	if ri, _ := in.root.Lookup(6); ri.Hostname != "replacement6" {
+		t.Fatalf("hostlist entry 6 %q", ri.Hostname)
 	}
 	var out struct{ Value string }
 	if err := fluxkit.RPC(ctx, in.root, "attr.get", 6, map[string]string{"name": "rank"}, &out); err != nil || out.Value != "6" {
@@ -500,7 +509,7 @@ func TestF14F22Lease(t *testing.T) {
 	leakcheck.Check(t)
 	var skew atomic.Int64
 	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
-	in := startInstance(t, Config{Size: 7, Lease: time.Minute, Now: now, LostTimeout: time.Hour})
+	in := startInstance(t, Config{Size: 7, Lease: time.Minute, Now: now, TorpidMax: time.Hour})
 	ctx := ctxT(t, 30*time.Second)
 	c := in.ownerClient(t)
 	if r, err := getinfo(t, c, 0); err != nil || r.Rank != 1 {

@@ -3,7 +3,9 @@ package flub
 import (
 	"context"
 	"fmt"
+	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,7 +29,7 @@ func BenchmarkGrow(b *testing.B) {
 }
 
 func grow(b *testing.B, topo string, size, parallel int) {
-	in := startInstance(b, Config{Size: uint32(size), Topo: topo, Heartbeat: time.Second, LostTimeout: 30 * time.Second})
+	in := startInstance(b, Config{Size: uint32(size), Topo: topo, Heartbeat: time.Second, TorpidMax: 30 * time.Second})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var (
@@ -47,7 +49,7 @@ func grow(b *testing.B, topo string, size, parallel int) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			cfg := in.joinConfig(fmt.Sprintf("n%d", i))
-			cfg.Heartbeat, cfg.LostTimeout, cfg.ParentTimeout = time.Second, 30*time.Second, time.Minute
+			cfg.Heartbeat, cfg.TorpidMax, cfg.ParentTimeout = time.Second, 30*time.Second, time.Minute
 			t0 := time.Now()
 			br, err := Join(ctx, cfg)
 			d := time.Since(t0)
@@ -91,4 +93,53 @@ func grow(b *testing.B, topo string, size, parallel int) {
 	cw.Wait()
 	in.root.Close()
 	b.StartTimer()
+}
+
+// BenchmarkJoinDuringFlood joins brokers while 2,000 idle connections sit
+// on the boot server and rank 0's overlay socket (1,000 each, from the
+// joiners' own address): the join latency a flood leaves. Run with
+// -benchtime=Nx.
+func BenchmarkJoinDuringFlood(b *testing.B) {
+	for _, idle := range []int{0, 1000} {
+		b.Run(fmt.Sprintf("idle=%d", 2*idle), func(b *testing.B) {
+			in := startInstance(b, Config{Size: uint32(b.N + 1), Topo: "kary:0"})
+			ep, _, _ := ParseBootURI(in.root.BootURI())
+			var flood []net.Conn
+			defer func() {
+				for _, c := range flood {
+					c.Close()
+				}
+			}()
+			for _, target := range []string{strings.TrimPrefix(ep, "tcp://"), strings.TrimPrefix(in.root.Endpoint(), "tcp://")} {
+				for range idle {
+					c, err := net.Dial("tcp", target)
+					if err != nil {
+						b.Fatal(err)
+					}
+					flood = append(flood, c)
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			var lat []time.Duration
+			var brokers []*Broker
+			b.ResetTimer()
+			for i := range b.N {
+				t0 := time.Now()
+				br, err := Join(ctx, in.joinConfig(fmt.Sprintf("n%d", i)))
+				if err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(t0))
+				brokers = append(brokers, br)
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-join-ms")
+			b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-join-ms")
+			for _, br := range brokers {
+				br.Close()
+			}
+		})
+	}
 }

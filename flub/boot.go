@@ -3,6 +3,7 @@ package flub
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -50,12 +51,14 @@ func ParseBootURI(uri string) (endpoint string, key curve.Key, err error) {
 
 // Config configures the initial broker of an instance (rank 0), the
 // instance's boot server and its rank pool. The zero value of each field
-// is its documented default; Owner is required.
+// is its documented default; Owner is required. [Start] validates it.
 type Config struct {
 	// Size is the final instance size, the size override S; ranks 1..S-1
-	// are offered to joiners. Default 1.
+	// are offered to joiners. Default 1, at most MaxSize. Memory follows
+	// the ranks in use, not the size.
 	Size uint32
-	// Topo is tbon.topo: "kary:K" or "binomial". Default "kary:32".
+	// Topo is tbon.topo: "kary:K" or "binomial". Default "kary:32". Joiners
+	// adopt it, or are refused when configured with another.
 	Topo string
 	// Owner is the public key of the instance owner's certificate: the only
 	// key the boot server grants owner credentials to.
@@ -76,13 +79,26 @@ type Config struct {
 	// BindHost is the address brokers bind. Default 127.0.0.1.
 	BindHost string
 	// Lease bounds how long an allocated rank may take to come online
-	// before it returns to the pool (D4). Default 60 s.
+	// before it returns to the pool (D4), and how long the rank of a broker
+	// orphaned by the loss of an ancestor is kept for it. Default 60 s.
 	Lease time.Duration
 	// Heartbeat is the idle interval after which a child sends a
-	// heartbeat, and the liveness-check period. Default 1 s.
+	// heartbeat (flux-core's tbon.torpid_min), and the liveness-check
+	// period. Default 1 s.
 	Heartbeat time.Duration
-	// LostTimeout is the silence after which a child is lost. Default 10 s.
-	LostTimeout time.Duration
+	// TorpidMax is the silence after which a child is flagged torpid
+	// (flux-core's tbon.torpid_max): logged, listed in the broker.torpid
+	// group, but still online and its rank still held. Only a failed
+	// connection makes a child lost. Default 30 s; must exceed Heartbeat.
+	TorpidMax time.Duration
+	// HandshakeTimeout bounds each CURVE handshake on the boot server and
+	// the overlay sockets. Default 30 s (libzmq's ZMQ_HANDSHAKE_IVL).
+	HandshakeTimeout time.Duration
+	// TCPUserTimeout bounds how long data sent over an overlay link may
+	// stay unacknowledged before the link is dropped (flux-core's
+	// tbon.tcp_user_timeout): what makes a child on a dead host lost
+	// rather than merely torpid. Default 20 s; Linux only.
+	TCPUserTimeout time.Duration
 	// Keys is the broker's key pair. Default: a fresh pair.
 	Keys *curve.KeyPair
 	// Transport carries CURVE for zmq4. Default: the process-wide
@@ -127,56 +143,81 @@ func DefaultTransport() (*curve.Transport, error) {
 	return transportVal, transportErr
 }
 
-// common fills the defaults shared by Start and Join.
-func common(p *params, topo, bindHost string, hb, lost time.Duration, tr *curve.Transport, log *slog.Logger, now func() time.Time, version uint32) error {
-	t, err := ParseTopology(orString(topo, DefaultTopo))
-	if err != nil {
-		return fmt.Errorf("error creating topology: %w", err)
+// shared is what Config and JoinConfig have in common; what names the
+// config struct in errors.
+type shared struct {
+	what             string
+	topo             string // "" on a joiner: adopt the instance's
+	bindHost         string
+	heartbeat        time.Duration
+	torpidMax        time.Duration
+	handshakeTimeout time.Duration
+	tcpUserTimeout   time.Duration
+	transport        *curve.Transport
+	log              *slog.Logger
+	now              func() time.Time
+	version          uint32
+	env              map[string]string
+	modules          map[string]ModuleFunc
+	moduleTimeout    time.Duration
+}
+
+// apply validates s and fills p with it and the defaults.
+func (s shared) apply(p *params) error {
+	if s.topo != "" {
+		t, err := ParseTopology(s.topo)
+		if err != nil {
+			return fmt.Errorf("error creating topology: %w", err)
+		}
+		p.topo = t
 	}
-	p.topo = t
-	p.bindHost = orString(bindHost, DefaultBindHost)
-	p.heartbeat = orDuration(hb, DefaultHeartbeat)
-	p.lostTimeout = orDuration(lost, DefaultLostTimeout)
-	if hb < 0 || lost < 0 {
-		return fluxkit.Errorf(fluxkit.EINVAL, "negative heartbeat or lost timeout")
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"Heartbeat", s.heartbeat}, {"TorpidMax", s.torpidMax}, {"HandshakeTimeout", s.handshakeTimeout},
+		{"TCPUserTimeout", s.tcpUserTimeout}, {"ModuleTimeout", s.moduleTimeout}} {
+		if d.v < 0 {
+			return fluxkit.Errorf(fluxkit.EINVAL, "%s.%s: negative duration %v", s.what, d.name, d.v)
+		}
 	}
+	p.bindHost = orString(s.bindHost, DefaultBindHost)
+	p.heartbeat = orDuration(s.heartbeat, DefaultHeartbeat)
+	p.torpidMax = orDuration(s.torpidMax, DefaultTorpidMax)
+	if p.heartbeat >= p.torpidMax {
+		return fluxkit.Errorf(fluxkit.EINVAL, "%s.Heartbeat (%v) must be less than TorpidMax (%v)", s.what, p.heartbeat, p.torpidMax)
+	}
+	p.handshakeTimeout = orDuration(s.handshakeTimeout, curve.DefaultHandshakeTimeout)
+	p.tcpUserTimeout = orDuration(s.tcpUserTimeout, DefaultTCPUserTimeout)
+	tr := s.transport
 	if tr == nil {
+		var err error
 		if tr, err = DefaultTransport(); err != nil {
 			return err
 		}
 	}
 	p.transport = tr
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	p.log = s.log
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
 	}
-	p.log = log
-	if now == nil {
-		now = time.Now
+	p.now = s.now
+	if p.now == nil {
+		p.now = time.Now
 	}
-	p.now = now
-	if version == 0 {
-		version = Version
+	p.version = s.version
+	if p.version == 0 {
+		p.version = Version
 	}
-	p.version = version
-	return nil
-}
-
-// moduleParams fills the environment and module registry shared by Start
-// and Join; what names the config struct in errors.
-func moduleParams(p *params, what string, env map[string]string, mods map[string]ModuleFunc, timeout time.Duration) error {
-	if timeout < 0 {
-		return fluxkit.Errorf(fluxkit.EINVAL, "%s.ModuleTimeout: negative duration %v", what, timeout)
-	}
-	p.moduleTimeout = orDuration(timeout, DefaultModuleTimeout)
-	p.modules = make(map[string]ModuleFunc, len(mods))
-	for name, fn := range mods {
+	p.moduleTimeout = orDuration(s.moduleTimeout, DefaultModuleTimeout)
+	p.modules = make(map[string]ModuleFunc, len(s.modules))
+	for name, fn := range s.modules {
 		if name == "" || fn == nil {
-			return fluxkit.Errorf(fluxkit.EINVAL, "%s.Modules: module %q needs a name and a function", what, name)
+			return fluxkit.Errorf(fluxkit.EINVAL, "%s.Modules: module %q needs a name and a function", s.what, name)
 		}
 		p.modules[name] = fn
 	}
-	p.env = make(map[string]string, len(env))
-	if env == nil {
+	p.env = make(map[string]string, len(s.env))
+	if s.env == nil {
 		for _, kv := range os.Environ() {
 			if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
 				p.env[k] = v
@@ -184,7 +225,7 @@ func moduleParams(p *params, what string, env map[string]string, mods map[string
 		}
 		return nil
 	}
-	for k, v := range env {
+	for k, v := range s.env {
 		p.env[k] = v
 	}
 	return nil
@@ -204,18 +245,24 @@ func orDuration(d, def time.Duration) time.Duration {
 	return d
 }
 
-// Start starts rank 0 of an instance of cfg.Size ranks whose other ranks
-// join later through its boot server ([Broker.BootURI]).
+// Start validates cfg and starts rank 0 of an instance of cfg.Size ranks
+// whose other ranks join later through its boot server ([Broker.BootURI]).
 func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	var p params
-	if err := common(&p, cfg.Topo, cfg.BindHost, cfg.Heartbeat, cfg.LostTimeout, cfg.Transport, cfg.Logger, cfg.Now, cfg.Version); err != nil {
+	err := shared{
+		what: "Config", topo: orString(cfg.Topo, DefaultTopo), bindHost: cfg.BindHost,
+		heartbeat: cfg.Heartbeat, torpidMax: cfg.TorpidMax, handshakeTimeout: cfg.HandshakeTimeout,
+		tcpUserTimeout: cfg.TCPUserTimeout, transport: cfg.Transport, log: cfg.Logger, now: cfg.Now, version: cfg.Version,
+		env: cfg.Env, modules: cfg.Modules, moduleTimeout: cfg.ModuleTimeout,
+	}.apply(&p)
+	if err != nil {
 		return nil, err
 	}
 	if cfg.Owner.IsZero() {
 		return nil, fluxkit.Errorf(fluxkit.EINVAL, "Config.Owner: the owner's public key is required")
 	}
-	if err := moduleParams(&p, "Config", cfg.Env, cfg.Modules, cfg.ModuleTimeout); err != nil {
-		return nil, err
+	if cfg.Size > MaxSize {
+		return nil, fluxkit.Errorf(fluxkit.EINVAL, "Config.Size: %d exceeds the maximum instance size %d", cfg.Size, uint64(MaxSize))
 	}
 	p.size = max(cfg.Size, 1)
 	pool, err := NewPool(p.size, 1)
@@ -223,10 +270,10 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	p.pool = pool
-	p.lease = orDuration(cfg.Lease, DefaultLease)
 	if cfg.Lease < 0 {
 		return nil, fluxkit.Errorf(fluxkit.EINVAL, "Config.Lease: negative duration %v", cfg.Lease)
 	}
+	p.lease = orDuration(cfg.Lease, DefaultLease)
 	p.config = json.RawMessage("{}")
 	if len(cfg.InstanceConfig) > 0 {
 		var obj map[string]json.RawMessage
@@ -278,8 +325,9 @@ var _ fluxkit.Handle = (*Client)(nil)
 
 // ClientOptions tunes DialBoot; zero values are defaults.
 type ClientOptions struct {
-	Transport *curve.Transport // default DefaultTransport()
-	Logger    *slog.Logger     // default discard
+	Transport        *curve.Transport // default DefaultTransport()
+	Logger           *slog.Logger     // default discard
+	HandshakeTimeout time.Duration    // default 30 s; ctx's deadline bounds it too
 }
 
 // DialBoot connects to the boot server at uri with the given key pair.
@@ -295,7 +343,10 @@ func DialBoot(ctx context.Context, uri string, keys curve.KeyPair, opt ClientOpt
 			return nil, err
 		}
 	}
-	cl, err := tr.NewClient(curve.ClientConfig{Keys: keys, ServerKey: serverKey, Logger: opt.Logger})
+	if opt.HandshakeTimeout < 0 {
+		return nil, fluxkit.Errorf(fluxkit.EINVAL, "ClientOptions.HandshakeTimeout: negative duration %v", opt.HandshakeTimeout)
+	}
+	cl, err := tr.NewClient(curve.ClientConfig{Keys: keys, ServerKey: serverKey, Logger: opt.Logger, HandshakeTimeout: opt.HandshakeTimeout})
 	if err != nil {
 		return nil, err
 	}
@@ -309,8 +360,24 @@ func DialBoot(ctx context.Context, uri string, keys curve.KeyPair, opt ClientOpt
 	// A boot client has no loop to stall, so its send guard is generous.
 	c.sock = zmq4.NewDealer(cctx, zmq4.WithID(zmq4.SocketIdentity(newUUID())),
 		zmq4.WithTimeout(6*DefaultSendTimeout), zmq4.WithDialerMaxRetries(2), zmq4.WithDialerRetry(100*time.Millisecond))
+	if err = dial(ctx, cancel, c.sock, cep); err != nil {
+		_ = c.sock.Close()
+		_ = cl.Close()
+		return nil, fmt.Errorf("boot server %s: %w", strings.TrimPrefix(ep, "tcp://"), err)
+	}
+	c.wg.Add(1)
+	go c.read()
+	return c, nil
+}
+
+// dial connects s to ep, or gives up when ctx ends (cancel, which ends
+// s's context, aborts the attempt). A CURVE failure comes back without
+// the layers zmq4 wraps around it: "server key mismatch", "client key not
+// authorized", "handshake timed out after ...".
+func dial(ctx context.Context, cancel context.CancelFunc, s zmq4.Socket, ep string) error {
 	errc := make(chan error, 1)
-	go func() { errc <- c.sock.Dial(cep) }()
+	go func() { errc <- s.Dial(ep) }()
+	var err error
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
@@ -320,14 +387,23 @@ func DialBoot(ctx context.Context, uri string, keys curve.KeyPair, opt ClientOpt
 	}
 	if err != nil {
 		cancel()
-		_ = c.sock.Close()
-		_ = cl.Close()
-		return nil, fmt.Errorf("boot server %s: %w", uri, err)
+		var hs *curve.HandshakeError
+		var re *curve.RefusedError
+		if errors.As(err, &hs) || errors.As(err, &re) {
+			return dialError{curve.Failure(err), err}
+		}
 	}
-	c.wg.Add(1)
-	go c.read()
-	return c, nil
+	return err
 }
+
+// dialError shows a CURVE failure alone while keeping zmq4's whole chain
+// for errors.Is and errors.As.
+type dialError struct {
+	shown, full error
+}
+
+func (e dialError) Error() string { return strings.TrimPrefix(e.shown.Error(), "curve: ") }
+func (e dialError) Unwrap() error { return e.full }
 
 func (c *Client) read() {
 	defer c.wg.Done()

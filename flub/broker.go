@@ -21,41 +21,58 @@ import (
 
 // Errors a broker stops with; match with errors.Is.
 var (
-	// ErrParentLost: the connection to the parent went away.
+	// ErrParentLost: the connection to the parent went away and could not
+	// be restored, by reconnecting or by rejoining through the boot server.
 	ErrParentLost = errors.New("flub: lost connection to parent")
 	// ErrDisconnected: the parent sent a DISCONNECT control message.
 	ErrDisconnected = errors.New("flub: disconnected by parent")
+	// ErrReplaced: another broker holds this broker's rank now; it was
+	// handed out again while this one was cut off.
+	ErrReplaced = errors.New("flub: rank held by another broker")
 
 	errClosed = fluxkit.Errorf(fluxkit.ECONNRESET, "broker is closed")
 )
 
 // Defaults of the timing knobs shared by Config and JoinConfig.
 const (
-	DefaultLease         = 60 * time.Second
-	DefaultHeartbeat     = time.Second
-	DefaultLostTimeout   = 10 * time.Second
-	DefaultParentTimeout = 30 * time.Second
-	DefaultSendTimeout   = 5 * time.Second
-	DefaultBindHost      = "127.0.0.1"
+	DefaultLease            = 60 * time.Second
+	DefaultHeartbeat        = time.Second
+	DefaultTorpidMax        = 30 * time.Second
+	DefaultParentTimeout    = 30 * time.Second
+	DefaultReconnectTimeout = 10 * time.Second
+	DefaultTCPUserTimeout   = 20 * time.Second
+	DefaultSendTimeout      = 5 * time.Second
+	DefaultBindHost         = "127.0.0.1"
+)
+
+// Reconnection backoff: libzmq's ZMQ_RECONNECT_IVL to start with, doubled
+// up to a ceiling.
+const (
+	reconnectMin = 100 * time.Millisecond
+	reconnectMax = 2 * time.Second
 )
 
 // params is everything a broker needs, whichever way it was booted.
 type params struct {
-	rank, size  uint32
-	topo        Topology
-	keys        curve.KeyPair
-	hostname    string
-	attrs       map[string]string
-	bindHost    string
-	heartbeat   time.Duration
-	lostTimeout time.Duration
-	transport   *curve.Transport
-	log         *slog.Logger
-	now         func() time.Time
-	version     uint32
+	rank, size       uint32
+	topo             Topology
+	keys             curve.KeyPair // the server keys, and the first client keys
+	hostname         string
+	attrs            map[string]string
+	bindHost         string
+	heartbeat        time.Duration
+	torpidMax        time.Duration
+	handshakeTimeout time.Duration
+	tcpUserTimeout   time.Duration
+	transport        *curve.Transport
+	log              *slog.Logger
+	now              func() time.Time
+	version          uint32
 
-	parentKey curve.Key // rank > 0
+	parentKey curve.Key // rank > 0: from kex
 	parentURI string
+	// rejoin is how a joiner gets back in when its parent is gone.
+	rejoin *rejoinParams
 
 	// rank 0 only
 	pool     *Pool
@@ -75,20 +92,63 @@ type params struct {
 	frameHook   func(id string, frames [][]byte)
 }
 
+// rejoinParams is what a joiner keeps of its JoinConfig to come back
+// through the boot server.
+type rejoinParams struct {
+	bootURI          string
+	owner            curve.KeyPair
+	parentTimeout    time.Duration
+	reconnectTimeout time.Duration
+	// parentURI, if set, rewrites the parent URI a kex returns (tests
+	// route the link through a proxy they can cut).
+	parentURI func(string) string
+}
+
 // child is the parent's record of one child rank.
 type child struct {
 	rank     uint32
-	uuid     string
+	uuid     string    // routing id of its current connection
+	key      curve.Key // the key that connection authenticated with
+	host     string
 	status   Status
 	lastSeen time.Time
 	online   bool
 	lost     bool
+	torpid   bool
+	pending  inflight // requests forwarded to it
 }
 
 // waiter is a streaming groups.get on rank 0.
 type waiter struct {
 	req   *fluxkit.Message
+	group string
 	until int64 // -1: every change
+}
+
+// uplink is one connection to the parent: a DEALER with its own routing
+// id, the CURVE client under it, and the goroutines that read and write
+// it. A broker that loses its parent builds a new uplink rather than
+// reviving the old one (zmq4 does not reconnect).
+type uplink struct {
+	id        string // DEALER routing id: the uuid of this connection
+	keys      curve.KeyPair
+	parentKey curve.Key
+	parentURI string
+	cl        *curve.Client
+	sock      zmq4.Socket
+	out       *queue[[][]byte]
+	ctx       context.Context
+	cancel    context.CancelFunc
+	closeOnce sync.Once
+	gone      int // ticks seen without a connection
+}
+
+func (u *uplink) close() {
+	u.closeOnce.Do(func() {
+		u.cancel()
+		_ = u.sock.Close()
+		_ = u.cl.Close()
+	})
 }
 
 // Broker is one broker of an overlay instance: rank 0 started by [Start]
@@ -102,13 +162,13 @@ type Broker struct {
 	p      params
 	rank   uint32
 	size   uint32
-	uuid   string
 	log    *slog.Logger
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	inbox  *queue[func()]
 	self   *Conn
+	uuid   atomic.Pointer[string] // the current uplink's id (rank 0: fixed)
 
 	spawnMu sync.Mutex
 	closing bool
@@ -133,41 +193,47 @@ type Broker struct {
 	router   zmq4.Socket
 	srv      *curve.Server
 	endpoint string
-	dealer   zmq4.Socket
-	cl       *curve.Client
 	boot     zmq4.Socket
 	bootSrv  *curve.Server
 	bootURI  string
 	keystore *keyStore
 	writers  map[zmq4.Socket]*queue[[][]byte]
 
-	helloDone chan error // joiner: result of hello
+	helloDone chan error // joiner: result of the first hello
 
 	// loop-owned state
 	handlers    map[string]*registration
 	services    map[string]int
 	clients     map[string]*Conn
 	subs        map[*subscription]struct{}
-	kids        []uint32
 	children    map[uint32]*child
 	childByUUID map[string]*child
+	up          *uplink  // rank > 0: the parent connection, nil while cut off
+	upPending   inflight // requests forwarded to the parent
+	joined      bool     // the first hello succeeded
+	helloOK     bool     // the current uplink's hello succeeded
+	restoring   bool     // a reconnect or rejoin is under way
 	parentUUID  string
-	helloOK     bool
 	lastUp      time.Time
-	parentGone  int
 	status      Status
 	statusVal   atomic.Uint32
 	seq         uint32
 	bootPeers   map[string]fluxkit.Cred
+	// below holds the online ranks of this broker's subtree (itself
+	// excluded): on rank 0, broker.online; elsewhere what a hello after a
+	// reconnection announces.
+	below rankSet
 
 	env map[string]string // broker.getenv/setenv
 
 	// rank 0
 	kv          map[string]json.RawMessage // kvs.get/put/commit
-	online      []bool
-	onlineSet   atomic.Pointer[idset.Set]
-	hosts       []string
+	onlineCache *idset.Set                 // broker.online, rebuilt when needed
+	onlineSet   atomic.Pointer[idset.Set]  // the same for other goroutines
+	torpid      rankSet                    // broker.torpid
+	hosts       map[uint32]string          // real hostnames; others are extra<rank>
 	hostlist    string
+	hostsStale  bool
 	pendingHost map[uint32]string
 	waitAll     []*waiter
 	waitFor     map[uint32][]*waiter
@@ -181,12 +247,12 @@ func newUUID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-// newBroker binds and connects the broker's sockets and starts its loop.
-// A joiner's hello result arrives on helloDone.
+// newBroker binds the broker's sockets, connects a joiner to its parent
+// and starts the loop. A joiner's first hello result arrives on helloDone.
 func newBroker(ctx context.Context, p params) (*Broker, error) {
 	bctx, cancel := context.WithCancel(context.Background())
 	b := &Broker{
-		p: p, rank: p.rank, size: p.size, uuid: newUUID(), log: p.log,
+		p: p, rank: p.rank, size: p.size, log: p.log,
 		ctx: bctx, cancel: cancel, inbox: newQueue[func()](),
 		handlers: map[string]*registration{}, services: map[string]int{},
 		clients: map[string]*Conn{}, subs: map[*subscription]struct{}{},
@@ -194,32 +260,28 @@ func newBroker(ctx context.Context, p params) (*Broker, error) {
 		bootPeers: map[string]fluxkit.Cred{}, keystore: newKeyStore(),
 		writers:   map[zmq4.Socket]*queue[[][]byte]{},
 		helloDone: make(chan error, 1),
-		env:       p.env, mods: map[string]*module{},
+		env:       p.env, mods: map[string]*module{}, below: rankSet{}, upPending: inflight{},
 	}
+	id := newUUID()
+	b.uuid.Store(&id)
 	if b.env == nil {
 		b.env = map[string]string{}
 	}
 	b.log = b.log.With("rank", p.rank)
-	b.kids = p.topo.Children(p.rank, p.size)
 	if p.rank == 0 {
-		b.online = make([]bool, p.size)
-		b.online[0] = true
-		b.hosts = make([]string, p.size)
-		b.hosts[0] = p.hostname
-		for r := uint32(1); r < p.size; r++ {
-			b.hosts[r] = "extra" + strconv.FormatUint(uint64(r), 10)
-		}
+		b.hosts = map[uint32]string{0: p.hostname}
+		b.hostsStale = true
 		b.pendingHost = map[uint32]string{}
+		b.torpid = rankSet{}
 		b.kv = map[string]json.RawMessage{}
 		b.waitFor = map[uint32][]*waiter{}
-		b.rebuildHostlist()
-		b.publishOnline()
+		b.onlineChanged()
 	}
 	b.status = b.computeStatus()
 	b.statusVal.Store(uint32(b.status))
 	b.self = b.newConn(fluxkit.Cred{Userid: p.ownerUID, Roles: fluxkit.RoleOwner | fluxkit.RoleLocal})
 	b.clients[b.self.id] = b.self
-	if err := b.openSockets(ctx); err != nil {
+	if err := b.openSockets(); err != nil {
 		b.closeSockets()
 		cancel()
 		return nil, err
@@ -228,15 +290,25 @@ func newBroker(ctx context.Context, p params) (*Broker, error) {
 		b.spawn(func() { b.writer(s, q) })
 	}
 	b.spawn(b.loop)
-	if b.dealer != nil {
-		b.post(b.sendHello)
+	if p.rank > 0 {
+		u, err := b.dialUplink(ctx, p.parentURI, p.parentKey, p.keys)
+		if err != nil {
+			_ = b.Close()
+			return nil, err
+		}
+		if !b.post(func() { b.attach(u, false) }) {
+			u.close()
+			_ = b.Close()
+			return nil, errClosed
+		}
 	}
 	return b, nil
 }
 
-func (b *Broker) openSockets(ctx context.Context) error {
+func (b *Broker) openSockets() error {
 	if b.p.topo.HasChildren(b.rank, b.size) {
-		srv, err := b.p.transport.NewServer(curve.ServerConfig{Keys: b.p.keys, Authorizer: b.keystore.authorizer, Logger: b.log})
+		srv, err := b.p.transport.NewServer(curve.ServerConfig{Keys: b.p.keys, Authorizer: b.keystore.authorizer,
+			Logger: b.log, HandshakeTimeout: b.p.handshakeTimeout, TCPUserTimeout: b.p.tcpUserTimeout})
 		if err != nil {
 			return fmt.Errorf("overlay: %w", err)
 		}
@@ -263,7 +335,8 @@ func (b *Broker) openSockets(ctx context.Context) error {
 			}
 			return curve.Decision{Verdict: curve.Deny, Reason: "No access"}
 		}
-		srv, err := b.p.transport.NewServer(curve.ServerConfig{Keys: b.p.keys, Authorizer: auth, Logger: b.log})
+		srv, err := b.p.transport.NewServer(curve.ServerConfig{Keys: b.p.keys, Authorizer: auth,
+			Logger: b.log, HandshakeTimeout: b.p.handshakeTimeout, TCPUserTimeout: b.p.tcpUserTimeout})
 		if err != nil {
 			return fmt.Errorf("boot server: %w", err)
 		}
@@ -280,40 +353,100 @@ func (b *Broker) openSockets(ctx context.Context) error {
 		b.writers[b.boot] = newQueue[[][]byte]()
 		b.spawn(func() { b.readSocket(b.boot, b.fromBoot) })
 	}
-	if b.rank > 0 {
-		cl, err := b.p.transport.NewClient(curve.ClientConfig{Keys: b.p.keys, ServerKey: b.p.parentKey, Logger: b.log})
-		if err != nil {
-			return fmt.Errorf("overlay: %w", err)
-		}
-		b.cl = cl
-		ep, err := cl.Endpoint(b.p.parentURI)
-		if err != nil {
-			return fmt.Errorf("overlay: parent uri: %w", err)
-		}
-		b.dealer = zmq4.NewDealer(b.ctx, zmq4.WithID(zmq4.SocketIdentity(b.uuid)),
-			zmq4.WithTimeout(DefaultSendTimeout), zmq4.WithDialerMaxRetries(3),
-			zmq4.WithDialerRetry(100*time.Millisecond), zmq4.WithDialerTimeout(b.p.lostTimeout))
-		dialErr := make(chan error, 1)
-		go func() { dialErr <- b.dealer.Dial(ep) }()
-		select {
-		case err := <-dialErr:
-			if err != nil {
-				return fmt.Errorf("overlay: connect to parent %s: %w", b.p.parentURI, err)
-			}
-		case <-ctx.Done():
-			b.cancel()
-			<-dialErr
-			return ctx.Err()
-		}
-		b.lastUp = b.p.now()
-		b.writers[b.dealer] = newQueue[[][]byte]()
-		b.spawn(func() { b.readSocket(b.dealer, b.fromParent) })
-	}
 	return nil
 }
 
+// dialUplink connects a new DEALER, with a routing id of its own, to the
+// parent at uri holding key, authenticating with keys. It blocks until the
+// CURVE handshake is done, ctx ends, or HandshakeTimeout passes; it never
+// runs on the loop.
+func (b *Broker) dialUplink(ctx context.Context, uri string, key curve.Key, keys curve.KeyPair) (*uplink, error) {
+	cl, err := b.p.transport.NewClient(curve.ClientConfig{Keys: keys, ServerKey: key, Logger: b.log,
+		HandshakeTimeout: b.p.handshakeTimeout, TCPUserTimeout: b.p.tcpUserTimeout})
+	if err != nil {
+		return nil, fmt.Errorf("overlay: %w", err)
+	}
+	ep, err := cl.Endpoint(uri)
+	if err != nil {
+		_ = cl.Close()
+		return nil, fmt.Errorf("overlay: parent uri: %w", err)
+	}
+	uctx, cancel := context.WithCancel(b.ctx)
+	u := &uplink{id: newUUID(), keys: keys, parentKey: key, parentURI: uri, cl: cl, out: newQueue[[][]byte](), ctx: uctx, cancel: cancel}
+	// Retries are the caller's (reconnect backs off); zmq4's own would
+	// hide how long the attempt took.
+	u.sock = zmq4.NewDealer(uctx, zmq4.WithID(zmq4.SocketIdentity(u.id)),
+		zmq4.WithTimeout(DefaultSendTimeout), zmq4.WithDialerMaxRetries(0),
+		zmq4.WithDialerTimeout(b.p.handshakeTimeout))
+	if err := dial(ctx, cancel, u.sock, ep); err != nil {
+		u.close()
+		return nil, fmt.Errorf("overlay: connect to parent %s: %w", uri, err)
+	}
+	return u, nil
+}
+
+// attach makes u the parent connection and says hello on it; again marks
+// a hello after a reconnection or a rejoin.
+func (b *Broker) attach(u *uplink, again bool) {
+	if b.ctx.Err() != nil {
+		u.close()
+		return
+	}
+	b.up, b.helloOK, b.restoring = u, false, false
+	b.uuid.Store(&u.id)
+	b.p.parentKey, b.p.parentURI = u.parentKey, u.parentURI
+	b.lastUp = b.p.now()
+	reader := b.spawn(func() {
+		defer u.close()
+		for {
+			msg, err := u.sock.Recv()
+			if err != nil {
+				return
+			}
+			b.msgs.Add(1)
+			frames := msg.Frames
+			if !b.post(func() {
+				if b.up == u {
+					b.fromParent(frames)
+				}
+			}) {
+				return
+			}
+		}
+	})
+	writer := b.spawn(func() {
+		for {
+			frames, ok, _ := u.out.pop(u.ctx, nil)
+			if !ok {
+				return
+			}
+			if err := u.sock.Send(zmq4.NewMsgFrom(frames...)); err != nil && u.ctx.Err() == nil {
+				b.log.Debug("overlay send to parent", "err", err)
+			}
+		}
+	})
+	if !reader || !writer {
+		u.close()
+		return
+	}
+	b.sendHello(again)
+}
+
+// detach drops the parent connection.
+func (b *Broker) detach() {
+	if b.up != nil {
+		b.up.close()
+		b.up = nil
+	}
+	b.helloOK = false
+	b.parentUUID = ""
+	b.failInflight(b.upPending, fmt.Sprintf("rank %d lost its connection to its parent rank %d", b.rank, b.Parent()))
+}
+
+// closeSockets closes the ROUTERs; an uplink closes itself when the
+// broker's context ends.
 func (b *Broker) closeSockets() {
-	for _, s := range []zmq4.Socket{b.dealer, b.router, b.boot} {
+	for _, s := range []zmq4.Socket{b.router, b.boot} {
 		if s != nil {
 			_ = s.Close()
 		}
@@ -322,9 +455,6 @@ func (b *Broker) closeSockets() {
 		if s != nil {
 			_ = s.Close()
 		}
-	}
-	if b.cl != nil {
-		_ = b.cl.Close()
 	}
 }
 
@@ -400,6 +530,9 @@ func (b *Broker) shutdown() {
 	}
 	for s := range b.subs {
 		s.q.close()
+	}
+	if b.up != nil {
+		b.up.close()
 	}
 	select {
 	case b.helloDone <- errClosed:
@@ -515,8 +648,9 @@ func (b *Broker) Subscribe(ctx context.Context, prefix string) (fluxkit.Subscrip
 	return b.self.Subscribe(ctx, prefix)
 }
 
-// UUID is the broker's identity on the overlay (its DEALER routing id).
-func (b *Broker) UUID() string { return b.uuid }
+// UUID is the broker's identity on the overlay: the routing id of its
+// current connection to its parent (a new one after each reconnection).
+func (b *Broker) UUID() string { return *b.uuid.Load() }
 
 // Endpoint is the concrete URI the broker is bound to for its children
 // (tbon.endpoint), or "" for a leaf.
@@ -573,24 +707,31 @@ func (b *Broker) Hostlist() string {
 		v, _ := b.Attr("hostlist")
 		return v
 	}
-	out := make(chan string, 1)
-	if !b.post(func() { out <- b.hostlist }) {
-		return ""
-	}
-	select {
-	case s := <-out:
-		return s
-	case <-b.ctx.Done():
-		return ""
-	}
+	s, _ := ask(b, b.currentHostlist)
+	return s
 }
 
 // Online is rank 0's broker.online group (empty on other ranks).
 func (b *Broker) Online() idset.Set {
+	if b.rank != 0 {
+		return idset.Set{}
+	}
 	if p := b.onlineSet.Load(); p != nil {
 		return *p
 	}
-	return idset.Set{}
+	s, _ := ask(b, b.onlineIDs)
+	return s
+}
+
+// Torpid is rank 0's broker.torpid group: ranks whose parent has not heard
+// from them for TorpidMax, though they are still online (empty on other
+// ranks).
+func (b *Broker) Torpid() idset.Set {
+	if b.rank != 0 {
+		return idset.Set{}
+	}
+	s, _ := ask(b, func() idset.Set { return b.torpid.ids() })
+	return s
 }
 
 // RankInfo is one line of rank 0's overlay status.
@@ -598,28 +739,67 @@ type RankInfo struct {
 	Rank     uint32
 	Hostname string // the placeholder extra<rank> until a joiner replaced it
 	Online   bool
+	Torpid   bool
+	State    RankState // the rank pool's view
 }
 
-// Ranks is rank 0's view of every rank (nil on other ranks).
+// rankInfo builds r's line; loop only.
+func (b *Broker) rankInfo(r uint32) RankInfo {
+	st := Online
+	if r != 0 {
+		st = b.p.pool.State(r)
+	}
+	return RankInfo{Rank: r, Hostname: b.hostOf(r), Online: r == 0 || b.below.has(r), Torpid: b.torpid.has(r), State: st}
+}
+
+// Lookup is rank 0's view of rank r; false on other ranks or when r is
+// not a rank of the instance.
+func (b *Broker) Lookup(r uint32) (RankInfo, bool) {
+	if b.rank != 0 || r >= b.size {
+		return RankInfo{}, false
+	}
+	return ask(b, func() RankInfo { return b.rankInfo(r) })
+}
+
+// Ranks is rank 0's view of every rank that is or was in use: online,
+// torpid, leased, orphaned, or named by a joiner; in ascending order, and
+// nil on other ranks. The other ranks are offline placeholders (see
+// Lookup); listing them would cost the size, not the ranks in use.
 func (b *Broker) Ranks() []RankInfo {
 	if b.rank != 0 {
 		return nil
 	}
-	out := make(chan []RankInfo, 1)
-	if !b.post(func() {
-		rs := make([]RankInfo, b.size)
-		for r := range rs {
-			rs[r] = RankInfo{Rank: uint32(r), Hostname: b.hosts[r], Online: b.online[r]}
+	rs, _ := ask(b, func() []RankInfo {
+		seen := rankSet{0: {}}
+		for r := range b.below {
+			seen[r] = struct{}{}
 		}
-		out <- rs
-	}) {
-		return nil
+		for r := range b.hosts {
+			seen[r] = struct{}{}
+		}
+		b.p.pool.Each(func(r uint32, _ RankState) { seen[r] = struct{}{} })
+		rs := make([]RankInfo, 0, len(seen))
+		for _, r := range seen.sorted() {
+			rs = append(rs, b.rankInfo(r))
+		}
+		return rs
+	})
+	return rs
+}
+
+// ask runs f on the loop and returns its result; ok is false once the
+// broker stops.
+func ask[T any](b *Broker, f func() T) (T, bool) {
+	out := make(chan T, 1)
+	var zero T
+	if !b.post(func() { out <- f() }) {
+		return zero, false
 	}
 	select {
-	case rs := <-out:
-		return rs
+	case v := <-out:
+		return v, true
 	case <-b.ctx.Done():
-		return nil
+		return zero, false
 	}
 }
 

@@ -2,10 +2,13 @@ package flub
 
 import (
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/idset"
 	"github.com/fluxkit/fluxkit/idset/hostlist"
 )
 
@@ -26,6 +29,8 @@ func (b *Broker) builtin(topic string) (builtinEntry, bool) {
 		return builtinEntry{fluxkit.RoleNone, b.getinfo}, true
 	case TopicKex:
 		return builtinEntry{fluxkit.RoleNone, b.kex}, true
+	case TopicReclaim:
+		return builtinEntry{fluxkit.RoleNone, b.reclaim}, true
 	case TopicGoodbye:
 		return builtinEntry{fluxkit.RoleNone, b.goodbye}, true
 	case "attr.get":
@@ -62,8 +67,56 @@ func (b *Broker) builtin(topic string) (builtinEntry, bool) {
 	return builtinEntry{}, false
 }
 
-func (b *Broker) rebuildHostlist() {
-	b.hostlist = hostlist.Of(b.hosts...).String()
+// hostOf is rank r's hostlist entry on rank 0.
+func (b *Broker) hostOf(r uint32) string {
+	if h, ok := b.hosts[r]; ok {
+		return h
+	}
+	return "extra" + strconv.FormatUint(uint64(r), 10)
+}
+
+// currentHostlist is the instance hostlist: the joiners' hostnames and
+// extra<rank> placeholders for the rest, built from the named ranks and
+// the gaps between them, so its cost follows the ranks in use.
+func (b *Broker) currentHostlist() string {
+	if !b.hostsStale {
+		return b.hostlist
+	}
+	ranks := make([]uint32, 0, len(b.hosts))
+	for r := range b.hosts {
+		ranks = append(ranks, r)
+	}
+	slices.Sort(ranks)
+	var hb hostlist.Builder
+	next := uint32(0)
+	placeholders := func(lo, hi uint32) {
+		// A bracket may name at most hostlist.MaxRangeSize hosts; the
+		// builder joins the pieces back into one range.
+		for lo <= hi {
+			end := hi
+			if hi-lo >= hostlist.MaxRangeSize {
+				end = lo + hostlist.MaxRangeSize - 1
+			}
+			hb.AppendList(hostlist.MustParse(fmt.Sprintf("extra[%d-%d]", lo, end)))
+			if end == hi {
+				return
+			}
+			lo = end + 1
+		}
+	}
+	for _, r := range ranks {
+		if r > next {
+			placeholders(next, r-1)
+		}
+		hb.Append(b.hosts[r])
+		next = r + 1
+	}
+	if next < b.size {
+		placeholders(next, b.size-1)
+	}
+	b.hostlist = hb.Hostlist().String()
+	b.hostsStale = false
+	return b.hostlist
 }
 
 // getinfo serves overlay.flub-getinfo (§3).
@@ -77,34 +130,101 @@ func (b *Broker) getinfo(m *fluxkit.Message) {
 		b.respondErr(m, fluxkit.Errorf(fluxkit.EINVAL, TextNoRanks))
 		return
 	}
+	if req.Topo != "" {
+		// Checked before allocating, so a misconfigured joiner costs no
+		// rank: one that computed its parent from another tree would
+		// never be found by its own children.
+		t, err := ParseTopology(req.Topo)
+		if err != nil {
+			b.respondErr(m, fluxkit.Errorf(fluxkit.EINVAL, "error creating topology: %s", fluxkit.ErrorText(err)))
+			return
+		}
+		if t != b.p.topo {
+			b.respondErr(m, fluxkit.Errorf(fluxkit.EINVAL, "%s: the joiner is configured with %s, the instance uses %s", TextTopoMismatch, t, b.p.topo))
+			return
+		}
+	}
 	r, err := b.p.pool.Allocate(b.p.now().Add(b.p.lease))
 	if err != nil {
 		b.respondErr(m, err)
 		return
 	}
-	if req.Hostname != "" {
-		b.pendingHost[r] = req.Hostname
+	b.setPendingHost(r, req.Hostname)
+	b.log.Info("flub: allocated rank", "allocated", r)
+	b.respond(m, b.getinfoResponse(r))
+}
+
+func (b *Broker) setPendingHost(r uint32, host string) {
+	if host != "" {
+		b.pendingHost[r] = host
 	} else {
 		delete(b.pendingHost, r)
 	}
-	b.log.Info("flub: allocated rank", "allocated", r)
+}
+
+// getinfoResponse is the answer to getinfo (and reclaim) for rank r.
+func (b *Broker) getinfoResponse(r uint32) map[string]any {
 	level, _ := b.Attr("instance-level")
 	resp := map[string]any{
 		"rank": r,
 		"size": b.size,
 		"attrs": map[string]string{
-			"hostlist":       b.hostlist,
+			"hostlist":       b.currentHostlist(),
 			"instance-level": level,
 			// Joiners stamp owner credentials with this userid, so
 			// that every rank agrees on who the owner is.
 			"security.owner": strconv.FormatUint(uint64(b.p.ownerUID), 10),
+			// Joiners adopt the instance's tree, or refuse to join
+			// when configured with another.
+			"tbon.topo": b.p.topo.String(),
 		},
 		"config": b.p.config,
 	}
 	if b.p.getinfoHook != nil {
 		b.p.getinfoHook(resp)
 	}
-	b.respond(m, resp)
+	return resp
+}
+
+// reclaim serves overlay.flub-reclaim: a broker orphaned by the loss of
+// an ancestor takes its rank back, and renews the hold on the online
+// descendants it still serves, while no other broker holds them.
+func (b *Broker) reclaim(m *fluxkit.Message) {
+	var req ReclaimRequest
+	if err := decodeObject(m, &req); err != nil {
+		b.respondErr(m, err)
+		return
+	}
+	if b.rank != 0 || b.p.pool == nil {
+		b.respondErr(m, fluxkit.Errorf(fluxkit.EINVAL, TextNoRanks))
+		return
+	}
+	var sub idset.Set
+	if req.Subtree != "" {
+		var err error
+		if sub, err = idset.Parse(req.Subtree); err != nil {
+			b.respondErr(m, fluxkit.Errorf(fluxkit.EPROTO, "%s: subtree: %v", m.Topic, err))
+			return
+		}
+	}
+	deadline := b.p.now().Add(b.p.lease)
+	if err := b.p.pool.Reclaim(req.Rank, req.Holder, deadline); err != nil {
+		b.respondErr(m, err)
+		return
+	}
+	pool := b.p.pool
+	for _, d := range announced(sub, req.Rank, b.p.topo, b.size, int(b.size), func(f func(uint32)) {
+		pool.Each(func(r uint32, st RankState) {
+			if st == Orphaned || st == Available {
+				f(r)
+			}
+		})
+	}) {
+		pool.Orphan(d, deadline)
+	}
+	b.setPendingHost(req.Rank, req.Hostname)
+	b.log.Info("flub: rank reclaimed", "reclaimed", req.Rank)
+	b.respond(m, b.getinfoResponse(req.Rank))
 }
 
 // kex serves overlay.flub-kex (§4).
@@ -142,9 +262,10 @@ func (b *Broker) goodbye(m *fluxkit.Message) {
 	}
 	b.respond(m, map[string]any{})
 	b.log.Info("child said goodbye", "child", c.rank)
-	c.online, c.lost = false, false
+	c.online, c.lost, c.torpid = false, false, false
 	delete(b.childByUUID, c.uuid)
-	b.memberChange(c.rank, false)
+	b.failInflight(c.pending, fmt.Sprintf("rank %d left", c.rank))
+	b.memberChange(memberOp{Op: opLeave, Rank: c.rank})
 	b.updateStatus()
 }
 
@@ -159,7 +280,7 @@ func (b *Broker) attrGet(m *fluxkit.Message) {
 	var v string
 	var ok bool
 	if in.Name == "hostlist" && b.rank == 0 {
-		v, ok = b.hostlist, true
+		v, ok = b.currentHostlist(), true
 	} else {
 		v, ok = b.Attr(in.Name)
 	}
@@ -178,22 +299,14 @@ func (b *Broker) configGet(m *fluxkit.Message) {
 	b.respond(m, c)
 }
 
-// member takes a parent's report that a child joined or left.
+// member takes a parent's report of a change among its children.
 func (b *Broker) member(m *fluxkit.Message) {
-	var in struct {
-		Join  *uint32 `json:"join"`
-		Leave *uint32 `json:"leave"`
-	}
-	if err := decodeObject(m, &in); err != nil {
+	var op memberOp
+	if err := decodeObject(m, &op); err != nil {
 		b.log.Info("malformed member update", "err", err)
 		return
 	}
-	if in.Join != nil {
-		b.setOnline(*in.Join, true)
-	}
-	if in.Leave != nil {
-		b.setOnline(*in.Leave, false)
-	}
+	b.applyRoot(op)
 }
 
 // groupsGet serves a streaming groups.get for broker.online. fluxkit
@@ -213,27 +326,37 @@ func (b *Broker) groupsGet(m *fluxkit.Message) {
 		b.respondErr(m, fluxkit.Errorf(fluxkit.EPROTO, "groups.get requires the streaming flag"))
 		return
 	}
-	if in.Name != "broker.online" {
+	var ids idset.Set
+	switch in.Name {
+	case "broker.online":
+		ids = b.onlineIDs()
+	case "broker.torpid":
+		ids = b.torpid.ids()
+	default:
 		b.respondErr(m, fluxkit.Errorf(fluxkit.ENOENT, "unknown group %q", in.Name))
 		return
 	}
-	members, _ := json.Marshal(map[string]string{"members": b.Online().String()})
+	members, _ := json.Marshal(map[string]string{"members": ids.String()})
 	if in.Until == nil {
 		b.respond(m, json.RawMessage(members))
-		b.waitAll = append(b.waitAll, &waiter{req: m, until: -1})
+		b.waitAll = append(b.waitAll, &waiter{req: m, group: in.Name, until: -1})
 		return
 	}
 	u := *in.Until
+	if in.Name != "broker.online" {
+		b.respondErr(m, fluxkit.Errorf(fluxkit.EINVAL, "until: only for broker.online"))
+		return
+	}
 	if u < 0 || u >= int64(b.size) {
 		b.respondErr(m, fluxkit.Errorf(fluxkit.EINVAL, "until: rank %d is not in an instance of size %d", u, b.size))
 		return
 	}
-	if b.online[u] {
+	if ids.Contains(uint32(u)) {
 		b.respond(m, json.RawMessage(members))
 		b.respondErr(m, fluxkit.Errorf(fluxkit.ENODATA, ""))
 		return
 	}
-	b.waitFor[uint32(u)] = append(b.waitFor[uint32(u)], &waiter{req: m, until: u})
+	b.waitFor[uint32(u)] = append(b.waitFor[uint32(u)], &waiter{req: m, group: in.Name, until: u})
 }
 
 // respondEmpty answers req with an empty payload, as the test broker's

@@ -8,7 +8,9 @@
 //   - [Topology]: kary:K, binomial and flat (kary:0) trees; parent,
 //     children, depth.
 //   - [Pool]: rank 0's rank pool, a pure state machine (lowest free rank,
-//     leases, online/offline transitions).
+//     leases, online/offline transitions, orphaned ranks and reclaims).
+//     Its memory, like rank 0's, follows the ranks in use: an instance
+//     may announce any size up to [MaxSize] (2^31, the idset limit).
 //   - [Broker]: one broker of the overlay, over zmq4 ROUTER (parent) and
 //     DEALER (child) sockets secured with CURVE (package flub/curve).
 //     Messages are RFC 3 frames; requests are routed by nodeid along the
@@ -69,9 +71,33 @@
 //     online (D6).
 //   - groups.get accepts "until": R, answering once R is online and then
 //     ending the stream, so waiting joiners cost rank 0 one response each
-//     instead of one per membership change.
-//   - A child whose parent connection drops, or that receives DISCONNECT,
-//     stops ([Broker.Err]); its subtree leaves broker.online with it.
+//     instead of one per membership change. groups.get also serves
+//     broker.torpid.
 //   - Rank 0 is the only broker booted with the instance (PMI size 1);
 //     [SizeOverride] and [Quorum] implement the PMI-side checks.
+//
+// # Membership and failures
+//
+// A parent reports each change among its children to rank 0 as one
+// message (overlay.member) that every broker on the way applies to its view
+// of its subtree: a child that comes online, or replaces the broker that
+// held its rank, is one "join" carrying its online descendants, so rank 0
+// never sees a held rank offline and getinfo never hands it out twice.
+//
+// As in flux-core, a child silent for TorpidMax is torpid: logged, listed
+// in broker.torpid, still online. Only a failed connection makes it lost;
+// its rank then returns to the pool. Its descendants are not lost with it:
+// rank 0 holds their ranks (orphaned) for the lease. A child whose parent
+// connection fails reconnects with backoff; when the parent is gone for
+// good it rejoins through the boot server, reclaiming its own rank
+// (overlay.flub-reclaim), waits for a replacement parent and comes back
+// with its subtree. A broker that finds its rank held by another key on
+// its return stops with [ErrReplaced]. Requests in flight over a lost link
+// fail with EHOSTUNREACH. Joiners adopt the instance's tbon.topo, which
+// getinfo reports, or are refused before they cost a rank.
+//
+// The CURVE listeners refuse no connection short of the descriptor limit
+// (as libzmq): idle connections cannot lock peers out. Handshake failures
+// say "server key mismatch", "client key not authorized" or "handshake
+// timed out".
 package flub

@@ -115,7 +115,7 @@ func TestEndToEndProcesses(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	cert := filepath.Join(dir, "owner.cert")
-	timing := []string{"--heartbeat", "100ms", "--lost-timeout", "3s"}
+	timing := []string{"--heartbeat", "100ms", "--torpid-max", "3s"}
 	root := startProc(t, bin, append([]string{"start", "--size", "4", "--topo", "kary:2", "--cert", cert, "--hostname", "host0"}, timing...)...)
 	uri := strings.TrimPrefix(root.expect(t, "boot-uri: ", 20*time.Second), "boot-uri: ")
 	root.expect(t, "status: partial", 5*time.Second)

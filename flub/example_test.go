@@ -81,6 +81,29 @@ func ExamplePool() {
 	// 1-6
 }
 
+// A broker cut off by the loss of an ancestor keeps its rank: the pool
+// holds it (orphaned) rather than offering it, until the broker reclaims
+// it through the boot server; the reclaim is the broker's to renew.
+func ExamplePool_Reclaim() {
+	pool, _ := flub.NewPool(flub.MaxSize, 1)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for range 3 {
+		r, _ := pool.Allocate(now.Add(time.Minute))
+		pool.SetOnline(r)
+	}
+	pool.SetOffline(1)                   // rank 1's broker is lost...
+	pool.Orphan(3, now.Add(time.Minute)) // ...and rank 3, its child, cut off
+	fmt.Println(pool.Available(), pool.State(3))
+	fmt.Println(pool.Reclaim(3, "rank 3's broker", now.Add(time.Minute)), pool.State(3))
+	fmt.Println(pool.Reclaim(3, "rank 3's broker", now.Add(2*time.Minute)))
+	fmt.Println(pool.Reclaim(3, "someone else", now.Add(2*time.Minute)))
+	// Output:
+	// 1,4-2147483647 orphaned
+	// <nil> leased
+	// <nil>
+	// rank 3 is leased: another broker holds it
+}
+
 // A Go module on a joined broker, loaded, used and removed over the
 // overlay as modprobe would.
 func ExampleModuleFunc() {

@@ -3,10 +3,12 @@ package flub
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/idset"
 )
 
 func FuzzParseGetinfoResponse(f *testing.F) {
@@ -35,6 +37,9 @@ func FuzzDecodeHello(f *testing.F) {
 	f.Add([]byte(`{"rank":3,"version":256,"uuid":"u","status":1}`))
 	f.Add([]byte(`{"rank":3}`))
 	f.Add([]byte(`{"rank":1e40,"version":1,"uuid":"","status":0}`))
+	f.Add([]byte(`{"rank":3,"version":256,"uuid":"u","status":1,"hostname":"n3","reconnect":true,"subtree":"7-8,15-18"}`))
+	f.Add([]byte(`{"rank":3,"version":256,"uuid":"u","status":1,"subtree":"0-2147483648"}`))
+	f.Add([]byte(`{"rank":3,"version":256,"uuid":"u","status":1,"reconnect":"yes"}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		h, err := decodeHello(msg(TopicHello, string(in)))
 		if err != nil {
@@ -45,6 +50,9 @@ func FuzzDecodeHello(f *testing.F) {
 		}
 		if h.Status > StatusOffline {
 			t.Fatalf("status %d accepted", h.Status)
+		}
+		if _, err := idset.Parse(h.Subtree); h.Subtree != "" && err != nil {
+			t.Fatalf("subtree %q accepted: %v", h.Subtree, err)
 		}
 	})
 }
@@ -171,6 +179,76 @@ func FuzzBuiltinServices(f *testing.F) {
 			if err := fluxkit.RPC(ctx, in.root, "module.remove", 0, map[string]string{"name": m.Name}, nil); err != nil {
 				t.Fatalf("remove %s: %v", m.Name, err)
 			}
+		}
+	})
+}
+
+// FuzzMembership feeds membership reports (overlay.member), reclaims and
+// getinfo calls with arbitrary payloads to a live rank 0, one after the
+// other, and checks after each that broker.online, broker.torpid and the
+// rank pool still agree: a rank is online exactly when the pool says so,
+// only online ranks are torpid, and nothing makes rank 0 hold more ranks
+// than a report could really name (a bogus "0-2147483647" costs nothing).
+func FuzzMembership(f *testing.F) {
+	topics := []string{topicMember, TopicReclaim, TopicGetinfo}
+	for _, tc := range []struct {
+		which   uint8
+		payload string
+	}{
+		{0, `{"op":"join","rank":1}`},
+		{0, `{"op":"join","rank":3,"subtree":"7-8"}`},
+		{0, `{"op":"join","rank":1,"subtree":"0-2147483647"}`},
+		{0, `{"op":"lost","rank":1}`},
+		{0, `{"op":"leave","rank":3}`},
+		{0, `{"op":"torpid","rank":3}`},
+		{0, `{"op":"responsive","rank":3}`},
+		{0, `{"op":"join","rank":4294967295}`},
+		{0, `{"op":"x","rank":2}`},
+		{1, `{"rank":3,"subtree":"7-8","holder":"k"}`},
+		{1, `{"rank":0}`},
+		{1, `{"rank":3,"subtree":"x"}`},
+		{2, `{"topo":"kary:2"}`},
+		{2, `{"topo":"kary:9"}`},
+	} {
+		f.Add(tc.which, []byte(tc.payload))
+	}
+	in := startInstance(f, Config{Size: 64, Topo: "kary:2"})
+	f.Fuzz(func(t *testing.T, which uint8, payload []byte) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		topic := topics[int(which)%len(topics)]
+		if topic == topicMember {
+			m := fluxkit.NewRequest(topic, 0, payload)
+			m.Flags |= fluxkit.FlagNoResponse
+			if _, err := in.root.Request(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+		} else if _, err := rawRPC(ctx, in.root, topic, 0, string(payload)); ctx.Err() != nil || fluxkit.Errno(err) == fluxkit.ECONNRESET {
+			t.Fatalf("%s %q: no answer: %v", topic, payload, err)
+		}
+		msg, ok := ask(in.root, func() string {
+			b := in.root
+			if len(b.below) >= int(b.size) {
+				return "more online ranks than the instance has"
+			}
+			for r := uint32(1); r < b.size; r++ {
+				if (b.p.pool.State(r) == Online) != b.below.has(r) {
+					return fmt.Sprintf("rank %d: pool %v, online %v", r, b.p.pool.State(r), b.below.has(r))
+				}
+				if b.torpid.has(r) && !b.below.has(r) {
+					return fmt.Sprintf("rank %d torpid but offline", r)
+				}
+			}
+			if got := b.onlineIDs(); got.Len() != len(b.below)+1 {
+				return fmt.Sprintf("broker.online %s out of date", got)
+			}
+			return ""
+		})
+		if !ok {
+			t.Fatal("broker stopped")
+		}
+		if msg != "" {
+			t.Fatalf("after %s %q: %s", topic, payload, msg)
 		}
 	})
 }

@@ -3,8 +3,8 @@ package flub
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -161,35 +161,57 @@ func TestEventsAcrossTheTree(t *testing.T) {
 	}
 }
 
-// A child silent for longer than LostTimeout is lost, without its
-// connection closing: the parent's clock is moved forward.
-func TestSilentChildIsLost(t *testing.T) {
+// A child silent for longer than TorpidMax is torpid, not lost, as in
+// flux-core: it stays online, its rank is not handed out again, it is
+// listed in broker.torpid until it speaks again, and it keeps running.
+func TestSilentChildIsTorpidNotLost(t *testing.T) {
 	leakcheck.Check(t)
 	var skew atomic.Int64
 	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
-	in := startInstance(t, Config{Size: 3, Now: now, Heartbeat: time.Hour, LostTimeout: time.Minute})
+	logger, logs := newLogRecorder()
+	in := startInstance(t, Config{Size: 3, Now: now, Heartbeat: time.Second, TorpidMax: time.Minute, Logger: logger})
 	ctx := ctxT(t, 30*time.Second)
 	cfg := in.joinConfig("node1")
-	cfg.Heartbeat = time.Hour // never heartbeat
+	cfg.Heartbeat, cfg.TorpidMax = time.Hour, 2*time.Hour // never heartbeat
 	b, err := Join(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
 	waitFor(t, "rank 1 online", 5*time.Second, func() bool { return in.root.Online().Contains(1) })
-	time.Sleep(600 * time.Millisecond) // a few ticks: still fine
-	if !in.root.Online().Contains(1) {
-		t.Fatal("rank 1 lost before its timeout")
+	time.Sleep(600 * time.Millisecond) // a few ticks: not torpid yet
+	if !in.root.Torpid().IsEmpty() {
+		t.Fatalf("torpid %s before TorpidMax", in.root.Torpid())
 	}
 	skew.Store(int64(2 * time.Minute))
-	waitFor(t, "rank 1 lost", 5*time.Second, func() bool { return !in.root.Online().Contains(1) })
+	waitFor(t, "rank 1 torpid", 5*time.Second, func() bool { return in.root.Torpid().Contains(1) })
+	if !in.root.Online().Contains(1) {
+		t.Fatal("a torpid rank left broker.online")
+	}
+	if r, err := getinfo(t, in.ownerClient(t), 0); err != nil || r.Rank != 2 {
+		t.Fatalf("getinfo with rank 1 torpid: %+v %v (rank 1 must stay held)", r, err)
+	}
 	select {
 	case <-b.Done():
-	case <-ctx.Done():
-		t.Fatal("lost child did not stop")
+		t.Fatalf("the torpid child stopped: %v", b.Err())
+	default:
 	}
-	if err := b.Err(); !errors.Is(err, ErrDisconnected) && !errors.Is(err, ErrParentLost) {
-		t.Fatalf("child stopped with %v", err)
+	if ri, _ := in.root.Lookup(1); !ri.Torpid || !ri.Online || ri.State != Online {
+		t.Fatalf("rank 1 %+v", ri)
+	}
+	// It speaks: responsive again.
+	var out struct{ Value string }
+	if err := fluxkit.RPC(ctx, b, "attr.get", 0, map[string]string{"name": "size"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "rank 1 responsive", 5*time.Second, func() bool { return in.root.Torpid().IsEmpty() })
+	var unresponsive, responsive bool
+	for _, l := range logs() {
+		unresponsive = unresponsive || strings.Contains(l, "(rank 1) has been unresponsive for")
+		responsive = responsive || strings.Contains(l, "(rank 1) is responsive now")
+	}
+	if !unresponsive || !responsive {
+		t.Fatalf("torpid log lines missing: %q", logs())
 	}
 }
 
@@ -203,19 +225,55 @@ func TestHelloVersionMismatch(t *testing.T) {
 	wantErr(t, "version mismatch", err, fluxkit.EINVAL, "overlay.hello: client (9.0.0) version mismatched with server (0.1.0)")
 }
 
-// Joiners with a topology that disagrees with the instance's are caught:
-// a computed parent that is a leaf fails kex, a wrong child fails hello.
-func TestTopologyMismatch(t *testing.T) {
+// A joiner configured with another topology than the instance's is
+// refused at getinfo, before it costs a rank (a kary:32 joiner given rank 1
+// of a kary:2 instance would be a leaf whose children never find it); one
+// configured with none adopts the instance's.
+func TestTopologyCheckedAtGetinfo(t *testing.T) {
 	leakcheck.Check(t)
-	in := startInstance(t, Config{Size: 5, Topo: "kary:1"}) // chain 0-1-2-3-4
+	in := startInstance(t, Config{Size: 7, Topo: "kary:2"})
+	ctx := ctxT(t, 30*time.Second)
+	cfg := in.joinConfig("wrong")
+	cfg.Topo = "kary:32"
+	_, err := Join(ctx, cfg)
+	wantErr(t, "kary:32 joiner", err, fluxkit.EINVAL,
+		"boot-flub: tbon.topo mismatch: the joiner is configured with kary:32, the instance uses kary:2")
+	for want := uint32(1); want <= 2; want++ {
+		b, err := in.join(ctx, fmt.Sprintf("n%d", want)) // configured kary:2
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Rank() != want {
+			t.Fatalf("rank %d, want %d: the refused joiner cost a rank", b.Rank(), want)
+		}
+	}
+	cfg = in.joinConfig("n3")
+	cfg.Topo = ""
+	b, err := Join(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if v, _ := b.Attr("tbon.topo"); v != "kary:2" || b.Rank() != 3 || b.Parent() != 1 {
+		t.Fatalf("adopting joiner: tbon.topo %q, rank %d, parent %d", v, b.Rank(), b.Parent())
+	}
+}
+
+// Against a boot server that does not report tbon.topo (flux-core's), a
+// joiner uses its own, and a mismatch is still caught at hello: a wrong
+// parent refuses a rank that is not its child.
+func TestTopologyMismatchWithoutTopoInGetinfo(t *testing.T) {
+	leakcheck.Check(t)
+	hook := func(m map[string]any) { delete(m["attrs"].(map[string]string), "tbon.topo") }
+	in := startInstance(t, Config{Size: 5, Topo: "kary:1", getinfoHook: hook}) // chain 0-1-2-3-4
 	ctx := ctxT(t, 30*time.Second)
 	if _, err := in.join(ctx, "n1"); err != nil {
 		t.Fatal(err)
 	}
-	// kary:4 computes parent 0 for rank 2, but in the chain rank 2 is
-	// rank 1's child: hello at rank 0 fails "not a child".
+	// The default kary:32 computes parent 0 for rank 2, but in the chain
+	// rank 2 is rank 1's child: hello at rank 0 fails "not a child".
 	cfg := in.joinConfig("n2")
-	cfg.Topo = "kary:4"
+	cfg.Topo = ""
 	_, err := Join(ctx, cfg)
 	wantErr(t, "wrong parent", err, fluxkit.EINVAL, "rank 2 is not a child of rank 0: mismatched config?")
 }

@@ -43,8 +43,8 @@ func startInstance(t testing.TB, cfg Config) *instance {
 	if cfg.Heartbeat == 0 {
 		cfg.Heartbeat = 100 * time.Millisecond
 	}
-	if cfg.LostTimeout == 0 {
-		cfg.LostTimeout = 2 * time.Second
+	if cfg.TorpidMax == 0 {
+		cfg.TorpidMax = 2 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger()
@@ -60,7 +60,7 @@ func startInstance(t testing.TB, cfg Config) *instance {
 func (in *instance) joinConfig(host string) JoinConfig {
 	return JoinConfig{
 		BootURI: in.root.BootURI(), Owner: in.owner, Topo: in.topo, Hostname: host,
-		Heartbeat: 100 * time.Millisecond, LostTimeout: 2 * time.Second,
+		Heartbeat: 100 * time.Millisecond, TorpidMax: 2 * time.Second,
 		ParentTimeout: 20 * time.Second, Logger: testLogger(),
 	}
 }

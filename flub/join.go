@@ -24,8 +24,10 @@ type JoinConfig struct {
 	// Owner is the instance owner's key pair (the owner certificate); the
 	// boot server grants owner credentials to it alone.
 	Owner curve.KeyPair
-	// Topo is the joiner's own tbon.topo; it must match the instance's,
-	// which nothing checks (as in flux-core). Default "kary:32".
+	// Topo is the joiner's tbon.topo. Default (""): adopt the instance's,
+	// as rank 0 reports it in getinfo ("kary:32" from a server that does
+	// not). When set, it must be the instance's: rank 0 refuses the joiner
+	// otherwise, before allocating a rank, with "tbon.topo mismatch".
 	Topo string
 	// Hostname is sent to rank 0 to replace this rank's placeholder.
 	// Default os.Hostname().
@@ -36,11 +38,24 @@ type JoinConfig struct {
 	// ParentTimeout bounds the wait for the parent to come online (D4);
 	// keep it below the instance's lease. Default 30 s.
 	ParentTimeout time.Duration
+	// ReconnectTimeout is how long a broker whose parent connection
+	// failed keeps reconnecting to that parent (with backoff) before it
+	// takes the parent for gone and rejoins through the boot server;
+	// refused connections cut it short. Keep it below the instance's
+	// lease. Default 10 s.
+	ReconnectTimeout time.Duration
+	// HandshakeTimeout bounds each CURVE handshake, with the boot server
+	// and with the parent; ctx's deadline bounds the whole join as well.
+	// Default 30 s (libzmq's ZMQ_HANDSHAKE_IVL).
+	HandshakeTimeout time.Duration
+	// TCPUserTimeout as in Config, for the link to the parent and, on an
+	// interior broker, to its children. Default 20 s.
+	TCPUserTimeout time.Duration
 	// BindHost is the address an interior joiner binds. Default 127.0.0.1.
 	BindHost string
-	// Heartbeat and LostTimeout as in Config.
-	Heartbeat   time.Duration
-	LostTimeout time.Duration
+	// Heartbeat and TorpidMax as in Config.
+	Heartbeat time.Duration
+	TorpidMax time.Duration
 	// Transport carries CURVE. Default DefaultTransport().
 	Transport *curve.Transport
 	// Logger receives the broker's log. Default: discard.
@@ -70,6 +85,9 @@ type JoinConfig struct {
 type joinHooks struct {
 	afterGetinfo func(rank uint32)
 	beforeKex    func(rank, parent uint32)
+	// parentURI rewrites the parent URI from kex, on joining and on
+	// rejoining (a proxy the test can cut).
+	parentURI func(string) string
 }
 
 // ErrParentTimeout is wrapped by the error of a joiner whose parent did
@@ -90,24 +108,41 @@ func Join(ctx context.Context, cfg JoinConfig) (*Broker, error) {
 
 func join(ctx context.Context, cfg JoinConfig) (*Broker, error) {
 	var p params
-	if err := common(&p, cfg.Topo, cfg.BindHost, cfg.Heartbeat, cfg.LostTimeout, cfg.Transport, cfg.Logger, cfg.Now, cfg.Version); err != nil {
+	err := shared{
+		what: "JoinConfig", topo: cfg.Topo, bindHost: cfg.BindHost,
+		heartbeat: cfg.Heartbeat, torpidMax: cfg.TorpidMax, handshakeTimeout: cfg.HandshakeTimeout,
+		tcpUserTimeout: cfg.TCPUserTimeout, transport: cfg.Transport, log: cfg.Logger, now: cfg.Now, version: cfg.Version,
+		env: cfg.Env, modules: cfg.Modules, moduleTimeout: cfg.ModuleTimeout,
+	}.apply(&p)
+	if err != nil {
 		return nil, err
 	}
 	if cfg.Owner.Public.IsZero() {
 		return nil, fluxkit.Errorf(fluxkit.EINVAL, "JoinConfig.Owner: the owner key pair is required")
 	}
-	if err := moduleParams(&p, "JoinConfig", cfg.Env, cfg.Modules, cfg.ModuleTimeout); err != nil {
-		return nil, err
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"ParentTimeout", cfg.ParentTimeout}, {"ReconnectTimeout", cfg.ReconnectTimeout}} {
+		if d.v < 0 {
+			return nil, fluxkit.Errorf(fluxkit.EINVAL, "JoinConfig.%s: negative duration %v", d.name, d.v)
+		}
 	}
-	if cfg.ParentTimeout < 0 {
-		return nil, fluxkit.Errorf(fluxkit.EINVAL, "JoinConfig.ParentTimeout: negative duration %v", cfg.ParentTimeout)
+	rp := &rejoinParams{
+		bootURI: cfg.BootURI, owner: cfg.Owner,
+		parentTimeout:    orDuration(cfg.ParentTimeout, DefaultParentTimeout),
+		reconnectTimeout: orDuration(cfg.ReconnectTimeout, DefaultReconnectTimeout),
 	}
+	if cfg.hooks != nil {
+		rp.parentURI = cfg.hooks.parentURI
+	}
+	p.rejoin = rp
 	hostname := cfg.Hostname
 	if hostname == "" {
 		hostname, _ = os.Hostname()
 	}
 	// 1. connect to the boot server
-	boot, err := DialBoot(ctx, cfg.BootURI, cfg.Owner, ClientOptions{Transport: p.transport, Logger: p.log})
+	boot, err := DialBoot(ctx, cfg.BootURI, cfg.Owner, ClientOptions{Transport: p.transport, Logger: p.log, HandshakeTimeout: p.handshakeTimeout})
 	if err != nil {
 		return nil, err
 	}
@@ -115,12 +150,28 @@ func join(ctx context.Context, cfg JoinConfig) (*Broker, error) {
 
 	// 2. getinfo and validation (D2) before any attribute or topology
 	var raw json.RawMessage
-	if err := fluxkit.RPC(ctx, boot, TopicGetinfo, 0, GetinfoRequest{Hostname: hostname}, &raw); err != nil {
+	if err := fluxkit.RPC(ctx, boot, TopicGetinfo, 0, GetinfoRequest{Hostname: hostname, Topo: cfg.Topo}, &raw); err != nil {
 		return nil, err
 	}
 	info, err := ParseGetinfoResponse(raw)
 	if err != nil {
 		return nil, err
+	}
+	// 4. the instance's topology, adopted or checked (a server that does
+	// not report it gets the configured one or the default, as flux-core's
+	// joiner does)
+	if v, ok := info.Attrs["tbon.topo"]; ok {
+		t, err := ParseTopology(v)
+		if err != nil {
+			return nil, fluxkit.Errorf(fluxkit.EPROTO, "getinfo: tbon.topo %q: %s", v, fluxkit.ErrorText(err))
+		}
+		if cfg.Topo != "" && t != p.topo {
+			return nil, fluxkit.Errorf(fluxkit.EINVAL, "%s: the joiner is configured with %s, the instance uses %s", TextTopoMismatch, p.topo, t)
+		}
+		p.topo = t
+		delete(info.Attrs, "tbon.topo") // an attribute the broker computes
+	} else if cfg.Topo == "" {
+		p.topo, _ = ParseTopology(DefaultTopo)
 	}
 	// 3. attributes, immutable: a preset one is a conflict
 	attrs := make(map[string]string, len(cfg.Attrs)+len(info.Attrs))
@@ -142,7 +193,7 @@ func join(ctx context.Context, cfg JoinConfig) (*Broker, error) {
 	} else {
 		p.ownerUID = uint32(os.Getuid())
 	}
-	// 4, 5. topology and parent
+	// 5. parent
 	p.rank, p.size = info.Rank, info.Size
 	parent := p.topo.Parent(p.rank)
 	if parent < 0 {
@@ -155,7 +206,7 @@ func join(ctx context.Context, cfg JoinConfig) (*Broker, error) {
 		cfg.hooks.afterGetinfo(p.rank)
 	}
 	// 6. wait for the parent
-	if err := waitOnline(ctx, boot, uint32(parent), orDuration(cfg.ParentTimeout, DefaultParentTimeout)); err != nil {
+	if err := waitOnline(ctx, boot, uint32(parent), rp.parentTimeout); err != nil {
 		return nil, err
 	}
 
@@ -175,6 +226,9 @@ func join(ctx context.Context, cfg JoinConfig) (*Broker, error) {
 	p.parentKey, p.parentURI, err = ParseKexResponse(kexRaw)
 	if err != nil {
 		return nil, err
+	}
+	if rp.parentURI != nil {
+		p.parentURI = rp.parentURI(p.parentURI)
 	}
 	p.keys = keys
 	p.hostname = hostname

@@ -532,7 +532,8 @@ func mustKey(t *testing.T) curve.Key { return mustKeyPair(t).Public }
 
 // A broker that stops on its own (here: DISCONNECT from its parent)
 // cancels its modules; Leave stops modules before saying goodbye, while
-// they can still reach rank 0.
+// they can still reach rank 0. (A broker that merely loses its parent
+// does not stop: it reconnects or rejoins.)
 func TestModulesStopWithTheirBroker(t *testing.T) {
 	leakcheck.Check(t)
 	stopped := make(chan string, 2)
@@ -557,6 +558,24 @@ func TestModulesStopWithTheirBroker(t *testing.T) {
 	if err := fluxkit.RPC(ctx, brokers[0], "module.load", 1, map[string]any{"path": "farewell"}, nil); err != nil {
 		t.Fatal(err)
 	}
+	// Rank 2 is disconnected by its parent and stops on its own: its
+	// modules end with it.
+	if err := brokers[1].Disconnect(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-brokers[2].Done():
+	case <-ctx.Done():
+		t.Fatal("rank 2 did not stop when its parent disconnected it")
+	}
+	select {
+	case s := <-stopped:
+		if s != "echo" {
+			t.Fatalf("stopped %s", s)
+		}
+	case <-ctx.Done():
+		t.Fatal("rank 2's module was not cancelled when its broker stopped")
+	}
 	// Rank 1 leaves cleanly: its module still reaches rank 0's KVS.
 	if err := brokers[1].Leave(ctx); err != nil {
 		t.Fatal(err)
@@ -566,20 +585,6 @@ func TestModulesStopWithTheirBroker(t *testing.T) {
 	}
 	if err := fluxkit.RPC(ctx, brokers[0], "kvs.get", 0, map[string]string{"key": "bye"}, &v); err != nil || v.Value != 1 || lastWords.Load() != 1 {
 		t.Fatalf("rank 1's module's last words: %+v %v (%d)", v, err, lastWords.Load())
-	}
-	// Rank 2 lost its parent and stops on its own: its modules end with it.
-	select {
-	case <-brokers[2].Done():
-	case <-ctx.Done():
-		t.Fatal("rank 2 did not stop when its parent left")
-	}
-	select {
-	case s := <-stopped:
-		if s != "echo" {
-			t.Fatalf("stopped %s", s)
-		}
-	case <-ctx.Done():
-		t.Fatal("rank 2's module was not cancelled when its broker stopped")
 	}
 	if err := brokers[2].Close(); err != nil {
 		t.Fatal(err)

@@ -8,12 +8,16 @@ import (
 
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/flub/curve"
+	"github.com/fluxkit/fluxkit/idset"
 )
 
 // Topics served by the overlay.
 const (
 	TopicGetinfo = "overlay.flub-getinfo"
 	TopicKex     = "overlay.flub-kex"
+	// TopicReclaim is fluxkit's: a broker orphaned by the loss of an
+	// ancestor asks rank 0 for its own rank back ([ReclaimRequest]).
+	TopicReclaim = "overlay.flub-reclaim"
 	TopicHello   = "overlay.hello"
 	TopicGoodbye = "overlay.goodbye"
 	TopicGroups  = "groups.get"
@@ -27,6 +31,9 @@ const (
 	TextNoChildren   = "this broker cannot have children"
 	TextAuthorizeKey = "failed to authorize public key"
 	TextSetAttrs     = "error setting attributes"
+	// TextTopoMismatch is fluxkit's: a joiner configured with another
+	// tbon.topo than the instance's is refused.
+	TextTopoMismatch = "tbon.topo mismatch"
 )
 
 // Subtree status values carried by hello and STATUS control messages.
@@ -66,11 +73,27 @@ func versionString(v uint32) string {
 	return fmt.Sprintf("%d.%d.%d", v>>16&0xff, v>>8&0xff, v&0xff)
 }
 
-// GetinfoRequest is the payload of overlay.flub-getinfo. Hostname is a
-// fluxkit extension ([REF] servers ignore unknown keys): rank 0 substitutes
-// it for the placeholder once the rank is online.
+// GetinfoRequest is the payload of overlay.flub-getinfo. Both keys are
+// fluxkit extensions ([REF] servers ignore unknown keys). Rank 0
+// substitutes Hostname for the placeholder once the rank is online. Topo
+// is the joiner's configured tbon.topo: rank 0 refuses it, before
+// allocating anything, when it is not the instance's.
 type GetinfoRequest struct {
 	Hostname string `json:"hostname,omitempty"`
+	Topo     string `json:"topo,omitempty"`
+}
+
+// ReclaimRequest is the payload of overlay.flub-reclaim: the rank a broker
+// held until an ancestor was lost, its online descendants (an idset, kept
+// for them as well), its hostname and who it is. The answer has getinfo's
+// shape.
+type ReclaimRequest struct {
+	Rank     uint32 `json:"rank"`
+	Subtree  string `json:"subtree,omitempty"`
+	Hostname string `json:"hostname,omitempty"`
+	// Holder names the broker across its reclaims (its public key), so
+	// that it may renew its own reclaim while it waits for its parent.
+	Holder string `json:"holder,omitempty"`
 }
 
 // GetinfoResponse is the answer of overlay.flub-getinfo after validation.
@@ -89,10 +112,14 @@ func decodeGetinfoRequest(m *fluxkit.Message) (GetinfoRequest, error) {
 	}
 	var loose struct {
 		Hostname any `json:"hostname"`
+		Topo     any `json:"topo"`
 	}
 	_ = json.Unmarshal(m.Payload, &loose)
 	if s, ok := loose.Hostname.(string); ok {
 		req.Hostname = s
+	}
+	if s, ok := loose.Topo.(string); ok {
+		req.Topo = s
 	}
 	return req, nil
 }
@@ -130,7 +157,10 @@ func ParseGetinfoResponse(payload []byte) (GetinfoResponse, error) {
 		return out, fluxkit.Errorf(fluxkit.EPROTO, "malformed getinfo response: rank and size are required")
 	}
 	rank, size := *raw.Rank, *raw.Size
-	if size < 1 || size > 1<<31 || rank <= 0 || rank >= size {
+	if size > MaxSize {
+		return out, fluxkit.Errorf(fluxkit.EPROTO, "invalid size %d: the maximum instance size is %d", size, uint64(MaxSize))
+	}
+	if size < 1 || rank <= 0 || rank >= size {
 		return out, fluxkit.Errorf(fluxkit.EPROTO, "invalid rank %d for size %d", rank, size)
 	}
 	out.Rank, out.Size = uint32(rank), uint32(size)
@@ -196,20 +226,31 @@ func ParseKexResponse(payload []byte) (curve.Key, string, error) {
 	return k, r.URI, nil
 }
 
-// Hello is the payload of overlay.hello.
+// Hello is the payload of overlay.hello. Hostname is flux-core master's
+// optional key; Reconnect and Subtree are fluxkit's. A broker that lost
+// its parent connection says hello again with Reconnect set: the parent
+// then refuses it, rather than replacing anyone, when another key holds
+// the rank. Subtree lists the broker's online descendants (an idset), which
+// come back online with it.
 type Hello struct {
-	Rank    uint32 `json:"rank"`
-	Version uint32 `json:"version"`
-	UUID    string `json:"uuid"`
-	Status  Status `json:"status"`
+	Rank      uint32 `json:"rank"`
+	Version   uint32 `json:"version"`
+	UUID      string `json:"uuid"`
+	Status    Status `json:"status"`
+	Hostname  string `json:"hostname,omitempty"`
+	Reconnect bool   `json:"reconnect,omitempty"`
+	Subtree   string `json:"subtree,omitempty"`
 }
 
 func decodeHello(m *fluxkit.Message) (Hello, error) {
 	var raw struct {
-		Rank    *int64  `json:"rank"`
-		Version *int64  `json:"version"`
-		UUID    *string `json:"uuid"`
-		Status  *int64  `json:"status"`
+		Rank      *int64  `json:"rank"`
+		Version   *int64  `json:"version"`
+		UUID      *string `json:"uuid"`
+		Status    *int64  `json:"status"`
+		Hostname  *string `json:"hostname"`
+		Reconnect *bool   `json:"reconnect"`
+		Subtree   *string `json:"subtree"`
 	}
 	if err := decodeObject(m, &raw); err != nil {
 		return Hello{}, err
@@ -220,7 +261,20 @@ func decodeHello(m *fluxkit.Message) (Hello, error) {
 	if *raw.Rank < 0 || *raw.Rank > 1<<32-1 || *raw.Version < 0 || *raw.Version > 1<<32-1 || *raw.Status < 0 || *raw.Status > int64(StatusOffline) {
 		return Hello{}, fluxkit.Errorf(fluxkit.EPROTO, "%s: rank, version or status out of range", m.Topic)
 	}
-	return Hello{Rank: uint32(*raw.Rank), Version: uint32(*raw.Version), UUID: *raw.UUID, Status: Status(*raw.Status)}, nil
+	h := Hello{Rank: uint32(*raw.Rank), Version: uint32(*raw.Version), UUID: *raw.UUID, Status: Status(*raw.Status)}
+	if raw.Hostname != nil {
+		h.Hostname = *raw.Hostname
+	}
+	if raw.Reconnect != nil {
+		h.Reconnect = *raw.Reconnect
+	}
+	if raw.Subtree != nil {
+		if _, err := idset.Parse(*raw.Subtree); err != nil {
+			return Hello{}, fluxkit.Errorf(fluxkit.EPROTO, "%s: subtree: %v", m.Topic, err)
+		}
+		h.Subtree = *raw.Subtree
+	}
+	return h, nil
 }
 
 // helloCheck holds what the parent knows when it checks a hello.

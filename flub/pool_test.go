@@ -2,6 +2,7 @@ package flub
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -109,9 +110,10 @@ func TestPoolNextExpiry(t *testing.T) {
 }
 
 // TestPoolProperty drives the pool with random operations against a model
-// of live brokers: no rank is ever handed to two live brokers, allocation
-// is always the lowest available rank, and after every lease every rank
-// handed out is online or available again.
+// of live brokers, some cut off by a lost ancestor and reclaiming their
+// ranks: no rank is ever handed to two live brokers, allocation is always
+// the lowest available rank, and after every lease every rank handed out
+// is online or available again.
 func TestPoolProperty(t *testing.T) {
 	for seed := uint64(1); seed <= 50; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 7))
@@ -149,7 +151,7 @@ func TestPoolProperty(t *testing.T) {
 						break
 					}
 				}
-			case op < 8: // an online broker is lost
+			case op < 7: // an online broker is lost
 				for r, h := range holder {
 					if h == "online" {
 						p.SetOffline(r)
@@ -157,11 +159,35 @@ func TestPoolProperty(t *testing.T) {
 						break
 					}
 				}
+			case op < 8: // an online broker is cut off by a lost ancestor
+				for r, h := range holder {
+					if h == "online" {
+						p.Orphan(r, now.Add(lease))
+						holder[r] = "orphaned"
+						break
+					}
+				}
+			case op < 9: // a cut-off broker reclaims its rank, or comes back
+				for r, h := range holder {
+					if h != "orphaned" {
+						continue
+					}
+					if rng.IntN(2) == 0 {
+						if err := p.Reclaim(r, "holder", now.Add(lease)); err != nil {
+							t.Fatalf("seed %d: reclaim of orphaned %d: %v", seed, r, err)
+						}
+						holder[r] = "reclaimed"
+					} else {
+						p.SetOnline(r)
+						holder[r] = "online"
+					}
+					break
+				}
 			default:
 				now = now.Add(time.Duration(rng.IntN(6)) * time.Second)
 				for _, r := range p.Expire(now) {
-					if holder[r] != "leased" {
-						t.Fatalf("seed %d: expired rank %d that was %q", seed, r, holder[r])
+					if h := holder[r]; h != "leased" && h != "orphaned" && h != "reclaimed" {
+						t.Fatalf("seed %d: expired rank %d that was %q", seed, r, h)
 					}
 					delete(holder, r)
 				}
@@ -175,5 +201,97 @@ func TestPoolProperty(t *testing.T) {
 				t.Fatalf("seed %d: rank %d is %v after its lease", seed, r, st)
 			}
 		}
+	}
+}
+
+func TestPoolOrphanAndReclaim(t *testing.T) {
+	p, _ := NewPool(8, 1)
+	for r := uint32(1); r <= 3; r++ {
+		mustAlloc(t, p, r, t0.Add(time.Minute))
+		p.SetOnline(r)
+	}
+	step := func(name string, want string) {
+		t.Helper()
+		if got := p.Available().String(); got != want {
+			t.Fatalf("%s: available %s, want %s", name, got, want)
+		}
+	}
+	p.Orphan(3, t0.Add(10*time.Second))
+	if p.State(3) != Orphaned {
+		t.Fatalf("rank 3 %v", p.State(3))
+	}
+	step("orphaned rank held", "4-7")
+	mustAlloc(t, p, 4, t0.Add(time.Minute))
+	if err := p.Reclaim(3, "k3", t0.Add(20*time.Second)); err != nil || p.State(3) != Leased {
+		t.Fatalf("reclaim of an orphan: %v, %v", err, p.State(3))
+	}
+	if err := p.Reclaim(3, "k3", t0.Add(30*time.Second)); err != nil {
+		t.Fatalf("the holder renews its reclaim: %v", err)
+	}
+	for _, other := range []string{"other", ""} {
+		if err := p.Reclaim(3, other, t0.Add(time.Minute)); fluxkit.Errno(err) != fluxkit.EEXIST {
+			t.Fatalf("reclaim of rank 3 by %q while k3 holds it: %v", other, err)
+		}
+	}
+	if err := p.Reclaim(4, "k4", t0.Add(time.Minute)); fluxkit.Errno(err) != fluxkit.EEXIST {
+		t.Fatalf("reclaim of a rank leased by getinfo: %v", err)
+	}
+	if err := p.Reclaim(2, "k2", t0.Add(time.Minute)); fluxkit.Errno(err) != fluxkit.EEXIST {
+		t.Fatalf("reclaim of an online rank: %v", err)
+	}
+	for _, r := range []uint32{0, 8} {
+		if err := p.Reclaim(r, "k", t0); fluxkit.Errno(err) != fluxkit.EINVAL {
+			t.Fatalf("reclaim of rank %d: %v", r, err)
+		}
+	}
+	if got := p.Expire(t0.Add(25 * time.Second)); len(got) != 0 {
+		t.Fatalf("renewed reclaim expired early: %v", got)
+	}
+	p.SetOnline(3)
+
+	// A rank orphaned again gets a new deadline when its subtree's root
+	// holds it once more.
+	p.Orphan(2, t0.Add(time.Second))
+	p.Orphan(2, t0.Add(9*time.Second))
+	if got := p.Expire(t0.Add(2 * time.Second)); len(got) != 0 {
+		t.Fatalf("expired %v before the moved deadline", got)
+	}
+	if got := p.Expire(t0.Add(9 * time.Second)); len(got) != 1 || got[0] != 2 {
+		t.Fatalf("expired %v, want [2]", got)
+	}
+	step("expired orphan back in the pool", "2,5-7")
+	// Available after use: a root's hold takes it back; a rank never used
+	// is not held for anyone.
+	p.Orphan(2, t0.Add(time.Hour))
+	p.Orphan(7, t0.Add(time.Hour))
+	step("held again", "5-7")
+	if err := p.Reclaim(2, "k2", t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	p.SetOffline(3)
+	if err := p.Reclaim(3, "k3", t0.Add(time.Hour)); err != nil || p.State(3) != Leased {
+		t.Fatalf("reclaim of a rank no one took: %v %v", err, p.State(3))
+	}
+}
+
+// The pool's memory follows the ranks in use: at MaxSize it allocates
+// what it does at eight (it used to take 25 bytes a rank).
+func TestPoolSparseAtMaxSize(t *testing.T) {
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	p, err := NewPool(MaxSize, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		r, _ := p.Allocate(t0)
+		p.SetOnline(r)
+	}
+	if got := p.Available().String(); got != "101-2147483647" {
+		t.Fatalf("available %s", got)
+	}
+	runtime.ReadMemStats(&m1)
+	if alloc := m1.TotalAlloc - m0.TotalAlloc; alloc > 1<<20 {
+		t.Fatalf("%d bytes allocated for 100 ranks in use", alloc)
 	}
 }

@@ -1,11 +1,11 @@
 package flub
 
 import (
-	"encoding/json"
+	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/fluxkit/fluxkit"
-	"github.com/fluxkit/fluxkit/idset"
 	"github.com/go-zeromq/zmq4"
 )
 
@@ -35,12 +35,33 @@ func (b *Broker) writer(s zmq4.Socket, q *queue[[][]byte]) {
 	}
 }
 
+// sendParent sends m up once the parent has accepted this connection's
+// hello; a parent drops (and answers DISCONNECT to) anything else from a
+// connection it does not know. While cut off, a request gets EHOSTUNREACH
+// and anything else is dropped: a hello after the reconnection resends the
+// membership that matters.
 func (b *Broker) sendParent(m *fluxkit.Message) {
-	if b.dealer == nil {
+	if b.up == nil || !b.helloOK {
+		if m.Type == fluxkit.TypeRequest && b.rank != 0 {
+			b.respondErr(m, fluxkit.Errorf(fluxkit.EHOSTUNREACH, "rank %d is not connected to its parent rank %d", b.rank, b.Parent()))
+		}
+		return
+	}
+	if m.Type == fluxkit.TypeRequest {
+		b.upPending.add(m)
+	}
+	b.sendUp(m)
+}
+
+// sendUp queues m on the uplink, hello or not.
+func (b *Broker) sendUp(m *fluxkit.Message) {
+	if b.up == nil {
 		return
 	}
 	b.lastUp = b.p.now()
-	b.sendTo(b.dealer, "", m)
+	if b.up.out.push(m.Frames()) {
+		b.msgs.Add(1)
+	}
 }
 
 // sendChild sends to a connected peer of the ROUTER. zmq4's ROUTER drops
@@ -56,6 +77,50 @@ func (b *Broker) sendChild(uuid string, m *fluxkit.Message) {
 		return
 	}
 	b.sendTo(b.router, uuid, m)
+}
+
+// rpcKey names a request forwarded over a link, and its responses on the
+// way back: they carry the same route stack and matchtag.
+func rpcKey(m *fluxkit.Message) string {
+	return strings.Join(m.Route, "\x00") + "\x00" + strconv.FormatUint(uint64(m.Matchtag), 10)
+}
+
+// inflight is the requests forwarded over one link that still await their
+// last response. When the link is lost each gets EHOSTUNREACH, as
+// flux-core's rpc tracking does, rather than leaving its caller waiting.
+type inflight map[string]*fluxkit.Message
+
+func (f inflight) add(m *fluxkit.Message) {
+	if !m.IsNoResponse() {
+		f[rpcKey(m)] = m
+	}
+}
+
+// settle forgets the request a final response answers.
+func (f inflight) settle(resp *fluxkit.Message) {
+	k := rpcKey(resp)
+	if req := f[k]; req != nil && (!req.IsStreaming() || resp.Errnum != 0) {
+		delete(f, k)
+	}
+}
+
+// failInflight answers every request still in flight over a lost link.
+func (b *Broker) failInflight(f inflight, why string) {
+	for k, req := range f {
+		delete(f, k)
+		b.respondErr(req, fluxkit.Errorf(fluxkit.EHOSTUNREACH, "%s", why))
+	}
+}
+
+// requestChild forwards a request to child c, or answers EHOSTUNREACH when
+// its connection is gone.
+func (b *Broker) requestChild(c *child, m *fluxkit.Message) {
+	if _, ok := b.srv.Peer([]byte(c.uuid)); !ok {
+		b.respondErr(m, fluxkit.Errorf(fluxkit.EHOSTUNREACH, "rank %d is unreachable: lost connection to rank %d", m.Nodeid, c.rank))
+		return
+	}
+	c.pending.add(m)
+	b.sendTo(b.router, c.uuid, m)
 }
 
 func (b *Broker) control(typ uint32, status Status) *fluxkit.Message {
@@ -110,7 +175,7 @@ func (b *Broker) routeRequest(m *fluxkit.Message) {
 				b.respondErr(m, fluxkit.Errorf(fluxkit.EHOSTUNREACH, "rank %d is unreachable: rank %d is offline", n, kid))
 				return
 			}
-			b.sendChild(c.uuid, m)
+			b.requestChild(c, m)
 			return
 		}
 		if b.rank == 0 {
@@ -128,7 +193,7 @@ func (b *Broker) routeResponse(m *fluxkit.Message) {
 		return
 	}
 	switch {
-	case id == b.parentUUID && b.dealer != nil:
+	case id == b.parentUUID && b.up != nil:
 		b.sendParent(m)
 	case b.childByUUID[id] != nil:
 		b.sendChild(id, m)
@@ -236,12 +301,21 @@ func (b *Broker) fromChild(frames [][]byte) {
 		return
 	}
 	c.lastSeen = b.p.now()
+	if c.torpid {
+		c.torpid = false
+		b.log.Error(fmt.Sprintf("broker on %s (rank %d) is responsive now", c.hostname(), c.rank))
+		b.memberChange(memberOp{Op: opResponsive, Rank: c.rank})
+	}
 	switch m.Type {
 	case fluxkit.TypeRequest:
 		m.Rolemask &^= fluxkit.RoleLocal
+		if m.Topic == topicMember && b.rank != 0 {
+			b.snoopMember(m)
+		}
 		m.PushRoute(id)
 		b.routeRequest(m)
 	case fluxkit.TypeResponse:
+		c.pending.settle(m)
 		b.routeResponse(m)
 	case fluxkit.TypeEvent:
 		b.publish(m)
@@ -271,9 +345,9 @@ func (b *Broker) fromParent(frames [][]byte) {
 		b.log.Info("malformed message from parent", "err", err)
 		return
 	}
-	b.lastUp = b.p.now()
 	if m.Type == fluxkit.TypeControl {
 		if m.ControlType == fluxkit.ControlDisconnect {
+			b.log.Error(fmt.Sprintf("rank %d sent disconnect control message", b.Parent()))
 			b.fail(ErrDisconnected)
 		}
 		return
@@ -291,6 +365,7 @@ func (b *Broker) fromParent(frames [][]byte) {
 		m.PushRoute(b.parentUUID)
 		b.routeRequest(m)
 	case fluxkit.TypeResponse:
+		b.upPending.settle(m)
 		b.routeResponse(m)
 	case fluxkit.TypeEvent:
 		b.distribute(m)
@@ -346,289 +421,9 @@ func (b *Broker) distribute(m *fluxkit.Message) {
 		}
 		s.q.push(m.Clone())
 	}
-	for _, kid := range b.kids {
-		if c := b.children[kid]; c != nil && c.online {
+	for _, c := range b.children {
+		if c.online {
 			b.sendChild(c.uuid, m)
 		}
 	}
-}
-
-// sendHello queues overlay.hello right after connecting (§14).
-func (b *Broker) sendHello() {
-	p, _ := json.Marshal(Hello{Rank: b.rank, Version: b.p.version, UUID: b.uuid, Status: b.status})
-	m := fluxkit.NewRequest(TopicHello, fluxkit.NodeidAny, p)
-	m.Rolemask = fluxkit.RoleOwner
-	b.sendParent(m)
-}
-
-func (b *Broker) helloResponse(m *fluxkit.Message) {
-	if err := fluxkit.ErrorFromResponse(m); err != nil {
-		err = fluxkit.Errorf(fluxkit.Errno(err), "overlay.hello: %s", fluxkit.ErrorText(err))
-		b.log.Info(err.Error())
-		b.helloDone <- err
-		b.fail(err)
-		return
-	}
-	var r struct {
-		UUID string `json:"uuid"`
-	}
-	if err := fluxkit.DecodePayload(m, &r); err != nil || r.UUID == "" {
-		err := fluxkit.Errorf(fluxkit.EPROTO, "overlay.hello: malformed response")
-		b.helloDone <- err
-		b.fail(err)
-		return
-	}
-	b.parentUUID = r.UUID
-	b.helloOK = true
-	b.helloDone <- nil
-	// The status may have changed between hello and now.
-	b.sendParent(b.control(fluxkit.ControlStatus, b.status))
-}
-
-// hello runs the parent's checks on a child's overlay.hello (§16).
-func (b *Broker) hello(id string, m *fluxkit.Message) {
-	m.PushRoute(id)
-	reply := func(v any, err error) {
-		var resp *fluxkit.Message
-		if err != nil {
-			resp = errorResponse(m, err)
-		} else {
-			p, _ := json.Marshal(v)
-			resp = fluxkit.ResponseTo(m, p, 0)
-		}
-		resp.PopRoute()
-		b.sendChild(id, resp)
-	}
-	h, err := decodeHello(m)
-	if err != nil {
-		reply(nil, err)
-		return
-	}
-	peer, ok := b.srv.Peer([]byte(id))
-	if !ok {
-		b.log.Info("hello from a closed connection dropped", "uuid", id)
-		return
-	}
-	bound := int64(-1)
-	if r, ok := b.keystore.bound(peer.Key); ok {
-		bound = r
-	}
-	chk := helloCheck{me: b.rank, size: b.size, topo: b.p.topo, version: b.p.version, bound: bound}
-	if err := chk.check(h, m.Cred()); err != nil {
-		b.log.Info("hello refused", "rank", h.Rank, "err", err)
-		reply(nil, err)
-		return
-	}
-	if old := b.children[h.Rank]; old != nil && old.online {
-		b.log.Info("reconnected after crash, dropping old connection state", "child", h.Rank)
-		b.loseChild(old, "replaced")
-	}
-	c := &child{rank: h.Rank, uuid: id, status: h.Status, lastSeen: b.p.now(), online: true}
-	b.children[h.Rank] = c
-	b.childByUUID[id] = c
-	b.log.Info("accepting connection", "child", h.Rank, "status", h.Status)
-	reply(map[string]string{"uuid": b.uuid}, nil)
-	b.memberChange(h.Rank, true)
-	b.updateStatus()
-}
-
-// loseChild marks an online child lost and tells rank 0.
-func (b *Broker) loseChild(c *child, why string) {
-	b.log.Info("child lost", "child", c.rank, "why", why)
-	b.sendChild(c.uuid, b.control(fluxkit.ControlDisconnect, 0))
-	c.online, c.lost = false, true
-	delete(b.childByUUID, c.uuid)
-	b.memberChange(c.rank, false)
-	b.updateStatus()
-}
-
-// memberChange reports a child joining or leaving to rank 0.
-func (b *Broker) memberChange(r uint32, join bool) {
-	if b.rank == 0 {
-		b.setOnline(r, join)
-		return
-	}
-	key := "leave"
-	if join {
-		key = "join"
-	}
-	p, _ := json.Marshal(map[string]uint32{key: r})
-	m := fluxkit.NewRequest(topicMember, 0, p)
-	m.Flags |= fluxkit.FlagNoResponse
-	m.Rolemask = fluxkit.RoleOwner
-	b.sendParent(m)
-}
-
-// computeStatus derives the subtree status from the children.
-func (b *Broker) computeStatus() Status {
-	st := StatusFull
-	for _, kid := range b.kids {
-		c := b.children[kid]
-		switch {
-		case c == nil || (!c.online && !c.lost):
-			if st == StatusFull {
-				st = StatusPartial
-			}
-		case c.lost || c.status == StatusDegraded || c.status == StatusLost:
-			return StatusDegraded
-		case c.status != StatusFull:
-			st = StatusPartial
-		}
-	}
-	return st
-}
-
-func (b *Broker) updateStatus() {
-	st := b.computeStatus()
-	if st == b.status {
-		return
-	}
-	b.status = st
-	b.statusVal.Store(uint32(st))
-	if b.helloOK {
-		b.sendParent(b.control(fluxkit.ControlStatus, st))
-	}
-}
-
-// tick runs heartbeats, liveness checks and lease expiry.
-func (b *Broker) tick() {
-	now := b.p.now()
-	if b.dealer != nil && b.helloOK {
-		if now.Sub(b.lastUp) >= b.p.heartbeat {
-			b.sendParent(b.control(fluxkit.ControlHeartbeat, b.status))
-		}
-		// The CURVE client lists the parent while its connection is up;
-		// zmq4 does not reconnect, so two empty looks mean it is gone.
-		if len(b.cl.Peers()) == 0 {
-			b.parentGone++
-			if b.parentGone >= 2 {
-				b.fail(ErrParentLost)
-				return
-			}
-		} else {
-			b.parentGone = 0
-		}
-	}
-	for _, c := range b.children {
-		if !c.online {
-			continue
-		}
-		if _, ok := b.srv.Peer([]byte(c.uuid)); !ok {
-			b.loseChild(c, "connection closed")
-		} else if now.Sub(c.lastSeen) > b.p.lostTimeout {
-			b.loseChild(c, "silent")
-		}
-	}
-	if b.rank == 0 {
-		for _, r := range b.p.pool.Expire(now) {
-			b.log.Info("flub: lease expired, rank back in the pool", "expired", r)
-		}
-		for id := range b.bootPeers {
-			if _, ok := b.bootSrv.Peer([]byte(id)); !ok {
-				delete(b.bootPeers, id)
-			}
-		}
-		b.pruneWaiters()
-	}
-}
-
-// reachable reports whether a response to req could still be delivered:
-// the next hop back is an online child, a local client or a connected
-// boot client.
-func (b *Broker) reachable(req *fluxkit.Message) bool {
-	if len(req.Route) == 0 {
-		return false
-	}
-	id := req.Route[len(req.Route)-1]
-	if b.childByUUID[id] != nil || b.clients[id] != nil {
-		return true
-	}
-	_, ok := b.bootPeers[id]
-	return ok
-}
-
-// pruneWaiters drops broker.online watchers whose requester went away (a
-// joiner that gave up), so abandoned streams do not accumulate.
-func (b *Broker) pruneWaiters() {
-	keep := b.waitAll[:0]
-	for _, w := range b.waitAll {
-		if b.reachable(w.req) {
-			keep = append(keep, w)
-		}
-	}
-	clear(b.waitAll[len(keep):])
-	b.waitAll = keep
-	for r, ws := range b.waitFor {
-		k := ws[:0]
-		for _, w := range ws {
-			if b.reachable(w.req) {
-				k = append(k, w)
-			}
-		}
-		if len(k) == 0 {
-			delete(b.waitFor, r)
-		} else {
-			b.waitFor[r] = k
-		}
-	}
-}
-
-// setOnline updates broker.online on rank 0, with rank r's subtree on a
-// leave: its brokers lost their path to rank 0 with it.
-func (b *Broker) setOnline(r uint32, on bool) {
-	if r == 0 || r >= b.size {
-		return
-	}
-	if on {
-		if b.online[r] {
-			return
-		}
-		b.online[r] = true
-		b.p.pool.SetOnline(r)
-		if h := b.pendingHost[r]; h != "" {
-			b.hosts[r] = h
-			delete(b.pendingHost, r)
-			b.rebuildHostlist()
-		}
-	} else {
-		changed := false
-		for x := r; x < b.size; x++ {
-			if !b.online[x] {
-				continue
-			}
-			if x == r || func() bool { _, ok := b.p.topo.ChildToward(r, x); return ok }() {
-				b.online[x] = false
-				b.p.pool.SetOffline(x)
-				changed = true
-			}
-		}
-		if !changed {
-			return
-		}
-	}
-	b.publishOnline()
-	set := b.Online()
-	members, _ := json.Marshal(map[string]string{"members": set.String()})
-	for _, w := range b.waitAll {
-		b.routeResponse(fluxkit.ResponseTo(w.req, members, 0))
-	}
-	if on {
-		ws := b.waitFor[r]
-		delete(b.waitFor, r)
-		for _, w := range ws {
-			b.routeResponse(fluxkit.ResponseTo(w.req, members, 0))
-			b.routeResponse(errorResponse(w.req, fluxkit.Errorf(fluxkit.ENODATA, "")))
-		}
-	}
-}
-
-func (b *Broker) publishOnline() {
-	var bl idset.Builder
-	for r, on := range b.online {
-		if on {
-			bl.Add(uint32(r))
-		}
-	}
-	s := bl.Set()
-	b.onlineSet.Store(&s)
 }

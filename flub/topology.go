@@ -105,6 +105,49 @@ func (t Topology) HasChildren(r, size uint32) bool {
 	return uint64(r)*uint64(t.k)+1 < uint64(size)
 }
 
+// NumChildren returns how many children rank r has in an instance of size
+// ranks, computed without listing them (rank 0 of a flat instance of 2^31
+// ranks has 2^31-1).
+func (t Topology) NumChildren(r, size uint32) uint32 {
+	if r >= size {
+		return 0
+	}
+	switch {
+	case t.binomial:
+		// r+2^j for every 2^j below r's lowest set bit (any for rank 0)
+		// that stays below size.
+		n := uint32(0)
+		limit := uint64(1) << 32
+		if r != 0 {
+			limit = uint64(1) << bits.TrailingZeros32(r)
+		}
+		for step := uint64(1); step < limit && uint64(r)+step < uint64(size); step <<= 1 {
+			n++
+		}
+		return n
+	case t.k == 0:
+		if r == 0 {
+			return size - 1
+		}
+		return 0
+	}
+	first := uint64(r)*uint64(t.k) + 1
+	if first >= uint64(size) {
+		return 0
+	}
+	return uint32(min(uint64(t.k), uint64(size)-first))
+}
+
+// Contains reports whether rank d is in the subtree rooted at rank r
+// (r itself included).
+func (t Topology) Contains(r, d uint32) bool {
+	if d == r {
+		return true
+	}
+	_, ok := t.ChildToward(r, d)
+	return ok
+}
+
 // Depth returns the number of hops from rank r to rank 0.
 func (t Topology) Depth(r uint32) int {
 	d := 0

@@ -95,7 +95,8 @@ func seq(lo, hi uint32) []uint32 {
 }
 
 // Every rank's parent lists it as a child, ChildToward agrees with the
-// parent chain, and HasChildren agrees with Children, for every scheme.
+// parent chain, and HasChildren and NumChildren agree with Children, for
+// every scheme.
 func TestTopologyConsistency(t *testing.T) {
 	for _, s := range []string{"kary:0", "kary:1", "kary:2", "kary:3", "kary:32", "binomial"} {
 		topo, _ := ParseTopology(s)
@@ -106,6 +107,9 @@ func TestTopologyConsistency(t *testing.T) {
 				seen += len(kids)
 				if topo.HasChildren(r, size) != (len(kids) > 0) {
 					t.Fatalf("%s size %d rank %d: HasChildren disagrees", s, size, r)
+				}
+				if n := topo.NumChildren(r, size); n != uint32(len(kids)) {
+					t.Fatalf("%s size %d rank %d: NumChildren %d, Children %v", s, size, r, n, kids)
 				}
 				for _, c := range kids {
 					if topo.Parent(c) != int64(r) || !topo.IsChild(r, c) {
@@ -130,6 +134,29 @@ func TestTopologyConsistency(t *testing.T) {
 			if seen != int(size)-1 {
 				t.Fatalf("%s size %d: %d child edges, want %d", s, size, seen, size-1)
 			}
+		}
+	}
+}
+
+// NumChildren counts without listing, so it answers at the largest size.
+func TestNumChildrenAtMaxSize(t *testing.T) {
+	for _, tc := range []struct {
+		topo string
+		rank uint32
+		want uint32
+	}{
+		{"kary:0", 0, MaxSize - 1},
+		{"kary:0", 5, 0},
+		{"kary:32", 0, 32},
+		{"kary:32", (MaxSize - 2) / 32, 31}, // the last rank's parent
+		{"kary:2", MaxSize - 1, 0},
+		{"binomial", 0, 31},
+		{"binomial", 1 << 30, 30},
+		{"binomial", MaxSize - 1, 0},
+	} {
+		topo, _ := ParseTopology(tc.topo)
+		if got := topo.NumChildren(tc.rank, MaxSize); got != tc.want {
+			t.Errorf("%s rank %d: NumChildren %d, want %d", tc.topo, tc.rank, got, tc.want)
 		}
 	}
 }

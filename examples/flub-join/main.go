@@ -2,19 +2,23 @@
 //
 // "start" runs rank 0 of an instance of --size ranks, writes (or reuses)
 // the owner certificate, prints the boot-server URI and reports the
-// overlay status (full, partial, degraded) and each rank's state as ranks
-// join and leave:
+// overlay status (full, partial, degraded), the online and torpid ranks and
+// the state of each rank in use as ranks join and leave. The size may be
+// anything up to 2^31: what it costs follows the ranks in use.
 //
 //	flub-join start --size 7 --topo kary:2 --cert owner.cert
 //
 // "join" adds one broker to a running instance: it authenticates to the
 // boot server with the owner certificate, prints its rank, parent and
-// state, stays up until interrupted and then leaves cleanly with
-// overlay.goodbye:
+// state, stays up until interrupted (reconnecting, or rejoining through
+// the boot server, if its parent goes away) and then leaves cleanly with
+// overlay.goodbye. Without --topo it adopts the instance's topology.
 //
-//	flub-join join --boot 'flub://127.0.0.1:4567/<key>' --cert owner.cert --topo kary:2
+//	flub-join join --boot 'flub://127.0.0.1:4567/<key>' --cert owner.cert
 //
-// Both exit non-zero with "flub-join: <error>" on stderr when they fail.
+// -h prints a command's flags on stdout. A usage error prints one line,
+// "flub-join: <what is wrong>", and exits 2; a failure prints
+// "flub-join: <error>" and exits 1.
 package main
 
 import (
@@ -43,13 +47,18 @@ func main() {
 	os.Exit(code)
 }
 
+// usageError is a mistake on the command line: one line, exit 2.
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+func usagef(format string, args ...any) error { return usageError(fmt.Sprintf(format, args...)) }
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprintf(stderr, "usage: %s start|join [flags]\n", prog)
-		return 2
-	}
 	var err error
-	switch args[0] {
+	switch cmd := append(args, "")[0]; cmd {
+	case "":
+		err = usagef("missing command: start or join (see %s -h)", prog)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprintf(stdout, "usage: %s start|join [flags]\n\n"+
 			"  start   start rank 0 of an instance (--size N) and print its boot URI\n"+
@@ -61,17 +70,54 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "join":
 		err = join(ctx, args[1:], stdout, stderr)
 	default:
-		fmt.Fprintf(stderr, "%s: unknown command %q (want start or join)\n", prog, args[0])
-		return 2
+		err = usagef("unknown command %q (want start or join)", cmd)
 	}
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 2
-		}
+	var ue usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return 2
+	default:
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return 1
 	}
-	return 0
+}
+
+// parse parses a command's flags: -h prints them on stdout (flag.ErrHelp),
+// any mistake is a one-line usageError.
+func parse(fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stdout, "usage: %s [flags]\n\n", fs.Name())
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+			return err
+		}
+		return usageError(err.Error())
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	var bad error
+	fs.Visit(func(f *flag.Flag) {
+		if g, ok := f.Value.(flag.Getter); ok {
+			if d, ok := g.Get().(time.Duration); ok && d < 0 && bad == nil {
+				bad = usagef("--%s %v: a duration cannot be negative", f.Name, d)
+			}
+		}
+	})
+	return bad
+}
+
+// timing checks what flub requires of the two intervals.
+func timing(heartbeat, torpid time.Duration) error {
+	if heartbeat > 0 && torpid > 0 && heartbeat >= torpid {
+		return usagef("--heartbeat %v must be less than --torpid-max %v", heartbeat, torpid)
+	}
+	return nil
 }
 
 func logger(verbose bool, w io.Writer) *slog.Logger {
@@ -96,20 +142,26 @@ func ownerCert(path string, create bool) (*curve.Cert, error) {
 
 func start(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet(prog+" start", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	size := fs.Uint("size", 1, "final instance size (the size override)")
-	topo := fs.String("topo", flub.DefaultTopo, "tbon.topo")
+	size := fs.Uint64("size", 1, fmt.Sprintf("final instance size (the size override), 1 to %d", uint64(flub.MaxSize)))
+	topo := fs.String("topo", flub.DefaultTopo, "tbon.topo: kary:K (kary:0 is flat) or binomial")
 	certPath := fs.String("cert", "owner.cert", "owner certificate (created if missing)")
 	host := fs.String("hostname", "", "rank 0 hostname (default: the host's)")
-	lease := fs.Duration("lease", flub.DefaultLease, "allocation lease")
-	heartbeat := fs.Duration("heartbeat", flub.DefaultHeartbeat, "heartbeat interval")
-	lost := fs.Duration("lost-timeout", flub.DefaultLostTimeout, "silence before a child is lost")
+	lease := fs.Duration("lease", flub.DefaultLease, "allocation lease, and how long an orphaned rank is held")
+	heartbeat := fs.Duration("heartbeat", flub.DefaultHeartbeat, "heartbeat interval (tbon.torpid_min)")
+	torpid := fs.Duration("torpid-max", flub.DefaultTorpidMax, "silence before a child is flagged torpid")
+	handshake := fs.Duration("handshake-timeout", curve.DefaultHandshakeTimeout, "bound on each CURVE handshake")
 	verbose := fs.Bool("v", false, "log to stderr")
-	if err := fs.Parse(args); err != nil {
+	if err := parse(fs, args, stdout); err != nil {
 		return err
 	}
-	if *size < 1 || *size > 1<<31 {
-		return fmt.Errorf("--size %d: must be between 1 and 2^31", *size)
+	if *size < 1 || *size > flub.MaxSize {
+		return usagef("--size %d: an instance has 1 to %d ranks", *size, uint64(flub.MaxSize))
+	}
+	if _, err := flub.ParseTopology(*topo); err != nil {
+		return usagef("--topo %q: %v", *topo, err)
+	}
+	if err := timing(*heartbeat, *torpid); err != nil {
+		return err
 	}
 	cert, err := ownerCert(*certPath, true)
 	if err != nil {
@@ -117,7 +169,8 @@ func start(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	b, err := flub.Start(ctx, flub.Config{
 		Size: uint32(*size), Topo: *topo, Owner: cert.Keys.Public, Hostname: *host,
-		Lease: *lease, Heartbeat: *heartbeat, LostTimeout: *lost, Logger: logger(*verbose, stderr),
+		Lease: *lease, Heartbeat: *heartbeat, TorpidMax: *torpid, HandshakeTimeout: *handshake,
+		Logger: logger(*verbose, stderr),
 	})
 	if err != nil {
 		return err
@@ -140,14 +193,26 @@ func start(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 }
 
-// report renders the overlay status as `flux overlay status` would.
+// report renders the overlay status as `flux overlay status` would, for
+// the ranks in use: the others are offline placeholders.
 func report(b *flub.Broker) string {
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "status: %s online=%s\n", b.Status(), b.Online())
+	fmt.Fprintf(&sb, "status: %s online=%s", b.Status(), b.Online())
+	if t := b.Torpid(); !t.IsEmpty() {
+		fmt.Fprintf(&sb, " torpid=%s", t)
+	}
+	sb.WriteByte('\n')
 	for _, r := range b.Ranks() {
 		state := "offline"
-		if r.Online {
+		switch {
+		case r.Online && r.Torpid:
+			state = "torpid"
+		case r.Online:
 			state = "online"
+		case r.State == flub.Leased:
+			state = "joining"
+		case r.State == flub.Orphaned:
+			state = "cut off"
 		}
 		fmt.Fprintf(&sb, "  %d %s: %s\n", r.Rank, r.Hostname, state)
 	}
@@ -156,36 +221,55 @@ func report(b *flub.Broker) string {
 
 func join(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet(prog+" join", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	boot := fs.String("boot", "", "boot-server URI printed by start (required)")
 	certPath := fs.String("cert", "owner.cert", "owner certificate")
-	topo := fs.String("topo", flub.DefaultTopo, "tbon.topo (must match the instance)")
+	topo := fs.String("topo", "", "tbon.topo; refused unless it is the instance's (default: adopt the instance's)")
 	host := fs.String("hostname", "", "hostname reported to rank 0 (default: the host's)")
 	parentTimeout := fs.Duration("parent-timeout", flub.DefaultParentTimeout, "how long to wait for the parent")
-	heartbeat := fs.Duration("heartbeat", flub.DefaultHeartbeat, "heartbeat interval")
-	lost := fs.Duration("lost-timeout", flub.DefaultLostTimeout, "silence before the parent is lost")
+	reconnect := fs.Duration("reconnect-timeout", flub.DefaultReconnectTimeout, "how long to reconnect to a lost parent before rejoining")
+	handshake := fs.Duration("handshake-timeout", curve.DefaultHandshakeTimeout, "bound on each CURVE handshake")
+	timeout := fs.Duration("timeout", 0, "bound on the whole join (0: none beyond the others)")
+	heartbeat := fs.Duration("heartbeat", flub.DefaultHeartbeat, "heartbeat interval (tbon.torpid_min)")
+	torpid := fs.Duration("torpid-max", flub.DefaultTorpidMax, "silence before a child is flagged torpid")
 	var attrs attrFlag
 	fs.Var(&attrs, "S", "preset attribute name=value (repeatable)")
 	verbose := fs.Bool("v", false, "log to stderr")
-	if err := fs.Parse(args); err != nil {
+	if err := parse(fs, args, stdout); err != nil {
 		return err
 	}
 	if *boot == "" {
-		return errors.New("--boot is required")
+		return usagef("--boot is required")
+	}
+	if _, _, err := flub.ParseBootURI(*boot); err != nil {
+		return usagef("--boot: %v", err)
+	}
+	if *topo != "" {
+		if _, err := flub.ParseTopology(*topo); err != nil {
+			return usagef("--topo %q: %v", *topo, err)
+		}
+	}
+	if err := timing(*heartbeat, *torpid); err != nil {
+		return err
 	}
 	cert, err := ownerCert(*certPath, false)
 	if err != nil {
 		return err
 	}
-	b, err := flub.Join(ctx, flub.JoinConfig{
+	jctx := ctx
+	if *timeout > 0 {
+		var cancel context.CancelFunc
+		jctx, cancel = context.WithTimeout(ctx, *timeout)
+		defer cancel()
+	}
+	b, err := flub.Join(jctx, flub.JoinConfig{
 		BootURI: *boot, Owner: cert.Keys, Topo: *topo, Hostname: *host, Attrs: attrs.m,
-		ParentTimeout: *parentTimeout, Heartbeat: *heartbeat, LostTimeout: *lost,
-		Logger: logger(*verbose, stderr),
+		ParentTimeout: *parentTimeout, ReconnectTimeout: *reconnect, HandshakeTimeout: *handshake,
+		Heartbeat: *heartbeat, TorpidMax: *torpid, Logger: logger(*verbose, stderr),
 	})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "rank: %d\nparent: %d\nendpoint: %s\nstate: online\n", b.Rank(), b.Parent(), b.Endpoint())
+	fmt.Fprintf(stdout, "rank: %d\nparent: %d\ntopo: %s\nendpoint: %s\nstate: online\n", b.Rank(), b.Parent(), b.Topology(), b.Endpoint())
 	select {
 	case <-ctx.Done():
 		lctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -316,4 +317,35 @@ func connPair(b *testing.B) (*conn, *conn) {
 	require.NoError(b, <-cerr)
 	b.Cleanup(func() { client.Close(); r.c.Close() })
 	return client, r.c
+}
+
+// BenchmarkHandshakeFlood holds 2,000 idle connections on a server (none
+// is refused: see TestHandshakeFloodLocksNoOneOut) and reports what each
+// costs while it waits in its handshake, and how long a legitimate
+// client's handshake takes during the flood. Run with -benchtime=1x.
+func BenchmarkHandshakeFlood(b *testing.B) {
+	const idle = 2000
+	tr := newTransport(b)
+	sk, ck := newKeys(b), newKeys(b)
+	_, _, hp := goServer(b, tr, ServerConfig{Keys: sk, AllowAnyClient: true})
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	floodConns(b, hp, idle)
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	// Both ends live in this process; the client ends hold no goroutine
+	// and a bare socket, so nearly all of the growth is the server's.
+	grown := int64(m1.HeapInuse+m1.StackInuse) - int64(m0.HeapInuse+m0.StackInuse)
+	cl := goClient(b, tr, ClientConfig{Keys: ck, ServerKey: sk.Public})
+	ep := dialEndpoint(b, cl, hp)
+	b.ResetTimer()
+	for range b.N {
+		d := newDealer(b)
+		start := time.Now()
+		require.NoError(b, d.Dial(ep))
+		b.ReportMetric(float64(time.Since(start).Microseconds()), "µs/handshake")
+		d.Close()
+	}
+	b.ReportMetric(float64(grown)/idle, "B/idle-conn")
 }

@@ -2,6 +2,7 @@ package curve
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -10,8 +11,10 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -24,6 +27,13 @@ import (
 // handshakeMaxFrame bounds handshake commands. INITIATE carries the
 // metadata and is the largest; libzmq's is well under 1 KiB.
 const handshakeMaxFrame = 64 << 10
+
+// handshakeBufSize and dataBufSize size the wire reader before and after
+// the handshake.
+const (
+	handshakeBufSize = 512
+	dataBufSize      = 32 << 10
+)
 
 // flushLimit is how much a multipart message may buffer before it is
 // written even though more frames follow.
@@ -101,7 +111,10 @@ func newConn(raw net.Conn, server bool, owner connOwner, log *slog.Logger, timeo
 		timeout:  timeout,
 		maxFrame: maxFrame,
 	}
-	c.br = bufio.NewReaderSize(raw, 32<<10)
+	// A connection waiting in its handshake costs little: idle ones are
+	// all a flood of connections costs the listener. The data-phase buffer
+	// comes with the session (finish).
+	c.br = bufio.NewReaderSize(raw, handshakeBufSize)
 	c.fr = frameReader{r: c.br, max: handshakeMaxFrame}
 	g := makeGreeting("NULL", 3, 0, 0)
 	c.zout = append([]byte(nil), g[:]...)
@@ -135,12 +148,30 @@ func (c *conn) dropWatch() bool {
 	return ok
 }
 
-// ioErr wraps an I/O error hit during the handshake.
+// ioErr wraps an I/O error hit during the handshake. A deadline that
+// fired without the context ending is the handshake timeout.
 func (c *conn) ioErr(ctx context.Context, step string, err error) error {
 	if ctx.Err() != nil {
-		return fmt.Errorf("%w: %s: %w (%w)", ErrHandshake, step, ctx.Err(), err)
+		return handshakeErr("%s: %w (%w)", step, ctx.Err(), err)
 	}
-	return fmt.Errorf("%w: %s: %w", ErrHandshake, step, err)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return handshakeErr("%w after %v (%s): %w", ErrHandshakeTimeout, c.timeout, step, os.ErrDeadlineExceeded)
+	}
+	return handshakeErr("%s: %w", step, err)
+}
+
+// keyMismatch is the error of a client whose server hung up on HELLO
+// without a word: it could not open HELLO, which was sealed for another
+// key than its own.
+func (c *conn) keyMismatch(err error) error {
+	return handshakeErr("%w: the server hung up on HELLO, as a CURVE server does when HELLO is sealed for another key (%w)",
+		ErrServerKeyMismatch, err)
+}
+
+// closedByPeer reports whether err means the peer closed the connection.
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // readCommand reads one handshake command frame.
@@ -155,32 +186,42 @@ func (c *conn) readCommand(ctx context.Context, step string) ([]byte, error) {
 	return body, nil
 }
 
-func (c *conn) exchangeGreetings(ctx context.Context, first []byte) error {
-	if _, err := c.raw.Write(first); err != nil {
+func (c *conn) exchangeGreetings(ctx context.Context, g []byte) error {
+	if _, err := c.raw.Write(g); err != nil {
 		return c.ioErr(ctx, "send greeting", err)
 	}
-	var g [greetingLen]byte
-	if _, err := io.ReadFull(c.br, g[:]); err != nil {
+	var pg [greetingLen]byte
+	if _, err := io.ReadFull(c.br, pg[:]); err != nil {
 		return c.ioErr(ctx, "read greeting", err)
 	}
-	if err := checkGreeting(g[:], "CURVE"); err != nil {
+	if err := checkGreeting(pg[:], "CURVE"); err != nil {
 		return handshakeErr("greeting: %v", err)
 	}
 	return nil
 }
 
-// clientWire runs the client handshake on the wire: greeting and HELLO in
-// one write, then WELCOME → INITIATE, then READY.
+// clientWire runs the client handshake on the wire: greetings, HELLO,
+// WELCOME → INITIATE, then READY. HELLO waits for the server's greeting,
+// as libzmq's client does, so that a server hanging up afterwards can only
+// be refusing HELLO: the sign of a wrong server key.
 func (c *conn) clientWire(ctx context.Context, h *clientHandshake, idLen int) error {
 	g := makeGreeting("CURVE", 3, 1, idLen)
-	out := appendCommandFrame(g[:], h.hello())
-	if err := c.exchangeGreetings(ctx, out); err != nil {
+	if err := c.exchangeGreetings(ctx, g[:]); err != nil {
 		return err
 	}
+	if _, err := c.raw.Write(appendCommandFrame(nil, h.hello())); err != nil {
+		return c.ioErr(ctx, "send HELLO", err)
+	}
 	for {
-		body, err := c.readCommand(ctx, "read handshake command")
+		flags, body, err := c.fr.next()
 		if err != nil {
-			return err
+			if h.state == clientSentHello && ctx.Err() == nil && closedByPeer(err) {
+				return c.keyMismatch(err)
+			}
+			return c.ioErr(ctx, "read handshake command", err)
+		}
+		if flags&flagCommand == 0 || flags&flagMore != 0 {
+			return handshakeErr("read handshake command: expected a command frame, got flags %#02x", flags)
 		}
 		reply, done, err := h.step(body)
 		if err != nil {
@@ -316,12 +357,13 @@ func (c *conn) clientHandshake(localType, identity string, meta []byte) error {
 		return err
 	}
 	c.peer = Peer{
-		Key:        cfg.ServerKey,
-		RoutingID:  []byte(peerID),
-		SocketType: peerType,
-		Metadata:   md.toMap(),
-		LocalAddr:  c.raw.LocalAddr(),
-		RemoteAddr: c.raw.RemoteAddr(),
+		Key:         cfg.ServerKey,
+		RoutingID:   []byte(peerID),
+		SocketType:  peerType,
+		Metadata:    md.toMap(),
+		LocalAddr:   c.raw.LocalAddr(),
+		RemoteAddr:  c.raw.RemoteAddr(),
+		UserTimeout: userTimeout(c.raw),
 	}
 	c.finish(&h.sess, peerType, peerID)
 	return nil
@@ -337,9 +379,22 @@ func (c *conn) finish(s *session, peerType, peerID string) {
 	c.sess.plain = nil
 	c.omu.Unlock()
 	c.fr.max = c.maxFrame
+	c.growReader()
 	s.wipe()
 	c.zout = append(c.zout, zmq4Ready(peerType, peerID)...)
 	c.ready.Store(true)
+}
+
+// growReader swaps the small handshake reader for the data-phase one,
+// keeping whatever the peer already sent after its last handshake command.
+func (c *conn) growReader() {
+	var rd io.Reader = c.raw
+	if n := c.br.Buffered(); n > 0 {
+		pending, _ := c.br.Peek(n)
+		rd = io.MultiReader(bytes.NewReader(bytes.Clone(pending)), c.raw)
+	}
+	c.br = bufio.NewReaderSize(rd, dataBufSize)
+	c.fr.r = c.br
 }
 
 // Read serves zmq4 the synthesized greeting and READY, then one plain

@@ -209,6 +209,7 @@ func TestInteropDenied(t *testing.T) { // C3
 		require.ErrorAs(t, err, &re)
 		require.Equal(t, "400", re.Reason)
 		require.Contains(t, err.Error(), "ERROR 400")
+		require.ErrorIs(t, err, ErrClientKeyNotAuthorized)
 	})
 }
 
@@ -224,6 +225,7 @@ func TestInteropWrongServerKey(t *testing.T) { // C4
 		start := time.Now()
 		err := newDealer(t).Dial(dialEndpoint(t, cl, hp))
 		require.ErrorIs(t, err, ErrHandshake)
+		require.ErrorIs(t, err, ErrServerKeyMismatch, "libzmq hangs up on a HELLO it cannot open")
 		require.Less(t, time.Since(start), 3*time.Second, "within the handshake deadline")
 	})
 
@@ -348,4 +350,20 @@ func TestDeniedErrorBytes(t *testing.T) { // exact ERROR "400" on the wire
 	rest, err := io.ReadAll(c.br)
 	require.NoError(t, err)
 	require.Equal(t, "040a054552524f5203343030", hex.EncodeToString(rest), "ERROR 400 then close")
+}
+
+// A libzmq client completes its handshake with a Go server that holds more
+// idle connections than the old cap of 1024 pending handshakes.
+func TestInteropHandshakeFlood(t *testing.T) {
+	requirePeer(t)
+	checkGoroutines(t)
+	tr := newTransport(t)
+	sk, ck := newKeys(t), newKeys(t)
+	_, srv, hp := goServer(t, tr, ServerConfig{Keys: sk, AllowAnyClient: true})
+	flood := floodConns(t, hp, 1100)
+	c := startPeer(t, "client", "--endpoint", "tcp://"+hp, "--server-key="+sk.Public.String(),
+		"--public="+ck.Public.String(), "--secret="+ck.Secret.String(), "--timeout", "5", "--monitor", "x")
+	require.Equal(t, "EVENT HANDSHAKE_SUCCEEDED 0", c.line(t, "EVENT", 20*time.Second))
+	require.Eventually(t, func() bool { return len(srv.Peers()) == 1 }, 10*time.Second, 10*time.Millisecond)
+	stillOpen(t, flood[0])
 }

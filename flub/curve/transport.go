@@ -19,10 +19,9 @@ import (
 
 // Defaults for zero config fields.
 const (
-	DefaultHandshakeTimeout     = 30 * time.Second // libzmq's ZMQ_HANDSHAKE_IVL
-	DefaultMaxFrameSize         = 256 << 20
-	DefaultMaxPendingHandshakes = 1024
-	DefaultDomain               = "flux"
+	DefaultHandshakeTimeout = 30 * time.Second // libzmq's ZMQ_HANDSHAKE_IVL
+	DefaultMaxFrameSize     = 256 << 20
+	DefaultDomain           = "flux"
 )
 
 // Transport is a zmq4 transport whose connections speak ZMTP-CURVE over TCP
@@ -165,6 +164,9 @@ type Peer struct {
 	Metadata   map[string]string
 	LocalAddr  net.Addr
 	RemoteAddr net.Addr
+	// UserTimeout is the connection's TCP user timeout, zero for the
+	// system's default (see ServerConfig.TCPUserTimeout).
+	UserTimeout time.Duration
 }
 
 func (p Peer) clone() Peer {
@@ -189,9 +191,11 @@ type ServerConfig struct {
 	HandshakeTimeout time.Duration
 	// MaxFrameSize bounds a received frame; default 256 MiB.
 	MaxFrameSize int64
-	// MaxPendingHandshakes bounds concurrent handshakes per listener;
-	// connections beyond it are closed at once. Default 1024.
-	MaxPendingHandshakes int
+	// TCPUserTimeout bounds how long data sent on a connection may stay
+	// unacknowledged before the kernel drops it (Linux TCP_USER_TIMEOUT,
+	// libzmq's ZMQ_TCP_MAXRT): how a dead peer host is told from a quiet
+	// one. Zero keeps the system's default.
+	TCPUserTimeout time.Duration
 	// Logger receives debug and info records; nil discards them.
 	Logger *slog.Logger
 }
@@ -206,6 +210,8 @@ type ClientConfig struct {
 	HandshakeTimeout time.Duration
 	// MaxFrameSize bounds a received frame; default 256 MiB.
 	MaxFrameSize int64
+	// TCPUserTimeout as in ServerConfig.
+	TCPUserTimeout time.Duration
 	// Logger receives debug records; nil discards them.
 	Logger *slog.Logger
 }
@@ -260,11 +266,11 @@ func (t *Transport) NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Authorizer == nil && !cfg.AllowAnyClient {
 		return nil, errors.New("curve: ServerConfig needs an Authorizer or AllowAnyClient")
 	}
+	if cfg.TCPUserTimeout < 0 {
+		return nil, errors.New("curve: negative TCPUserTimeout")
+	}
 	if cfg.Domain == "" {
 		cfg.Domain = DefaultDomain
-	}
-	if cfg.MaxPendingHandshakes <= 0 {
-		cfg.MaxPendingHandshakes = DefaultMaxPendingHandshakes
 	}
 	timeout, maxFrame, err := limits(cfg.HandshakeTimeout, cfg.MaxFrameSize)
 	if err != nil {
@@ -442,6 +448,10 @@ func (s *Server) handshake(ctx context.Context, l *listener, raw net.Conn) (*con
 		raw.Close()
 		return nil, net.ErrClosed
 	}
+	if err := setUserTimeout(raw, s.cfg.TCPUserTimeout); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("curve: TCP user timeout: %w", err)
+	}
 	c.watch(ctx)
 	if err := s.verify(ctx, c, newServerHandshake(nil, s.cfg.Keys)); err != nil {
 		c.Close()
@@ -489,12 +499,13 @@ func (s *Server) verify(ctx context.Context, c *conn, h *serverHandshake) error 
 		return handshakeErr("client identity is reserved or too long")
 	}
 	peer := Peer{
-		Key:        key,
-		UserID:     dec.UserID,
-		SocketType: typ,
-		Metadata:   md.toMap(),
-		LocalAddr:  c.raw.LocalAddr(),
-		RemoteAddr: c.raw.RemoteAddr(),
+		Key:         key,
+		UserID:      dec.UserID,
+		SocketType:  typ,
+		Metadata:    md.toMap(),
+		LocalAddr:   c.raw.LocalAddr(),
+		RemoteAddr:  c.raw.RemoteAddr(),
+		UserTimeout: userTimeout(c.raw),
 	}
 	if err := s.reserve(c, identity, peer); err != nil {
 		h.wipe()
@@ -540,12 +551,18 @@ func hostOf(a net.Addr) string {
 // listener finishes each CURVE handshake on its own goroutine and hands
 // zmq4 only authenticated connections, so a slow or hostile client never
 // holds up zmq4's accept loop.
+//
+// Like libzmq, it refuses no connection short of the process's descriptor
+// limit: a cap on pending handshakes would let anyone who opens that many
+// idle connections (from any address, the legitimate peers' own included)
+// lock every peer out. Each handshake is bounded by HandshakeTimeout
+// instead, and a connection waiting in its handshake costs a goroutine and
+// a small buffer.
 type listener struct {
 	srv   *Server
 	tl    net.Listener
 	ready chan *conn
 	done  chan struct{} // closed by Close: Accept returns
-	sem   chan struct{}
 
 	ctx    context.Context // handshakes; cancelled by stop
 	cancel context.CancelFunc
@@ -563,7 +580,6 @@ func newListener(s *Server, tl net.Listener) *listener {
 		tl:     tl,
 		ready:  make(chan *conn),
 		done:   make(chan struct{}),
-		sem:    make(chan struct{}, s.cfg.MaxPendingHandshakes),
 		ctx:    ctx,
 		cancel: cancel,
 	}
@@ -593,13 +609,6 @@ func (l *listener) acceptLoop() {
 			}
 			continue
 		}
-		select {
-		case l.sem <- struct{}{}:
-		default:
-			l.srv.log.Info("curve: too many pending handshakes; connection dropped", "remote", raw.RemoteAddr())
-			raw.Close()
-			continue
-		}
 		l.wg.Add(1)
 		go l.serve(raw)
 	}
@@ -608,7 +617,6 @@ func (l *listener) acceptLoop() {
 func (l *listener) serve(raw net.Conn) {
 	defer l.wg.Done()
 	c, err := l.srv.handshake(l.ctx, l, raw)
-	<-l.sem
 	if err != nil {
 		l.srv.log.Debug("curve: handshake failed", "remote", raw.RemoteAddr(), "err", err)
 		return
@@ -679,6 +687,9 @@ func (t *Transport) NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.ServerKey.IsZero() {
 		return nil, errors.New("curve: ClientConfig needs a ServerKey")
 	}
+	if cfg.TCPUserTimeout < 0 {
+		return nil, errors.New("curve: negative TCPUserTimeout")
+	}
 	timeout, maxFrame, err := limits(cfg.HandshakeTimeout, cfg.MaxFrameSize)
 	if err != nil {
 		return nil, err
@@ -744,6 +755,10 @@ func (cl *Client) dial(ctx context.Context, d transport.Dialer, hostport string)
 	raw, err := d.DialContext(ctx, "tcp", hostport)
 	if err != nil {
 		return nil, err
+	}
+	if err := setUserTimeout(raw, cl.cfg.TCPUserTimeout); err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("curve: TCP user timeout: %w", err)
 	}
 	c := newConn(raw, false, cl, cl.log, cl.timeout, cl.maxFrame)
 	c.clientCfg = &cl.cfg

@@ -113,7 +113,10 @@ func TestGoClientDenied(t *testing.T) { // C3 between Go peers
 	require.ErrorAs(t, err, &re)
 	require.Equal(t, "400", re.Reason)
 	require.ErrorIs(t, err, ErrHandshake)
+	require.ErrorIs(t, err, ErrClientKeyNotAuthorized)
 	require.Contains(t, err.Error(), "ERROR 400")
+	require.Equal(t, "curve: client key not authorized (the server answered ERROR 400)", Failure(err).Error(),
+		"Failure strips zmq4's wrapping")
 	require.Empty(t, srv.Peers())
 	require.Empty(t, cl.Peers())
 }
@@ -180,7 +183,11 @@ func TestGoClientWrongServerKey(t *testing.T) { // C4 between Go peers
 	start := time.Now()
 	err := newDealer(t).Dial(dialEndpoint(t, cl, hp))
 	require.ErrorIs(t, err, ErrHandshake)
+	require.ErrorIs(t, err, ErrServerKeyMismatch)
 	require.Less(t, time.Since(start), 3*time.Second)
+	msg := Failure(err).Error()
+	require.True(t, strings.HasPrefix(msg, "curve: handshake failed: server key mismatch: "), msg)
+	require.NotContains(t, msg, "zmq4")
 }
 
 func TestClientHandshakeTimeout(t *testing.T) {
@@ -217,7 +224,10 @@ func TestClientHandshakeTimeout(t *testing.T) {
 	start := time.Now()
 	err = newDealer(t).Dial(dialEndpoint(t, cl, ln.Addr().String()))
 	require.ErrorIs(t, err, ErrHandshake)
+	require.ErrorIs(t, err, ErrHandshakeTimeout)
 	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	require.NotErrorIs(t, err, ErrServerKeyMismatch)
+	require.Contains(t, Failure(err).Error(), "handshake timed out after 300ms")
 	require.Less(t, time.Since(start), 2*time.Second)
 }
 
@@ -413,29 +423,73 @@ func TestStalledHandshakesDoNotBlockOthers(t *testing.T) {
 	}
 }
 
-func TestMaxPendingHandshakes(t *testing.T) {
-	checkGoroutines(t)
-	tr := newTransport(t)
-	_, _, hp := goServer(t, tr, ServerConfig{Keys: newKeys(t), AllowAnyClient: true, MaxPendingHandshakes: 2, HandshakeTimeout: 10 * time.Second})
-	var conns []net.Conn
-	for range 2 {
-		nc, err := net.Dial("tcp", hp)
+// floodConns opens n TCP connections to hostport that never speak, and
+// waits until the server has taken each one up (it sends its greeting).
+func floodConns(t testing.TB, hostport string, n int) []net.Conn {
+	t.Helper()
+	conns := make([]net.Conn, 0, n)
+	t.Cleanup(func() {
+		for _, nc := range conns {
+			nc.Close()
+		}
+	})
+	for range n {
+		nc, err := net.Dial("tcp", hostport)
 		require.NoError(t, err)
-		t.Cleanup(func() { nc.Close() })
 		conns = append(conns, nc)
 	}
-	// Let the server pick both up before the third arrives.
 	for _, nc := range conns {
-		var g [64]byte
-		nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var g [greetingLen]byte
+		nc.SetReadDeadline(time.Now().Add(30 * time.Second))
 		_, err := io.ReadFull(nc, g[:])
-		require.NoError(t, err)
+		require.NoError(t, err, "the server takes up every connection")
+		nc.SetReadDeadline(time.Time{})
 	}
-	nc, err := net.Dial("tcp", hp)
-	require.NoError(t, err)
-	defer nc.Close()
-	got := expectClosed(t, nc, 2*time.Second)
-	require.Empty(t, got)
+	return conns
+}
+
+// stillOpen fails the test if the server closed nc.
+func stillOpen(t testing.TB, nc net.Conn) {
+	t.Helper()
+	nc.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+	var b [1]byte
+	_, err := nc.Read(b[:])
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded, "an idle connection within its handshake deadline stays open")
+	nc.SetReadDeadline(time.Time{})
+}
+
+// More idle connections than the old cap of 1024 pending handshakes, all
+// from 127.0.0.1 like the legitimate clients: the server neither resets
+// the newcomers nor the idle ones, and clients still
+// complete their handshakes (libzmq's: TestInteropHandshakeFlood). Only
+// the handshake deadline ends an idle connection.
+func TestHandshakeFloodLocksNoOneOut(t *testing.T) {
+	checkGoroutines(t)
+	tr := newTransport(t)
+	sk, ck := newKeys(t), newKeys(t)
+	r, srv, hp := goServer(t, tr, ServerConfig{Keys: sk, AllowAnyClient: true})
+	flood := floodConns(t, hp, 1100)
+
+	cl := goClient(t, tr, ClientConfig{Keys: ck, ServerKey: sk.Public, HandshakeTimeout: 10 * time.Second})
+	d := newDealer(t, zmq4.WithID(zmq4.SocketIdentity("legit")))
+	require.NoError(t, d.Dial(dialEndpoint(t, cl, hp)), "a Go client during the flood")
+	require.NoError(t, d.Send(zmq4.NewMsgFrom([]byte("hello"))))
+	m := recv(t, r, 10*time.Second)
+	require.Equal(t, [][]byte{[]byte("legit"), []byte("hello")}, m.Frames)
+	require.Eventually(t, func() bool { return len(srv.Peers()) == 1 }, 10*time.Second, 10*time.Millisecond)
+
+	for _, nc := range []net.Conn{flood[0], flood[len(flood)/2], flood[len(flood)-1]} {
+		stillOpen(t, nc)
+	}
+}
+
+// The handshake deadline, not a cap, is what ends an idle connection.
+func TestIdleHandshakeEndsAtItsDeadline(t *testing.T) {
+	checkGoroutines(t)
+	tr := newTransport(t)
+	_, _, hp := goServer(t, tr, ServerConfig{Keys: newKeys(t), AllowAnyClient: true, HandshakeTimeout: 300 * time.Millisecond})
+	nc := floodConns(t, hp, 1)[0]
+	require.Empty(t, expectClosed(t, nc, 5*time.Second))
 }
 
 func TestDuplicateIdentityRejected(t *testing.T) {
@@ -682,5 +736,43 @@ func TestFrameReaderGrowsWithData(t *testing.T) {
 	binary.BigEndian.PutUint64(frame[1:], 1<<20+1)
 	fr = frameReader{r: bufioReader(frame), max: 1 << 20}
 	_, _, err = fr.next()
+	require.Error(t, err)
+}
+
+// The small handshake reader gives way to the data-phase one without
+// losing what the peer sent right behind its last handshake command.
+func TestGrowReaderKeepsBufferedBytes(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	c := newConn(b, false, nopOwner{}, slog.New(slog.DiscardHandler), time.Second, 1<<20)
+	payload := bytes.Repeat([]byte("0123456789"), 100)
+	go func() { a.Write(payload); a.Close() }()
+	head := make([]byte, 3)
+	_, err := io.ReadFull(c.br, head)
+	require.NoError(t, err)
+	require.Positive(t, c.br.Buffered(), "the handshake reader holds bytes beyond what was read")
+	c.growReader()
+	rest, err := io.ReadAll(c.fr.r)
+	require.NoError(t, err)
+	require.Equal(t, payload, append(head, rest...))
+}
+
+// TCPUserTimeout reaches the sockets of both ends, and Peer reports it.
+func TestTCPUserTimeout(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("TCP_USER_TIMEOUT is Linux's")
+	}
+	checkGoroutines(t)
+	tr := newTransport(t)
+	sk, ck := newKeys(t), newKeys(t)
+	_, srv, hp := goServer(t, tr, ServerConfig{Keys: sk, AllowAnyClient: true, TCPUserTimeout: 1234 * time.Millisecond})
+	cl := goClient(t, tr, ClientConfig{Keys: ck, ServerKey: sk.Public, TCPUserTimeout: 4321 * time.Millisecond})
+	require.NoError(t, newDealer(t).Dial(dialEndpoint(t, cl, hp)))
+	require.Eventually(t, func() bool { return len(srv.Peers()) == 1 }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, 1234*time.Millisecond, srv.Peers()[0].UserTimeout)
+	require.Equal(t, 4321*time.Millisecond, cl.Peers()[0].UserTimeout)
+
+	_, err := tr.NewServer(ServerConfig{Keys: sk, AllowAnyClient: true, TCPUserTimeout: -1})
 	require.Error(t, err)
 }

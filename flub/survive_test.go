@@ -1,0 +1,349 @@
+package flub
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/flub/curve"
+	"github.com/fluxkit/fluxkit/internal/leakcheck"
+)
+
+// tcpProxy forwards TCP connections to a target: a network link the test
+// can break. cut drops the connections open now (a flap); while blocked,
+// new connections are accepted and dropped at once (the peer unreachable,
+// but not refusing).
+type tcpProxy struct {
+	ln      net.Listener
+	target  string
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	blocked bool
+	wg      sync.WaitGroup
+}
+
+func newProxy(t testing.TB, target string) *tcpProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &tcpProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *tcpProxy) uri() string { return "tcp://" + p.ln.Addr().String() }
+
+func (p *tcpProxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		blocked := p.blocked
+		p.mu.Unlock()
+		if blocked {
+			c.Close()
+			continue
+		}
+		up, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
+		p.mu.Unlock()
+		p.wg.Add(2)
+		pipe := func(dst, src net.Conn) {
+			defer p.wg.Done()
+			io.Copy(dst, src)
+			dst.Close()
+			src.Close()
+		}
+		go pipe(up, c)
+		go pipe(c, up)
+	}
+}
+
+// cut drops every connection through the proxy.
+func (p *tcpProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.Close()
+		delete(p.conns, c)
+	}
+}
+
+func (p *tcpProxy) block(on bool) {
+	p.mu.Lock()
+	p.blocked = on
+	p.mu.Unlock()
+}
+
+func (p *tcpProxy) close() {
+	p.ln.Close()
+	p.cut()
+	p.wg.Wait()
+}
+
+// joinVia joins with the link to the parent routed through a new proxy.
+func (in *instance) joinVia(t *testing.T, host string, adjust func(*JoinConfig)) (*Broker, *tcpProxy) {
+	t.Helper()
+	var px *tcpProxy
+	cfg := in.joinConfig(host)
+	cfg.hooks = &joinHooks{parentURI: func(uri string) string {
+		px = newProxy(t, strings.TrimPrefix(uri, "tcp://"))
+		return px.uri()
+	}}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	b, err := Join(ctxT(t, 30*time.Second), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b, px
+}
+
+func attrRank(t *testing.T, h fluxkit.Handle, nodeid uint32) string {
+	t.Helper()
+	var out struct{ Value string }
+	if err := fluxkit.RPC(ctxT(t, 10*time.Second), h, "attr.get", nodeid, map[string]string{"name": "rank"}, &out); err != nil {
+		t.Fatalf("attr.get on rank %d: %v", nodeid, err)
+	}
+	return out.Value
+}
+
+func alive(t *testing.T, bs ...*Broker) {
+	t.Helper()
+	for _, b := range bs {
+		select {
+		case <-b.Done():
+			t.Fatalf("rank %d stopped: %v", b.Rank(), b.Err())
+		default:
+		}
+	}
+}
+
+// A child whose parent connection drops reconnects, with backoff, and
+// comes back with its subtree: its child, which never lost its own link,
+// is back in broker.online with it, and requests cross the link again.
+func TestChildReconnectsAfterLinkFlap(t *testing.T) {
+	leakcheck.Check(t)
+	in := startInstance(t, Config{Size: 7})
+	ctx := ctxT(t, 30*time.Second)
+	b1, px := in.joinVia(t, "node1", nil)
+	b2, err := in.join(ctx, "node2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b3, err := in.join(ctx, "node3") // under rank 1
+	if err != nil || b3.Rank() != 3 || b3.Parent() != 1 {
+		t.Fatalf("rank 3: %v", err)
+	}
+	waitFor(t, "0-3 online", 5*time.Second, func() bool { return in.root.Online().String() == "0-3" })
+	before := b1.UUID()
+	// Requests in flight across the link when it drops fail at once,
+	// whichever way they were going.
+	hang := func(context.Context, fluxkit.Responder, *fluxkit.Message) {}
+	for _, h := range []fluxkit.Handle{in.root, b1} {
+		un, err := h.Register("hang.forever", fluxkit.RoleOwner, hang)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer un()
+	}
+	up, err := fluxkit.Stream(ctx, b3, "hang.forever", 0, map[string]any{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	down, err := fluxkit.Stream(ctx, in.root, "hang.forever", 1, map[string]any{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer down.Close()
+	time.Sleep(100 * time.Millisecond) // both on their way
+
+	px.cut()
+	for what, call := range map[string]fluxkit.Call{"rank 3 to rank 0": up, "rank 0 to rank 1": down} {
+		if _, err := call.Recv(ctxT(t, 10*time.Second)); fluxkit.Errno(err) != fluxkit.Errno(fluxkit.EHOSTUNREACH) {
+			t.Fatalf("request %s in flight across the cut link: %v, want EHOSTUNREACH", what, err)
+		}
+	}
+	waitFor(t, "rank 1 back on a new connection", 10*time.Second, func() bool {
+		return b1.UUID() != before && in.root.Online().String() == "0-3"
+	})
+	alive(t, b1, b2, b3)
+	if got := attrRank(t, in.root, 3); got != "3" {
+		t.Fatalf("rank 3 answers as %q", got)
+	}
+	if got := attrRank(t, b3, 0); got != "0" {
+		t.Fatalf("rank 0 answers rank 3 as %q", got)
+	}
+	states, _ := ask(in.root, func() []RankState { return []RankState{in.root.p.pool.State(1), in.root.p.pool.State(3)} })
+	if states[0] != Online || states[1] != Online {
+		t.Fatalf("pool: rank 1 %v, rank 3 %v", states[0], states[1])
+	}
+}
+
+// When the parent is gone for good, the orphaned child rejoins through
+// the boot server: it keeps its rank (rank 0 holds it for the lease,
+// nobody else gets it), waits for a replacement parent and connects to it.
+func TestOrphanRejoinsThroughTheBootServer(t *testing.T) {
+	leakcheck.Check(t)
+	in := startInstance(t, Config{Size: 7})
+	ctx := ctxT(t, 60*time.Second)
+	var bs [4]*Broker
+	for r := 1; r <= 3; r++ {
+		b, err := in.join(ctx, "node")
+		if err != nil || b.Rank() != uint32(r) {
+			t.Fatalf("join %d: %v", r, err)
+		}
+		bs[r] = b
+	}
+	waitFor(t, "0-3 online", 5*time.Second, func() bool { return in.root.Online().String() == "0-3" })
+	before := bs[3].UUID()
+	bs[1].Close() // a crash: its port now refuses connections
+
+	waitFor(t, "rank 3 orphaned", 5*time.Second, func() bool {
+		st, _ := ask(in.root, func() RankState { return in.root.p.pool.State(3) })
+		return st == Orphaned || st == Leased // leased: already reclaimed
+	})
+	avail, _ := ask(in.root, func() string { return in.root.p.pool.Available().String() })
+	if avail != "1,4-6" {
+		t.Fatalf("available %s: the lost rank 1 only, never the orphan 3", avail)
+	}
+	nb, err := in.join(ctx, "new1")
+	if err != nil || nb.Rank() != 1 {
+		t.Fatalf("replacement: rank %v, %v", nb, err)
+	}
+	waitFor(t, "rank 3 back under the new rank 1", 20*time.Second, func() bool {
+		return bs[3].UUID() != before && in.root.Online().String() == "0-3"
+	})
+	alive(t, bs[2], bs[3])
+	if got := attrRank(t, in.root, 3); got != "3" {
+		t.Fatalf("rank 3 answers as %q", got)
+	}
+	if r, err := getinfo(t, in.ownerClient(t), 0); err != nil || r.Rank != 4 {
+		t.Fatalf("getinfo after the rejoin: %+v %v", r, err)
+	}
+}
+
+// A broker cut off long enough to be replaced does not displace its
+// replacement when its link comes back: the parent refuses its hello, as
+// the key that holds the rank now is another, and the broker stops.
+func TestReplacedBrokerDoesNotComeBack(t *testing.T) {
+	leakcheck.Check(t)
+	in := startInstance(t, Config{Size: 3})
+	ctx := ctxT(t, 30*time.Second)
+	old, px := in.joinVia(t, "old1", func(c *JoinConfig) { c.ReconnectTimeout = time.Minute })
+	waitFor(t, "rank 1 online", 5*time.Second, func() bool { return in.root.Online().Contains(1) })
+	px.block(true)
+	px.cut()
+	waitFor(t, "rank 1 lost", 5*time.Second, func() bool { return !in.root.Online().Contains(1) })
+	nb, err := in.join(ctx, "new1")
+	if err != nil || nb.Rank() != 1 {
+		t.Fatalf("replacement: %v", err)
+	}
+	px.block(false)
+	select {
+	case <-old.Done():
+	case <-ctx.Done():
+		t.Fatal("the replaced broker is still running")
+	}
+	if !errors.Is(old.Err(), ErrReplaced) {
+		t.Fatalf("replaced broker stopped with %v", old.Err())
+	}
+	alive(t, nb)
+	if ri, _ := in.root.Lookup(1); !ri.Online || ri.Hostname != "new1" {
+		t.Fatalf("rank 1 %+v", ri)
+	}
+}
+
+// Idle connections beyond the old cap of 1024 pending handshakes, on the
+// boot server and on rank 0's overlay socket, from the joiners' own
+// address: joiners still get in.
+func TestHandshakeFloodDoesNotLockJoinersOut(t *testing.T) {
+	leakcheck.Check(t)
+	in := startInstance(t, Config{Size: 3})
+	ep, _, err := ParseBootURI(in.root.BootURI())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flood []net.Conn
+	defer func() {
+		for _, c := range flood {
+			c.Close()
+		}
+	}()
+	for _, target := range []string{strings.TrimPrefix(ep, "tcp://"), strings.TrimPrefix(in.root.Endpoint(), "tcp://")} {
+		for range 1100 {
+			c, err := net.Dial("tcp", target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			flood = append(flood, c)
+		}
+	}
+	// Each connection has been taken up once the server greets it.
+	for _, c := range flood {
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		if _, err := io.ReadFull(c, make([]byte, 64)); err != nil {
+			t.Fatalf("flood connection: %v", err)
+		}
+	}
+	ctx := ctxT(t, 60*time.Second)
+	for r := uint32(1); r <= 2; r++ {
+		b, err := in.join(ctx, "node")
+		if err != nil {
+			t.Fatalf("join during the flood: %v", err)
+		}
+		if b.Rank() != r {
+			t.Fatalf("rank %d", b.Rank())
+		}
+	}
+	waitFor(t, "both online", 10*time.Second, func() bool { return in.root.Online().String() == "0-2" })
+}
+
+// Overlay links carry a TCP user timeout, so a child on a dead host is
+// lost within it instead of lingering torpid: rank 0's default 20 s on the
+// links it accepts, the joiner's own on the link it dials.
+func TestOverlayLinksHaveTCPUserTimeout(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("TCP_USER_TIMEOUT is Linux's")
+	}
+	leakcheck.Check(t)
+	in := startInstance(t, Config{Size: 3})
+	cfg := in.joinConfig("n1")
+	cfg.TCPUserTimeout = 2500 * time.Millisecond
+	b, err := Join(ctxT(t, 30*time.Second), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	waitFor(t, "rank 1 online", 5*time.Second, func() bool { return in.root.Online().Contains(1) })
+	peers := in.root.srv.Peers()
+	if len(peers) != 1 || peers[0].UserTimeout != DefaultTCPUserTimeout {
+		t.Fatalf("rank 0's side: %+v", peers)
+	}
+	up, _ := ask(b, func() []curve.Peer { return b.up.cl.Peers() })
+	if len(up) != 1 || up[0].UserTimeout != 2500*time.Millisecond {
+		t.Fatalf("the joiner's side: %+v", up)
+	}
+}
