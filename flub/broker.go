@@ -16,6 +16,7 @@ import (
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/flub/curve"
 	"github.com/fluxkit/fluxkit/idset"
+	"github.com/fluxkit/fluxkit/kvs"
 	"github.com/go-zeromq/zmq4"
 )
 
@@ -202,23 +203,24 @@ type Broker struct {
 	helloDone chan error // joiner: result of the first hello
 
 	// loop-owned state
-	handlers    map[string]*registration
-	services    map[string]int
-	clients     map[string]*Conn
-	subs        map[*subscription]struct{}
-	children    map[uint32]*child
-	childByUUID map[string]*child
-	up          *uplink  // rank > 0: the parent connection, nil while cut off
-	upPending   inflight // requests forwarded to the parent
-	joined      bool     // the first hello succeeded
-	helloOK     bool     // the current uplink's hello succeeded
-	restoring   bool     // a reconnect or rejoin is under way
-	parentUUID  string
-	lastUp      time.Time
-	status      Status
-	statusVal   atomic.Uint32
-	seq         uint32
-	bootPeers   map[string]fluxkit.Cred
+	handlers     map[string]*registration
+	services     map[string]int   // topics registered per service
+	serviceOwner map[string]*Conn // the client providing each service
+	clients      map[string]*Conn
+	subs         map[*subscription]struct{}
+	children     map[uint32]*child
+	childByUUID  map[string]*child
+	up           *uplink  // rank > 0: the parent connection, nil while cut off
+	upPending    inflight // requests forwarded to the parent
+	joined       bool     // the first hello succeeded
+	helloOK      bool     // the current uplink's hello succeeded
+	restoring    bool     // a reconnect or rejoin is under way
+	parentUUID   string
+	lastUp       time.Time
+	status       Status
+	statusVal    atomic.Uint32
+	seq          uint32
+	bootPeers    map[string]fluxkit.Cred
 	// below holds the online ranks of this broker's subtree (itself
 	// excluded): on rank 0, broker.online; elsewhere what a hello after a
 	// reconnection announces.
@@ -227,11 +229,11 @@ type Broker struct {
 	env map[string]string // broker.getenv/setenv
 
 	// rank 0
-	kv          map[string]json.RawMessage // kvs.get/put/commit
-	onlineCache *idset.Set                 // broker.online, rebuilt when needed
-	onlineSet   atomic.Pointer[idset.Set]  // the same for other goroutines
-	torpid      rankSet                    // broker.torpid
-	hosts       map[uint32]string          // real hostnames; others are extra<rank>
+	kvs         *kvs.Store                // rank 0's KVS
+	onlineCache *idset.Set                // broker.online, rebuilt when needed
+	onlineSet   atomic.Pointer[idset.Set] // the same for other goroutines
+	torpid      rankSet                   // broker.torpid
+	hosts       map[uint32]string         // real hostnames; others are extra<rank>
 	hostlist    string
 	hostsStale  bool
 	pendingHost map[uint32]string
@@ -254,7 +256,7 @@ func newBroker(ctx context.Context, p params) (*Broker, error) {
 	b := &Broker{
 		p: p, rank: p.rank, size: p.size, log: p.log,
 		ctx: bctx, cancel: cancel, inbox: newQueue[func()](),
-		handlers: map[string]*registration{}, services: map[string]int{},
+		handlers: map[string]*registration{}, services: map[string]int{}, serviceOwner: map[string]*Conn{},
 		clients: map[string]*Conn{}, subs: map[*subscription]struct{}{},
 		children: map[uint32]*child{}, childByUUID: map[string]*child{},
 		bootPeers: map[string]fluxkit.Cred{}, keystore: newKeyStore(),
@@ -273,7 +275,7 @@ func newBroker(ctx context.Context, p params) (*Broker, error) {
 		b.hostsStale = true
 		b.pendingHost = map[uint32]string{}
 		b.torpid = rankSet{}
-		b.kv = map[string]json.RawMessage{}
+		b.kvs = kvs.NewStore()
 		b.waitFor = map[uint32][]*waiter{}
 		b.onlineChanged()
 	}

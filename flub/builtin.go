@@ -21,8 +21,9 @@ type builtinEntry struct {
 // owner only (rolemask 0 in flux-core). The other services, their payloads
 // and their roles are those of internal/testbroker, so that a component
 // behaves the same on both: attr.get, config.get, broker.ping and
-// module.list are open to guests; attr.set, broker.getenv/setenv,
-// module.load/remove and rank 0's kvs.get/put/commit are owner only.
+// module.list are open to guests; attr.set, broker.getenv/setenv and
+// module.load/remove are owner only; rank 0 serves the KVS (package kvs)
+// with flux-core's access rule.
 func (b *Broker) builtin(topic string) (builtinEntry, bool) {
 	switch topic {
 	case TopicGetinfo:
@@ -51,9 +52,9 @@ func (b *Broker) builtin(topic string) (builtinEntry, bool) {
 		return builtinEntry{fluxkit.RoleNone, b.moduleRemove}, true
 	case "module.list":
 		return builtinEntry{fluxkit.RoleUser, b.moduleList}, true
-	case "kvs.get", "kvs.put", "kvs.commit":
+	case "kvs.lookup", "kvs.commit", "kvs.namespace-create", "kvs.namespace-remove":
 		if b.rank == 0 {
-			return builtinEntry{fluxkit.RoleNone, b.kvsOp}, true
+			return builtinEntry{fluxkit.RoleUser, b.kvsOp}, true
 		}
 	case topicMember:
 		if b.rank == 0 {
@@ -421,24 +422,35 @@ func (b *Broker) getenv(m *fluxkit.Message) {
 	b.respond(m, map[string]any{"env": env})
 }
 
-// setenv serves broker.setenv {"name","value"}; a null value unsets.
+// setenv serves broker.setenv as flux-core's broker does: {"env": {NAME:
+// VALUE or null}}, every name and value checked before any is applied.
 func (b *Broker) setenv(m *fluxkit.Message) {
 	var in struct {
-		Name  string  `json:"name"`
-		Value *string `json:"value"`
+		Env map[string]json.RawMessage `json:"env"`
 	}
 	if err := decodeObject(m, &in); err != nil {
 		b.respondErr(m, err)
 		return
 	}
-	if in.Name == "" || strings.Contains(in.Name, "=") {
-		b.respondErr(m, fluxkit.Errorf(fluxkit.EINVAL, "invalid environment variable name %q", in.Name))
+	if in.Env == nil {
+		b.respondErr(m, fluxkit.Errorf(fluxkit.EPROTO, "broker.setenv: env is not an object"))
 		return
 	}
-	if in.Value == nil {
-		delete(b.env, in.Name)
-	} else {
-		b.env[in.Name] = *in.Value
+	vals := make(map[string]*string, len(in.Env))
+	for name, raw := range in.Env {
+		var v *string
+		if name == "" || strings.Contains(name, "=") || json.Unmarshal(raw, &v) != nil {
+			b.respondErr(m, &fluxkit.Error{Errnum: fluxkit.EPROTO})
+			return
+		}
+		vals[name] = v
+	}
+	for name, v := range vals {
+		if v == nil {
+			delete(b.env, name)
+		} else {
+			b.env[name] = *v
+		}
 	}
 	b.respondEmpty(m)
 }
@@ -455,62 +467,16 @@ func (b *Broker) ping(m *fluxkit.Message) {
 	b.routeResponse(fluxkit.ResponseTo(m, append([]byte(nil), p...), 0))
 }
 
-type kvsOp struct {
-	Key   string          `json:"key"`
-	Value json.RawMessage `json:"value"`
-}
-
-// kvsOp serves rank 0's tiny KVS, enough for modprobe.stats: kvs.get
-// {"key"} -> {"value"}, kvs.put {"key","value"}, kvs.commit {"ops":[...]}
-// applied atomically; a null value deletes the key.
+// kvsOp serves rank 0's KVS: flux-core's protocol, answered by a
+// kvs.Store.
 func (b *Broker) kvsOp(m *fluxkit.Message) {
-	switch m.Topic {
-	case "kvs.get":
-		var in struct {
-			Key string `json:"key"`
-		}
-		if err := decodeObject(m, &in); err != nil {
-			b.respondErr(m, err)
-			return
-		}
-		v, ok := b.kv[in.Key]
-		if !ok {
-			b.respondErr(m, fluxkit.Errorf(fluxkit.ENOENT, "kvs key %s not found", in.Key))
-			return
-		}
-		b.respond(m, map[string]json.RawMessage{"value": v})
-	case "kvs.put":
-		var op kvsOp
-		if err := decodeObject(m, &op); err != nil {
-			b.respondErr(m, err)
-			return
-		}
-		b.kvsApply(m, []kvsOp{op})
-	case "kvs.commit":
-		var in struct {
-			Ops []kvsOp `json:"ops"`
-		}
-		if err := decodeObject(m, &in); err != nil {
-			b.respondErr(m, err)
-			return
-		}
-		b.kvsApply(m, in.Ops)
+	p, err := b.kvs.Answer(m)
+	if err != nil {
+		b.respondErr(m, err)
+		return
 	}
-}
-
-func (b *Broker) kvsApply(m *fluxkit.Message, ops []kvsOp) {
-	for i, op := range ops {
-		if op.Key == "" || len(op.Value) == 0 {
-			b.respondErr(m, fluxkit.Errorf(fluxkit.EINVAL, "kvs: op %d needs a key and a value", i))
-			return
-		}
+	if m.IsNoResponse() {
+		return
 	}
-	for _, op := range ops {
-		if string(op.Value) == "null" {
-			delete(b.kv, op.Key)
-			continue
-		}
-		b.kv[op.Key] = append(json.RawMessage(nil), op.Value...)
-	}
-	b.respondEmpty(m)
+	b.routeResponse(fluxkit.ResponseTo(m, p, 0))
 }

@@ -161,5 +161,5 @@ func ExampleModuleFunc() {
 	// module greeter is already loaded
 	// module greeter: no such module on rank 0
 	// <nil>
-	// no service matches greeter.hello on rank 1
+	// No service matching greeter.hello is registered
 }

@@ -149,7 +149,7 @@ func FuzzOverlayInput(f *testing.F) {
 // stays well formed.
 func FuzzBuiltinServices(f *testing.F) {
 	topics := []string{"broker.getenv", "broker.setenv", "attr.set", "attr.get", "broker.ping",
-		"kvs.get", "kvs.put", "kvs.commit", "module.load", "module.remove", "module.list"}
+		"kvs.lookup", "kvs.commit", "kvs.namespace-create", "module.load", "module.remove", "module.list"}
 	for i, p := range []string{`{"names":["A","B"]}`, `{"name":"A","value":null}`, `{"name":"x","value":"1"}`,
 		`{"name":"rank"}`, `{"seq":1}`, `{"key":"k"}`, `{"key":"k","value":{"a":[1]}}`,
 		`{"ops":[{"key":"a","value":1},{"key":"a","value":null}]}`, `{"path":"/lib/idle.so","args":["x"],"exec":true}`,

@@ -2,7 +2,6 @@ package flub
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"slices"
@@ -14,6 +13,7 @@ import (
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/flub/curve"
 	"github.com/fluxkit/fluxkit/internal/leakcheck"
+	"github.com/fluxkit/fluxkit/kvs"
 )
 
 // chain starts a kary:1 instance of three brokers (0 → 1 → 2), so that a
@@ -105,10 +105,10 @@ func TestBuiltinServices(t *testing.T) {
 		t.Fatalf("rank 2 getenv: %v %v", env.Env, err)
 	}
 	// setenv changes the broker's environment only, null unsets.
-	if p, err := rawRPC(ctx, root, "broker.setenv", 2, `{"name":"FOO","value":"baz"}`); err != nil || len(p) != 0 {
+	if p, err := rawRPC(ctx, root, "broker.setenv", 2, `{"env":{"FOO":"baz"}}`); err != nil || len(p) != 0 {
 		t.Fatalf("setenv: %q %v", p, err)
 	}
-	if err := fluxkit.RPC(ctx, root, "broker.setenv", 2, map[string]any{"name": "RANK_ENV", "value": nil}, nil); err != nil {
+	if err := fluxkit.RPC(ctx, root, "broker.setenv", 2, map[string]any{"env": map[string]any{"RANK_ENV": nil}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	env.Env = nil
@@ -121,8 +121,8 @@ func TestBuiltinServices(t *testing.T) {
 		env.Env["FOO"] != "bar" || env.Env["RANK_ENV"] != "yes" {
 		t.Fatalf("rank 1 is unchanged: %v %v", env.Env, err)
 	}
-	err := fluxkit.RPC(ctx, root, "broker.setenv", 1, map[string]any{"name": "A=B", "value": "x"}, nil)
-	wantErr(t, "setenv bad name", err, fluxkit.EINVAL, `invalid environment variable name "A=B"`)
+	err := fluxkit.RPC(ctx, root, "broker.setenv", 1, map[string]any{"env": map[string]any{"A=B": "x"}}, nil)
+	wantErr(t, "setenv bad name", err, fluxkit.EPROTO, "Protocol error")
 	_, err = rawRPC(ctx, root, "broker.getenv", 1, `["FOO"]`)
 	wantErr(t, "getenv not an object", err, fluxkit.EPROTO, "broker.getenv")
 
@@ -156,38 +156,42 @@ func TestBuiltinServices(t *testing.T) {
 		t.Fatalf("empty ping: %s %v", p, err)
 	}
 
-	// Rank 0's KVS, from rank 2 (by rank and NodeidAny).
-	if err := fluxkit.RPC(ctx, leaf, "kvs.put", 0, map[string]any{"key": "a", "value": 1}, nil); err != nil {
+	// Rank 0's KVS (flux-core's protocol), from rank 2.
+	var txn kvs.Txn
+	txn.Put("a", []byte("1"))
+	if err := kvs.Commit(ctx, leaf, "", &txn); err != nil {
 		t.Fatal(err)
 	}
-	ops := []map[string]any{{"key": "b", "value": []int{1, 2}}, {"key": "a", "value": nil}, {"key": "c", "value": "s"}}
-	if err := fluxkit.RPC(ctx, leaf, "kvs.commit", fluxkit.NodeidAny, map[string]any{"ops": ops}, nil); err != nil {
+	txn = kvs.Txn{}
+	txn.Put("b", []byte("[1,2]"))
+	txn.Unlink("a")
+	txn.Append("c", []byte("s"))
+	if err := kvs.Commit(ctx, leaf, "", &txn); err != nil {
 		t.Fatal(err)
 	}
-	var kv struct {
-		Value json.RawMessage `json:"value"`
+	if v, err := kvs.Lookup(ctx, leaf, "", "b"); err != nil || string(v) != "[1,2]" {
+		t.Fatalf("lookup b: %s %v", v, err)
 	}
-	if err := fluxkit.RPC(ctx, leaf, "kvs.get", 0, map[string]string{"key": "b"}, &kv); err != nil || string(kv.Value) != "[1,2]" {
-		t.Fatalf("kvs.get b: %s %v", kv.Value, err)
-	}
-	err = fluxkit.RPC(ctx, leaf, "kvs.get", 0, map[string]string{"key": "a"}, &kv)
-	wantErr(t, "deleted key", err, fluxkit.ENOENT, "kvs key a not found")
+	_, err = kvs.Lookup(ctx, leaf, "", "a")
+	wantErr(t, "unlinked key", err, fluxkit.ENOENT, "kvs lookup a: No such file or directory")
 	// A commit with a bad op changes nothing.
-	bad := []map[string]any{{"key": "d", "value": 4}, {"key": "", "value": 5}}
-	err = fluxkit.RPC(ctx, root, "kvs.commit", 0, map[string]any{"ops": bad}, nil)
-	wantErr(t, "bad op", err, fluxkit.EINVAL, "op 1 needs a key and a value")
-	err = fluxkit.RPC(ctx, root, "kvs.get", 0, map[string]string{"key": "d"}, &kv)
-	wantErr(t, "commit is atomic", err, fluxkit.ENOENT, "kvs key d not found")
+	txn = kvs.Txn{}
+	txn.Put("d", []byte("4"))
+	txn.Put(".", []byte("5"))
+	err = kvs.Commit(ctx, root, "", &txn)
+	wantErr(t, "bad op", err, fluxkit.EINVAL, "kvs commit: .: cannot replace the root directory")
+	_, err = kvs.Lookup(ctx, root, "", "d")
+	wantErr(t, "commit is atomic", err, fluxkit.ENOENT, "kvs lookup d: No such file or directory")
 	// Only rank 0 has a KVS.
-	err = fluxkit.RPC(ctx, root, "kvs.get", 1, map[string]string{"key": "b"}, &kv)
-	wantErr(t, "kvs on rank 1", err, fluxkit.ENOSYS, "kvs.get")
+	err = fluxkit.RPC(ctx, root, "kvs.lookup", 1, map[string]any{"key": "b", "namespace": "primary", "flags": 0}, nil)
+	wantErr(t, "kvs on rank 1", err, fluxkit.ENOSYS, "kvs.lookup")
 
 	// Built-in topics cannot be taken over by Register.
 	if _, err := leaf.Register("broker.ping", 0, func(context.Context, fluxkit.Responder, *fluxkit.Message) {}); fluxkit.Errno(err) != fluxkit.EEXIST {
 		t.Fatalf("register over a builtin: %v", err)
 	}
-	if _, err := root.Register("kvs.get", 0, func(context.Context, fluxkit.Responder, *fluxkit.Message) {}); fluxkit.Errno(err) != fluxkit.EEXIST {
-		t.Fatalf("register over kvs.get: %v", err)
+	if _, err := root.Register("kvs.lookup", 0, func(context.Context, fluxkit.Responder, *fluxkit.Message) {}); fluxkit.Errno(err) != fluxkit.EEXIST {
+		t.Fatalf("register over kvs.lookup: %v", err)
 	}
 }
 
@@ -205,12 +209,11 @@ func TestBuiltinRoles(t *testing.T) {
 	}{
 		{"attr.set", 1, `{"name":"x","value":"y"}`},
 		{"broker.getenv", 1, `{"names":["X"]}`},
-		{"broker.setenv", 2, `{"name":"X","value":"2"}`},
+		{"broker.setenv", 2, `{"env":{"X":"2"}}`},
 		{"module.load", 1, `{"path":"idle","args":[]}`},
 		{"module.remove", 2, `{"name":"idle"}`},
-		{"kvs.get", 0, `{"key":"k"}`},
-		{"kvs.put", 0, `{"key":"k","value":1}`},
-		{"kvs.commit", 0, `{"ops":[{"key":"k","value":1}]}`},
+		{"kvs.lookup", 0, `{"key":"k","namespace":"primary","flags":0}`},
+		{"kvs.commit", 0, `{"namespace":"primary","flags":0,"ops":[{"key":"k","flags":0,"dirent":{"ver":1,"type":"val","data":"MQ=="}}]}`},
 	}
 	for _, o := range owner {
 		_, err := rawRPC(ctx, guest, o.topic, o.nodeid, o.payload)
@@ -543,7 +546,9 @@ func TestModulesStopWithTheirBroker(t *testing.T) {
 		<-ctx.Done()
 		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := fluxkit.RPC(fctx, h, "kvs.put", 0, map[string]any{"key": "bye", "value": h.Rank()}, nil); err == nil {
+		var txn kvs.Txn
+		_ = txn.PutJSON("bye", h.Rank())
+		if err := kvs.Commit(fctx, h, "", &txn); err == nil {
 			lastWords.Add(1)
 		}
 		return nil
@@ -580,10 +585,8 @@ func TestModulesStopWithTheirBroker(t *testing.T) {
 	if err := brokers[1].Leave(ctx); err != nil {
 		t.Fatal(err)
 	}
-	var v struct {
-		Value int `json:"value"`
-	}
-	if err := fluxkit.RPC(ctx, brokers[0], "kvs.get", 0, map[string]string{"key": "bye"}, &v); err != nil || v.Value != 1 || lastWords.Load() != 1 {
+	var v int
+	if err := kvs.LookupJSON(ctx, brokers[0], "", "bye", &v); err != nil || v != 1 || lastWords.Load() != 1 {
 		t.Fatalf("rank 1's module's last words: %+v %v (%d)", v, err, lastWords.Load())
 	}
 	if err := brokers[2].Close(); err != nil {

@@ -222,7 +222,7 @@ func (b *Broker) servesLocally(topic string) bool {
 func (b *Broker) serve(m *fluxkit.Message) {
 	if bi, ok := b.builtin(m.Topic); ok {
 		if !m.Cred().Allowed(bi.allow) {
-			b.respondErr(m, fluxkit.Errorf(fluxkit.EPERM, fluxkit.TextOwnerRequired))
+			b.respondErr(m, notAllowed(bi.allow))
 			return
 		}
 		bi.fn(m)
@@ -233,11 +233,16 @@ func (b *Broker) serve(m *fluxkit.Message) {
 		if strings.HasSuffix(m.Topic, ".disconnect") {
 			return
 		}
-		b.respondErr(m, fluxkit.Errorf(fluxkit.ENOSYS, "no service matches %s on rank %d", m.Topic, b.rank))
+		svc, _, _ := strings.Cut(m.Topic, ".")
+		if b.services[svc] > 0 {
+			b.respondErr(m, fluxkit.Errorf(fluxkit.ENOSYS, "Unknown service method '%s'", m.Topic))
+			return
+		}
+		b.respondErr(m, fluxkit.Errorf(fluxkit.ENOSYS, "No service matching %s is registered", m.Topic))
 		return
 	}
 	if !m.Cred().Allowed(reg.allow) {
-		b.respondErr(m, fluxkit.Errorf(fluxkit.EPERM, fluxkit.TextOwnerRequired))
+		b.respondErr(m, notAllowed(reg.allow))
 		return
 	}
 	w := &responder{b: b, req: m}
@@ -255,9 +260,18 @@ func (b *Broker) addHandler(reg *registration) error {
 	if b.handlers[reg.topic] != nil {
 		return fluxkit.Errorf(fluxkit.EEXIST, "%s is already registered", reg.topic)
 	}
-	b.handlers[reg.topic] = reg
 	svc, _, _ := strings.Cut(reg.topic, ".")
+	// As flux-core's broker: a service has one provider on a rank, and
+	// guests may add only services named after their userid.
+	if owner := b.serviceOwner[svc]; owner != nil && owner != reg.conn {
+		return &fluxkit.Error{Errnum: fluxkit.EEXIST}
+	}
+	if cred := reg.conn.cred; !cred.IsOwner() && !strings.HasPrefix(svc, strconv.FormatUint(uint64(cred.Userid), 10)+"-") {
+		return &fluxkit.Error{Errnum: fluxkit.EPERM}
+	}
+	b.handlers[reg.topic] = reg
 	b.services[svc]++
+	b.serviceOwner[svc] = reg.conn
 	return nil
 }
 
@@ -269,6 +283,7 @@ func (b *Broker) removeHandler(reg *registration) {
 	svc, _, _ := strings.Cut(reg.topic, ".")
 	if b.services[svc]--; b.services[svc] <= 0 {
 		delete(b.services, svc)
+		delete(b.serviceOwner, svc)
 	}
 }
 
@@ -426,4 +441,13 @@ func (b *Broker) distribute(m *fluxkit.Message) {
 			b.sendChild(c.uuid, m)
 		}
 	}
+}
+
+// notAllowed is the refusal of a sender without the roles a handler
+// allows, in the words of flux-core's message dispatch.
+func notAllowed(allow fluxkit.Role) error {
+	if allow == 0 || allow == fluxkit.RoleOwner {
+		return fluxkit.Errorf(fluxkit.EPERM, fluxkit.TextOwnerRequired)
+	}
+	return fluxkit.Errorf(fluxkit.EPERM, "Request rejected due to insufficient privilege")
 }

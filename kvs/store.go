@@ -311,17 +311,8 @@ func (s *Store) Serve(h fluxkit.Handle) (func(), error) {
 			u()
 		}
 	}
-	for _, e := range []struct {
-		topic string
-		allow fluxkit.Role
-		fn    fluxkit.HandlerFunc
-	}{
-		{"kvs.lookup", fluxkit.RoleUser, s.ServeLookup},
-		{"kvs.commit", fluxkit.RoleUser, s.ServeCommit},
-		{"kvs.namespace-create", 0, s.ServeNamespaceCreate},
-		{"kvs.namespace-remove", 0, s.ServeNamespaceRemove},
-	} {
-		u, err := h.Register(e.topic, e.allow, e.fn)
+	for _, topic := range Topics {
+		u, err := h.Register(topic, fluxkit.RoleUser, s.serve)
 		if err != nil {
 			stop()
 			return nil, err
@@ -339,78 +330,111 @@ func guestAllowed(req *fluxkit.Message, ns string) error {
 	return nil
 }
 
-// ServeLookup answers a kvs.lookup request.
-func (s *Store) ServeLookup(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+// Topics are the request topics a Store answers.
+var Topics = []string{"kvs.lookup", "kvs.commit", "kvs.namespace-create", "kvs.namespace-remove"}
+
+// Answer answers one request for a topic in [Topics] and returns the
+// response payload, for brokers that dispatch requests themselves rather
+// than through a [fluxkit.Handle]. Namespace changes are owner-only.
+func (s *Store) Answer(req *fluxkit.Message) ([]byte, error) {
+	var v any
+	var err error
+	switch req.Topic {
+	case "kvs.lookup":
+		v, err = s.answerLookup(req)
+	case "kvs.commit":
+		v, err = s.answerCommit(req)
+	case "kvs.namespace-create", "kvs.namespace-remove":
+		err = s.answerNamespace(req)
+	default:
+		err = fluxkit.Errorf(fluxkit.ENOSYS, "Unknown service method '%s'", req.Topic)
+	}
+	if err != nil || v == nil {
+		return nil, err
+	}
+	return json.Marshal(v)
+}
+
+func (s *Store) answerLookup(req *fluxkit.Message) (any, error) {
 	var in lookupRequest
-	if !fluxkit.DecodeRequest(w, req, &in) {
-		return
+	if err := fluxkit.DecodePayload(req, &in); err != nil {
+		return nil, err
 	}
 	if err := guestAllowed(req, in.Namespace); err != nil {
-		_ = w.RespondError(err)
-		return
+		return nil, err
 	}
 	if in.Key == "" {
-		_ = w.RespondError(fluxkit.Errorf(fluxkit.EINVAL, "no key"))
-		return
+		return nil, fluxkit.Errorf(fluxkit.EINVAL, "no key")
 	}
 	if in.Flags&(FlagWatch|FlagWaitCreate) != 0 {
-		_ = w.RespondError(fluxkit.Errorf(fluxkit.ENOSYS, "watching is served by kvs-watch, which this KVS does not have"))
-		return
+		return nil, fluxkit.Errorf(fluxkit.ENOSYS, "watching is served by kvs-watch, which this KVS does not have")
 	}
 	t, err := s.Lookup(in.Namespace, in.Key, in.Flags)
 	if err != nil {
-		_ = w.RespondError(err)
-		return
+		return nil, err
 	}
-	_ = fluxkit.Respond(w, struct {
+	return struct {
 		Val Treeobj `json:"val"`
-	}{t})
+	}{t}, nil
 }
 
-// ServeCommit answers a kvs.commit request.
-func (s *Store) ServeCommit(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+func (s *Store) answerCommit(req *fluxkit.Message) (any, error) {
 	var in commitRequest
-	if !fluxkit.DecodeRequest(w, req, &in) {
-		return
+	if err := fluxkit.DecodePayload(req, &in); err != nil {
+		return nil, err
 	}
 	if err := guestAllowed(req, in.Namespace); err != nil {
-		_ = w.RespondError(err)
-		return
+		return nil, err
 	}
 	seq, err := s.Commit(in.Namespace, in.Ops)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"rootref": fmt.Sprintf("sha1-%040x", seq), "rootseq": seq}, nil
+}
+
+func (s *Store) answerNamespace(req *fluxkit.Message) error {
+	var in struct {
+		Namespace string `json:"namespace"`
+	}
+	if err := fluxkit.DecodePayload(req, &in); err != nil {
+		return err
+	}
+	if !req.Cred().IsOwner() {
+		return fluxkit.Errorf(fluxkit.EPERM, "Request requires owner credentials")
+	}
+	if req.Topic == "kvs.namespace-create" {
+		return s.CreateNamespace(in.Namespace)
+	}
+	return s.RemoveNamespace(in.Namespace)
+}
+
+// serve adapts Answer to a handler.
+func (s *Store) serve(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+	p, err := s.Answer(req)
 	if err != nil {
 		_ = w.RespondError(err)
 		return
 	}
-	_ = fluxkit.Respond(w, map[string]any{"rootref": fmt.Sprintf("sha1-%040x", seq), "rootseq": seq})
+	_ = w.Respond(p)
+}
+
+// ServeLookup answers a kvs.lookup request.
+func (s *Store) ServeLookup(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+	s.serve(ctx, w, req)
+}
+
+// ServeCommit answers a kvs.commit request.
+func (s *Store) ServeCommit(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+	s.serve(ctx, w, req)
 }
 
 // ServeNamespaceCreate answers a kvs.namespace-create request.
-func (s *Store) ServeNamespaceCreate(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
-	var in struct {
-		Namespace string `json:"namespace"`
-	}
-	if !fluxkit.DecodeRequest(w, req, &in) {
-		return
-	}
-	if err := s.CreateNamespace(in.Namespace); err != nil {
-		_ = w.RespondError(err)
-		return
-	}
-	_ = w.Respond(nil)
+func (s *Store) ServeNamespaceCreate(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+	s.serve(ctx, w, req)
 }
 
 // ServeNamespaceRemove answers a kvs.namespace-remove request.
-func (s *Store) ServeNamespaceRemove(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
-	var in struct {
-		Namespace string `json:"namespace"`
-	}
-	if !fluxkit.DecodeRequest(w, req, &in) {
-		return
-	}
-	if err := s.RemoveNamespace(in.Namespace); err != nil {
-		_ = w.RespondError(err)
-		return
-	}
-	_ = w.Respond(nil)
+func (s *Store) ServeNamespaceRemove(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+	s.serve(ctx, w, req)
 }

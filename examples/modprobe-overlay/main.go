@@ -42,6 +42,7 @@ import (
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/flub"
 	"github.com/fluxkit/fluxkit/flub/curve"
+	"github.com/fluxkit/fluxkit/kvs"
 	"github.com/fluxkit/fluxkit/modprobe"
 	"github.com/pelletier/go-toml/v2"
 )
@@ -160,6 +161,24 @@ func stubRunat(in *instance) (func(), error) {
 	})
 }
 
+// forward passes req on to rank 0 and its answer back.
+func forward(ctx context.Context, h fluxkit.Handle, w fluxkit.Responder, req *fluxkit.Message) {
+	fwd := fluxkit.NewRequest(req.Topic, 0, req.Payload)
+	fwd.Userid, fwd.Rolemask = req.Userid, req.Rolemask
+	call, err := h.Request(ctx, fwd)
+	if err != nil {
+		_ = w.RespondError(err)
+		return
+	}
+	defer call.Close()
+	rsp, err := call.Recv(ctx)
+	if err != nil {
+		_ = w.RespondError(err)
+		return
+	}
+	_ = w.Respond(rsp.Payload)
+}
+
 // simModule is a stand-in for a flux-core module: it registers its
 // service, takes delay to start, reports running and serves until removed.
 func simModule(name string, delay time.Duration) flub.ModuleFunc {
@@ -167,10 +186,35 @@ func simModule(name string, delay time.Duration) flub.ModuleFunc {
 		started := time.Now()
 		topics := []string{name + ".stats-get"}
 		if name == "content" {
-			topics = append(topics, "content.flush")
+			// rc3 flushes the content store; rc1's fsck looks up the
+			// checkpoint, which a fresh instance does not have.
+			topics = append(topics, "content.flush", "content.checkpoint-get")
+		}
+		if name == "kvs" && h.Rank() != 0 {
+			// As flux-core's kvs module on a rank other than 0, pass
+			// KVS requests on to rank 0, whose broker holds the store.
+			var wg sync.WaitGroup
+			defer wg.Wait()
+			for _, topic := range []string{"kvs.lookup", "kvs.commit"} {
+				un, err := h.Register(topic, fluxkit.RoleUser, func(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						forward(ctx, h, w, req)
+					}()
+				})
+				if err != nil {
+					return err
+				}
+				defer un()
+			}
 		}
 		for _, topic := range topics {
-			un, err := h.Register(topic, fluxkit.RoleUser, func(_ context.Context, w fluxkit.Responder, _ *fluxkit.Message) {
+			un, err := h.Register(topic, fluxkit.RoleUser, func(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+				if req.Topic == "content.checkpoint-get" {
+					_ = w.RespondError(fluxkit.Errorf(fluxkit.ENOENT, "No checkpoint"))
+					return
+				}
 				_ = fluxkit.Respond(w, map[string]any{"module": name, "args": args, "uptime": time.Since(started).Seconds()})
 			})
 			switch {
@@ -413,13 +457,11 @@ func demo(ctx context.Context, c config, o options, stdout, stderr io.Writer) er
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	var stats struct {
-		Value []modprobe.Stat `json:"value"`
+	var stats []modprobe.Stat
+	if err := kvs.LookupJSON(ctx, in.brokers[c.size-1], "", "modprobe.stats", &stats); err != nil {
+		return err
 	}
-	if err := fluxkit.RPC(ctx, in.brokers[c.size-1], "kvs.get", 0, map[string]string{"key": "modprobe.stats"}, &stats); err != nil {
-		return fmt.Errorf("kvs.get modprobe.stats: %w", err)
-	}
-	fmt.Fprintf(stdout, "modprobe.stats: %d entries in rank 0's KVS\n", len(stats.Value))
+	fmt.Fprintf(stdout, "modprobe.stats: %d entries in rank 0's KVS\n", len(stats))
 
 	// Shut down as an instance does: the other ranks, then rank 0.
 	t3 := time.Now()
