@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -32,18 +32,6 @@ var (
 	ErrReplaced = errors.New("flub: rank held by another broker")
 
 	errClosed = fluxkit.Errorf(fluxkit.ECONNRESET, "broker is closed")
-)
-
-// Defaults of the timing knobs shared by Config and JoinConfig.
-const (
-	DefaultLease            = 60 * time.Second
-	DefaultHeartbeat        = time.Second
-	DefaultTorpidMax        = 30 * time.Second
-	DefaultParentTimeout    = 30 * time.Second
-	DefaultReconnectTimeout = 10 * time.Second
-	DefaultTCPUserTimeout   = 20 * time.Second
-	DefaultSendTimeout      = 5 * time.Second
-	DefaultBindHost         = "127.0.0.1"
 )
 
 // Reconnection backoff: libzmq's ZMQ_RECONNECT_IVL to start with, doubled
@@ -103,53 +91,6 @@ type rejoinParams struct {
 	// parentURI, if set, rewrites the parent URI a kex returns (tests
 	// route the link through a proxy they can cut).
 	parentURI func(string) string
-}
-
-// child is the parent's record of one child rank.
-type child struct {
-	rank     uint32
-	uuid     string    // routing id of its current connection
-	key      curve.Key // the key that connection authenticated with
-	host     string
-	status   Status
-	lastSeen time.Time
-	online   bool
-	lost     bool
-	torpid   bool
-	pending  inflight // requests forwarded to it
-}
-
-// waiter is a streaming groups.get on rank 0.
-type waiter struct {
-	req   *fluxkit.Message
-	group string
-	until int64 // -1: every change
-}
-
-// uplink is one connection to the parent: a DEALER with its own routing
-// id, the CURVE client under it, and the goroutines that read and write
-// it. A broker that loses its parent builds a new uplink rather than
-// reviving the old one (zmq4 does not reconnect).
-type uplink struct {
-	id        string // DEALER routing id: the uuid of this connection
-	keys      curve.KeyPair
-	parentKey curve.Key
-	parentURI string
-	cl        *curve.Client
-	sock      zmq4.Socket
-	out       *queue[[][]byte]
-	ctx       context.Context
-	cancel    context.CancelFunc
-	closeOnce sync.Once
-	gone      int // ticks seen without a connection
-}
-
-func (u *uplink) close() {
-	u.closeOnce.Do(func() {
-		u.cancel()
-		_ = u.sock.Close()
-		_ = u.cl.Close()
-	})
 }
 
 // Broker is one broker of an overlay instance: rank 0 started by [Start]
@@ -249,6 +190,67 @@ func newUUID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
+// Start validates cfg and starts rank 0 of an instance of cfg.Size ranks
+// whose other ranks join later through its boot server ([Broker.BootURI]).
+func Start(ctx context.Context, cfg Config) (*Broker, error) {
+	var p params
+	err := shared{
+		what: "Config", topo: orString(cfg.Topo, DefaultTopo), bindHost: cfg.BindHost,
+		heartbeat: cfg.Heartbeat, torpidMax: cfg.TorpidMax, handshakeTimeout: cfg.HandshakeTimeout,
+		tcpUserTimeout: cfg.TCPUserTimeout, transport: cfg.Transport, log: cfg.Logger, now: cfg.Now, version: cfg.Version,
+		env: cfg.Env, modules: cfg.Modules, moduleTimeout: cfg.ModuleTimeout,
+	}.apply(&p)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Owner.IsZero() {
+		return nil, fluxkit.Errorf(fluxkit.EINVAL, "Config.Owner: the owner's public key is required")
+	}
+	if cfg.Size > MaxSize {
+		return nil, fluxkit.Errorf(fluxkit.EINVAL, "Config.Size: %d exceeds the maximum instance size %d", cfg.Size, uint64(MaxSize))
+	}
+	p.size = max(cfg.Size, 1)
+	pool, err := NewPool(p.size, 1)
+	if err != nil {
+		return nil, err
+	}
+	p.pool = pool
+	if cfg.Lease < 0 {
+		return nil, fluxkit.Errorf(fluxkit.EINVAL, "Config.Lease: negative duration %v", cfg.Lease)
+	}
+	p.lease = orDuration(cfg.Lease, DefaultLease)
+	p.config = json.RawMessage("{}")
+	if len(cfg.InstanceConfig) > 0 {
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(cfg.InstanceConfig, &obj); err != nil || obj == nil {
+			return nil, fluxkit.Errorf(fluxkit.EINVAL, "Config.InstanceConfig: not a JSON object")
+		}
+		p.config = cfg.InstanceConfig
+	}
+	p.owner = cfg.Owner
+	p.ownerUID = cfg.OwnerUserid
+	if p.ownerUID == 0 {
+		p.ownerUID = uint32(os.Getuid())
+	}
+	p.guests = cfg.Guests
+	p.getinfoHook, p.frameHook = cfg.getinfoHook, cfg.frameHook
+	p.hostname = cfg.Hostname
+	if p.hostname == "" {
+		p.hostname, _ = os.Hostname()
+	}
+	p.attrs = map[string]string{"instance-level": "0"}
+	for k, v := range cfg.Attrs {
+		p.attrs[k] = v
+	}
+	p.attrs["security.owner"] = strconv.FormatUint(uint64(p.ownerUID), 10)
+	if cfg.Keys != nil {
+		p.keys = *cfg.Keys
+	} else if p.keys, err = curve.GenerateKeyPair(nil); err != nil {
+		return nil, err
+	}
+	return newBroker(ctx, p)
+}
+
 // newBroker binds the broker's sockets, connects a joiner to its parent
 // and starts the loop. A joiner's first hello result arrives on helloDone.
 func newBroker(ctx context.Context, p params) (*Broker, error) {
@@ -307,159 +309,6 @@ func newBroker(ctx context.Context, p params) (*Broker, error) {
 	return b, nil
 }
 
-func (b *Broker) openSockets() error {
-	if b.p.topo.HasChildren(b.rank, b.size) {
-		srv, err := b.p.transport.NewServer(curve.ServerConfig{Keys: b.p.keys, Authorizer: b.keystore.authorizer,
-			Logger: b.log, HandshakeTimeout: b.p.handshakeTimeout, TCPUserTimeout: b.p.tcpUserTimeout})
-		if err != nil {
-			return fmt.Errorf("overlay: %w", err)
-		}
-		b.srv = srv
-		ep, err := srv.Endpoint("tcp://" + net.JoinHostPort(b.p.bindHost, "0"))
-		if err != nil {
-			return fmt.Errorf("overlay: bind: %w", err)
-		}
-		b.router = zmq4.NewRouter(b.ctx, zmq4.WithTimeout(DefaultSendTimeout))
-		if err := b.router.Listen(ep); err != nil {
-			return fmt.Errorf("overlay: bind %s: %w", b.p.bindHost, err)
-		}
-		b.endpoint = "tcp://" + b.router.Addr().String()
-		b.writers[b.router] = newQueue[[][]byte]()
-		b.spawn(func() { b.readSocket(b.router, b.fromChild) })
-	}
-	if b.rank == 0 {
-		auth := func(_ context.Context, req curve.AuthRequest) curve.Decision {
-			if req.Key == b.p.owner {
-				return curve.Decision{Verdict: curve.Allow, UserID: "owner"}
-			}
-			if _, ok := b.p.guests[req.Key]; ok {
-				return curve.Decision{Verdict: curve.Allow, UserID: "guest"}
-			}
-			return curve.Decision{Verdict: curve.Deny, Reason: "No access"}
-		}
-		srv, err := b.p.transport.NewServer(curve.ServerConfig{Keys: b.p.keys, Authorizer: auth,
-			Logger: b.log, HandshakeTimeout: b.p.handshakeTimeout, TCPUserTimeout: b.p.tcpUserTimeout})
-		if err != nil {
-			return fmt.Errorf("boot server: %w", err)
-		}
-		b.bootSrv = srv
-		ep, err := srv.Endpoint("tcp://" + net.JoinHostPort(b.p.bindHost, "0"))
-		if err != nil {
-			return fmt.Errorf("boot server: %w", err)
-		}
-		b.boot = zmq4.NewRouter(b.ctx, zmq4.WithTimeout(DefaultSendTimeout))
-		if err := b.boot.Listen(ep); err != nil {
-			return fmt.Errorf("boot server: listen: %w", err)
-		}
-		b.bootURI = FormatBootURI(b.boot.Addr().String(), b.p.keys.Public)
-		b.writers[b.boot] = newQueue[[][]byte]()
-		b.spawn(func() { b.readSocket(b.boot, b.fromBoot) })
-	}
-	return nil
-}
-
-// dialUplink connects a new DEALER, with a routing id of its own, to the
-// parent at uri holding key, authenticating with keys. It blocks until the
-// CURVE handshake is done, ctx ends, or HandshakeTimeout passes; it never
-// runs on the loop.
-func (b *Broker) dialUplink(ctx context.Context, uri string, key curve.Key, keys curve.KeyPair) (*uplink, error) {
-	cl, err := b.p.transport.NewClient(curve.ClientConfig{Keys: keys, ServerKey: key, Logger: b.log,
-		HandshakeTimeout: b.p.handshakeTimeout, TCPUserTimeout: b.p.tcpUserTimeout})
-	if err != nil {
-		return nil, fmt.Errorf("overlay: %w", err)
-	}
-	ep, err := cl.Endpoint(uri)
-	if err != nil {
-		_ = cl.Close()
-		return nil, fmt.Errorf("overlay: parent uri: %w", err)
-	}
-	uctx, cancel := context.WithCancel(b.ctx)
-	u := &uplink{id: newUUID(), keys: keys, parentKey: key, parentURI: uri, cl: cl, out: newQueue[[][]byte](), ctx: uctx, cancel: cancel}
-	// Retries are the caller's (reconnect backs off); zmq4's own would
-	// hide how long the attempt took.
-	u.sock = zmq4.NewDealer(uctx, zmq4.WithID(zmq4.SocketIdentity(u.id)),
-		zmq4.WithTimeout(DefaultSendTimeout), zmq4.WithDialerMaxRetries(0),
-		zmq4.WithDialerTimeout(b.p.handshakeTimeout))
-	if err := dial(ctx, cancel, u.sock, ep); err != nil {
-		u.close()
-		return nil, fmt.Errorf("overlay: connect to parent %s: %w", uri, err)
-	}
-	return u, nil
-}
-
-// attach makes u the parent connection and says hello on it; again marks
-// a hello after a reconnection or a rejoin.
-func (b *Broker) attach(u *uplink, again bool) {
-	if b.ctx.Err() != nil {
-		u.close()
-		return
-	}
-	b.up, b.helloOK, b.restoring = u, false, false
-	b.uuid.Store(&u.id)
-	b.p.parentKey, b.p.parentURI = u.parentKey, u.parentURI
-	b.lastUp = b.p.now()
-	reader := b.spawn(func() {
-		defer u.close()
-		for {
-			msg, err := u.sock.Recv()
-			if err != nil {
-				return
-			}
-			b.msgs.Add(1)
-			frames := msg.Frames
-			if !b.post(func() {
-				if b.up == u {
-					b.fromParent(frames)
-				}
-			}) {
-				return
-			}
-		}
-	})
-	writer := b.spawn(func() {
-		for {
-			frames, ok, _ := u.out.pop(u.ctx, nil)
-			if !ok {
-				return
-			}
-			if err := u.sock.Send(zmq4.NewMsgFrom(frames...)); err != nil && u.ctx.Err() == nil {
-				b.log.Debug("overlay send to parent", "err", err)
-			}
-		}
-	})
-	if !reader || !writer {
-		u.close()
-		return
-	}
-	b.sendHello(again)
-}
-
-// detach drops the parent connection.
-func (b *Broker) detach() {
-	if b.up != nil {
-		b.up.close()
-		b.up = nil
-	}
-	b.helloOK = false
-	b.parentUUID = ""
-	b.failInflight(b.upPending, fmt.Sprintf("rank %d lost its connection to its parent rank %d", b.rank, b.Parent()))
-}
-
-// closeSockets closes the ROUTERs; an uplink closes itself when the
-// broker's context ends.
-func (b *Broker) closeSockets() {
-	for _, s := range []zmq4.Socket{b.router, b.boot} {
-		if s != nil {
-			_ = s.Close()
-		}
-	}
-	for _, s := range []*curve.Server{b.srv, b.bootSrv} {
-		if s != nil {
-			_ = s.Close()
-		}
-	}
-}
-
 // spawn runs f on a goroutine that Close waits for. After Close has begun
 // it does nothing and reports false.
 func (b *Broker) spawn(f func()) bool {
@@ -482,23 +331,6 @@ func (b *Broker) post(f func()) bool {
 		return false
 	}
 	return b.inbox.push(f)
-}
-
-func (b *Broker) readSocket(s zmq4.Socket, handle func([][]byte)) {
-	for {
-		msg, err := s.Recv()
-		if err != nil {
-			if b.ctx.Err() == nil {
-				b.log.Debug("overlay recv", "err", err)
-			}
-			return
-		}
-		b.msgs.Add(1)
-		frames := msg.Frames
-		if !b.post(func() { handle(frames) }) {
-			return
-		}
-	}
 }
 
 func (b *Broker) loop() {
@@ -599,196 +431,6 @@ func (b *Broker) Leave(ctx context.Context) error {
 	return err
 }
 
-func (b *Broker) newConn(cred fluxkit.Cred) *Conn {
-	ctx, cancel := context.WithCancel(b.ctx)
-	return &Conn{b: b, id: newUUID(), cred: cred, ctx: ctx, cancel: cancel, work: newQueue[func()]()}
-}
-
-// Connect opens a client connection to this broker with cred.
-func (b *Broker) Connect(cred fluxkit.Cred) (*Conn, error) {
-	c := b.newConn(cred)
-	errc := make(chan struct{})
-	if !b.post(func() { b.clients[c.id] = c; close(errc) }) {
-		return nil, errClosed
-	}
-	select {
-	case <-errc:
-		return c, nil
-	case <-b.ctx.Done():
-		return nil, errClosed
-	}
-}
-
-var _ fluxkit.Handle = (*Broker)(nil)
-
-// Rank is this broker's rank.
-func (b *Broker) Rank() uint32 { return b.rank }
-
-// Size is the instance size.
-func (b *Broker) Size() uint32 { return b.size }
-
-// Cred is the credential of the broker's own connection (owner, local).
-func (b *Broker) Cred() fluxkit.Cred { return b.self.cred }
-
-// Request sends a request as the instance owner.
-func (b *Broker) Request(ctx context.Context, req *fluxkit.Message) (fluxkit.Call, error) {
-	return b.self.Request(ctx, req)
-}
-
-// Register serves a topic on the broker's own connection.
-func (b *Broker) Register(topic string, allow fluxkit.Role, h fluxkit.HandlerFunc) (func(), error) {
-	return b.self.Register(topic, allow, h)
-}
-
-// Publish publishes an event as the instance owner.
-func (b *Broker) Publish(ctx context.Context, topic string, payload []byte, flags fluxkit.MsgFlags) error {
-	return b.self.Publish(ctx, topic, payload, flags)
-}
-
-// Subscribe subscribes the broker's own connection to events.
-func (b *Broker) Subscribe(ctx context.Context, prefix string) (fluxkit.Subscription, error) {
-	return b.self.Subscribe(ctx, prefix)
-}
-
-// UUID is the broker's identity on the overlay: the routing id of its
-// current connection to its parent (a new one after each reconnection).
-func (b *Broker) UUID() string { return *b.uuid.Load() }
-
-// Endpoint is the concrete URI the broker is bound to for its children
-// (tbon.endpoint), or "" for a leaf.
-func (b *Broker) Endpoint() string { return b.endpoint }
-
-// PublicKey is the broker's CURVE public key.
-func (b *Broker) PublicKey() curve.Key { return b.p.keys.Public }
-
-// Parent is the parent rank, or -1 for rank 0.
-func (b *Broker) Parent() int64 { return b.p.topo.Parent(b.rank) }
-
-// Topology is the broker's topology.
-func (b *Broker) Topology() Topology { return b.p.topo }
-
-// Status is the broker's subtree status; on rank 0 the overlay status.
-func (b *Broker) Status() Status { return Status(b.statusVal.Load()) }
-
-// BootURI is the boot server's URI (rank 0 only, "" elsewhere).
-func (b *Broker) BootURI() string { return b.bootURI }
-
-// Attr returns a broker attribute: rank, size, tbon.endpoint, tbon.topo,
-// hostlist (rank 0: the live instance hostlist), instance-level and
-// whatever the broker was configured or joined with.
-func (b *Broker) Attr(name string) (string, bool) {
-	switch name {
-	case "rank":
-		return strconv.FormatUint(uint64(b.rank), 10), true
-	case "size":
-		return strconv.FormatUint(uint64(b.size), 10), true
-	case "tbon.endpoint":
-		return b.endpoint, true
-	case "tbon.topo":
-		return b.p.topo.String(), true
-	case "hostlist":
-		if b.rank == 0 {
-			return b.Hostlist(), true
-		}
-	}
-	b.attrMu.RLock()
-	defer b.attrMu.RUnlock()
-	v, ok := b.p.attrs[name]
-	return v, ok
-}
-
-// InstanceConfig is the instance configuration: rank 0's Config.
-// InstanceConfig, or what getinfo delivered to a joiner (nil when the boot
-// server sent none, as a flux-core server does).
-func (b *Broker) InstanceConfig() json.RawMessage { return b.p.config }
-
-// Hostlist is rank 0's instance hostlist, placeholders replaced by the
-// hostnames of joined brokers.
-func (b *Broker) Hostlist() string {
-	if b.rank != 0 {
-		v, _ := b.Attr("hostlist")
-		return v
-	}
-	s, _ := ask(b, b.currentHostlist)
-	return s
-}
-
-// Online is rank 0's broker.online group (empty on other ranks).
-func (b *Broker) Online() idset.Set {
-	if b.rank != 0 {
-		return idset.Set{}
-	}
-	if p := b.onlineSet.Load(); p != nil {
-		return *p
-	}
-	s, _ := ask(b, b.onlineIDs)
-	return s
-}
-
-// Torpid is rank 0's broker.torpid group: ranks whose parent has not heard
-// from them for TorpidMax, though they are still online (empty on other
-// ranks).
-func (b *Broker) Torpid() idset.Set {
-	if b.rank != 0 {
-		return idset.Set{}
-	}
-	s, _ := ask(b, func() idset.Set { return b.torpid.ids() })
-	return s
-}
-
-// RankInfo is one line of rank 0's overlay status.
-type RankInfo struct {
-	Rank     uint32
-	Hostname string // the placeholder extra<rank> until a joiner replaced it
-	Online   bool
-	Torpid   bool
-	State    RankState // the rank pool's view
-}
-
-// rankInfo builds r's line; loop only.
-func (b *Broker) rankInfo(r uint32) RankInfo {
-	st := Online
-	if r != 0 {
-		st = b.p.pool.State(r)
-	}
-	return RankInfo{Rank: r, Hostname: b.hostOf(r), Online: r == 0 || b.below.has(r), Torpid: b.torpid.has(r), State: st}
-}
-
-// Lookup is rank 0's view of rank r; false on other ranks or when r is
-// not a rank of the instance.
-func (b *Broker) Lookup(r uint32) (RankInfo, bool) {
-	if b.rank != 0 || r >= b.size {
-		return RankInfo{}, false
-	}
-	return ask(b, func() RankInfo { return b.rankInfo(r) })
-}
-
-// Ranks is rank 0's view of every rank that is or was in use: online,
-// torpid, leased, orphaned, or named by a joiner; in ascending order, and
-// nil on other ranks. The other ranks are offline placeholders (see
-// Lookup); listing them would cost the size, not the ranks in use.
-func (b *Broker) Ranks() []RankInfo {
-	if b.rank != 0 {
-		return nil
-	}
-	rs, _ := ask(b, func() []RankInfo {
-		seen := rankSet{0: {}}
-		for r := range b.below {
-			seen[r] = struct{}{}
-		}
-		for r := range b.hosts {
-			seen[r] = struct{}{}
-		}
-		b.p.pool.Each(func(r uint32, _ RankState) { seen[r] = struct{}{} })
-		rs := make([]RankInfo, 0, len(seen))
-		for _, r := range seen.sorted() {
-			rs = append(rs, b.rankInfo(r))
-		}
-		return rs
-	})
-	return rs
-}
-
 // ask runs f on the loop and returns its result; ok is false once the
 // broker stops.
 func ask[T any](b *Broker, f func() T) (T, bool) {
@@ -802,35 +444,5 @@ func ask[T any](b *Broker, f func() T) (T, bool) {
 		return v, true
 	case <-b.ctx.Done():
 		return zero, false
-	}
-}
-
-// Messages counts the overlay messages this broker sent or received on its
-// sockets.
-func (b *Broker) Messages() uint64 { return b.msgs.Load() }
-
-// Disconnect forces child rank r offline, as `flux overlay disconnect`:
-// the child is sent DISCONNECT and marked lost. ENOENT when r is not an
-// online child of this broker.
-func (b *Broker) Disconnect(ctx context.Context, r uint32) error {
-	errc := make(chan error, 1)
-	if !b.post(func() {
-		c := b.children[r]
-		if c == nil || !c.online {
-			errc <- fluxkit.Errorf(fluxkit.ENOENT, "rank %d is not an online child of rank %d", r, b.rank)
-			return
-		}
-		b.loseChild(c, "disconnected")
-		errc <- nil
-	}) {
-		return errClosed
-	}
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-b.ctx.Done():
-		return errClosed
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"strconv"
 	"time"
@@ -14,72 +13,6 @@ import (
 	"github.com/fluxkit/fluxkit/flub/curve"
 	"github.com/fluxkit/fluxkit/idset"
 )
-
-// JoinConfig configures a broker joining a running instance. BootURI and
-// Owner are required; every other zero field takes its documented default.
-type JoinConfig struct {
-	// BootURI is the instance's boot server, as printed by rank 0
-	// ([Broker.BootURI]).
-	BootURI string
-	// Owner is the instance owner's key pair (the owner certificate); the
-	// boot server grants owner credentials to it alone.
-	Owner curve.KeyPair
-	// Topo is the joiner's tbon.topo. Default (""): adopt the instance's,
-	// as rank 0 reports it in getinfo ("kary:32" from a server that does
-	// not). When set, it must be the instance's: rank 0 refuses the joiner
-	// otherwise, before allocating a rank, with "tbon.topo mismatch".
-	Topo string
-	// Hostname is sent to rank 0 to replace this rank's placeholder.
-	// Default os.Hostname().
-	Hostname string
-	// Attrs are attributes already set on the joiner (-S on the command
-	// line). getinfo's attributes may not overwrite them.
-	Attrs map[string]string
-	// ParentTimeout bounds the wait for the parent to come online (D4);
-	// keep it below the instance's lease. Default 30 s.
-	ParentTimeout time.Duration
-	// ReconnectTimeout is how long a broker whose parent connection
-	// failed keeps reconnecting to that parent (with backoff) before it
-	// takes the parent for gone and rejoins through the boot server;
-	// refused connections cut it short. Keep it below the instance's
-	// lease. Default 10 s.
-	ReconnectTimeout time.Duration
-	// HandshakeTimeout bounds each CURVE handshake, with the boot server
-	// and with the parent; ctx's deadline bounds the whole join as well.
-	// Default 30 s (libzmq's ZMQ_HANDSHAKE_IVL).
-	HandshakeTimeout time.Duration
-	// TCPUserTimeout as in Config, for the link to the parent and, on an
-	// interior broker, to its children. Default 20 s.
-	TCPUserTimeout time.Duration
-	// BindHost is the address an interior joiner binds. Default 127.0.0.1.
-	BindHost string
-	// Heartbeat and TorpidMax as in Config.
-	Heartbeat time.Duration
-	TorpidMax time.Duration
-	// Transport carries CURVE. Default DefaultTransport().
-	Transport *curve.Transport
-	// Logger receives the broker's log. Default: discard.
-	Logger *slog.Logger
-	// Now is the broker's clock. Default time.Now.
-	Now func() time.Time
-	// Version is the hello version. Default Version.
-	Version uint32
-	// Env is the broker's environment, which broker.getenv reads and
-	// broker.setenv changes (never the process environment). Default
-	// (nil): a copy of the process environment when the broker starts.
-	Env map[string]string
-	// Modules are the Go modules module.load can start on this broker,
-	// keyed by module name: a load runs the entry named by the base of its
-	// path without extension, else by its name. See [ModuleFunc]. Default:
-	// none (every load fails with ENOENT).
-	Modules map[string]ModuleFunc
-	// ModuleTimeout bounds how long module.load waits for a module to
-	// call SetRunning before it cancels the module and fails the load
-	// with ETIMEDOUT. Default DefaultModuleTimeout (30 s).
-	ModuleTimeout time.Duration
-
-	hooks *joinHooks // tests
-}
 
 // joinHooks let tests observe and pace a joiner's steps.
 type joinHooks struct {
@@ -257,7 +190,8 @@ func join(ctx context.Context, cfg JoinConfig) (*Broker, error) {
 // ErrParentTimeout.
 type parentTimeoutError struct{ fe *fluxkit.Error }
 
-func (e *parentTimeoutError) Error() string   { return e.fe.Text }
+func (e *parentTimeoutError) Error() string { return e.fe.Text }
+
 func (e *parentTimeoutError) Unwrap() []error { return []error{e.fe, ErrParentTimeout} }
 
 // waitOnline waits until rank is in broker.online (step 6), bounded by

@@ -7,135 +7,36 @@ import (
 	"time"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/flub/curve"
 	"github.com/fluxkit/fluxkit/idset"
 )
 
-// This file is the overlay's membership: hello and its answer, children
-// lost, torpid or replaced, subtree status, and rank 0's broker.online,
-// broker.torpid and rank pool as membership reports reach it.
+// This file is the overlay's membership as a parent and rank 0 see it:
+// children lost, torpid or replaced, subtree status, heartbeats, and rank
+// 0's broker.online, broker.torpid and rank pool as membership reports
+// reach it. The hello exchange that brings a child in is in hello.go.
 
+// child is the parent's record of one child rank.
+type child struct {
+	rank     uint32
+	uuid     string    // routing id of its current connection
+	key      curve.Key // the key that connection authenticated with
+	host     string
+	status   Status
+	lastSeen time.Time
+	online   bool
+	lost     bool
+	torpid   bool
+	pending  inflight // requests forwarded to it
+}
+
+// hostname is the child's hostlist entry: what it said in hello, else the
+// placeholder extra<rank>.
 func (c *child) hostname() string {
 	if c.host != "" {
 		return c.host
 	}
 	return "extra" + strconv.FormatUint(uint64(c.rank), 10)
-}
-
-// sendHello queues overlay.hello on a new uplink (§14): again after a
-// reconnection or rejoin, with the subtree that comes back with it.
-func (b *Broker) sendHello(again bool) {
-	h := Hello{Rank: b.rank, Version: b.p.version, UUID: b.up.id, Status: b.status, Hostname: b.p.hostname, Reconnect: again}
-	if again && len(b.below) > 0 {
-		h.Subtree = b.below.ids().String()
-	}
-	p, _ := json.Marshal(h)
-	m := fluxkit.NewRequest(TopicHello, fluxkit.NodeidAny, p)
-	m.Rolemask = fluxkit.RoleOwner
-	b.sendUp(m)
-}
-
-func (b *Broker) helloResponse(m *fluxkit.Message) {
-	if err := fluxkit.ErrorFromResponse(m); err != nil {
-		err = fluxkit.Errorf(fluxkit.Errno(err), "overlay.hello: %s", fluxkit.ErrorText(err))
-		b.log.Info(err.Error())
-		if b.joined && fluxkit.Errno(err) == fluxkit.EEXIST {
-			err = fmt.Errorf("%w: %w", ErrReplaced, err)
-		}
-		select {
-		case b.helloDone <- err:
-		default:
-		}
-		b.fail(err)
-		return
-	}
-	var r struct {
-		UUID string `json:"uuid"`
-	}
-	if err := fluxkit.DecodePayload(m, &r); err != nil || r.UUID == "" {
-		err := fluxkit.Errorf(fluxkit.EPROTO, "overlay.hello: malformed response")
-		select {
-		case b.helloDone <- err:
-		default:
-		}
-		b.fail(err)
-		return
-	}
-	if b.joined {
-		b.log.Info("reconnected to parent", "parent", b.Parent(), "uri", b.p.parentURI)
-	}
-	b.parentUUID = r.UUID
-	b.helloOK, b.joined = true, true
-	select {
-	case b.helloDone <- nil:
-	default:
-	}
-	// The status may have changed between hello and now.
-	b.sendParent(b.control(fluxkit.ControlStatus, b.status))
-}
-
-// hello runs the parent's checks on a child's overlay.hello (§16).
-func (b *Broker) hello(id string, m *fluxkit.Message) {
-	m.PushRoute(id)
-	reply := func(v any, err error) {
-		var resp *fluxkit.Message
-		if err != nil {
-			resp = errorResponse(m, err)
-		} else {
-			p, _ := json.Marshal(v)
-			resp = fluxkit.ResponseTo(m, p, 0)
-		}
-		resp.PopRoute()
-		b.sendChild(id, resp)
-	}
-	h, err := decodeHello(m)
-	if err != nil {
-		reply(nil, err)
-		return
-	}
-	peer, ok := b.srv.Peer([]byte(id))
-	if !ok {
-		b.log.Info("hello from a closed connection dropped", "uuid", id)
-		return
-	}
-	bound := int64(-1)
-	if r, ok := b.keystore.bound(peer.Key); ok {
-		bound = r
-	}
-	chk := helloCheck{me: b.rank, size: b.size, topo: b.p.topo, version: b.p.version, bound: bound}
-	if err := chk.check(h, m.Cred()); err != nil {
-		b.log.Info("hello refused", "rank", h.Rank, "err", err)
-		reply(nil, err)
-		return
-	}
-	old := b.children[h.Rank]
-	if old != nil && old.online {
-		if h.Reconnect && old.key != peer.Key {
-			// A broker cut off from us comes back to find its rank held by
-			// another key: it was replaced meanwhile and must not displace
-			// the replacement.
-			err := fluxkit.Errorf(fluxkit.EEXIST, "rank %d is held by another broker", h.Rank)
-			b.log.Info("hello refused", "rank", h.Rank, "err", err)
-			reply(nil, err)
-			return
-		}
-		if h.Reconnect {
-			b.log.Info("child reconnected, dropping its old connection", "child", h.Rank)
-		} else {
-			b.log.Error(fmt.Sprintf("%s (rank %d) reconnected after crash, dropping old connection state", old.hostname(), h.Rank))
-		}
-		b.sendChild(old.uuid, b.control(fluxkit.ControlDisconnect, 0))
-		delete(b.childByUUID, old.uuid)
-		b.failInflight(old.pending, fmt.Sprintf("rank %d reconnected: its old connection is gone", h.Rank))
-	}
-	c := &child{rank: h.Rank, uuid: id, key: peer.Key, host: h.Hostname, status: h.Status, lastSeen: b.p.now(), online: true, pending: inflight{}}
-	b.children[h.Rank] = c
-	b.childByUUID[id] = c
-	b.log.Info(fmt.Sprintf("accepting connection from %s (rank %d) status %s", c.hostname(), h.Rank, h.Status))
-	reply(map[string]string{"uuid": *b.uuid.Load()}, nil)
-	// One report whether the rank is new or changed hands: rank 0 never
-	// sees it offline in between.
-	b.memberChange(memberOp{Op: opJoin, Rank: h.Rank, Subtree: h.Subtree})
-	b.updateStatus()
 }
 
 // loseChild marks an online child lost (its connection failed, or it was

@@ -6,34 +6,7 @@ import (
 	"strings"
 
 	"github.com/fluxkit/fluxkit"
-	"github.com/go-zeromq/zmq4"
 )
-
-// sendTo queues m for socket s (with routing id id on a ROUTER). Each
-// socket has its own writer goroutine, so a peer that stops reading holds
-// up that socket's writes, never the loop.
-func (b *Broker) sendTo(s zmq4.Socket, id string, m *fluxkit.Message) {
-	frames := m.Frames()
-	if id != "" {
-		frames = append([][]byte{[]byte(id)}, frames...)
-	}
-	if q := b.writers[s]; q != nil && q.push(frames) {
-		b.msgs.Add(1)
-	}
-}
-
-// writer sends what sendTo queued for s until the broker stops.
-func (b *Broker) writer(s zmq4.Socket, q *queue[[][]byte]) {
-	for {
-		frames, ok, _ := q.pop(b.ctx, nil)
-		if !ok {
-			return
-		}
-		if err := s.Send(zmq4.NewMsgFrom(frames...)); err != nil && b.ctx.Err() == nil {
-			b.log.Debug("overlay send", "err", err)
-		}
-	}
-}
 
 // sendParent sends m up once the parent has accepted this connection's
 // hello; a parent drops (and answers DISCONNECT to) anything else from a

@@ -1,0 +1,234 @@
+package flub
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+
+	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/flub/curve"
+	"github.com/go-zeromq/zmq4"
+)
+
+// uplink is one connection to the parent: a DEALER with its own routing
+// id, the CURVE client under it, and the goroutines that read and write
+// it. A broker that loses its parent builds a new uplink rather than
+// reviving the old one (zmq4 does not reconnect).
+type uplink struct {
+	id        string // DEALER routing id: the uuid of this connection
+	keys      curve.KeyPair
+	parentKey curve.Key
+	parentURI string
+	cl        *curve.Client
+	sock      zmq4.Socket
+	out       *queue[[][]byte]
+	ctx       context.Context
+	cancel    context.CancelFunc
+	closeOnce sync.Once
+	gone      int // ticks seen without a connection
+}
+
+func (u *uplink) close() {
+	u.closeOnce.Do(func() {
+		u.cancel()
+		_ = u.sock.Close()
+		_ = u.cl.Close()
+	})
+}
+
+func (b *Broker) openSockets() error {
+	if b.p.topo.HasChildren(b.rank, b.size) {
+		srv, err := b.p.transport.NewServer(curve.ServerConfig{Keys: b.p.keys, Authorizer: b.keystore.authorizer,
+			Logger: b.log, HandshakeTimeout: b.p.handshakeTimeout, TCPUserTimeout: b.p.tcpUserTimeout})
+		if err != nil {
+			return fmt.Errorf("overlay: %w", err)
+		}
+		b.srv = srv
+		ep, err := srv.Endpoint("tcp://" + net.JoinHostPort(b.p.bindHost, "0"))
+		if err != nil {
+			return fmt.Errorf("overlay: bind: %w", err)
+		}
+		b.router = zmq4.NewRouter(b.ctx, zmq4.WithTimeout(DefaultSendTimeout))
+		if err := b.router.Listen(ep); err != nil {
+			return fmt.Errorf("overlay: bind %s: %w", b.p.bindHost, err)
+		}
+		b.endpoint = "tcp://" + b.router.Addr().String()
+		b.writers[b.router] = newQueue[[][]byte]()
+		b.spawn(func() { b.readSocket(b.router, b.fromChild) })
+	}
+	if b.rank == 0 {
+		auth := func(_ context.Context, req curve.AuthRequest) curve.Decision {
+			if req.Key == b.p.owner {
+				return curve.Decision{Verdict: curve.Allow, UserID: "owner"}
+			}
+			if _, ok := b.p.guests[req.Key]; ok {
+				return curve.Decision{Verdict: curve.Allow, UserID: "guest"}
+			}
+			return curve.Decision{Verdict: curve.Deny, Reason: "No access"}
+		}
+		srv, err := b.p.transport.NewServer(curve.ServerConfig{Keys: b.p.keys, Authorizer: auth,
+			Logger: b.log, HandshakeTimeout: b.p.handshakeTimeout, TCPUserTimeout: b.p.tcpUserTimeout})
+		if err != nil {
+			return fmt.Errorf("boot server: %w", err)
+		}
+		b.bootSrv = srv
+		ep, err := srv.Endpoint("tcp://" + net.JoinHostPort(b.p.bindHost, "0"))
+		if err != nil {
+			return fmt.Errorf("boot server: %w", err)
+		}
+		b.boot = zmq4.NewRouter(b.ctx, zmq4.WithTimeout(DefaultSendTimeout))
+		if err := b.boot.Listen(ep); err != nil {
+			return fmt.Errorf("boot server: listen: %w", err)
+		}
+		b.bootURI = FormatBootURI(b.boot.Addr().String(), b.p.keys.Public)
+		b.writers[b.boot] = newQueue[[][]byte]()
+		b.spawn(func() { b.readSocket(b.boot, b.fromBoot) })
+	}
+	return nil
+}
+
+// dialUplink connects a new DEALER, with a routing id of its own, to the
+// parent at uri holding key, authenticating with keys. It blocks until the
+// CURVE handshake is done, ctx ends, or HandshakeTimeout passes; it never
+// runs on the loop.
+func (b *Broker) dialUplink(ctx context.Context, uri string, key curve.Key, keys curve.KeyPair) (*uplink, error) {
+	cl, err := b.p.transport.NewClient(curve.ClientConfig{Keys: keys, ServerKey: key, Logger: b.log,
+		HandshakeTimeout: b.p.handshakeTimeout, TCPUserTimeout: b.p.tcpUserTimeout})
+	if err != nil {
+		return nil, fmt.Errorf("overlay: %w", err)
+	}
+	ep, err := cl.Endpoint(uri)
+	if err != nil {
+		_ = cl.Close()
+		return nil, fmt.Errorf("overlay: parent uri: %w", err)
+	}
+	uctx, cancel := context.WithCancel(b.ctx)
+	u := &uplink{id: newUUID(), keys: keys, parentKey: key, parentURI: uri, cl: cl, out: newQueue[[][]byte](), ctx: uctx, cancel: cancel}
+	// Retries are the caller's (reconnect backs off); zmq4's own would
+	// hide how long the attempt took.
+	u.sock = zmq4.NewDealer(uctx, zmq4.WithID(zmq4.SocketIdentity(u.id)),
+		zmq4.WithTimeout(DefaultSendTimeout), zmq4.WithDialerMaxRetries(0),
+		zmq4.WithDialerTimeout(b.p.handshakeTimeout))
+	if err := dial(ctx, cancel, u.sock, ep); err != nil {
+		u.close()
+		return nil, fmt.Errorf("overlay: connect to parent %s: %w", uri, err)
+	}
+	return u, nil
+}
+
+// attach makes u the parent connection and says hello on it; again marks
+// a hello after a reconnection or a rejoin.
+func (b *Broker) attach(u *uplink, again bool) {
+	if b.ctx.Err() != nil {
+		u.close()
+		return
+	}
+	b.up, b.helloOK, b.restoring = u, false, false
+	b.uuid.Store(&u.id)
+	b.p.parentKey, b.p.parentURI = u.parentKey, u.parentURI
+	b.lastUp = b.p.now()
+	reader := b.spawn(func() {
+		defer u.close()
+		for {
+			msg, err := u.sock.Recv()
+			if err != nil {
+				return
+			}
+			b.msgs.Add(1)
+			frames := msg.Frames
+			if !b.post(func() {
+				if b.up == u {
+					b.fromParent(frames)
+				}
+			}) {
+				return
+			}
+		}
+	})
+	writer := b.spawn(func() {
+		for {
+			frames, ok, _ := u.out.pop(u.ctx, nil)
+			if !ok {
+				return
+			}
+			if err := u.sock.Send(zmq4.NewMsgFrom(frames...)); err != nil && u.ctx.Err() == nil {
+				b.log.Debug("overlay send to parent", "err", err)
+			}
+		}
+	})
+	if !reader || !writer {
+		u.close()
+		return
+	}
+	b.sendHello(again)
+}
+
+// detach drops the parent connection.
+func (b *Broker) detach() {
+	if b.up != nil {
+		b.up.close()
+		b.up = nil
+	}
+	b.helloOK = false
+	b.parentUUID = ""
+	b.failInflight(b.upPending, fmt.Sprintf("rank %d lost its connection to its parent rank %d", b.rank, b.Parent()))
+}
+
+// closeSockets closes the ROUTERs; an uplink closes itself when the
+// broker's context ends.
+func (b *Broker) closeSockets() {
+	for _, s := range []zmq4.Socket{b.router, b.boot} {
+		if s != nil {
+			_ = s.Close()
+		}
+	}
+	for _, s := range []*curve.Server{b.srv, b.bootSrv} {
+		if s != nil {
+			_ = s.Close()
+		}
+	}
+}
+
+func (b *Broker) readSocket(s zmq4.Socket, handle func([][]byte)) {
+	for {
+		msg, err := s.Recv()
+		if err != nil {
+			if b.ctx.Err() == nil {
+				b.log.Debug("overlay recv", "err", err)
+			}
+			return
+		}
+		b.msgs.Add(1)
+		frames := msg.Frames
+		if !b.post(func() { handle(frames) }) {
+			return
+		}
+	}
+}
+
+// sendTo queues m for socket s (with routing id id on a ROUTER). Each
+// socket has its own writer goroutine, so a peer that stops reading holds
+// up that socket's writes, never the loop.
+func (b *Broker) sendTo(s zmq4.Socket, id string, m *fluxkit.Message) {
+	frames := m.Frames()
+	if id != "" {
+		frames = append([][]byte{[]byte(id)}, frames...)
+	}
+	if q := b.writers[s]; q != nil && q.push(frames) {
+		b.msgs.Add(1)
+	}
+}
+
+// writer sends what sendTo queued for s until the broker stops.
+func (b *Broker) writer(s zmq4.Socket, q *queue[[][]byte]) {
+	for {
+		frames, ok, _ := q.pop(b.ctx, nil)
+		if !ok {
+			return
+		}
+		if err := s.Send(zmq4.NewMsgFrom(frames...)); err != nil && b.ctx.Err() == nil {
+			b.log.Debug("overlay send", "err", err)
+		}
+	}
+}
