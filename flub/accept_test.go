@@ -21,7 +21,7 @@ import (
 // ownerClient opens a boot-server client with the owner's key.
 func (in *instance) ownerClient(t testing.TB) *Client {
 	t.Helper()
-	c, err := DialBoot(ctxT(t, 10*time.Second), in.root.BootURI(), in.owner, ClientOptions{})
+	c, err := DialBoot(ctxT(t, 10*time.Second), ClientConfig{BootURI: in.root.BootURI(), Keys: in.owner})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,10 +36,10 @@ type getinfoReply struct {
 	Config json.RawMessage   `json:"config"`
 }
 
-func getinfo(t testing.TB, h fluxkit.Handle, nodeid uint32) (getinfoReply, error) {
+func getinfo(t testing.TB, h Requester, nodeid uint32) (getinfoReply, error) {
 	t.Helper()
 	var r getinfoReply
-	err := fluxkit.RPC(ctxT(t, 10*time.Second), h, TopicGetinfo, nodeid, map[string]any{}, &r)
+	err := rpc(ctxT(t, 10*time.Second), h, topicGetinfo, nodeid, map[string]any{}, &r)
 	return r, err
 }
 
@@ -232,7 +232,7 @@ func TestF3JoinInAnyOrder(t *testing.T) {
 	c := in.ownerClient(t)
 	k, _ := curve.GenerateKeyPair(nil)
 	var kr map[string]any
-	if err := fluxkit.RPC(ctx, c, TopicKex, 1, KexRequest{Name: "9", Pubkey: k.Public.String()}, &kr); err != nil {
+	if err := rpc(ctx, c, topicKex, 1, kexRequest{Name: "9", Pubkey: k.Public.String()}, &kr); err != nil {
 		t.Fatal(err)
 	}
 	if kr["uri"] != brokers[1].Endpoint() || kr["pubkey"] != brokers[1].PublicKey().String() || len(kr["pubkey"].(string)) != 40 {
@@ -252,7 +252,7 @@ func TestF5F21KexAndBinding(t *testing.T) {
 	c := in.ownerClient(t)
 	k, _ := curve.GenerateKeyPair(nil)
 	var raw json.RawMessage
-	if err := fluxkit.RPC(ctx, c, TopicKex, 1, KexRequest{Name: "3", Pubkey: k.Public.String()}, &raw); err != nil {
+	if err := rpc(ctx, c, topicKex, 1, kexRequest{Name: "3", Pubkey: k.Public.String()}, &raw); err != nil {
 		t.Fatal(err)
 	}
 	var shape map[string]any
@@ -269,11 +269,11 @@ func TestF5F21KexAndBinding(t *testing.T) {
 	if err != nil || len(bin) != 32 {
 		t.Fatalf("pubkey decodes to %d bytes, %v", len(bin), err)
 	}
-	err = fluxkit.RPC(ctx, c, TopicKex, 1, KexRequest{Name: "3", Pubkey: k.Public.String()}, nil)
-	wantErr(t, "F7 duplicate key", err, fluxkit.EEXIST, TextAuthorizeKey)
+	err = rpc(ctx, c, topicKex, 1, kexRequest{Name: "3", Pubkey: k.Public.String()}, nil)
+	wantErr(t, "F7 duplicate key", err, fluxkit.EEXIST, textAuthorizeKey)
 
 	// A DEALER presenting K completes CURVE with rank 1's key.
-	pk, uri, _ := ParseKexResponse(raw)
+	pk, uri, _ := parseKexResponse(raw)
 	d := dialChild(t, k, pk, uri)
 	resp := d.hello(t, 4)
 	if resp.Errnum != uint32(fluxkit.EPERM) || string(resp.Payload) != "key is bound to rank 3, not rank 4" {
@@ -358,8 +358,8 @@ func (c *testChild) recv(t testing.TB) *fluxkit.Message {
 
 func (c *testChild) hello(t testing.TB, rank uint32) *fluxkit.Message {
 	t.Helper()
-	p, _ := json.Marshal(Hello{Rank: rank, Version: Version, UUID: c.uuid, Status: StatusFull})
-	m := fluxkit.NewRequest(TopicHello, fluxkit.NodeidAny, p)
+	p, _ := json.Marshal(helloPayload{Rank: rank, Version: protocolVersion, UUID: c.uuid, Status: StatusFull})
+	m := fluxkit.NewRequest(topicHello, fluxkit.NodeidAny, p)
 	m.Rolemask = fluxkit.RoleOwner
 	c.send(t, m.Frames()...)
 	return c.recv(t)
@@ -374,16 +374,16 @@ func TestF6F8F9F18Errors(t *testing.T) {
 	k, _ := curve.GenerateKeyPair(nil)
 	good := k.Public.String()
 	kex := func(nodeid uint32, payload string) error {
-		return fluxkit.RPC(ctx, c, TopicKex, nodeid, json.RawMessage(payload), nil)
+		return rpc(ctx, c, topicKex, nodeid, json.RawMessage(payload), nil)
 	}
 	// F6
-	wantErr(t, "kex to leaf", kex(5, `{"name":"9","pubkey":"`+good+`"}`), fluxkit.EINVAL, TextNoChildren)
+	wantErr(t, "kex to leaf", kex(5, `{"name":"9","pubkey":"`+good+`"}`), fluxkit.EINVAL, textNoChildren)
 	if n := brokers[5].keystore.len(); n != 0 {
 		t.Fatalf("leaf authorized %d keys", n)
 	}
 	// F8
 	for _, p := range []string{good[:39], "~" + good[1:], strings.Repeat("#####", 8)} {
-		wantErr(t, "kex key "+p, kex(1, `{"name":"9","pubkey":"`+p+`"}`), fluxkit.EINVAL, TextAuthorizeKey)
+		wantErr(t, "kex key "+p, kex(1, `{"name":"9","pubkey":"`+p+`"}`), fluxkit.EINVAL, textAuthorizeKey)
 	}
 	wantErr(t, "kex without pubkey", kex(1, `{"name":"9"}`), fluxkit.EPROTO, "")
 	wantErr(t, "kex numeric name", kex(1, `{"name":9,"pubkey":"`+good+`"}`), fluxkit.EPROTO, "")
@@ -392,12 +392,12 @@ func TestF6F8F9F18Errors(t *testing.T) {
 	}
 	// F9
 	_, err := getinfo(t, c, 1)
-	wantErr(t, "getinfo to rank 1", err, fluxkit.EINVAL, TextNoRanks)
+	wantErr(t, "getinfo to rank 1", err, fluxkit.EINVAL, textNoRanks)
 	// F18: the pool is full here, so re-run on a fresh instance below.
 	in2 := startInstance(t, Config{Size: 3})
 	c2 := in2.ownerClient(t)
 	for _, p := range []string{"[]", "", `"x"`} {
-		req := fluxkit.NewRequest(TopicGetinfo, 0, []byte(p))
+		req := fluxkit.NewRequest(topicGetinfo, 0, []byte(p))
 		call, err := c2.Request(ctx, req)
 		if err != nil {
 			t.Fatal(err)
@@ -418,7 +418,7 @@ func TestF10NonOwner(t *testing.T) {
 	guest, _ := curve.GenerateKeyPair(nil)
 	in := startInstance(t, Config{Size: 7, Guests: map[curve.Key]uint32{guest.Public: 4242}})
 	ctx := ctxT(t, 30*time.Second)
-	gc, err := DialBoot(ctx, in.root.BootURI(), guest, ClientOptions{})
+	gc, err := DialBoot(ctx, ClientConfig{BootURI: in.root.BootURI(), Keys: guest})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,15 +429,15 @@ func TestF10NonOwner(t *testing.T) {
 	}
 	defer local.Close()
 	k, _ := curve.GenerateKeyPair(nil)
-	for name, h := range map[string]fluxkit.Handle{"network": gc, "local": local} {
+	for name, h := range map[string]Requester{"network": gc, "local": local} {
 		_, err := getinfo(t, h, 0)
 		wantErr(t, name+" guest getinfo", err, fluxkit.EPERM, "Request requires owner credentials")
-		err = fluxkit.RPC(ctx, h, TopicKex, 0, KexRequest{Name: "1", Pubkey: k.Public.String()}, nil)
+		err = rpc(ctx, h, topicKex, 0, kexRequest{Name: "1", Pubkey: k.Public.String()}, nil)
 		wantErr(t, name+" guest kex", err, fluxkit.EPERM, "Request requires owner credentials")
 	}
 	// An unknown key does not even get through CURVE.
 	stranger, _ := curve.GenerateKeyPair(nil)
-	if c, err := DialBoot(ctx, in.root.BootURI(), stranger, ClientOptions{}); err == nil {
+	if c, err := DialBoot(ctx, ClientConfig{BootURI: in.root.BootURI(), Keys: stranger}); err == nil {
 		c.Close()
 		t.Fatal("boot server accepted an unknown key")
 	}
@@ -579,7 +579,7 @@ func TestF16HelloFrames(t *testing.T) {
 	leakcheck.Check(t)
 	first := make(chan [][]byte, 1)
 	var once sync.Once
-	in := startInstance(t, Config{Size: 3, frameHook: func(_ string, f [][]byte) {
+	in := startInstance(t, Config{Size: 3, hooks: &startHooks{frames: func(_ string, f [][]byte) {
 		once.Do(func() {
 			cp := make([][]byte, len(f))
 			for i := range f {
@@ -587,7 +587,7 @@ func TestF16HelloFrames(t *testing.T) {
 			}
 			first <- cp
 		})
-	}})
+	}}})
 	b, err := in.join(ctxT(t, 30*time.Second), "node1")
 	if err != nil {
 		t.Fatal(err)
@@ -599,7 +599,7 @@ func TestF16HelloFrames(t *testing.T) {
 	if string(f[0]) != b.UUID() || len(f[0]) != 36 {
 		t.Fatalf("routing id %q, want the 36-char UUID %q", f[0], b.UUID())
 	}
-	if len(f[1]) != 0 || string(f[2]) != TopicHello {
+	if len(f[1]) != 0 || string(f[2]) != topicHello {
 		t.Fatalf("frames %q", f[1:3])
 	}
 	if p := f[3]; len(p) == 0 || p[len(p)-1] != 0 {
@@ -633,10 +633,10 @@ func TestF17MalformedInput(t *testing.T) {
 	c := in.ownerClient(t)
 	k, _ := curve.GenerateKeyPair(nil)
 	var raw json.RawMessage
-	if err := fluxkit.RPC(ctx, c, TopicKex, 0, KexRequest{Name: "1", Pubkey: k.Public.String()}, &raw); err != nil {
+	if err := rpc(ctx, c, topicKex, 0, kexRequest{Name: "1", Pubkey: k.Public.String()}, &raw); err != nil {
 		t.Fatal(err)
 	}
-	pk, uri, _ := ParseKexResponse(raw)
+	pk, uri, _ := parseKexResponse(raw)
 	d := dialChild(t, k, pk, uri)
 
 	good := fluxkit.NewRequest("attr.get", 0, []byte(`{"name":"rank"}`)).Frames()
@@ -652,7 +652,7 @@ func TestF17MalformedInput(t *testing.T) {
 		t.Fatalf("got %v control %d, want DISCONNECT", m.Type, m.ControlType)
 	}
 	// A hello without uuid gets EPROTO.
-	h := fluxkit.NewRequest(TopicHello, fluxkit.NodeidAny, []byte(`{"rank":1,"version":256,"status":1}`))
+	h := fluxkit.NewRequest(topicHello, fluxkit.NodeidAny, []byte(`{"rank":1,"version":256,"status":1}`))
 	h.Rolemask = fluxkit.RoleOwner
 	d.send(t, h.Frames()...)
 	m = d.recv(t)
@@ -692,7 +692,7 @@ func TestF19F20GetinfoShapes(t *testing.T) {
 		{"size 0", func(m map[string]any) { m["size"] = 0 }, "invalid rank 1 for size 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			in := startInstance(t, Config{Size: 7, getinfoHook: tc.hook})
+			in := startInstance(t, Config{Size: 7, hooks: &startHooks{getinfo: tc.hook}})
 			b, err := in.join(ctx, "node")
 			if tc.error == "" {
 				if err != nil {
@@ -711,7 +711,7 @@ func TestF19F20GetinfoShapes(t *testing.T) {
 	}
 }
 
-// Leave: overlay.goodbye makes the rank offline (partial), not lost.
+// Shutdown: overlay.goodbye makes the rank offline (partial), not lost.
 func TestLeaveGoodbye(t *testing.T) {
 	leakcheck.Check(t)
 	in := startInstance(t, Config{Size: 2})
@@ -721,7 +721,7 @@ func TestLeaveGoodbye(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "full", 5*time.Second, func() bool { return in.root.Status() == StatusFull })
-	if err := b.Leave(ctx); err != nil {
+	if err := b.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "partial", 5*time.Second, func() bool { return in.root.Status() == StatusPartial })

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,20 +41,12 @@ const (
 
 // params is everything a broker needs, whichever way it was booted.
 type params struct {
-	rank, size       uint32
-	topo             Topology
-	keys             curve.KeyPair // the server keys, and the first client keys
-	hostname         string
-	attrs            map[string]string
-	bindHost         string
-	heartbeat        time.Duration
-	torpidMax        time.Duration
-	handshakeTimeout time.Duration
-	tcpUserTimeout   time.Duration
-	transport        *curve.Transport
-	log              *slog.Logger
-	now              func() time.Time
-	version          uint32
+	knobs
+	rank, size uint32
+	topo       Topology
+	keys       curve.KeyPair // the server keys, and the first client keys
+	hostname   string
+	attrs      map[string]string
 
 	parentKey curve.Key // rank > 0: from kex
 	parentURI string
@@ -70,11 +60,6 @@ type params struct {
 	owner    curve.Key
 	ownerUID uint32
 	guests   map[curve.Key]uint32
-
-	// every rank: built-in services (builtin.go, module.go)
-	env           map[string]string
-	modules       map[string]ModuleFunc
-	moduleTimeout time.Duration
 
 	// test hooks
 	getinfoHook func(map[string]any)
@@ -190,62 +175,15 @@ func newUUID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-// Start validates cfg and starts rank 0 of an instance of cfg.Size ranks
-// whose other ranks join later through its boot server ([Broker.BootURI]).
+// Start starts rank 0 of an instance of cfg.Size ranks whose other ranks
+// join later through its boot server ([Broker.BootURI]). It calls
+// cfg.Validate and refuses what that refuses.
 func Start(ctx context.Context, cfg Config) (*Broker, error) {
-	var p params
-	err := shared{
-		what: "Config", topo: orString(cfg.Topo, DefaultTopo), bindHost: cfg.BindHost,
-		heartbeat: cfg.Heartbeat, torpidMax: cfg.TorpidMax, handshakeTimeout: cfg.HandshakeTimeout,
-		tcpUserTimeout: cfg.TCPUserTimeout, transport: cfg.Transport, log: cfg.Logger, now: cfg.Now, version: cfg.Version,
-		env: cfg.Env, modules: cfg.Modules, moduleTimeout: cfg.ModuleTimeout,
-	}.apply(&p)
-	if err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Owner.IsZero() {
-		return nil, fluxkit.Errorf(fluxkit.EINVAL, "Config.Owner: the owner's public key is required")
-	}
-	if cfg.Size > MaxSize {
-		return nil, fluxkit.Errorf(fluxkit.EINVAL, "Config.Size: %d exceeds the maximum instance size %d", cfg.Size, uint64(MaxSize))
-	}
-	p.size = max(cfg.Size, 1)
-	pool, err := NewPool(p.size, 1)
+	p, err := cfg.params()
 	if err != nil {
-		return nil, err
-	}
-	p.pool = pool
-	if cfg.Lease < 0 {
-		return nil, fluxkit.Errorf(fluxkit.EINVAL, "Config.Lease: negative duration %v", cfg.Lease)
-	}
-	p.lease = orDuration(cfg.Lease, DefaultLease)
-	p.config = json.RawMessage("{}")
-	if len(cfg.InstanceConfig) > 0 {
-		var obj map[string]json.RawMessage
-		if err := json.Unmarshal(cfg.InstanceConfig, &obj); err != nil || obj == nil {
-			return nil, fluxkit.Errorf(fluxkit.EINVAL, "Config.InstanceConfig: not a JSON object")
-		}
-		p.config = cfg.InstanceConfig
-	}
-	p.owner = cfg.Owner
-	p.ownerUID = cfg.OwnerUserid
-	if p.ownerUID == 0 {
-		p.ownerUID = uint32(os.Getuid())
-	}
-	p.guests = cfg.Guests
-	p.getinfoHook, p.frameHook = cfg.getinfoHook, cfg.frameHook
-	p.hostname = cfg.Hostname
-	if p.hostname == "" {
-		p.hostname, _ = os.Hostname()
-	}
-	p.attrs = map[string]string{"instance-level": "0"}
-	for k, v := range cfg.Attrs {
-		p.attrs[k] = v
-	}
-	p.attrs["security.owner"] = strconv.FormatUint(uint64(p.ownerUID), 10)
-	if cfg.Keys != nil {
-		p.keys = *cfg.Keys
-	} else if p.keys, err = curve.GenerateKeyPair(nil); err != nil {
 		return nil, err
 	}
 	return newBroker(ctx, p)
@@ -399,7 +337,8 @@ func (b *Broker) Done() <-chan struct{} { return b.ctx.Done() }
 // return, while the broker still routes their last messages), then stops
 // the broker without telling its parent (a crash, as far as the parent can
 // tell, once the connection drops) and waits for every goroutine and
-// socket it started. Use Leave for a clean exit.
+// socket it started. Use Shutdown for a clean exit. Calling it again is
+// harmless.
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		b.stopModules()
@@ -413,22 +352,19 @@ func (b *Broker) Close() error {
 	return nil
 }
 
-// Leave removes every module (they may still need the overlay while they
-// stop), says overlay.goodbye to the parent, waits for its answer (bounded
-// by ctx), then closes the broker.
-func (b *Broker) Leave(ctx context.Context) error {
+// Shutdown leaves the overlay gracefully, bounded by ctx, then closes the
+// broker: it removes every module (they may still need the overlay while
+// they stop), says overlay.goodbye to the parent so that the rank goes
+// offline rather than lost, and waits for the parent's answer. Rank 0 has
+// no parent to tell; its Shutdown removes the modules and closes. The
+// error is ctx's, or the parent's refusal, when the goodbye went unanswered.
+func (b *Broker) Shutdown(ctx context.Context) error {
 	defer b.Close()
 	b.stopModules()
 	if b.rank == 0 {
 		return nil
 	}
-	call, err := b.Request(ctx, &fluxkit.Message{Type: fluxkit.TypeRequest, Topic: TopicGoodbye, Nodeid: uint32(b.Parent()), Payload: []byte("{}")})
-	if err != nil {
-		return err
-	}
-	defer call.Close()
-	_, err = call.Recv(ctx)
-	return err
+	return rpc(ctx, b, topicGoodbye, uint32(b.Parent()), map[string]any{}, nil)
 }
 
 // ask runs f on the loop and returns its result; ok is false once the

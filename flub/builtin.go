@@ -21,13 +21,13 @@ type builtinEntry struct {
 // with flux-core's access rule.
 func (b *Broker) builtin(topic string) (builtinEntry, bool) {
 	switch topic {
-	case TopicGetinfo:
+	case topicGetinfo:
 		return builtinEntry{fluxkit.RoleNone, b.getinfo}, true
-	case TopicKex:
+	case topicKex:
 		return builtinEntry{fluxkit.RoleNone, b.kex}, true
-	case TopicReclaim:
+	case topicReclaim:
 		return builtinEntry{fluxkit.RoleNone, b.reclaim}, true
-	case TopicGoodbye:
+	case topicGoodbye:
 		return builtinEntry{fluxkit.RoleNone, b.goodbye}, true
 	case "attr.get":
 		return builtinEntry{fluxkit.RoleUser, b.attrGet}, true
@@ -55,7 +55,7 @@ func (b *Broker) builtin(topic string) (builtinEntry, bool) {
 		if b.rank == 0 {
 			return builtinEntry{fluxkit.RoleNone, b.member}, true
 		}
-	case TopicGroups:
+	case topicGroups:
 		if b.rank == 0 {
 			return builtinEntry{fluxkit.RoleUser, b.groupsGet}, true
 		}

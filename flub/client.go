@@ -2,7 +2,6 @@ package flub
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -14,10 +13,56 @@ import (
 	"github.com/go-zeromq/zmq4"
 )
 
+// Requester sends requests into an instance and is all a boot [Client]
+// does: it serves nothing, publishes nothing and hears no events. A
+// [Broker] and a [Conn] are Requesters too, as every [fluxkit.Handle] is.
+type Requester interface {
+	// Request sends req, as [fluxkit.Handle]'s Request does.
+	Request(ctx context.Context, req *fluxkit.Message) (fluxkit.Call, error)
+}
+
+var (
+	_ Requester = (*Client)(nil)
+	_ Requester = fluxkit.Handle(nil)
+)
+
+// ClientConfig configures a boot client. BootURI and Keys are required;
+// the zero value of every other field is its documented default.
+type ClientConfig struct {
+	// BootURI is the instance's boot server, as printed by rank 0
+	// ([Broker.BootURI]).
+	BootURI string
+	// Keys authenticate the client: the owner's certificate, or a guest's
+	// key pair (whose FLUB requests get EPERM).
+	Keys curve.KeyPair
+	// Transport carries CURVE. Default DefaultTransport().
+	Transport *curve.Transport
+	// Logger receives the CURVE client's log. Default: discard.
+	Logger *slog.Logger
+	// HandshakeTimeout bounds the CURVE handshake; ctx's deadline bounds
+	// it too. Default 30 s (libzmq's ZMQ_HANDSHAKE_IVL).
+	HandshakeTimeout time.Duration
+}
+
+// Validate reports the first field of c that is out of range, naming it.
+// It changes nothing; DialBoot calls it.
+func (c *ClientConfig) Validate() error {
+	if _, _, err := ParseBootURI(c.BootURI); err != nil {
+		return fmt.Errorf("ClientConfig.BootURI: %w", err)
+	}
+	if c.Keys.Public.IsZero() {
+		return fluxkit.Errorf(fluxkit.EINVAL, "ClientConfig.Keys: a key pair is required")
+	}
+	if c.HandshakeTimeout < 0 {
+		return fluxkit.Errorf(fluxkit.EINVAL, "ClientConfig.HandshakeTimeout: negative duration %v", c.HandshakeTimeout)
+	}
+	return nil
+}
+
 // Client is a connection to an instance's boot server, authenticated by a
-// CURVE key pair: the owner's certificate for FLUB. It implements the
-// request side of [fluxkit.Handle]; Register, Publish and Subscribe fail
-// with ENOSYS.
+// CURVE key pair: the owner's certificate for FLUB. Requests sent on it
+// are routed into the overlay from rank 0, with the credentials the
+// server grants its key.
 type Client struct {
 	sock   zmq4.Socket
 	cl     *curve.Client
@@ -29,32 +74,22 @@ type Client struct {
 	once   sync.Once
 }
 
-var _ fluxkit.Handle = (*Client)(nil)
-
-// ClientOptions tunes DialBoot; zero values are defaults.
-type ClientOptions struct {
-	Transport        *curve.Transport // default DefaultTransport()
-	Logger           *slog.Logger     // default discard
-	HandshakeTimeout time.Duration    // default 30 s; ctx's deadline bounds it too
-}
-
-// DialBoot connects to the boot server at uri with the given key pair.
-// It fails if the server refuses the key or does not hold the URI's key.
-func DialBoot(ctx context.Context, uri string, keys curve.KeyPair, opt ClientOptions) (*Client, error) {
-	ep, serverKey, err := ParseBootURI(uri)
-	if err != nil {
+// DialBoot connects to the boot server at cfg.BootURI. It calls
+// cfg.Validate and refuses what that refuses, and fails if the server
+// refuses the key or does not hold the URI's key.
+func DialBoot(ctx context.Context, cfg ClientConfig) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	tr := opt.Transport
+	ep, serverKey, _ := ParseBootURI(cfg.BootURI)
+	tr := cfg.Transport
 	if tr == nil {
+		var err error
 		if tr, err = DefaultTransport(); err != nil {
 			return nil, err
 		}
 	}
-	if opt.HandshakeTimeout < 0 {
-		return nil, fluxkit.Errorf(fluxkit.EINVAL, "ClientOptions.HandshakeTimeout: negative duration %v", opt.HandshakeTimeout)
-	}
-	cl, err := tr.NewClient(curve.ClientConfig{Keys: keys, ServerKey: serverKey, Logger: opt.Logger, HandshakeTimeout: opt.HandshakeTimeout})
+	cl, err := tr.NewClient(curve.ClientConfig{Keys: cfg.Keys, ServerKey: serverKey, Logger: cfg.Logger, HandshakeTimeout: cfg.HandshakeTimeout})
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +102,7 @@ func DialBoot(ctx context.Context, uri string, keys curve.KeyPair, opt ClientOpt
 	c := &Client{cl: cl, ctx: cctx, cancel: cancel}
 	// A boot client has no loop to stall, so its send guard is generous.
 	c.sock = zmq4.NewDealer(cctx, zmq4.WithID(zmq4.SocketIdentity(newUUID())),
-		zmq4.WithTimeout(6*DefaultSendTimeout), zmq4.WithDialerMaxRetries(2), zmq4.WithDialerRetry(100*time.Millisecond))
+		zmq4.WithTimeout(6*sendTimeout), zmq4.WithDialerMaxRetries(2), zmq4.WithDialerRetry(100*time.Millisecond))
 	if err = dial(ctx, cancel, c.sock, cep); err != nil {
 		_ = c.sock.Close()
 		_ = cl.Close()
@@ -77,42 +112,6 @@ func DialBoot(ctx context.Context, uri string, keys curve.KeyPair, opt ClientOpt
 	go c.read()
 	return c, nil
 }
-
-// dial connects s to ep, or gives up when ctx ends (cancel, which ends
-// s's context, aborts the attempt). A CURVE failure comes back without
-// the layers zmq4 wraps around it: "server key mismatch", "client key not
-// authorized", "handshake timed out after ...".
-func dial(ctx context.Context, cancel context.CancelFunc, s zmq4.Socket, ep string) error {
-	errc := make(chan error, 1)
-	go func() { errc <- s.Dial(ep) }()
-	var err error
-	select {
-	case err = <-errc:
-	case <-ctx.Done():
-		cancel()
-		<-errc
-		err = ctx.Err()
-	}
-	if err != nil {
-		cancel()
-		var hs *curve.HandshakeError
-		var re *curve.RefusedError
-		if errors.As(err, &hs) || errors.As(err, &re) {
-			return dialError{curve.Failure(err), err}
-		}
-	}
-	return err
-}
-
-// dialError shows a CURVE failure alone while keeping zmq4's whole chain
-// for errors.Is and errors.As.
-type dialError struct {
-	shown, full error
-}
-
-func (e dialError) Error() string { return strings.TrimPrefix(e.shown.Error(), "curve: ") }
-
-func (e dialError) Unwrap() error { return e.full }
 
 func (c *Client) read() {
 	defer c.wg.Done()
@@ -130,18 +129,7 @@ func (c *Client) read() {
 	}
 }
 
-// Rank is 0: the boot server is rank 0.
-func (c *Client) Rank() uint32 { return 0 }
-
-// Size is unknown to a boot client (0); getinfo tells it.
-func (c *Client) Size() uint32 { return 0 }
-
-// Cred is what the client asserts; the server decides from its key.
-func (c *Client) Cred() fluxkit.Cred {
-	return fluxkit.Cred{Userid: fluxkit.UseridUnknown, Roles: fluxkit.RoleOwner}
-}
-
-// Request sends a request through the boot server.
+// Request sends a request through the boot server; see [Requester].
 func (c *Client) Request(ctx context.Context, req *fluxkit.Message) (fluxkit.Call, error) {
 	if req == nil || req.Type != fluxkit.TypeRequest {
 		return nil, fluxkit.Errorf(fluxkit.EINVAL, "Request takes a message of type request")
@@ -175,22 +163,8 @@ func (c *Client) Request(ctx context.Context, req *fluxkit.Message) (fluxkit.Cal
 	return cl, nil
 }
 
-// Register is not supported on a boot client.
-func (c *Client) Register(string, fluxkit.Role, fluxkit.HandlerFunc) (func(), error) {
-	return nil, fluxkit.Errorf(fluxkit.ENOSYS, "a boot client cannot serve requests")
-}
-
-// Publish is not supported on a boot client.
-func (c *Client) Publish(context.Context, string, []byte, fluxkit.MsgFlags) error {
-	return fluxkit.Errorf(fluxkit.ENOSYS, "a boot client cannot publish")
-}
-
-// Subscribe is not supported on a boot client.
-func (c *Client) Subscribe(context.Context, string) (fluxkit.Subscription, error) {
-	return nil, fluxkit.Errorf(fluxkit.ENOSYS, "a boot client cannot subscribe")
-}
-
-// Close disconnects and waits for the reader.
+// Close disconnects and waits for the reader. Calling it again is
+// harmless.
 func (c *Client) Close() error {
 	c.once.Do(func() {
 		c.cancel()
@@ -199,4 +173,32 @@ func (c *Client) Close() error {
 		_ = c.cl.Close()
 	})
 	return nil
+}
+
+// rpc sends a request with payload in to nodeid through r and decodes its
+// single response into out (when not nil), as fluxkit.RPC does for a
+// Handle.
+func rpc(ctx context.Context, r Requester, topic string, nodeid uint32, in, out any) error {
+	call, err := send(ctx, r, topic, nodeid, 0, in)
+	if err != nil {
+		return err
+	}
+	defer call.Close()
+	m, err := call.Recv(ctx)
+	if err != nil || out == nil {
+		return err
+	}
+	return fluxkit.DecodePayload(m, out)
+}
+
+// send sends a request with payload in (see fluxkit.EncodePayload) and
+// flags to nodeid through r.
+func send(ctx context.Context, r Requester, topic string, nodeid uint32, flags fluxkit.MsgFlags, in any) (fluxkit.Call, error) {
+	p, err := fluxkit.EncodePayload(in)
+	if err != nil {
+		return nil, err
+	}
+	req := fluxkit.NewRequest(topic, nodeid, p)
+	req.Flags |= flags
+	return r.Request(ctx, req)
 }

@@ -37,7 +37,7 @@ func (c conformance) connect(t *testing.T, r uint32, cred fluxkit.Cred) fluxkit.
 
 func TestConformance(t *testing.T) {
 	handletest.Run(t, func(t *testing.T) handletest.Instance {
-		in := startInstance(t, Config{Size: 5, OwnerUserid: 1000})
+		in := startInstance(t, Config{Size: 5, OwnerUserid: new(uint32(1000))})
 		ctx := ctxT(t, 30*time.Second)
 		brokers := make([]*Broker, 5)
 		brokers[0] = in.root

@@ -17,7 +17,7 @@ func FuzzParseGetinfoResponse(f *testing.F) {
 	f.Add([]byte(`{"rank":1,"size":2,"attrs":{"a":1}}`))
 	f.Add([]byte(`[]`))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		r, err := ParseGetinfoResponse(in)
+		r, err := parseGetinfoResponse(in)
 		if err != nil {
 			if fluxkit.Errno(err) != fluxkit.EPROTO {
 				t.Fatalf("errno %v", fluxkit.Errno(err))
@@ -41,7 +41,7 @@ func FuzzDecodeHello(f *testing.F) {
 	f.Add([]byte(`{"rank":3,"version":256,"uuid":"u","status":1,"subtree":"0-2147483648"}`))
 	f.Add([]byte(`{"rank":3,"version":256,"uuid":"u","status":1,"reconnect":"yes"}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		h, err := decodeHello(msg(TopicHello, string(in)))
+		h, err := decodeHello(msg(topicHello, string(in)))
 		if err != nil {
 			if fluxkit.Errno(err) != fluxkit.EPROTO {
 				t.Fatalf("errno %v", fluxkit.Errno(err))
@@ -62,7 +62,7 @@ func FuzzKex(f *testing.F) {
 	f.Add([]byte(`{"name":"3","pubkey":"#########################################"}`))
 	f.Add([]byte(`{"name":3}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		req, err := decodeKexRequest(msg(TopicKex, string(in)))
+		req, err := decodeKexRequest(msg(topicKex, string(in)))
 		if err != nil {
 			if fluxkit.Errno(err) != fluxkit.EPROTO {
 				t.Fatalf("errno %v", fluxkit.Errno(err))
@@ -123,7 +123,7 @@ func FuzzParseTopology(f *testing.F) {
 // FuzzOverlayInput feeds arbitrary frames to a live parent's ROUTER input
 // path (as if from a connected peer) and checks that the broker survives.
 func FuzzOverlayInput(f *testing.F) {
-	hello := fluxkit.NewRequest(TopicHello, fluxkit.NodeidAny, []byte(`{"rank":1,"version":256,"uuid":"x","status":1}`))
+	hello := fluxkit.NewRequest(topicHello, fluxkit.NodeidAny, []byte(`{"rank":1,"version":256,"uuid":"x","status":1}`))
 	hello.Rolemask = fluxkit.RoleOwner
 	f.Add([]byte("peer-1"), bytes.Join(hello.Frames(), []byte{0xff, 0xfe}))
 	f.Add([]byte("peer-2"), []byte{0x8e, 0x01, 0x08})
@@ -190,7 +190,7 @@ func FuzzBuiltinServices(f *testing.F) {
 // only online ranks are torpid, and nothing makes rank 0 hold more ranks
 // than a report could really name (a bogus "0-2147483647" costs nothing).
 func FuzzMembership(f *testing.F) {
-	topics := []string{topicMember, TopicReclaim, TopicGetinfo}
+	topics := []string{topicMember, topicReclaim, topicGetinfo}
 	for _, tc := range []struct {
 		which   uint8
 		payload string

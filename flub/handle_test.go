@@ -84,7 +84,7 @@ func TestHandleAcrossTheTree(t *testing.T) {
 
 	// Streaming: broker.online watch from rank 6 ends with ENODATA when
 	// "until" is met.
-	call, err := fluxkit.Stream(ctx, brokers[6], TopicGroups, 0, map[string]any{"name": "broker.online", "until": 6})
+	call, err := fluxkit.Stream(ctx, brokers[6], topicGroups, 0, map[string]any{"name": "broker.online", "until": 6})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +220,7 @@ func TestHelloVersionMismatch(t *testing.T) {
 	leakcheck.Check(t)
 	in := startInstance(t, Config{Size: 3})
 	cfg := in.joinConfig("node1")
-	cfg.Version = 9 << 16
+	cfg.hooks = &joinHooks{version: 9 << 16}
 	_, err := Join(ctxT(t, 30*time.Second), cfg)
 	wantErr(t, "version mismatch", err, fluxkit.EINVAL, "overlay.hello: client (9.0.0) version mismatched with server (0.1.0)")
 }
@@ -265,7 +265,7 @@ func TestTopologyCheckedAtGetinfo(t *testing.T) {
 func TestTopologyMismatchWithoutTopoInGetinfo(t *testing.T) {
 	leakcheck.Check(t)
 	hook := func(m map[string]any) { delete(m["attrs"].(map[string]string), "tbon.topo") }
-	in := startInstance(t, Config{Size: 5, Topo: "kary:1", getinfoHook: hook}) // chain 0-1-2-3-4
+	in := startInstance(t, Config{Size: 5, Topo: "kary:1", hooks: &startHooks{getinfo: hook}}) // chain 0-1-2-3-4
 	ctx := ctxT(t, 30*time.Second)
 	if _, err := in.join(ctx, "n1"); err != nil {
 		t.Fatal(err)
@@ -323,7 +323,7 @@ func TestGroupsGet(t *testing.T) {
 	leakcheck.Check(t)
 	in := startInstance(t, Config{Size: 3})
 	ctx := ctxT(t, 30*time.Second)
-	call, err := fluxkit.Stream(ctx, in.root, TopicGroups, 0, map[string]any{"name": "broker.online"})
+	call, err := fluxkit.Stream(ctx, in.root, topicGroups, 0, map[string]any{"name": "broker.online"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,14 +349,14 @@ func TestGroupsGet(t *testing.T) {
 	if got := next(); got != `{"members":"0"}` {
 		t.Fatalf("after loss %s", got)
 	}
-	err = fluxkit.RPC(ctx, in.root, TopicGroups, 0, map[string]any{"name": "broker.online"}, nil)
+	err = fluxkit.RPC(ctx, in.root, topicGroups, 0, map[string]any{"name": "broker.online"}, nil)
 	wantErr(t, "not streaming", err, fluxkit.EPROTO, "requires the streaming flag")
 	for payload, want := range map[string]fluxkit.Error{
 		`{"name":"nope"}`:                      {Errnum: fluxkit.ENOENT, Text: `unknown group "nope"`},
 		`{"name":"broker.online","until":3}`:   {Errnum: fluxkit.EINVAL, Text: "until: rank 3"},
 		`{"name":"broker.online","until":"x"}`: {Errnum: fluxkit.EPROTO},
 	} {
-		c, err := fluxkit.Stream(ctx, in.root, TopicGroups, 0, json.RawMessage(payload))
+		c, err := fluxkit.Stream(ctx, in.root, topicGroups, 0, json.RawMessage(payload))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -366,8 +366,8 @@ func TestGroupsGet(t *testing.T) {
 	}
 }
 
-// Error responses keep errno and text across the tree; a boot client
-// serves nothing.
+// Error responses keep errno and text across the tree and through the
+// boot server.
 func TestErrorsAndClientLimits(t *testing.T) {
 	leakcheck.Check(t)
 	in := startInstance(t, Config{Size: 2})
@@ -386,18 +386,13 @@ func TestErrorsAndClientLimits(t *testing.T) {
 	err = fluxkit.RPC(ctx, in.root, "fail.now", 1, nil, nil)
 	wantErr(t, "remote error", err, fluxkit.EBUSY, "busy on rank 1")
 
+	// A boot client's requests reach the whole tree with the owner
+	// credentials its key earned; requests are all it sends.
 	c := in.ownerClient(t)
-	if c.Rank() != 0 || c.Size() != 0 || !c.Cred().IsOwner() {
-		t.Fatalf("client identity %d %d %v", c.Rank(), c.Size(), c.Cred())
-	}
-	if _, err := c.Register("x.y", 0, nil); fluxkit.Errno(err) != fluxkit.ENOSYS {
-		t.Fatalf("Register: %v", err)
-	}
-	if err := c.Publish(ctx, "x", nil, 0); fluxkit.Errno(err) != fluxkit.ENOSYS {
-		t.Fatalf("Publish: %v", err)
-	}
-	if _, err := c.Subscribe(ctx, "x"); fluxkit.Errno(err) != fluxkit.ENOSYS {
-		t.Fatalf("Subscribe: %v", err)
+	err = rpc(ctx, c, "fail.now", 1, nil, nil)
+	wantErr(t, "remote error through the boot server", err, fluxkit.EBUSY, "busy on rank 1")
+	if _, err := c.Request(ctx, &fluxkit.Message{Type: fluxkit.TypeEvent}); fluxkit.Errno(err) != fluxkit.EINVAL {
+		t.Fatalf("boot client Request with an event: %v", err)
 	}
 	conn, _ := b.Connect(fluxkit.Cred{Userid: 3, Roles: fluxkit.RoleUser})
 	defer conn.Close()

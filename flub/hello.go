@@ -11,21 +11,21 @@ import (
 // This file is the hello exchange: the payload a child sends its parent on
 // each new connection, the parent's checks and its answer.
 
-// Version is the protocol version brokers exchange in hello,
+// protocolVersion is the version brokers exchange in hello,
 // (major<<16)|(minor<<8)|patch. Major and minor must match.
-const Version uint32 = 1 << 8 // 0.1.0
+const protocolVersion uint32 = 1 << 8 // 0.1.0
 
 func versionString(v uint32) string {
 	return fmt.Sprintf("%d.%d.%d", v>>16&0xff, v>>8&0xff, v&0xff)
 }
 
-// Hello is the payload of overlay.hello. Hostname is flux-core master's
+// helloPayload is the payload of overlay.hello. Hostname is flux-core master's
 // optional key; Reconnect and Subtree are fluxkit's. A broker that lost
 // its parent connection says hello again with Reconnect set: the parent
 // then refuses it, rather than replacing anyone, when another key holds
 // the rank. Subtree lists the broker's online descendants (an idset), which
 // come back online with it.
-type Hello struct {
+type helloPayload struct {
 	Rank      uint32 `json:"rank"`
 	Version   uint32 `json:"version"`
 	UUID      string `json:"uuid"`
@@ -35,7 +35,7 @@ type Hello struct {
 	Subtree   string `json:"subtree,omitempty"`
 }
 
-func decodeHello(m *fluxkit.Message) (Hello, error) {
+func decodeHello(m *fluxkit.Message) (helloPayload, error) {
 	var raw struct {
 		Rank      *int64  `json:"rank"`
 		Version   *int64  `json:"version"`
@@ -46,15 +46,15 @@ func decodeHello(m *fluxkit.Message) (Hello, error) {
 		Subtree   *string `json:"subtree"`
 	}
 	if err := decodeObject(m, &raw); err != nil {
-		return Hello{}, err
+		return helloPayload{}, err
 	}
 	if raw.Rank == nil || raw.Version == nil || raw.UUID == nil || raw.Status == nil {
-		return Hello{}, fluxkit.Errorf(fluxkit.EPROTO, "%s: rank, version, uuid and status are required", m.Topic)
+		return helloPayload{}, fluxkit.Errorf(fluxkit.EPROTO, "%s: rank, version, uuid and status are required", m.Topic)
 	}
 	if *raw.Rank < 0 || *raw.Rank > 1<<32-1 || *raw.Version < 0 || *raw.Version > 1<<32-1 || *raw.Status < 0 || *raw.Status > int64(StatusOffline) {
-		return Hello{}, fluxkit.Errorf(fluxkit.EPROTO, "%s: rank, version or status out of range", m.Topic)
+		return helloPayload{}, fluxkit.Errorf(fluxkit.EPROTO, "%s: rank, version or status out of range", m.Topic)
 	}
-	h := Hello{Rank: uint32(*raw.Rank), Version: uint32(*raw.Version), UUID: *raw.UUID, Status: Status(*raw.Status)}
+	h := helloPayload{Rank: uint32(*raw.Rank), Version: uint32(*raw.Version), UUID: *raw.UUID, Status: Status(*raw.Status)}
 	if raw.Hostname != nil {
 		h.Hostname = *raw.Hostname
 	}
@@ -63,7 +63,7 @@ func decodeHello(m *fluxkit.Message) (Hello, error) {
 	}
 	if raw.Subtree != nil {
 		if _, err := idset.Parse(*raw.Subtree); err != nil {
-			return Hello{}, fluxkit.Errorf(fluxkit.EPROTO, "%s: subtree: %v", m.Topic, err)
+			return helloPayload{}, fluxkit.Errorf(fluxkit.EPROTO, "%s: subtree: %v", m.Topic, err)
 		}
 		h.Subtree = *raw.Subtree
 	}
@@ -80,7 +80,7 @@ type helloCheck struct {
 
 // check applies the spec's hello checks 2, 3, 5 and 7 in order (§16); 1
 // (unpack) is decodeHello and 6 (replace an online rank) is the caller's.
-func (c helloCheck) check(h Hello, cred fluxkit.Cred) error {
+func (c helloCheck) check(h helloPayload, cred fluxkit.Cred) error {
 	if !cred.IsOwner() {
 		return fluxkit.Errorf(fluxkit.EPERM, "")
 	}
@@ -99,12 +99,12 @@ func (c helloCheck) check(h Hello, cred fluxkit.Cred) error {
 // sendHello queues overlay.hello on a new uplink (§14): again after a
 // reconnection or rejoin, with the subtree that comes back with it.
 func (b *Broker) sendHello(again bool) {
-	h := Hello{Rank: b.rank, Version: b.p.version, UUID: b.up.id, Status: b.status, Hostname: b.p.hostname, Reconnect: again}
+	h := helloPayload{Rank: b.rank, Version: b.p.version, UUID: b.up.id, Status: b.status, Hostname: b.p.hostname, Reconnect: again}
 	if again && len(b.below) > 0 {
 		h.Subtree = b.below.ids().String()
 	}
 	p, _ := json.Marshal(h)
-	m := fluxkit.NewRequest(TopicHello, fluxkit.NodeidAny, p)
+	m := fluxkit.NewRequest(topicHello, fluxkit.NodeidAny, p)
 	m.Rolemask = fluxkit.RoleOwner
 	b.sendUp(m)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fluxkit/fluxkit/flub/curve"
 	"github.com/fluxkit/fluxkit/internal/leakcheck"
+	"github.com/stretchr/testify/require"
 )
 
 // instance is a test instance: rank 0 plus the owner key pair.
@@ -116,3 +117,11 @@ func (r logRecorder) Handle(_ context.Context, rec slog.Record) error {
 }
 func (r logRecorder) WithAttrs([]slog.Attr) slog.Handler { return r }
 func (r logRecorder) WithGroup(string) slog.Handler      { return r }
+
+// requireError checks that err carries errno and that its text contains
+// text.
+func requireError(t testing.TB, err error, errno error, text string, msgAndArgs ...any) {
+	t.Helper()
+	require.ErrorIs(t, err, errno, msgAndArgs...)
+	require.ErrorContains(t, err, text, msgAndArgs...)
+}

@@ -21,16 +21,18 @@ type joinHooks struct {
 	// parentURI rewrites the parent URI from kex, on joining and on
 	// rejoining (a proxy the test can cut).
 	parentURI func(string) string
+	version   uint32 // hello with another version
 }
 
 // ErrParentTimeout is wrapped by the error of a joiner whose parent did
 // not come online within JoinConfig.ParentTimeout.
 var ErrParentTimeout = errors.New("flub: parent wait timed out")
 
-// Join adds a broker to the instance behind cfg.BootURI (the joiner of §6):
-// getinfo, validate, wait for the parent, kex, bind if it has children,
-// connect and hello. It returns the broker once its parent accepted it.
-// Errors read "boot-flub: <text>" and keep the errno of the failed step.
+// Join adds a broker to the instance behind cfg.BootURI: getinfo,
+// validate, wait for the parent, kex, bind if it has children, connect and
+// hello. It returns the broker once its parent accepted it. It calls
+// cfg.Validate and refuses what that refuses. Errors read
+// "boot-flub: <text>" and keep the errno of the failed step.
 func Join(ctx context.Context, cfg JoinConfig) (*Broker, error) {
 	b, err := join(ctx, cfg)
 	if err != nil {
@@ -40,31 +42,24 @@ func Join(ctx context.Context, cfg JoinConfig) (*Broker, error) {
 }
 
 func join(ctx context.Context, cfg JoinConfig) (*Broker, error) {
-	var p params
-	err := shared{
-		what: "JoinConfig", topo: cfg.Topo, bindHost: cfg.BindHost,
-		heartbeat: cfg.Heartbeat, torpidMax: cfg.TorpidMax, handshakeTimeout: cfg.HandshakeTimeout,
-		tcpUserTimeout: cfg.TCPUserTimeout, transport: cfg.Transport, log: cfg.Logger, now: cfg.Now, version: cfg.Version,
-		env: cfg.Env, modules: cfg.Modules, moduleTimeout: cfg.ModuleTimeout,
-	}.apply(&p)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	k, err := cfg.knobs().withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Owner.Public.IsZero() {
-		return nil, fluxkit.Errorf(fluxkit.EINVAL, "JoinConfig.Owner: the owner key pair is required")
-	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{{"ParentTimeout", cfg.ParentTimeout}, {"ReconnectTimeout", cfg.ReconnectTimeout}} {
-		if d.v < 0 {
-			return nil, fluxkit.Errorf(fluxkit.EINVAL, "JoinConfig.%s: negative duration %v", d.name, d.v)
-		}
+	p := params{knobs: k}
+	if cfg.Topo != "" {
+		p.topo, _ = ParseTopology(cfg.Topo)
 	}
 	rp := &rejoinParams{
 		bootURI: cfg.BootURI, owner: cfg.Owner,
 		parentTimeout:    orDuration(cfg.ParentTimeout, DefaultParentTimeout),
-		reconnectTimeout: orDuration(cfg.ReconnectTimeout, DefaultReconnectTimeout),
+		reconnectTimeout: DefaultReconnectTimeout,
+	}
+	if cfg.ReconnectTimeout != nil {
+		rp.reconnectTimeout = *cfg.ReconnectTimeout
 	}
 	if cfg.hooks != nil {
 		rp.parentURI = cfg.hooks.parentURI
@@ -74,23 +69,22 @@ func join(ctx context.Context, cfg JoinConfig) (*Broker, error) {
 	if hostname == "" {
 		hostname, _ = os.Hostname()
 	}
-	// 1. connect to the boot server
-	boot, err := DialBoot(ctx, cfg.BootURI, cfg.Owner, ClientOptions{Transport: p.transport, Logger: p.log, HandshakeTimeout: p.handshakeTimeout})
+	boot, err := DialBoot(ctx, ClientConfig{BootURI: cfg.BootURI, Keys: cfg.Owner, Transport: p.transport, Logger: p.log, HandshakeTimeout: p.handshakeTimeout})
 	if err != nil {
 		return nil, err
 	}
 	defer boot.Close()
 
-	// 2. getinfo and validation (D2) before any attribute or topology
+	// The rank, checked before any attribute or topology is taken.
 	var raw json.RawMessage
-	if err := fluxkit.RPC(ctx, boot, TopicGetinfo, 0, GetinfoRequest{Hostname: hostname, Topo: cfg.Topo}, &raw); err != nil {
+	if err := rpc(ctx, boot, topicGetinfo, 0, getinfoRequest{Hostname: hostname, Topo: cfg.Topo}, &raw); err != nil {
 		return nil, err
 	}
-	info, err := ParseGetinfoResponse(raw)
+	info, err := parseGetinfoResponse(raw)
 	if err != nil {
 		return nil, err
 	}
-	// 4. the instance's topology, adopted or checked (a server that does
+	// The instance's topology, adopted or checked (a server that does
 	// not report it gets the configured one or the default, as flux-core's
 	// joiner does)
 	if v, ok := info.Attrs["tbon.topo"]; ok {
@@ -99,34 +93,33 @@ func join(ctx context.Context, cfg JoinConfig) (*Broker, error) {
 			return nil, fluxkit.Errorf(fluxkit.EPROTO, "getinfo: tbon.topo %q: %s", v, fluxkit.ErrorText(err))
 		}
 		if cfg.Topo != "" && t != p.topo {
-			return nil, fluxkit.Errorf(fluxkit.EINVAL, "%s: the joiner is configured with %s, the instance uses %s", TextTopoMismatch, p.topo, t)
+			return nil, fluxkit.Errorf(fluxkit.EINVAL, "%s: the joiner is configured with %s, the instance uses %s", textTopoMismatch, p.topo, t)
 		}
 		p.topo = t
 		delete(info.Attrs, "tbon.topo") // an attribute the broker computes
 	} else if cfg.Topo == "" {
 		p.topo, _ = ParseTopology(DefaultTopo)
 	}
-	// 3. attributes, immutable: a preset one is a conflict
+	// Attributes are immutable: a preset one is a conflict.
 	attrs := make(map[string]string, len(cfg.Attrs)+len(info.Attrs))
 	for k, v := range cfg.Attrs {
 		attrs[k] = v
 	}
 	for k, v := range info.Attrs {
 		if _, ok := attrs[k]; ok {
-			return nil, fluxkit.Errorf(fluxkit.EEXIST, "%s: File exists (%s)", TextSetAttrs, k)
+			return nil, fluxkit.Errorf(fluxkit.EEXIST, "%s: File exists (%s)", textSetAttrs, k)
 		}
 		attrs[k] = v
 	}
 	if v, ok := attrs["security.owner"]; ok {
 		uid, err := strconv.ParseUint(v, 10, 32)
 		if err != nil {
-			return nil, fluxkit.Errorf(fluxkit.EPROTO, "%s: security.owner %q is not a userid", TextSetAttrs, v)
+			return nil, fluxkit.Errorf(fluxkit.EPROTO, "%s: security.owner %q is not a userid", textSetAttrs, v)
 		}
 		p.ownerUID = uint32(uid)
 	} else {
 		p.ownerUID = uint32(os.Getuid())
 	}
-	// 5. parent
 	p.rank, p.size = info.Rank, info.Size
 	parent := p.topo.Parent(p.rank)
 	if parent < 0 {
@@ -138,7 +131,7 @@ func join(ctx context.Context, cfg JoinConfig) (*Broker, error) {
 	if cfg.hooks != nil && cfg.hooks.afterGetinfo != nil {
 		cfg.hooks.afterGetinfo(p.rank)
 	}
-	// 6. wait for the parent
+	// The parent must be online before its key can be exchanged.
 	if err := waitOnline(ctx, boot, uint32(parent), rp.parentTimeout); err != nil {
 		return nil, err
 	}
@@ -146,17 +139,17 @@ func join(ctx context.Context, cfg JoinConfig) (*Broker, error) {
 	if cfg.hooks != nil && cfg.hooks.beforeKex != nil {
 		cfg.hooks.beforeKex(p.rank, uint32(parent))
 	}
-	// 7, 8. kex with a fresh key pair
+	// Key exchange with the parent, with a fresh key pair.
 	keys, err := curve.GenerateKeyPair(nil)
 	if err != nil {
 		return nil, err
 	}
 	var kexRaw json.RawMessage
-	kreq := KexRequest{Name: strconv.FormatUint(uint64(p.rank), 10), Pubkey: keys.Public.String()}
-	if err := fluxkit.RPC(ctx, boot, TopicKex, uint32(parent), kreq, &kexRaw); err != nil {
+	kreq := kexRequest{Name: strconv.FormatUint(uint64(p.rank), 10), Pubkey: keys.Public.String()}
+	if err := rpc(ctx, boot, topicKex, uint32(parent), kreq, &kexRaw); err != nil {
 		return nil, fmt.Errorf("overlay.flub-kex to rank %d: %w", parent, err)
 	}
-	p.parentKey, p.parentURI, err = ParseKexResponse(kexRaw)
+	p.parentKey, p.parentURI, err = parseKexResponse(kexRaw)
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +161,7 @@ func join(ctx context.Context, cfg JoinConfig) (*Broker, error) {
 	p.attrs = attrs
 	p.config = info.Config
 
-	// 9, 10. bind if interior, connect, hello
+	// Bind if interior, connect to the parent, say hello.
 	b, err := newBroker(ctx, p)
 	if err != nil {
 		return nil, err
@@ -186,7 +179,7 @@ func join(ctx context.Context, cfg JoinConfig) (*Broker, error) {
 	return b, nil
 }
 
-// parentTimeoutError is ETIMEDOUT with the spec's text that also matches
+// parentTimeoutError is ETIMEDOUT with flux-core's text that also matches
 // ErrParentTimeout.
 type parentTimeoutError struct{ fe *fluxkit.Error }
 
@@ -194,12 +187,12 @@ func (e *parentTimeoutError) Error() string { return e.fe.Text }
 
 func (e *parentTimeoutError) Unwrap() []error { return []error{e.fe, ErrParentTimeout} }
 
-// waitOnline waits until rank is in broker.online (step 6), bounded by
-// timeout: ETIMEDOUT naming the parent.
-func waitOnline(ctx context.Context, h fluxkit.Handle, rank uint32, timeout time.Duration) error {
+// waitOnline waits until rank is in broker.online, bounded by timeout:
+// ETIMEDOUT naming the parent.
+func waitOnline(ctx context.Context, r Requester, rank uint32, timeout time.Duration) error {
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	call, err := fluxkit.Stream(wctx, h, TopicGroups, 0, map[string]any{"name": "broker.online", "until": rank})
+	call, err := send(wctx, r, topicGroups, 0, fluxkit.FlagStreaming, map[string]any{"name": "broker.online", "until": rank})
 	if err != nil {
 		return fmt.Errorf("broker.online: %w", err)
 	}

@@ -23,12 +23,12 @@ func newKeyStore() *keyStore { return &keyStore{keys: map[curve.Key]int64{}} }
 func (s *keyStore) authorize(z85, name string) error {
 	k, err := curve.ParseKey(z85)
 	if err != nil {
-		return fluxkit.Errorf(fluxkit.EINVAL, TextAuthorizeKey)
+		return fluxkit.Errorf(fluxkit.EINVAL, textAuthorizeKey)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.keys[k]; ok {
-		return fluxkit.Errorf(fluxkit.EEXIST, TextAuthorizeKey)
+		return fluxkit.Errorf(fluxkit.EEXIST, textAuthorizeKey)
 	}
 	s.keys[k] = rankName(name)
 	return nil

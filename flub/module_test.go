@@ -21,7 +21,7 @@ import (
 // gets cfg's Env, Modules, ModuleTimeout and Logger.
 func chain(t *testing.T, cfg Config) []*Broker {
 	t.Helper()
-	cfg.Size, cfg.Topo, cfg.OwnerUserid = 3, "kary:1", 1000
+	cfg.Size, cfg.Topo, cfg.OwnerUserid = 3, "kary:1", new(uint32(1000))
 	in := startInstance(t, cfg)
 	ctx := ctxT(t, 30*time.Second)
 	brokers := []*Broker{in.root}
@@ -74,7 +74,7 @@ func rawRPC(ctx context.Context, h fluxkit.Handle, topic string, nodeid uint32, 
 func TestBuiltinServices(t *testing.T) {
 	leakcheck.Check(t)
 	t.Setenv("FLUB_PROCESS_ENV", "from-process")
-	in := startInstance(t, Config{Size: 3, Topo: "kary:1", OwnerUserid: 1000})
+	in := startInstance(t, Config{Size: 3, Topo: "kary:1", OwnerUserid: new(uint32(1000))})
 	ctx := ctxT(t, 30*time.Second)
 	var brokers = []*Broker{in.root}
 	for i := 1; i < 3; i++ {
@@ -516,7 +516,7 @@ func TestModuleConfigErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "Config.ModuleTimeout: negative duration") {
 		t.Fatalf("negative timeout: %v", err)
 	}
-	_, err = Join(context.Background(), JoinConfig{BootURI: "flub://127.0.0.1:1/x", Owner: mustKeyPair(t), ModuleTimeout: -1})
+	_, err = Join(context.Background(), JoinConfig{BootURI: FormatBootURI("127.0.0.1:1", mustKey(t)), Owner: mustKeyPair(t), ModuleTimeout: -1})
 	if err == nil || !strings.Contains(err.Error(), "JoinConfig.ModuleTimeout: negative duration") {
 		t.Fatalf("join negative timeout: %v", err)
 	}
@@ -534,7 +534,7 @@ func mustKeyPair(t *testing.T) curve.KeyPair {
 func mustKey(t *testing.T) curve.Key { return mustKeyPair(t).Public }
 
 // A broker that stops on its own (here: DISCONNECT from its parent)
-// cancels its modules; Leave stops modules before saying goodbye, while
+// cancels its modules; Shutdown stops modules before saying goodbye, while
 // they can still reach rank 0. (A broker that merely loses its parent
 // does not stop: it reconnects or rejoins.)
 func TestModulesStopWithTheirBroker(t *testing.T) {
@@ -582,7 +582,7 @@ func TestModulesStopWithTheirBroker(t *testing.T) {
 		t.Fatal("rank 2's module was not cancelled when its broker stopped")
 	}
 	// Rank 1 leaves cleanly: its module still reaches rank 0's KVS.
-	if err := brokers[1].Leave(ctx); err != nil {
+	if err := brokers[1].Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
 	var v int

@@ -14,7 +14,7 @@ import (
 // credentials carry the same userid on every rank.
 func TestJoinerLearnsOwner(t *testing.T) {
 	leakcheck.Check(t)
-	in := startInstance(t, Config{Size: 3, OwnerUserid: 4321})
+	in := startInstance(t, Config{Size: 3, OwnerUserid: new(uint32(4321))})
 	ctx := ctxT(t, 30*time.Second)
 	b, err := in.join(ctx, "node1")
 	if err != nil {

@@ -34,7 +34,7 @@ func TestParseGetinfoResponse(t *testing.T) {
 		{"not json", `x`, fluxkit.EPROTO, "malformed getinfo response"},
 		{"fractional rank", `{"rank":1.5,"size":3}`, fluxkit.EPROTO, "malformed getinfo response"},
 	} {
-		r, err := ParseGetinfoResponse([]byte(tc.in))
+		r, err := parseGetinfoResponse([]byte(tc.in))
 		if tc.errno == nil {
 			if err != nil {
 				t.Errorf("%s: %v", tc.name, err)
@@ -45,7 +45,7 @@ func TestParseGetinfoResponse(t *testing.T) {
 			t.Errorf("%s: got %+v, %v; want %v %q", tc.name, r, err, tc.errno, tc.text)
 		}
 	}
-	r, _ := ParseGetinfoResponse([]byte(`{"rank":3,"size":7,"attrs":{"hostlist":"h"},"config":{"a":1}}`))
+	r, _ := parseGetinfoResponse([]byte(`{"rank":3,"size":7,"attrs":{"hostlist":"h"},"config":{"a":1}}`))
 	if r.Rank != 3 || r.Size != 7 || r.Attrs["hostlist"] != "h" || string(r.Config) != `{"a":1}` {
 		t.Errorf("decoded %+v", r)
 	}
@@ -54,12 +54,12 @@ func TestParseGetinfoResponse(t *testing.T) {
 // F18: getinfo payloads that are not objects.
 func TestDecodeGetinfoRequest(t *testing.T) {
 	for _, p := range []string{"[]", "", `"x"`, "{", "1"} {
-		if _, err := decodeGetinfoRequest(msg(TopicGetinfo, p)); fluxkit.Errno(err) != fluxkit.EPROTO {
+		if _, err := decodeGetinfoRequest(msg(topicGetinfo, p)); fluxkit.Errno(err) != fluxkit.EPROTO {
 			t.Errorf("payload %q: %v, want EPROTO", p, err)
 		}
 	}
 	for p, host := range map[string]string{`{}`: "", `{"hostname":"n1","x":2}`: "n1", `{"hostname":3}`: ""} {
-		r, err := decodeGetinfoRequest(msg(TopicGetinfo, p))
+		r, err := decodeGetinfoRequest(msg(topicGetinfo, p))
 		if err != nil || r.Hostname != host {
 			t.Errorf("payload %s: %+v %v", p, r, err)
 		}
@@ -70,11 +70,11 @@ func TestDecodeGetinfoRequest(t *testing.T) {
 // key store's (EINVAL), tested below.
 func TestDecodeKexRequest(t *testing.T) {
 	for _, p := range []string{`{"name":"3"}`, `{"pubkey":"k"}`, `{"name":3,"pubkey":"k"}`, `{"name":"3","pubkey":5}`, `[]`, ``} {
-		if _, err := decodeKexRequest(msg(TopicKex, p)); fluxkit.Errno(err) != fluxkit.EPROTO {
+		if _, err := decodeKexRequest(msg(topicKex, p)); fluxkit.Errno(err) != fluxkit.EPROTO {
 			t.Errorf("payload %q: %v, want EPROTO", p, err)
 		}
 	}
-	r, err := decodeKexRequest(msg(TopicKex, `{"name":"3","pubkey":"abc","extra":1}`))
+	r, err := decodeKexRequest(msg(topicKex, `{"name":"3","pubkey":"abc","extra":1}`))
 	if err != nil || r.Name != "3" || r.Pubkey != "abc" {
 		t.Errorf("%+v %v", r, err)
 	}
@@ -95,8 +95,8 @@ func TestKeyStore(t *testing.T) {
 		{"duplicate", good, "4", fluxkit.EEXIST},
 	} {
 		err := ks.authorize(tc.key, tc.kname)
-		if fluxkit.Errno(err) != fluxkit.Errno(tc.errno) || tc.errno != nil && err.Error() != TextAuthorizeKey {
-			t.Errorf("%s: %v, want %v %q", tc.name, err, tc.errno, TextAuthorizeKey)
+		if fluxkit.Errno(err) != fluxkit.Errno(tc.errno) || tc.errno != nil && err.Error() != textAuthorizeKey {
+			t.Errorf("%s: %v, want %v %q", tc.name, err, tc.errno, textAuthorizeKey)
 		}
 	}
 	if r, ok := ks.bound(kp.Public); !ok || r != 3 {
@@ -129,31 +129,31 @@ func TestRankName(t *testing.T) {
 // F17 (hello without uuid) and §16 hello checks, F21's binding.
 func TestHelloChecks(t *testing.T) {
 	for _, p := range []string{`{"rank":3,"version":256,"status":1}`, `{"rank":"3","version":256,"uuid":"u","status":1}`, `{}`, `[]`, `{"rank":-3,"version":256,"uuid":"u","status":1}`, `{"rank":3,"version":256,"uuid":"u","status":9}`} {
-		if _, err := decodeHello(msg(TopicHello, p)); fluxkit.Errno(err) != fluxkit.EPROTO {
+		if _, err := decodeHello(msg(topicHello, p)); fluxkit.Errno(err) != fluxkit.EPROTO {
 			t.Errorf("hello %s: %v, want EPROTO", p, err)
 		}
 	}
 	topo, _ := ParseTopology("kary:2")
 	owner := fluxkit.Cred{Userid: 1, Roles: fluxkit.RoleOwner}
 	base := helloCheck{me: 1, size: 7, topo: topo, version: 1<<16 | 2<<8 | 3, bound: -1}
-	ok := Hello{Rank: 3, Version: 1<<16 | 2<<8 | 9, UUID: "u", Status: StatusFull}
+	ok := helloPayload{Rank: 3, Version: 1<<16 | 2<<8 | 9, UUID: "u", Status: StatusFull}
 	for _, tc := range []struct {
 		name  string
 		chk   helloCheck
-		h     Hello
+		h     helloPayload
 		cred  fluxkit.Cred
 		errno error
 		text  string
 	}{
 		{"accepted, patch differs", base, ok, owner, nil, ""},
 		{"not owner", base, ok, fluxkit.Cred{Roles: fluxkit.RoleUser}, fluxkit.EPERM, ""},
-		{"bound to another rank", helloCheck{me: 1, size: 7, topo: topo, version: base.version, bound: 3}, Hello{Rank: 4, Version: base.version}, owner, fluxkit.EPERM, "key is bound to rank 3, not rank 4"},
+		{"bound to another rank", helloCheck{me: 1, size: 7, topo: topo, version: base.version, bound: 3}, helloPayload{Rank: 4, Version: base.version}, owner, fluxkit.EPERM, "key is bound to rank 3, not rank 4"},
 		{"bound to this rank", helloCheck{me: 1, size: 7, topo: topo, version: base.version, bound: 3}, ok, owner, nil, ""},
-		{"not my child", base, Hello{Rank: 5, Version: base.version}, owner, fluxkit.EINVAL, "rank 5 is not a child of rank 1: mismatched config?"},
-		{"beyond size", base, Hello{Rank: 4, Version: base.version}, owner, nil, ""},
-		{"beyond size 2", helloCheck{me: 1, size: 4, topo: topo, version: base.version, bound: -1}, Hello{Rank: 4, Version: base.version}, owner, fluxkit.EINVAL, "mismatched config?"},
-		{"minor differs", base, Hello{Rank: 3, Version: 1<<16 | 3<<8}, owner, fluxkit.EINVAL, "client (1.3.0) version mismatched with server (1.2.3)"},
-		{"major differs", base, Hello{Rank: 3, Version: 2<<16 | 2<<8 | 3}, owner, fluxkit.EINVAL, "client (2.2.3) version mismatched with server (1.2.3)"},
+		{"not my child", base, helloPayload{Rank: 5, Version: base.version}, owner, fluxkit.EINVAL, "rank 5 is not a child of rank 1: mismatched config?"},
+		{"beyond size", base, helloPayload{Rank: 4, Version: base.version}, owner, nil, ""},
+		{"beyond size 2", helloCheck{me: 1, size: 4, topo: topo, version: base.version, bound: -1}, helloPayload{Rank: 4, Version: base.version}, owner, fluxkit.EINVAL, "mismatched config?"},
+		{"minor differs", base, helloPayload{Rank: 3, Version: 1<<16 | 3<<8}, owner, fluxkit.EINVAL, "client (1.3.0) version mismatched with server (1.2.3)"},
+		{"major differs", base, helloPayload{Rank: 3, Version: 2<<16 | 2<<8 | 3}, owner, fluxkit.EINVAL, "client (2.2.3) version mismatched with server (1.2.3)"},
 	} {
 		err := tc.chk.check(tc.h, tc.cred)
 		if fluxkit.Errno(err) != fluxkit.Errno(tc.errno) || tc.text != "" && (err == nil || !strings.Contains(err.Error(), tc.text)) {
@@ -212,12 +212,12 @@ func TestBootURI(t *testing.T) {
 
 func TestParseKexResponse(t *testing.T) {
 	kp, _ := curve.GenerateKeyPair(nil)
-	k, uri, err := ParseKexResponse([]byte(`{"name":"1","pubkey":"` + kp.Public.String() + `","uri":"tcp://127.0.0.1:5"}`))
+	k, uri, err := parseKexResponse([]byte(`{"name":"1","pubkey":"` + kp.Public.String() + `","uri":"tcp://127.0.0.1:5"}`))
 	if err != nil || k != kp.Public || uri != "tcp://127.0.0.1:5" {
 		t.Fatalf("%v %q %v", k, uri, err)
 	}
 	for _, bad := range []string{`{}`, `{"pubkey":"x","uri":"tcp://a:1"}`, `{"pubkey":"` + kp.Public.String() + `","uri":"ipc://x"}`, `[`} {
-		if _, _, err := ParseKexResponse([]byte(bad)); fluxkit.Errno(err) != fluxkit.EPROTO {
+		if _, _, err := parseKexResponse([]byte(bad)); fluxkit.Errno(err) != fluxkit.EPROTO {
 			t.Errorf("%s: %v", bad, err)
 		}
 	}

@@ -9,8 +9,8 @@ import (
 	"github.com/fluxkit/fluxkit/idset"
 )
 
-// TextNoRanks is the error text of a getinfo that finds no rank to hand out.
-const TextNoRanks = "there are no available ranks"
+// textNoRanks is the error text of a getinfo that finds no rank to hand out.
+const textNoRanks = "there are no available ranks"
 
 // MaxSize is the largest instance size: ranks run from 0 to MaxSize-1,
 // the largest id an idset (and so broker.online) can hold. Memory does not
@@ -164,7 +164,7 @@ func (p *Pool) Allocate(deadline time.Time) (uint32, error) {
 		p.set(r, Leased, deadline)
 		return r, nil
 	}
-	return 0, fluxkit.Errorf(fluxkit.ENOENT, TextNoRanks)
+	return 0, fluxkit.Errorf(fluxkit.ENOENT, textNoRanks)
 }
 
 // Reclaim leases rank r again, until deadline, to holder, the broker that

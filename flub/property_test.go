@@ -48,7 +48,7 @@ func TestPropertyChurn(t *testing.T) {
 			n++
 			cfg := in.joinConfig(fmt.Sprintf("j%d", n))
 			cfg.ParentTimeout = lease / 2
-			cfg.ReconnectTimeout = lease / 3 // below the lease, as documented
+			cfg.ReconnectTimeout = new(lease / 3) // below the lease, as documented
 			if rng.IntN(3) == 0 {
 				cfg.hooks = &joinHooks{parentURI: func(uri string) string {
 					px := newProxy(t, strings.TrimPrefix(uri, "tcp://"))

@@ -24,7 +24,7 @@ func (b *Broker) getinfo(m *fluxkit.Message) {
 		return
 	}
 	if b.rank != 0 || b.p.pool == nil {
-		b.respondErr(m, fluxkit.Errorf(fluxkit.EINVAL, TextNoRanks))
+		b.respondErr(m, fluxkit.Errorf(fluxkit.EINVAL, textNoRanks))
 		return
 	}
 	if req.Topo != "" {
@@ -37,7 +37,7 @@ func (b *Broker) getinfo(m *fluxkit.Message) {
 			return
 		}
 		if t != b.p.topo {
-			b.respondErr(m, fluxkit.Errorf(fluxkit.EINVAL, "%s: the joiner is configured with %s, the instance uses %s", TextTopoMismatch, t, b.p.topo))
+			b.respondErr(m, fluxkit.Errorf(fluxkit.EINVAL, "%s: the joiner is configured with %s, the instance uses %s", textTopoMismatch, t, b.p.topo))
 			return
 		}
 	}
@@ -87,13 +87,13 @@ func (b *Broker) getinfoResponse(r uint32) map[string]any {
 // an ancestor takes its rank back, and renews the hold on the online
 // descendants it still serves, while no other broker holds them.
 func (b *Broker) reclaim(m *fluxkit.Message) {
-	var req ReclaimRequest
+	var req reclaimRequest
 	if err := decodeObject(m, &req); err != nil {
 		b.respondErr(m, err)
 		return
 	}
 	if b.rank != 0 || b.p.pool == nil {
-		b.respondErr(m, fluxkit.Errorf(fluxkit.EINVAL, TextNoRanks))
+		b.respondErr(m, fluxkit.Errorf(fluxkit.EINVAL, textNoRanks))
 		return
 	}
 	var sub idset.Set
@@ -132,14 +132,14 @@ func (b *Broker) kex(m *fluxkit.Message) {
 		return
 	}
 	if b.router == nil {
-		b.respondErr(m, fluxkit.Errorf(fluxkit.EINVAL, TextNoChildren))
+		b.respondErr(m, fluxkit.Errorf(fluxkit.EINVAL, textNoChildren))
 		return
 	}
 	if err := b.keystore.authorize(req.Pubkey, req.Name); err != nil {
 		b.respondErr(m, err)
 		return
 	}
-	b.respond(m, KexResponse{
+	b.respond(m, kexResponse{
 		Name:   strconv.FormatUint(uint64(b.rank), 10),
 		Pubkey: b.p.keys.Public.String(),
 		URI:    b.endpoint,

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/flub/curve"
 	"github.com/fluxkit/fluxkit/internal/leakcheck"
 )
@@ -49,10 +48,10 @@ func TestPropertyNoRankHandedOutWhileHeld(t *testing.T) {
 		k, _ := curve.GenerateKeyPair(nil)
 		keys[r] = k
 		var raw json.RawMessage
-		if err := fluxkit.RPC(ctx, c, TopicKex, (r-1)/2, KexRequest{Name: fmt.Sprint(r), Pubkey: k.Public.String()}, &raw); err != nil {
+		if err := rpc(ctx, c, topicKex, (r-1)/2, kexRequest{Name: fmt.Sprint(r), Pubkey: k.Public.String()}, &raw); err != nil {
 			t.Fatal(err)
 		}
-		pk, uri, err := ParseKexResponse(raw)
+		pk, uri, err := parseKexResponse(raw)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +89,7 @@ func TestPropertyNoRankHandedOutWhileHeld(t *testing.T) {
 			defer wg.Done()
 			for hctx.Err() == nil {
 				var r struct{ Rank uint32 }
-				err := fluxkit.RPC(hctx, bc, TopicGetinfo, 0, map[string]any{}, &r)
+				err := rpc(hctx, bc, topicGetinfo, 0, map[string]any{}, &r)
 				calls.Add(1)
 				if err == nil {
 					select {

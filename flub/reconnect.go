@@ -147,22 +147,22 @@ func (b *Broker) rejoinOnce(rp *rejoinParams) (*uplink, error) {
 	if !ok {
 		return nil, errClosed
 	}
-	boot, err := DialBoot(b.ctx, rp.bootURI, rp.owner, ClientOptions{Transport: b.p.transport, Logger: b.log, HandshakeTimeout: b.p.handshakeTimeout})
+	boot, err := DialBoot(b.ctx, ClientConfig{BootURI: rp.bootURI, Keys: rp.owner, Transport: b.p.transport, Logger: b.log, HandshakeTimeout: b.p.handshakeTimeout})
 	if err != nil {
 		return nil, err
 	}
 	defer boot.Close()
 	var raw json.RawMessage
-	req := ReclaimRequest{Rank: b.rank, Subtree: subtree, Hostname: b.p.hostname, Holder: b.p.keys.Public.String()}
-	if err := fluxkit.RPC(b.ctx, boot, TopicReclaim, 0, req, &raw); err != nil {
-		return nil, fmt.Errorf("%s: %w", TopicReclaim, err)
+	req := reclaimRequest{Rank: b.rank, Subtree: subtree, Hostname: b.p.hostname, Holder: b.p.keys.Public.String()}
+	if err := rpc(b.ctx, boot, topicReclaim, 0, req, &raw); err != nil {
+		return nil, fmt.Errorf("%s: %w", topicReclaim, err)
 	}
-	info, err := ParseGetinfoResponse(raw)
+	info, err := parseGetinfoResponse(raw)
 	if err != nil {
 		return nil, err
 	}
 	if info.Rank != b.rank || info.Size != b.size {
-		return nil, fluxkit.Errorf(fluxkit.EPROTO, "%s: answered rank %d of %d, not rank %d of %d", TopicReclaim, info.Rank, info.Size, b.rank, b.size)
+		return nil, fluxkit.Errorf(fluxkit.EPROTO, "%s: answered rank %d of %d, not rank %d of %d", topicReclaim, info.Rank, info.Size, b.rank, b.size)
 	}
 	parent := uint32(b.Parent())
 	if err := waitOnline(b.ctx, boot, parent, rp.parentTimeout); err != nil {
@@ -175,11 +175,11 @@ func (b *Broker) rejoinOnce(rp *rejoinParams) (*uplink, error) {
 		return nil, err
 	}
 	var kexRaw json.RawMessage
-	kreq := KexRequest{Name: strconv.FormatUint(uint64(b.rank), 10), Pubkey: keys.Public.String()}
-	if err := fluxkit.RPC(b.ctx, boot, TopicKex, parent, kreq, &kexRaw); err != nil {
+	kreq := kexRequest{Name: strconv.FormatUint(uint64(b.rank), 10), Pubkey: keys.Public.String()}
+	if err := rpc(b.ctx, boot, topicKex, parent, kreq, &kexRaw); err != nil {
 		return nil, fmt.Errorf("overlay.flub-kex to rank %d: %w", parent, err)
 	}
-	pkey, uri, err := ParseKexResponse(kexRaw)
+	pkey, uri, err := parseKexResponse(kexRaw)
 	if err != nil {
 		return nil, err
 	}

@@ -281,7 +281,7 @@ func (b *Broker) fromChild(frames [][]byte) {
 	}
 	c := b.childByUUID[id]
 	if c == nil {
-		if m.Type == fluxkit.TypeRequest && m.Topic == TopicHello && b.ctx.Err() == nil {
+		if m.Type == fluxkit.TypeRequest && m.Topic == topicHello && b.ctx.Err() == nil {
 			b.hello(id, m)
 			return
 		}
@@ -341,7 +341,7 @@ func (b *Broker) fromParent(frames [][]byte) {
 		return
 	}
 	if !b.helloOK {
-		if m.Type == fluxkit.TypeResponse && m.Topic == TopicHello {
+		if m.Type == fluxkit.TypeResponse && m.Topic == topicHello {
 			b.helloResponse(m)
 			return
 		}

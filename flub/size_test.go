@@ -69,7 +69,7 @@ func TestSizeAboveMaximumRefused(t *testing.T) {
 	owner := mustKeyPair(t)
 	_, err := Start(ctxT(t, 10*time.Second), Config{Size: MaxSize + 1, Owner: owner.Public})
 	wantErr(t, "Start", err, fluxkit.EINVAL, "Config.Size: 2147483649 exceeds the maximum instance size 2147483648")
-	_, err = ParseGetinfoResponse([]byte(`{"rank":1,"size":2147483649,"attrs":{}}`))
+	_, err = parseGetinfoResponse([]byte(`{"rank":1,"size":2147483649,"attrs":{}}`))
 	wantErr(t, "getinfo", err, fluxkit.EPROTO, "invalid size 2147483649: the maximum instance size is 2147483648")
 	if _, err := NewPool(MaxSize+1, 1); err == nil || !strings.Contains(err.Error(), "at most 2147483648") {
 		t.Fatalf("NewPool above the maximum: %v", err)
@@ -98,7 +98,7 @@ func TestTimingValidated(t *testing.T) {
 		want string
 	}{
 		{JoinConfig{Heartbeat: time.Minute}, "JoinConfig.Heartbeat (1m0s) must be less than TorpidMax (30s)"},
-		{JoinConfig{ReconnectTimeout: -time.Second}, "JoinConfig.ReconnectTimeout: negative duration -1s"},
+		{JoinConfig{ReconnectTimeout: new(-time.Second)}, "JoinConfig.ReconnectTimeout: negative duration -1s"},
 		{JoinConfig{ParentTimeout: -time.Second}, "JoinConfig.ParentTimeout: negative duration -1s"},
 		{JoinConfig{HandshakeTimeout: -time.Second}, "JoinConfig.HandshakeTimeout: negative duration -1s"},
 	} {

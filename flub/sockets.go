@@ -2,14 +2,21 @@ package flub
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/flub/curve"
 	"github.com/go-zeromq/zmq4"
 )
+
+// sendTimeout bounds a zmq4 send on an overlay socket, so that a peer
+// that stopped reading holds up its writer for that long at most.
+const sendTimeout = 5 * time.Second
 
 // uplink is one connection to the parent: a DEALER with its own routing
 // id, the CURVE client under it, and the goroutines that read and write
@@ -49,7 +56,7 @@ func (b *Broker) openSockets() error {
 		if err != nil {
 			return fmt.Errorf("overlay: bind: %w", err)
 		}
-		b.router = zmq4.NewRouter(b.ctx, zmq4.WithTimeout(DefaultSendTimeout))
+		b.router = zmq4.NewRouter(b.ctx, zmq4.WithTimeout(sendTimeout))
 		if err := b.router.Listen(ep); err != nil {
 			return fmt.Errorf("overlay: bind %s: %w", b.p.bindHost, err)
 		}
@@ -77,7 +84,7 @@ func (b *Broker) openSockets() error {
 		if err != nil {
 			return fmt.Errorf("boot server: %w", err)
 		}
-		b.boot = zmq4.NewRouter(b.ctx, zmq4.WithTimeout(DefaultSendTimeout))
+		b.boot = zmq4.NewRouter(b.ctx, zmq4.WithTimeout(sendTimeout))
 		if err := b.boot.Listen(ep); err != nil {
 			return fmt.Errorf("boot server: listen: %w", err)
 		}
@@ -108,7 +115,7 @@ func (b *Broker) dialUplink(ctx context.Context, uri string, key curve.Key, keys
 	// Retries are the caller's (reconnect backs off); zmq4's own would
 	// hide how long the attempt took.
 	u.sock = zmq4.NewDealer(uctx, zmq4.WithID(zmq4.SocketIdentity(u.id)),
-		zmq4.WithTimeout(DefaultSendTimeout), zmq4.WithDialerMaxRetries(0),
+		zmq4.WithTimeout(sendTimeout), zmq4.WithDialerMaxRetries(0),
 		zmq4.WithDialerTimeout(b.p.handshakeTimeout))
 	if err := dial(ctx, cancel, u.sock, ep); err != nil {
 		u.close()
@@ -232,3 +239,39 @@ func (b *Broker) writer(s zmq4.Socket, q *queue[[][]byte]) {
 		}
 	}
 }
+
+// dial connects s to ep, or gives up when ctx ends (cancel, which ends
+// s's context, aborts the attempt). A CURVE failure comes back without
+// the layers zmq4 wraps around it: "server key mismatch", "client key not
+// authorized", "handshake timed out after ...".
+func dial(ctx context.Context, cancel context.CancelFunc, s zmq4.Socket, ep string) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.Dial(ep) }()
+	var err error
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		cancel()
+		<-errc
+		err = ctx.Err()
+	}
+	if err != nil {
+		cancel()
+		var hs *curve.HandshakeError
+		var re *curve.RefusedError
+		if errors.As(err, &hs) || errors.As(err, &re) {
+			return dialError{curve.Failure(err), err}
+		}
+	}
+	return err
+}
+
+// dialError shows a CURVE failure alone while keeping zmq4's whole chain
+// for errors.Is and errors.As.
+type dialError struct {
+	shown, full error
+}
+
+func (e dialError) Error() string { return strings.TrimPrefix(e.shown.Error(), "curve: ") }
+
+func (e dialError) Unwrap() error { return e.full }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,9 @@ import (
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/flub/curve"
 	"github.com/fluxkit/fluxkit/internal/leakcheck"
+	"github.com/fluxkit/fluxkit/internal/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // tcpProxy forwards TCP connections to a target: a network link the test
@@ -26,6 +30,7 @@ type tcpProxy struct {
 	mu      sync.Mutex
 	conns   map[net.Conn]struct{}
 	blocked bool
+	stalled bool
 	wg      sync.WaitGroup
 }
 
@@ -52,10 +57,15 @@ func (p *tcpProxy) accept() {
 			return
 		}
 		p.mu.Lock()
-		blocked := p.blocked
+		blocked, stalled := p.blocked, p.stalled
+		if stalled {
+			p.conns[c] = struct{}{} // held, silent, until cut
+		}
 		p.mu.Unlock()
 		if blocked {
 			c.Close()
+		}
+		if blocked || stalled {
 			continue
 		}
 		up, err := net.Dial("tcp", p.target)
@@ -91,6 +101,14 @@ func (p *tcpProxy) cut() {
 func (p *tcpProxy) block(on bool) {
 	p.mu.Lock()
 	p.blocked = on
+	p.mu.Unlock()
+}
+
+// stall makes new connections hang silently: a parent host that went
+// dark, which a handshake timeout, not a refusal, gives away.
+func (p *tcpProxy) stall(on bool) {
+	p.mu.Lock()
+	p.stalled = on
 	p.mu.Unlock()
 }
 
@@ -252,7 +270,7 @@ func TestReplacedBrokerDoesNotComeBack(t *testing.T) {
 	leakcheck.Check(t)
 	in := startInstance(t, Config{Size: 3})
 	ctx := ctxT(t, 30*time.Second)
-	old, px := in.joinVia(t, "old1", func(c *JoinConfig) { c.ReconnectTimeout = time.Minute })
+	old, px := in.joinVia(t, "old1", func(c *JoinConfig) { c.ReconnectTimeout = new(time.Minute) })
 	waitFor(t, "rank 1 online", 5*time.Second, func() bool { return in.root.Online().Contains(1) })
 	px.block(true)
 	px.cut()
@@ -346,4 +364,37 @@ func TestOverlayLinksHaveTCPUserTimeout(t *testing.T) {
 	if len(up) != 1 || up[0].UserTimeout != 2500*time.Millisecond {
 		t.Fatalf("the joiner's side: %+v", up)
 	}
+}
+
+// A zero ReconnectTimeout gives up on the old parent after one failed
+// attempt (here a handshake that timed out) and rejoins through the boot
+// server, where the default keeps trying the old parent for 10 s.
+func TestZeroReconnectTimeoutRejoinsAfterOneAttempt(t *testing.T) {
+	leakcheck.Check(t)
+	logger, logs := testutil.Logger()
+	in := startInstance(t, Config{Size: 3})
+	b, px := in.joinVia(t, "n1", func(c *JoinConfig) {
+		c.ReconnectTimeout, c.HandshakeTimeout, c.Logger = new(time.Duration(0)), time.Second, logger
+	})
+	testutil.WaitFor(t, "rank 1 online", func() bool { return in.root.Online().Contains(1) })
+	before := b.UUID()
+	px.stall(true)
+	px.cut()
+	testutil.WaitFor(t, "rank 1 back through the boot server", func() bool {
+		return b.UUID() != before && in.root.Online().Contains(1)
+	})
+	alive(t, b)
+	lines := testutil.Lines(logs.String())
+	gone := slices.IndexFunc(lines, func(l string) bool {
+		return strings.Contains(l, `msg="parent gone, rejoining through the boot server"`)
+	})
+	require.GreaterOrEqual(t, gone, 0, "no rejoin logged:\n%s", logs)
+	failed := 0
+	for _, l := range lines[:gone] {
+		if strings.Contains(l, `msg="reconnect to parent failed"`) {
+			failed++
+			assert.Contains(t, l, "handshake timed out")
+		}
+	}
+	assert.Equal(t, 1, failed, "reconnection attempts before the rejoin:\n%s", logs)
 }

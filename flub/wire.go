@@ -11,14 +11,14 @@ import (
 
 // Topics served by the overlay.
 const (
-	TopicGetinfo = "overlay.flub-getinfo"
-	TopicKex     = "overlay.flub-kex"
-	// TopicReclaim is fluxkit's: a broker orphaned by the loss of an
-	// ancestor asks rank 0 for its own rank back ([ReclaimRequest]).
-	TopicReclaim = "overlay.flub-reclaim"
-	TopicHello   = "overlay.hello"
-	TopicGoodbye = "overlay.goodbye"
-	TopicGroups  = "groups.get"
+	topicGetinfo = "overlay.flub-getinfo"
+	topicKex     = "overlay.flub-kex"
+	// topicReclaim is fluxkit's: a broker orphaned by the loss of an
+	// ancestor asks rank 0 for its own rank back (reclaimRequest).
+	topicReclaim = "overlay.flub-reclaim"
+	topicHello   = "overlay.hello"
+	topicGoodbye = "overlay.goodbye"
+	topicGroups  = "groups.get"
 	// topicMember is fluxkit's internal notice from a parent to rank 0
 	// that a child rank joined or left (the groups module's role).
 	topicMember = "overlay.member"
@@ -26,12 +26,12 @@ const (
 
 // Error texts of the spec's error table (§10).
 const (
-	TextNoChildren   = "this broker cannot have children"
-	TextAuthorizeKey = "failed to authorize public key"
-	TextSetAttrs     = "error setting attributes"
-	// TextTopoMismatch is fluxkit's: a joiner configured with another
+	textNoChildren   = "this broker cannot have children"
+	textAuthorizeKey = "failed to authorize public key"
+	textSetAttrs     = "error setting attributes"
+	// textTopoMismatch is fluxkit's: a joiner configured with another
 	// tbon.topo than the instance's is refused.
-	TextTopoMismatch = "tbon.topo mismatch"
+	textTopoMismatch = "tbon.topo mismatch"
 )
 
 // decodeObject checks that the payload is a JSON object and, with v non-nil,
@@ -49,19 +49,19 @@ func decodeObject(m *fluxkit.Message, v any) error {
 	return nil
 }
 
-// GetinfoRequest is the payload of overlay.flub-getinfo. Both keys are
-// fluxkit extensions ([REF] servers ignore unknown keys). Rank 0
+// getinfoRequest is the payload of overlay.flub-getinfo. Both keys are
+// fluxkit extensions (flux-core servers ignore unknown keys). Rank 0
 // substitutes Hostname for the placeholder once the rank is online. Topo
 // is the joiner's configured tbon.topo: rank 0 refuses it, before
 // allocating anything, when it is not the instance's.
-type GetinfoRequest struct {
+type getinfoRequest struct {
 	Hostname string `json:"hostname,omitempty"`
 	Topo     string `json:"topo,omitempty"`
 }
 
 // decodeGetinfoRequest accepts any JSON object (unknown keys ignored).
-func decodeGetinfoRequest(m *fluxkit.Message) (GetinfoRequest, error) {
-	var req GetinfoRequest
+func decodeGetinfoRequest(m *fluxkit.Message) (getinfoRequest, error) {
+	var req getinfoRequest
 	if err := decodeObject(m, nil); err != nil {
 		return req, err
 	}
@@ -79,25 +79,25 @@ func decodeGetinfoRequest(m *fluxkit.Message) (GetinfoRequest, error) {
 	return req, nil
 }
 
-// GetinfoResponse is the answer of overlay.flub-getinfo after validation.
-type GetinfoResponse struct {
+// instanceInfo is the answer of overlay.flub-getinfo after validation.
+type instanceInfo struct {
 	Rank   uint32
 	Size   uint32
 	Attrs  map[string]string
-	Config json.RawMessage // nil when the server sent none ([REF] shape)
+	Config json.RawMessage // nil when the server sent none (flux-core's shape)
 }
 
-// ParseGetinfoResponse validates a getinfo response as a fluxkit joiner does
+// parseGetinfoResponse validates a getinfo response as a fluxkit joiner does
 // (D1, D2): rank and size are integers with 0 < rank < size, attrs values
 // are strings, config (optional) is an object, unknown keys are ignored.
-func ParseGetinfoResponse(payload []byte) (GetinfoResponse, error) {
+func parseGetinfoResponse(payload []byte) (instanceInfo, error) {
 	var raw struct {
 		Rank   *int64                     `json:"rank"`
 		Size   *int64                     `json:"size"`
 		Attrs  map[string]json.RawMessage `json:"attrs"`
 		Config json.RawMessage            `json:"config"`
 	}
-	var out GetinfoResponse
+	var out instanceInfo
 	if err := json.Unmarshal(payload, &raw); err != nil {
 		return out, fluxkit.Errorf(fluxkit.EPROTO, "malformed getinfo response: %v", err)
 	}
@@ -116,7 +116,7 @@ func ParseGetinfoResponse(payload []byte) (GetinfoResponse, error) {
 	for k, v := range raw.Attrs {
 		var s string
 		if err := json.Unmarshal(v, &s); err != nil {
-			return out, fluxkit.Errorf(fluxkit.EPROTO, "%s: attribute %s: value %s is not a string", TextSetAttrs, k, v)
+			return out, fluxkit.Errorf(fluxkit.EPROTO, "%s: attribute %s: value %s is not a string", textSetAttrs, k, v)
 		}
 		out.Attrs[k] = s
 	}
@@ -129,11 +129,11 @@ func ParseGetinfoResponse(payload []byte) (GetinfoResponse, error) {
 	return out, nil
 }
 
-// ReclaimRequest is the payload of overlay.flub-reclaim: the rank a broker
+// reclaimRequest is the payload of overlay.flub-reclaim: the rank a broker
 // held until an ancestor was lost, its online descendants (an idset, kept
 // for them as well), its hostname and who it is. The answer has getinfo's
 // shape.
-type ReclaimRequest struct {
+type reclaimRequest struct {
 	Rank     uint32 `json:"rank"`
 	Subtree  string `json:"subtree,omitempty"`
 	Hostname string `json:"hostname,omitempty"`
@@ -142,38 +142,38 @@ type ReclaimRequest struct {
 	Holder string `json:"holder,omitempty"`
 }
 
-// KexRequest is the payload of overlay.flub-kex.
-type KexRequest struct {
+// kexRequest is the payload of overlay.flub-kex.
+type kexRequest struct {
 	Name   string `json:"name"`
 	Pubkey string `json:"pubkey"`
 }
 
 // decodeKexRequest requires both keys as strings (EPROTO otherwise).
-func decodeKexRequest(m *fluxkit.Message) (KexRequest, error) {
+func decodeKexRequest(m *fluxkit.Message) (kexRequest, error) {
 	var raw struct {
 		Name   *string `json:"name"`
 		Pubkey *string `json:"pubkey"`
 	}
 	if err := decodeObject(m, &raw); err != nil {
-		return KexRequest{}, err
+		return kexRequest{}, err
 	}
 	if raw.Name == nil || raw.Pubkey == nil {
-		return KexRequest{}, fluxkit.Errorf(fluxkit.EPROTO, "%s: name and pubkey are required", m.Topic)
+		return kexRequest{}, fluxkit.Errorf(fluxkit.EPROTO, "%s: name and pubkey are required", m.Topic)
 	}
-	return KexRequest{Name: *raw.Name, Pubkey: *raw.Pubkey}, nil
+	return kexRequest{Name: *raw.Name, Pubkey: *raw.Pubkey}, nil
 }
 
-// KexResponse is the answer of overlay.flub-kex.
-type KexResponse struct {
+// kexResponse is the answer of overlay.flub-kex.
+type kexResponse struct {
 	Name   string `json:"name"`
 	Pubkey string `json:"pubkey"`
 	URI    string `json:"uri"`
 }
 
-// ParseKexResponse validates a kex answer: pubkey must be a Z85 key and uri
+// parseKexResponse validates a kex answer: pubkey must be a Z85 key and uri
 // a tcp:// URI.
-func ParseKexResponse(payload []byte) (curve.Key, string, error) {
-	var r KexResponse
+func parseKexResponse(payload []byte) (curve.Key, string, error) {
+	var r kexResponse
 	if err := json.Unmarshal(payload, &r); err != nil {
 		return curve.Key{}, "", fluxkit.Errorf(fluxkit.EPROTO, "malformed kex response: %v", err)
 	}

@@ -226,7 +226,7 @@ func join(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	topo := fs.String("topo", "", "tbon.topo; refused unless it is the instance's (default: adopt the instance's)")
 	host := fs.String("hostname", "", "hostname reported to rank 0 (default: the host's)")
 	parentTimeout := fs.Duration("parent-timeout", flub.DefaultParentTimeout, "how long to wait for the parent")
-	reconnect := fs.Duration("reconnect-timeout", flub.DefaultReconnectTimeout, "how long to reconnect to a lost parent before rejoining")
+	reconnect := fs.Duration("reconnect-timeout", flub.DefaultReconnectTimeout, "how long to reconnect to a lost parent before rejoining (0: rejoin after one failed attempt)")
 	handshake := fs.Duration("handshake-timeout", curve.DefaultHandshakeTimeout, "bound on each CURVE handshake")
 	timeout := fs.Duration("timeout", 0, "bound on the whole join (0: none beyond the others)")
 	heartbeat := fs.Duration("heartbeat", flub.DefaultHeartbeat, "heartbeat interval (tbon.torpid_min)")
@@ -263,7 +263,7 @@ func join(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	b, err := flub.Join(jctx, flub.JoinConfig{
 		BootURI: *boot, Owner: cert.Keys, Topo: *topo, Hostname: *host, Attrs: attrs.m,
-		ParentTimeout: *parentTimeout, ReconnectTimeout: *reconnect, HandshakeTimeout: *handshake,
+		ParentTimeout: *parentTimeout, ReconnectTimeout: reconnect, HandshakeTimeout: *handshake,
 		Heartbeat: *heartbeat, TorpidMax: *torpid, Logger: logger(*verbose, stderr),
 	})
 	if err != nil {
@@ -274,7 +274,7 @@ func join(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case <-ctx.Done():
 		lctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		err := b.Leave(lctx)
+		err := b.Shutdown(lctx)
 		fmt.Fprintln(stdout, "state: left")
 		return err
 	case <-b.Done():

@@ -274,7 +274,7 @@ func (in *instance) close(ctx context.Context) {
 func (in *instance) leave(ctx context.Context) {
 	for r := len(in.brokers) - 1; r > 0; r-- {
 		if b := in.brokers[r]; b != nil {
-			_ = b.Leave(ctx) // overlay.goodbye, then Close
+			_ = b.Shutdown(ctx) // overlay.goodbye, then Close
 		}
 	}
 	if in.brokers[0] != nil {
