@@ -43,21 +43,25 @@ type Client struct {
 	conns  map[*conn]struct{}
 }
 
-// NewClient registers a CURVE client configuration.
+// Validate reports the first field of c that is out of range, naming it.
+// It changes nothing; NewClient calls it.
+func (c *ClientConfig) Validate() error {
+	if err := checkEnd("ClientConfig", c.Keys, c.HandshakeTimeout, c.MaxFrameSize, c.TCPUserTimeout); err != nil {
+		return err
+	}
+	if c.ServerKey.IsZero() {
+		return errors.New("curve: ClientConfig.ServerKey: the server's public key is required")
+	}
+	return nil
+}
+
+// NewClient registers a CURVE client configuration. It calls cfg.Validate
+// and refuses what that refuses.
 func (t *Transport) NewClient(cfg ClientConfig) (*Client, error) {
-	if err := cfg.Keys.check(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.ServerKey.IsZero() {
-		return nil, errors.New("curve: ClientConfig needs a ServerKey")
-	}
-	if cfg.TCPUserTimeout < 0 {
-		return nil, errors.New("curve: negative TCPUserTimeout")
-	}
-	timeout, maxFrame, err := limits(cfg.HandshakeTimeout, cfg.MaxFrameSize)
-	if err != nil {
-		return nil, err
-	}
+	timeout, maxFrame := limits(cfg.HandshakeTimeout, cfg.MaxFrameSize)
 	cl := &Client{
 		t:        t,
 		cfg:      cfg,

@@ -85,14 +85,14 @@ func KeyPairFromSecret(secret Key) (KeyPair, error) {
 // configuration that pairs keys from two different certificates.
 func (kp KeyPair) check() error {
 	if kp.Secret.IsZero() {
-		return errors.New("curve: key pair has no secret key")
+		return errors.New("key pair has no secret key")
 	}
 	d, err := KeyPairFromSecret(kp.Secret)
 	if err != nil {
 		return err
 	}
 	if subtle.ConstantTimeCompare(d.Public[:], kp.Public[:]) != 1 {
-		return errors.New("curve: public key does not match secret key")
+		return errors.New("public key does not match secret key")
 	}
 	return nil
 }

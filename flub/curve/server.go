@@ -56,24 +56,28 @@ type Server struct {
 	nextID    uint32
 }
 
-// NewServer registers a CURVE server configuration.
+// Validate reports the first field of c that is out of range, naming it.
+// It changes nothing; NewServer calls it.
+func (c *ServerConfig) Validate() error {
+	if err := checkEnd("ServerConfig", c.Keys, c.HandshakeTimeout, c.MaxFrameSize, c.TCPUserTimeout); err != nil {
+		return err
+	}
+	if c.Authorizer == nil && !c.AllowAnyClient {
+		return errors.New("curve: ServerConfig.Authorizer: required unless AllowAnyClient is set")
+	}
+	return nil
+}
+
+// NewServer registers a CURVE server configuration. It calls cfg.Validate
+// and refuses what that refuses.
 func (t *Transport) NewServer(cfg ServerConfig) (*Server, error) {
-	if err := cfg.Keys.check(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
-	}
-	if cfg.Authorizer == nil && !cfg.AllowAnyClient {
-		return nil, errors.New("curve: ServerConfig needs an Authorizer or AllowAnyClient")
-	}
-	if cfg.TCPUserTimeout < 0 {
-		return nil, errors.New("curve: negative TCPUserTimeout")
 	}
 	if cfg.Domain == "" {
 		cfg.Domain = DefaultDomain
 	}
-	timeout, maxFrame, err := limits(cfg.HandshakeTimeout, cfg.MaxFrameSize)
-	if err != nil {
-		return nil, err
-	}
+	timeout, maxFrame := limits(cfg.HandshakeTimeout, cfg.MaxFrameSize)
 	var seed [4]byte
 	if _, err := rand.Read(seed[:]); err != nil {
 		return nil, err

@@ -2,7 +2,6 @@ package curve
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -180,18 +179,32 @@ func orDiscard(l *slog.Logger) *slog.Logger {
 	return l
 }
 
-func limits(timeout time.Duration, maxFrame int64) (time.Duration, uint64, error) {
-	if timeout < 0 || maxFrame < 0 {
-		return 0, 0, errors.New("curve: negative timeout or frame size")
+// checkEnd checks what a ServerConfig and a ClientConfig (named what)
+// have in common.
+func checkEnd(what string, keys KeyPair, timeout time.Duration, maxFrame int64, userTimeout time.Duration) error {
+	if err := keys.check(); err != nil {
+		return fmt.Errorf("curve: %s.Keys: %w", what, err)
 	}
+	if timeout < 0 {
+		return fmt.Errorf("curve: %s.HandshakeTimeout: negative duration %v", what, timeout)
+	}
+	if maxFrame < 0 || maxFrame > 0 && maxFrame < messageMinLen {
+		return fmt.Errorf("curve: %s.MaxFrameSize: %d is below the %d-byte MESSAGE minimum", what, maxFrame, messageMinLen)
+	}
+	if userTimeout < 0 {
+		return fmt.Errorf("curve: %s.TCPUserTimeout: negative duration %v", what, userTimeout)
+	}
+	return nil
+}
+
+// limits returns the handshake timeout and frame bound of a checked
+// config, defaults applied.
+func limits(timeout time.Duration, maxFrame int64) (time.Duration, uint64) {
 	if timeout == 0 {
 		timeout = DefaultHandshakeTimeout
 	}
 	if maxFrame == 0 {
 		maxFrame = DefaultMaxFrameSize
 	}
-	if maxFrame < messageMinLen {
-		return 0, 0, fmt.Errorf("curve: MaxFrameSize %d is below the %d-byte MESSAGE minimum", maxFrame, messageMinLen)
-	}
-	return timeout, uint64(maxFrame), nil
+	return timeout, uint64(maxFrame)
 }

@@ -620,15 +620,40 @@ func TestServerCloseBeforeSocket(t *testing.T) {
 func TestConfigAndEndpointErrors(t *testing.T) {
 	tr := newTransport(t)
 	kp := newKeys(t)
-	_, err := tr.NewServer(ServerConfig{Keys: kp})
-	require.Error(t, err, "no authorizer and no opt-in")
-	_, err = tr.NewServer(ServerConfig{Keys: KeyPair{Public: kp.Public, Secret: newKeys(t).Secret}, AllowAnyClient: true})
-	require.Error(t, err, "mismatched pair")
-	_, err = tr.NewClient(ClientConfig{Keys: kp})
-	require.Error(t, err, "no server key")
-	_, err = tr.NewServer(ServerConfig{Keys: kp, AllowAnyClient: true, MaxFrameSize: 10})
-	require.Error(t, err)
-	_, err = NewTransport("bad://")
+	// Validate names the field at fault, changes nothing, and is what the
+	// constructors refuse.
+	for _, tc := range []struct {
+		cfg  ServerConfig
+		want string
+	}{
+		{ServerConfig{Keys: kp}, "curve: ServerConfig.Authorizer: required unless AllowAnyClient is set"},
+		{ServerConfig{Keys: KeyPair{Public: kp.Public, Secret: newKeys(t).Secret}, AllowAnyClient: true}, "curve: ServerConfig.Keys: public key does not match secret key"},
+		{ServerConfig{Keys: kp, AllowAnyClient: true, MaxFrameSize: 10}, "curve: ServerConfig.MaxFrameSize: 10 is below"},
+		{ServerConfig{Keys: kp, AllowAnyClient: true, MaxFrameSize: -1}, "curve: ServerConfig.MaxFrameSize: -1 is below"},
+		{ServerConfig{Keys: kp, AllowAnyClient: true, HandshakeTimeout: -time.Second}, "curve: ServerConfig.HandshakeTimeout: negative duration -1s"},
+		{ServerConfig{Keys: kp, AllowAnyClient: true, TCPUserTimeout: -time.Second}, "curve: ServerConfig.TCPUserTimeout: negative duration -1s"},
+	} {
+		before := tc.cfg
+		require.ErrorContains(t, tc.cfg.Validate(), tc.want)
+		require.Equal(t, before, tc.cfg, "Validate changed the config")
+		_, err := tr.NewServer(tc.cfg)
+		require.ErrorContains(t, err, tc.want)
+	}
+	for _, tc := range []struct {
+		cfg  ClientConfig
+		want string
+	}{
+		{ClientConfig{Keys: kp}, "curve: ClientConfig.ServerKey: the server's public key is required"},
+		{ClientConfig{ServerKey: kp.Public}, "curve: ClientConfig.Keys: key pair has no secret key"},
+		{ClientConfig{Keys: kp, ServerKey: kp.Public, MaxFrameSize: 1}, "curve: ClientConfig.MaxFrameSize: 1 is below"},
+	} {
+		require.ErrorContains(t, tc.cfg.Validate(), tc.want)
+		_, err := tr.NewClient(tc.cfg)
+		require.ErrorContains(t, err, tc.want)
+	}
+	require.NoError(t, (&ServerConfig{Keys: kp, AllowAnyClient: true}).Validate())
+	require.NoError(t, (&ClientConfig{Keys: kp, ServerKey: kp.Public}).Validate())
+	_, err := NewTransport("bad://")
 	require.Error(t, err)
 	_, err = NewTransport(tr.Scheme())
 	require.Error(t, err, "schemes are unique")
