@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // BenchmarkGrow grows one instance from 1 to 256 and to 1,024 brokers (goroutines in
@@ -66,13 +68,9 @@ func grow(b *testing.B, topo string, size, parallel int) {
 		}()
 	}
 	wg.Wait()
-	if firstErr != nil {
-		b.Fatal(firstErr)
-	}
+	require.NoError(b, firstErr)
 	for in.root.Status() != StatusFull {
-		if ctx.Err() != nil {
-			b.Fatalf("not full: %v, online %s", in.root.Status(), in.root.Online())
-		}
+		require.NoError(b, ctx.Err(), "not full: %v, online %s", in.root.Status(), in.root.Online())
 		time.Sleep(5 * time.Millisecond)
 	}
 	full := time.Since(start)
@@ -113,9 +111,7 @@ func BenchmarkJoinDuringFlood(b *testing.B) {
 			for _, target := range []string{strings.TrimPrefix(ep, "tcp://"), strings.TrimPrefix(in.root.Endpoint(), "tcp://")} {
 				for range idle {
 					c, err := net.Dial("tcp", target)
-					if err != nil {
-						b.Fatal(err)
-					}
+					require.NoError(b, err)
 					flood = append(flood, c)
 				}
 			}
@@ -127,9 +123,7 @@ func BenchmarkJoinDuringFlood(b *testing.B) {
 			for i := range b.N {
 				t0 := time.Now()
 				br, err := Join(ctx, in.joinConfig(fmt.Sprintf("n%d", i)))
-				if err != nil {
-					b.Fatal(err)
-				}
+				require.NoError(b, err)
 				lat = append(lat, time.Since(t0))
 				brokers = append(brokers, br)
 			}

@@ -26,7 +26,11 @@ func TestValidateNamesTheFieldAtFault(t *testing.T) {
 		{Config{}, "Config.Owner: the owner's public key is required"},
 		{Config{Owner: owner.Public, InstanceConfig: []byte("[1]")}, "Config.InstanceConfig: not a JSON object"},
 		{Config{Owner: owner.Public, Lease: -time.Second}, "Config.Lease: negative duration -1s"},
+		{Config{Owner: owner.Public, TorpidMax: -time.Second}, "Config.TorpidMax: negative duration -1s"},
+		{Config{Owner: owner.Public, HandshakeTimeout: -time.Second}, "Config.HandshakeTimeout: negative duration -1s"},
+		{Config{Owner: owner.Public, TCPUserTimeout: -time.Second}, "Config.TCPUserTimeout: negative duration -1s"},
 		{Config{Owner: owner.Public, ModuleTimeout: -time.Second}, "Config.ModuleTimeout: negative duration -1s"},
+		{Config{Owner: owner.Public, Heartbeat: 2 * time.Second, TorpidMax: time.Second}, "Config.Heartbeat (2s) must be less than TorpidMax (1s)"},
 		{Config{Owner: owner.Public, Heartbeat: time.Minute}, "Config.Heartbeat (1m0s) must be less than TorpidMax (30s)"},
 		{Config{Owner: owner.Public, Modules: map[string]ModuleFunc{"x": nil}}, `Config.Modules: module "x" needs a name and a function`},
 	} {
@@ -50,7 +54,10 @@ func TestValidateNamesTheFieldAtFault(t *testing.T) {
 		{JoinConfig{BootURI: boot, Owner: owner, Topo: "kary:x"}, "JoinConfig.Topo: kary k value must be an integer >= 0"},
 		{JoinConfig{BootURI: boot, Owner: owner, ParentTimeout: -1}, "JoinConfig.ParentTimeout: negative duration"},
 		{JoinConfig{BootURI: boot, Owner: owner, ReconnectTimeout: new(-time.Second)}, "JoinConfig.ReconnectTimeout: negative duration -1s"},
+		{JoinConfig{BootURI: boot, Owner: owner, HandshakeTimeout: -time.Second}, "JoinConfig.HandshakeTimeout: negative duration -1s"},
 		{JoinConfig{BootURI: boot, Owner: owner, TCPUserTimeout: -1}, "JoinConfig.TCPUserTimeout: negative duration"},
+		{JoinConfig{BootURI: boot, Owner: owner, ModuleTimeout: -1}, "JoinConfig.ModuleTimeout: negative duration"},
+		{JoinConfig{BootURI: boot, Owner: owner, Heartbeat: time.Minute}, "JoinConfig.Heartbeat (1m0s) must be less than TorpidMax (30s)"},
 	} {
 		before := tc.cfg
 		err := tc.cfg.Validate()

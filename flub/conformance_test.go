@@ -2,10 +2,11 @@ package flub
 
 import (
 	"testing"
-	"time"
 
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/internal/handletest"
+	"github.com/fluxkit/fluxkit/internal/testutil"
+	"github.com/stretchr/testify/require"
 )
 
 // conformance is a five-broker overlay over CURVE, seen through the suite
@@ -28,27 +29,23 @@ func (c conformance) Guest(t *testing.T, r uint32, uid uint32) fluxkit.Handle {
 func (c conformance) connect(t *testing.T, r uint32, cred fluxkit.Cred) fluxkit.Handle {
 	t.Helper()
 	h, err := c.brokers[r].Connect(cred)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { h.Close() })
 	return h
 }
 
-func TestConformance(t *testing.T) {
+func TestBrokerPassesTheHandleConformanceSuite(t *testing.T) {
 	handletest.Run(t, func(t *testing.T) handletest.Instance {
 		in := startInstance(t, Config{Size: 5, OwnerUserid: new(uint32(1000))})
-		ctx := ctxT(t, 30*time.Second)
+		ctx := testutil.Context(t)
 		brokers := make([]*Broker, 5)
 		brokers[0] = in.root
 		for i := 1; i < 5; i++ {
 			b, err := in.join(ctx, "conf")
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			brokers[b.Rank()] = b
 		}
-		waitFor(t, "overlay full", 20*time.Second, func() bool { return in.root.Online().Len() == 5 })
+		testutil.WaitFor(t, "overlay full", func() bool { return in.root.Online().Len() == 5 })
 		return conformance{brokers: brokers, owner: 1000}
 	})
 }

@@ -2,13 +2,14 @@ package flub
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/idset"
+	"github.com/fluxkit/fluxkit/internal/testutil"
+	"github.com/stretchr/testify/require"
 )
 
 func FuzzParseGetinfoResponse(f *testing.F) {
@@ -19,16 +20,13 @@ func FuzzParseGetinfoResponse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r, err := parseGetinfoResponse(in)
 		if err != nil {
-			if fluxkit.Errno(err) != fluxkit.EPROTO {
-				t.Fatalf("errno %v", fluxkit.Errno(err))
-			}
+			require.ErrorIs(t, err, fluxkit.EPROTO)
 			return
 		}
-		if r.Rank == 0 || r.Rank >= r.Size {
-			t.Fatalf("accepted rank %d size %d", r.Rank, r.Size)
-		}
-		if r.Config != nil && r.Config[0] != '{' {
-			t.Fatalf("accepted config %s", r.Config)
+		require.NotZero(t, r.Rank)
+		require.Less(t, r.Rank, r.Size)
+		if r.Config != nil {
+			require.Equal(t, byte('{'), r.Config[0], "accepted config %s", r.Config)
 		}
 	})
 }
@@ -43,16 +41,13 @@ func FuzzDecodeHello(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		h, err := decodeHello(msg(topicHello, string(in)))
 		if err != nil {
-			if fluxkit.Errno(err) != fluxkit.EPROTO {
-				t.Fatalf("errno %v", fluxkit.Errno(err))
-			}
+			require.ErrorIs(t, err, fluxkit.EPROTO)
 			return
 		}
-		if h.Status > StatusOffline {
-			t.Fatalf("status %d accepted", h.Status)
-		}
-		if _, err := idset.Parse(h.Subtree); h.Subtree != "" && err != nil {
-			t.Fatalf("subtree %q accepted: %v", h.Subtree, err)
+		require.LessOrEqual(t, h.Status, StatusOffline)
+		if h.Subtree != "" {
+			_, err := idset.Parse(h.Subtree)
+			require.NoError(t, err, "subtree %q accepted", h.Subtree)
 		}
 	})
 }
@@ -64,21 +59,15 @@ func FuzzKex(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		req, err := decodeKexRequest(msg(topicKex, string(in)))
 		if err != nil {
-			if fluxkit.Errno(err) != fluxkit.EPROTO {
-				t.Fatalf("errno %v", fluxkit.Errno(err))
-			}
+			require.ErrorIs(t, err, fluxkit.EPROTO)
 			return
 		}
 		ks := newKeyStore()
-		err = ks.authorize(req.Pubkey, req.Name)
-		if err != nil && fluxkit.Errno(err) != fluxkit.EINVAL {
-			t.Fatalf("first authorize: %v", err)
+		if err := ks.authorize(req.Pubkey, req.Name); err != nil {
+			require.ErrorIs(t, err, fluxkit.EINVAL, "first authorize")
+			return
 		}
-		if err == nil {
-			if fluxkit.Errno(ks.authorize(req.Pubkey, req.Name)) != fluxkit.EEXIST {
-				t.Fatal("second authorize of the same key did not fail EEXIST")
-			}
-		}
+		require.ErrorIs(t, ks.authorize(req.Pubkey, req.Name), fluxkit.EEXIST, "second authorize of the same key")
 	})
 }
 
@@ -93,9 +82,9 @@ func FuzzParseBootURI(f *testing.F) {
 		}
 		back := FormatBootURI(ep[len("tcp://"):], key)
 		ep2, key2, err := ParseBootURI(back)
-		if err != nil || ep2 != ep || key2 != key {
-			t.Fatalf("%q → %q: %v", uri, back, err)
-		}
+		require.NoError(t, err, "%q → %q", uri, back)
+		require.Equal(t, ep, ep2)
+		require.Equal(t, key, key2)
 	})
 }
 
@@ -109,13 +98,12 @@ func FuzzParseTopology(f *testing.F) {
 			return
 		}
 		again, err := ParseTopology(topo.String())
-		if err != nil || again != topo {
-			t.Fatalf("%q → %q does not round trip", s, topo)
-		}
+		require.NoError(t, err)
+		require.Equal(t, topo, again, "%q → %q does not round trip", s, topo)
 		for r := uint32(1); r < 50; r++ {
-			if p := topo.Parent(r); p < 0 || p >= int64(r) {
-				t.Fatalf("%s: parent(%d) = %d", s, r, p)
-			}
+			p := topo.Parent(r)
+			require.GreaterOrEqual(t, p, int64(0), "%s: parent(%d)", s, r)
+			require.Less(t, p, int64(r), "%s: parent(%d)", s, r)
 		}
 	})
 }
@@ -132,14 +120,9 @@ func FuzzOverlayInput(f *testing.F) {
 	f.Fuzz(func(t *testing.T, id, wire []byte) {
 		frames := [][]byte{id}
 		frames = append(frames, bytes.Split(wire, []byte{0xff, 0xfe})...)
-		done := make(chan struct{})
-		if !in.root.post(func() { in.root.fromChild(frames); close(done) }) {
-			t.Fatal("broker stopped")
-		}
-		<-done
-		if in.root.ctx.Err() != nil {
-			t.Fatal("broker stopped")
-		}
+		_, ok := ask(in.root, func() bool { in.root.fromChild(frames); return true })
+		require.True(t, ok, "broker stopped")
+		require.NoError(t, in.root.ctx.Err(), "broker stopped")
 	})
 }
 
@@ -161,24 +144,20 @@ func FuzzBuiltinServices(f *testing.F) {
 	f.Add(uint8(7), []byte(`{"ops":[{"key":"","value":1}]}`))
 	in := startInstance(f, Config{Size: 1, Modules: map[string]ModuleFunc{"idle": idleModule(nil)}, ModuleTimeout: time.Second})
 	f.Fuzz(func(t *testing.T, which uint8, payload []byte) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
+		ctx := testutil.ContextTimeout(t, 10*time.Second)
 		topic := topics[int(which)%len(topics)]
-		_, err := rawRPC(ctx, in.root, topic, 0, string(payload))
-		if ctx.Err() != nil || fluxkit.Errno(err) == fluxkit.ECONNRESET {
-			t.Fatalf("%s %q: no answer: %v", topic, payload, err)
-		}
+		_, err := testutil.RawRPC(ctx, in.root, topic, 0, string(payload))
+		require.NoError(t, ctx.Err(), "%s %q: no answer", topic, payload)
+		require.NotErrorIs(t, err, fluxkit.ECONNRESET, "%s %q", topic, payload)
 		var list struct {
 			Mods []modEntry `json:"mods"`
 		}
-		if err := fluxkit.RPC(ctx, in.root, "module.list", 0, map[string]any{}, &list); err != nil || len(list.Mods) == 0 || list.Mods[0].Name != "connector-local" {
-			t.Fatalf("module.list after %s %q: %+v %v", topic, payload, list, err)
-		}
+		require.NoError(t, fluxkit.RPC(ctx, in.root, "module.list", 0, map[string]any{}, &list), "after %s %q", topic, payload)
+		require.NotEmpty(t, list.Mods)
+		require.Equal(t, builtinModule.Name, list.Mods[0].Name)
 		// Keep the state small: unload whatever the input loaded.
 		for _, m := range list.Mods[1:] {
-			if err := fluxkit.RPC(ctx, in.root, "module.remove", 0, map[string]string{"name": m.Name}, nil); err != nil {
-				t.Fatalf("remove %s: %v", m.Name, err)
-			}
+			require.NoError(t, fluxkit.RPC(ctx, in.root, "module.remove", 0, map[string]string{"name": m.Name}, nil), "remove %s", m.Name)
 		}
 	})
 }
@@ -214,17 +193,17 @@ func FuzzMembership(f *testing.F) {
 	}
 	in := startInstance(f, Config{Size: 64, Topo: "kary:2"})
 	f.Fuzz(func(t *testing.T, which uint8, payload []byte) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
+		ctx := testutil.ContextTimeout(t, 10*time.Second)
 		topic := topics[int(which)%len(topics)]
 		if topic == topicMember {
 			m := fluxkit.NewRequest(topic, 0, payload)
 			m.Flags |= fluxkit.FlagNoResponse
-			if _, err := in.root.Request(ctx, m); err != nil {
-				t.Fatal(err)
-			}
-		} else if _, err := rawRPC(ctx, in.root, topic, 0, string(payload)); ctx.Err() != nil || fluxkit.Errno(err) == fluxkit.ECONNRESET {
-			t.Fatalf("%s %q: no answer: %v", topic, payload, err)
+			_, err := in.root.Request(ctx, m)
+			require.NoError(t, err)
+		} else {
+			_, err := testutil.RawRPC(ctx, in.root, topic, 0, string(payload))
+			require.NoError(t, ctx.Err(), "%s %q: no answer", topic, payload)
+			require.NotErrorIs(t, err, fluxkit.ECONNRESET, "%s %q", topic, payload)
 		}
 		msg, ok := ask(in.root, func() string {
 			b := in.root
@@ -244,11 +223,7 @@ func FuzzMembership(f *testing.F) {
 			}
 			return ""
 		})
-		if !ok {
-			t.Fatal("broker stopped")
-		}
-		if msg != "" {
-			t.Fatalf("after %s %q: %s", topic, payload, msg)
-		}
+		require.True(t, ok, "broker stopped")
+		require.Empty(t, msg, "after %s %q", topic, payload)
 	})
 }

@@ -2,14 +2,20 @@ package flub
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/flub/curve"
-	"github.com/fluxkit/fluxkit/internal/leakcheck"
+	"github.com/fluxkit/fluxkit/internal/testutil"
+	"github.com/go-zeromq/zmq4"
 	"github.com/stretchr/testify/require"
 )
 
@@ -21,6 +27,8 @@ type instance struct {
 	topo  string
 }
 
+// testLogger logs to stderr when FLUB_TEST_LOG is set, for debugging a
+// failing test; otherwise brokers log nowhere.
 func testLogger() *slog.Logger {
 	if os.Getenv("FLUB_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -28,12 +36,11 @@ func testLogger() *slog.Logger {
 	return nil
 }
 
+// startInstance starts rank 0 with cfg, filling in a fresh owner, a
+// kary:2 tree and fast heartbeats where cfg leaves them unset.
 func startInstance(t testing.TB, cfg Config) *instance {
 	t.Helper()
-	owner, err := curve.GenerateKeyPair(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	owner := mustKeyPair(t)
 	cfg.Owner = owner.Public
 	if cfg.Topo == "" {
 		cfg.Topo = "kary:2"
@@ -51,9 +58,7 @@ func startInstance(t testing.TB, cfg Config) *instance {
 		cfg.Logger = testLogger()
 	}
 	root, err := Start(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { root.Close() })
 	return &instance{t: t, root: root, owner: owner, topo: cfg.Topo}
 }
@@ -66,6 +71,7 @@ func (in *instance) joinConfig(host string) JoinConfig {
 	}
 }
 
+// join adds a broker, closed when the test ends.
 func (in *instance) join(ctx context.Context, host string) (*Broker, error) {
 	b, err := Join(ctx, in.joinConfig(host))
 	if err == nil {
@@ -74,49 +80,74 @@ func (in *instance) join(ctx context.Context, host string) (*Broker, error) {
 	return b, err
 }
 
-func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+// mustJoin is join, failing the test on an error.
+func (in *instance) mustJoin(ctx context.Context, host string) *Broker {
+	in.t.Helper()
+	b, err := in.join(ctx, host)
+	require.NoError(in.t, err, "join as %s", host)
+	return b
+}
+
+// fullInstance is a kary:2 instance of seven brokers, joined at once.
+func fullInstance(t *testing.T) (*instance, map[uint32]*Broker) {
+	in := startInstance(t, Config{Size: 7})
+	ctx := testutil.Context(t)
+	brokers := map[uint32]*Broker{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	for i := 1; i <= 6; i++ {
+		wg.Go(func() {
+			b, err := in.join(ctx, fmt.Sprintf("node%d", i))
+			if err != nil {
+				errs <- err
+				return
+			}
+			mu.Lock()
+			brokers[b.Rank()] = b
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	testutil.WaitFor(t, "overlay full", func() bool { return in.root.Status() == StatusFull })
+	return in, brokers
+}
+
+// ownerClient opens a boot-server client with the owner's key.
+func (in *instance) ownerClient(t testing.TB) *Client {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	c, err := DialBoot(testutil.Context(t), ClientConfig{BootURI: in.root.BootURI(), Keys: in.owner})
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
-func ctxT(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
+type getinfoReply struct {
+	Rank   int               `json:"rank"`
+	Size   int               `json:"size"`
+	Attrs  map[string]string `json:"attrs"`
+	Config json.RawMessage   `json:"config"`
 }
 
-var _ = leakcheck.Check
-
-// logRecorder keeps the messages of every log record.
-type logRecorder struct {
-	mu   *sync.Mutex
-	msgs *[]string
+func getinfo(t testing.TB, r Requester, nodeid uint32) (getinfoReply, error) {
+	t.Helper()
+	var reply getinfoReply
+	err := rpc(testutil.Context(t), r, topicGetinfo, nodeid, map[string]any{}, &reply)
+	return reply, err
 }
 
-func newLogRecorder() (*slog.Logger, func() []string) {
-	r := logRecorder{mu: &sync.Mutex{}, msgs: new([]string)}
-	return slog.New(r), func() []string {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		return append([]string(nil), *r.msgs...)
-	}
+// requireRank checks that a getinfo through r hands out rank want.
+func requireRank(t testing.TB, r Requester, want int, msgAndArgs ...any) getinfoReply {
+	t.Helper()
+	reply, err := getinfo(t, r, 0)
+	require.NoError(t, err, msgAndArgs...)
+	require.Equal(t, want, reply.Rank, msgAndArgs...)
+	return reply
 }
-
-func (r logRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (r logRecorder) Handle(_ context.Context, rec slog.Record) error {
-	r.mu.Lock()
-	*r.msgs = append(*r.msgs, rec.Message)
-	r.mu.Unlock()
-	return nil
-}
-func (r logRecorder) WithAttrs([]slog.Attr) slog.Handler { return r }
-func (r logRecorder) WithGroup(string) slog.Handler      { return r }
 
 // requireError checks that err carries errno and that its text contains
 // text.
@@ -124,4 +155,100 @@ func requireError(t testing.TB, err error, errno error, text string, msgAndArgs 
 	t.Helper()
 	require.ErrorIs(t, err, errno, msgAndArgs...)
 	require.ErrorContains(t, err, text, msgAndArgs...)
+}
+
+func mustKeyPair(t testing.TB) curve.KeyPair {
+	t.Helper()
+	k, err := curve.GenerateKeyPair(nil)
+	require.NoError(t, err)
+	return k
+}
+
+func mustKey(t testing.TB) curve.Key { return mustKeyPair(t).Public }
+
+// logged counts the records whose message is msg in the output of a
+// testutil.Logger.
+func logged(logs *testutil.Buffer, msg string) int {
+	field := "msg=" + msg
+	if strings.ContainsAny(msg, " =\"") {
+		field = "msg=" + strconv.Quote(msg)
+	}
+	n := 0
+	for _, l := range testutil.Lines(logs.String()) {
+		if strings.Contains(l+" ", " "+field+" ") {
+			n++
+		}
+	}
+	return n
+}
+
+// testChild is a hand-driven child DEALER.
+type testChild struct {
+	sock  zmq4.Socket
+	uuid  string
+	close func() // idempotent; also run at cleanup
+}
+
+func dialChild(t testing.TB, keys curve.KeyPair, server curve.Key, uri string) *testChild {
+	t.Helper()
+	tr, _ := DefaultTransport()
+	cl, err := tr.NewClient(curve.ClientConfig{Keys: keys, ServerKey: server})
+	require.NoError(t, err)
+	ep, err := cl.Endpoint(uri)
+	require.NoError(t, err)
+	uuid := newUUID()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := zmq4.NewDealer(ctx, zmq4.WithID(zmq4.SocketIdentity(uuid)), zmq4.WithDialerMaxRetries(2))
+	closeAll := sync.OnceFunc(func() { cancel(); s.Close(); cl.Close() })
+	t.Cleanup(closeAll)
+	require.NoError(t, s.Dial(ep))
+	return &testChild{sock: s, uuid: uuid, close: closeAll}
+}
+
+// kexChild authorizes a fresh key at nodeid for rank name through c and
+// dials that broker's overlay socket with it.
+func kexChild(t testing.TB, c *Client, nodeid uint32, name string) *testChild {
+	t.Helper()
+	k := mustKeyPair(t)
+	var raw json.RawMessage
+	require.NoError(t, rpc(testutil.Context(t), c, topicKex, nodeid, kexRequest{Name: name, Pubkey: k.Public.String()}, &raw))
+	pk, uri, err := parseKexResponse(raw)
+	require.NoError(t, err)
+	return dialChild(t, k, pk, uri)
+}
+
+func (c *testChild) send(t testing.TB, frames ...[]byte) {
+	t.Helper()
+	require.NoError(t, c.sock.Send(zmq4.NewMsgFrom(frames...)))
+}
+
+func (c *testChild) recv(t testing.TB) *fluxkit.Message {
+	t.Helper()
+	got := make(chan zmq4.Msg, 1)
+	go func() {
+		m, err := c.sock.Recv()
+		if err == nil {
+			got <- m
+		}
+		close(got)
+	}()
+	select {
+	case m, ok := <-got:
+		require.True(t, ok, "recv failed")
+		msg, err := fluxkit.DecodeFrames(m.Frames)
+		require.NoError(t, err)
+		return msg
+	case <-time.After(testutil.DefaultTimeout):
+		require.FailNow(t, "no message from parent")
+	}
+	return nil
+}
+
+func (c *testChild) hello(t testing.TB, rank uint32) *fluxkit.Message {
+	t.Helper()
+	p, _ := json.Marshal(helloPayload{Rank: rank, Version: protocolVersion, UUID: c.uuid, Status: StatusFull})
+	m := fluxkit.NewRequest(topicHello, fluxkit.NodeidAny, p)
+	m.Rolemask = fluxkit.RoleOwner
+	c.send(t, m.Frames()...)
+	return c.recv(t)
 }

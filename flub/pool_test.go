@@ -3,48 +3,36 @@ package flub
 import (
 	"math/rand/v2"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func TestPoolAllocationOrderAndExhaustion(t *testing.T) {
 	p, err := NewPool(7, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := p.Available().String(); got != "1-6" {
-		t.Fatalf("available %s, want 1-6", got)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "1-6", p.Available().String())
 	for want := uint32(1); want <= 6; want++ {
-		r, err := p.Allocate(t0.Add(time.Minute))
-		if err != nil || r != want {
-			t.Fatalf("allocate = %d, %v; want %d", r, err, want)
-		}
-		if p.State(r) != Leased {
-			t.Fatalf("rank %d is %v, want leased", r, p.State(r))
-		}
+		mustAlloc(t, p, want, t0.Add(time.Minute))
+		assert.Equal(t, Leased, p.State(want))
 	}
 	_, err = p.Allocate(t0)
-	if fluxkit.Errno(err) != fluxkit.ENOENT || !strings.Contains(err.Error(), "there are no available ranks") {
-		t.Fatalf("7th allocate: %v", err)
-	}
+	requireError(t, err, fluxkit.ENOENT, "there are no available ranks", "7th allocate")
 }
 
 func TestPoolErrors(t *testing.T) {
 	for _, tc := range []struct{ size, initial uint32 }{{0, 1}, {3, 0}, {3, 4}} {
-		if _, err := NewPool(tc.size, tc.initial); err == nil || !strings.Contains(err.Error(), "error provisioning flub allocator") {
-			t.Errorf("NewPool(%d,%d) = %v", tc.size, tc.initial, err)
-		}
+		_, err := NewPool(tc.size, tc.initial)
+		assert.ErrorContains(t, err, "error provisioning flub allocator", "NewPool(%d,%d)", tc.size, tc.initial)
 	}
 	p, _ := NewPool(1, 1)
-	if _, err := p.Allocate(t0); fluxkit.Errno(err) != fluxkit.ENOENT {
-		t.Errorf("size 1 allocate: %v", err)
-	}
+	_, err := p.Allocate(t0)
+	assert.ErrorIs(t, err, fluxkit.ENOENT, "size 1 allocate")
 }
 
 func TestPoolTransitions(t *testing.T) {
@@ -63,50 +51,37 @@ func TestPoolTransitions(t *testing.T) {
 		{"2 comes online", func() { p.SetOnline(2) }, "3-7"},
 		{"lease expiry leaves online ranks alone", func() { p.Expire(t0.Add(time.Hour)) }, "3-7"},
 		{"allocate 3", func() { mustAlloc(t, p, 3, t0.Add(2*time.Second)) }, "4-7"},
-		{"not yet expired", func() {
-			if got := p.Expire(t0.Add(time.Second)); len(got) != 0 {
-				t.Fatalf("expired %v early", got)
-			}
-		}, "4-7"},
-		{"expired at the deadline", func() {
-			if got := p.Expire(t0.Add(2 * time.Second)); len(got) != 1 || got[0] != 3 {
-				t.Fatalf("expired %v, want [3]", got)
-			}
-		}, "3-7"},
+		{"not yet expired", func() { require.Empty(t, p.Expire(t0.Add(time.Second))) }, "4-7"},
+		{"expired at the deadline", func() { require.Equal(t, []uint32{3}, p.Expire(t0.Add(2*time.Second))) }, "3-7"},
 		{"2 offline", func() { p.SetOffline(2) }, "2-7"},
 		{"out of range is ignored", func() { p.SetOnline(99); p.SetOffline(99) }, "2-7"},
 		{"rank 0 never enters the pool", func() { p.SetOnline(0); p.SetOffline(0) }, "2-7"},
 	}
 	for _, s := range steps {
 		s.do()
-		if got := p.Available().String(); got != s.avail {
-			t.Fatalf("%s: available %s, want %s", s.name, got, s.avail)
-		}
+		require.Equal(t, s.avail, p.Available().String(), s.name)
 	}
 }
 
 func mustAlloc(t *testing.T, p *Pool, want uint32, deadline time.Time) {
 	t.Helper()
 	r, err := p.Allocate(deadline)
-	if err != nil || r != want {
-		t.Fatalf("allocate = %d, %v; want %d", r, err, want)
-	}
+	require.NoError(t, err)
+	require.Equal(t, want, r, "allocated rank")
 }
 
 func TestPoolNextExpiry(t *testing.T) {
 	p, _ := NewPool(4, 1)
-	if _, ok := p.NextExpiry(); ok {
-		t.Fatal("expiry with no lease")
-	}
+	_, ok := p.NextExpiry()
+	require.False(t, ok, "expiry with no lease")
 	mustAlloc(t, p, 1, t0.Add(3*time.Second))
 	mustAlloc(t, p, 2, t0.Add(time.Second))
-	if d, ok := p.NextExpiry(); !ok || !d.Equal(t0.Add(time.Second)) {
-		t.Fatalf("next expiry %v %v", d, ok)
-	}
+	d, ok := p.NextExpiry()
+	require.True(t, ok)
+	require.Equal(t, t0.Add(time.Second), d)
 	p.SetOnline(2)
-	if d, _ := p.NextExpiry(); !d.Equal(t0.Add(3 * time.Second)) {
-		t.Fatalf("next expiry after online %v", d)
-	}
+	d, _ = p.NextExpiry()
+	require.Equal(t, t0.Add(3*time.Second), d, "next expiry once rank 2 is online")
 }
 
 // TestPoolProperty drives the pool with random operations against a model
@@ -130,17 +105,12 @@ func TestPoolProperty(t *testing.T) {
 				avail := p.Available()
 				r, err := p.Allocate(now.Add(lease))
 				if err != nil {
-					if avail.Len() != 0 {
-						t.Fatalf("seed %d: allocate failed with %s available", seed, avail)
-					}
+					require.Zero(t, avail.Len(), "seed %d: allocate failed with %s available", seed, avail)
 					continue
 				}
-				if first, _ := avail.First(); first != r {
-					t.Fatalf("seed %d: allocated %d, lowest available was %d", seed, r, first)
-				}
-				if h, ok := holder[r]; ok {
-					t.Fatalf("seed %d: rank %d handed out while %s", seed, r, h)
-				}
+				first, _ := avail.First()
+				require.Equal(t, first, r, "seed %d: allocated rank, not the lowest available", seed)
+				require.NotContains(t, holder, r, "seed %d: rank %d handed out while held", seed, r)
 				holder[r] = "leased"
 				handed[r] = true
 			case op < 6: // a leased rank's broker comes online
@@ -173,9 +143,7 @@ func TestPoolProperty(t *testing.T) {
 						continue
 					}
 					if rng.IntN(2) == 0 {
-						if err := p.Reclaim(r, "holder", now.Add(lease)); err != nil {
-							t.Fatalf("seed %d: reclaim of orphaned %d: %v", seed, r, err)
-						}
+						require.NoError(t, p.Reclaim(r, "holder", now.Add(lease)), "seed %d: reclaim of orphaned %d", seed, r)
 						holder[r] = "reclaimed"
 					} else {
 						p.SetOnline(r)
@@ -186,9 +154,7 @@ func TestPoolProperty(t *testing.T) {
 			default:
 				now = now.Add(time.Duration(rng.IntN(6)) * time.Second)
 				for _, r := range p.Expire(now) {
-					if h := holder[r]; h != "leased" && h != "orphaned" && h != "reclaimed" {
-						t.Fatalf("seed %d: expired rank %d that was %q", seed, r, h)
-					}
+					require.Contains(t, []string{"leased", "orphaned", "reclaimed"}, holder[r], "seed %d: expired rank %d", seed, r)
 					delete(holder, r)
 				}
 			}
@@ -197,9 +163,7 @@ func TestPoolProperty(t *testing.T) {
 		// or back in the pool.
 		p.Expire(now.Add(lease))
 		for r := range handed {
-			if st := p.State(r); st != Online && st != Available {
-				t.Fatalf("seed %d: rank %d is %v after its lease", seed, r, st)
-			}
+			require.Contains(t, []RankState{Online, Available}, p.State(r), "seed %d: rank %d after its lease", seed, r)
 		}
 	}
 }
@@ -212,66 +176,42 @@ func TestPoolOrphanAndReclaim(t *testing.T) {
 	}
 	step := func(name string, want string) {
 		t.Helper()
-		if got := p.Available().String(); got != want {
-			t.Fatalf("%s: available %s, want %s", name, got, want)
-		}
+		require.Equal(t, want, p.Available().String(), name)
 	}
 	p.Orphan(3, t0.Add(10*time.Second))
-	if p.State(3) != Orphaned {
-		t.Fatalf("rank 3 %v", p.State(3))
-	}
+	require.Equal(t, Orphaned, p.State(3))
 	step("orphaned rank held", "4-7")
 	mustAlloc(t, p, 4, t0.Add(time.Minute))
-	if err := p.Reclaim(3, "k3", t0.Add(20*time.Second)); err != nil || p.State(3) != Leased {
-		t.Fatalf("reclaim of an orphan: %v, %v", err, p.State(3))
-	}
-	if err := p.Reclaim(3, "k3", t0.Add(30*time.Second)); err != nil {
-		t.Fatalf("the holder renews its reclaim: %v", err)
-	}
+	require.NoError(t, p.Reclaim(3, "k3", t0.Add(20*time.Second)), "reclaim of an orphan")
+	require.Equal(t, Leased, p.State(3))
+	require.NoError(t, p.Reclaim(3, "k3", t0.Add(30*time.Second)), "the holder renews its reclaim")
 	for _, other := range []string{"other", ""} {
-		if err := p.Reclaim(3, other, t0.Add(time.Minute)); fluxkit.Errno(err) != fluxkit.EEXIST {
-			t.Fatalf("reclaim of rank 3 by %q while k3 holds it: %v", other, err)
-		}
+		require.ErrorIs(t, p.Reclaim(3, other, t0.Add(time.Minute)), fluxkit.EEXIST, "reclaim of rank 3 by %q while k3 holds it", other)
 	}
-	if err := p.Reclaim(4, "k4", t0.Add(time.Minute)); fluxkit.Errno(err) != fluxkit.EEXIST {
-		t.Fatalf("reclaim of a rank leased by getinfo: %v", err)
-	}
-	if err := p.Reclaim(2, "k2", t0.Add(time.Minute)); fluxkit.Errno(err) != fluxkit.EEXIST {
-		t.Fatalf("reclaim of an online rank: %v", err)
-	}
+	require.ErrorIs(t, p.Reclaim(4, "k4", t0.Add(time.Minute)), fluxkit.EEXIST, "reclaim of a rank leased by getinfo")
+	require.ErrorIs(t, p.Reclaim(2, "k2", t0.Add(time.Minute)), fluxkit.EEXIST, "reclaim of an online rank")
 	for _, r := range []uint32{0, 8} {
-		if err := p.Reclaim(r, "k", t0); fluxkit.Errno(err) != fluxkit.EINVAL {
-			t.Fatalf("reclaim of rank %d: %v", r, err)
-		}
+		require.ErrorIs(t, p.Reclaim(r, "k", t0), fluxkit.EINVAL, "reclaim of rank %d", r)
 	}
-	if got := p.Expire(t0.Add(25 * time.Second)); len(got) != 0 {
-		t.Fatalf("renewed reclaim expired early: %v", got)
-	}
+	require.Empty(t, p.Expire(t0.Add(25*time.Second)), "renewed reclaim expired early")
 	p.SetOnline(3)
 
 	// A rank orphaned again gets a new deadline when its subtree's root
 	// holds it once more.
 	p.Orphan(2, t0.Add(time.Second))
 	p.Orphan(2, t0.Add(9*time.Second))
-	if got := p.Expire(t0.Add(2 * time.Second)); len(got) != 0 {
-		t.Fatalf("expired %v before the moved deadline", got)
-	}
-	if got := p.Expire(t0.Add(9 * time.Second)); len(got) != 1 || got[0] != 2 {
-		t.Fatalf("expired %v, want [2]", got)
-	}
+	require.Empty(t, p.Expire(t0.Add(2*time.Second)), "expired before the moved deadline")
+	require.Equal(t, []uint32{2}, p.Expire(t0.Add(9*time.Second)))
 	step("expired orphan back in the pool", "2,5-7")
 	// Available after use: a root's hold takes it back; a rank never used
 	// is not held for anyone.
 	p.Orphan(2, t0.Add(time.Hour))
 	p.Orphan(7, t0.Add(time.Hour))
 	step("held again", "5-7")
-	if err := p.Reclaim(2, "k2", t0.Add(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, p.Reclaim(2, "k2", t0.Add(time.Hour)))
 	p.SetOffline(3)
-	if err := p.Reclaim(3, "k3", t0.Add(time.Hour)); err != nil || p.State(3) != Leased {
-		t.Fatalf("reclaim of a rank no one took: %v %v", err, p.State(3))
-	}
+	require.NoError(t, p.Reclaim(3, "k3", t0.Add(time.Hour)), "reclaim of a rank no one took")
+	require.Equal(t, Leased, p.State(3))
 }
 
 // The pool's memory follows the ranks in use: at MaxSize it allocates
@@ -280,18 +220,12 @@ func TestPoolSparseAtMaxSize(t *testing.T) {
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	p, err := NewPool(MaxSize, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for range 100 {
 		r, _ := p.Allocate(t0)
 		p.SetOnline(r)
 	}
-	if got := p.Available().String(); got != "101-2147483647" {
-		t.Fatalf("available %s", got)
-	}
+	require.Equal(t, "101-2147483647", p.Available().String())
 	runtime.ReadMemStats(&m1)
-	if alloc := m1.TotalAlloc - m0.TotalAlloc; alloc > 1<<20 {
-		t.Fatalf("%d bytes allocated for 100 ranks in use", alloc)
-	}
+	require.LessOrEqual(t, m1.TotalAlloc-m0.TotalAlloc, uint64(1<<20), "bytes allocated for 100 ranks in use")
 }

@@ -1,17 +1,24 @@
 package flub
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/fluxkit/fluxkit/flub/curve"
 	"github.com/fluxkit/fluxkit/idset"
 	"github.com/fluxkit/fluxkit/internal/leakcheck"
+	"github.com/fluxkit/fluxkit/internal/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestPropertyChurn joins, kills, cuts off and abandons brokers at random
@@ -35,7 +42,7 @@ func TestPropertyChurn(t *testing.T) {
 	lease := 1500 * time.Millisecond
 	in := startInstance(t, Config{Size: size, Lease: lease})
 	c := in.ownerClient(t)
-	ctx := ctxT(t, 60*time.Second)
+	ctx := testutil.Context(t)
 	var (
 		mu      sync.Mutex
 		live    []*Broker
@@ -128,14 +135,12 @@ func TestPropertyChurn(t *testing.T) {
 		}
 		return held, on.Set(), orph.Set(), dup
 	}
-	waitFor(t, "online == the connected live brokers", 15*time.Second, func() bool {
+	testutil.WaitFor(t, "online == the connected live brokers", func() bool {
 		_, online, _, _ := state()
 		return in.root.Online().Equal(online)
 	})
 	held, online, orphans, dup := state()
-	if dup {
-		t.Fatalf("two live brokers hold one rank; online %s", online)
-	}
+	require.False(t, dup, "two live brokers hold one rank; online %s", online)
 	t.Logf("online %s, cut off %s", online, orphans)
 	time.Sleep(lease + 500*time.Millisecond)
 	msg, _ := ask(in.root, func() string {
@@ -160,7 +165,105 @@ func TestPropertyChurn(t *testing.T) {
 		}
 		return ""
 	})
-	if msg != "" {
-		t.Fatal(msg)
+	require.Empty(t, msg)
+}
+
+// TestPropertyNoRankHandedOutWhileHeld replaces the children of an
+// interior broker hundreds of times, each replacement a new connection
+// saying hello for a rank that is online, while boot clients hammer
+// getinfo. Every rank of the instance is held by a live broker the whole
+// time, so every getinfo must fail: a rank handed out here would be held
+// twice. The replacement order, the ranks replaced and the getinfo load
+// are random; the seed is logged.
+func TestPropertyNoRankHandedOutWhileHeld(t *testing.T) {
+	leakcheck.Check(t)
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 13))
+	// kary:2, size 7: 1 and 2 are real brokers under rank 0; 3-6 are
+	// hand-driven children of 1 and 2.
+	in := startInstance(t, Config{Size: 7})
+	ctx := testutil.Context(t)
+	parents := map[uint32]*Broker{}
+	for range 2 {
+		b := in.mustJoin(ctx, "interior")
+		parents[b.Rank()] = b
+	}
+	c := in.ownerClient(t)
+	keys := map[uint32]curve.KeyPair{}
+	peers := map[uint32]struct {
+		key curve.Key
+		uri string
+	}{}
+	for r := uint32(3); r <= 6; r++ {
+		k := mustKeyPair(t)
+		keys[r] = k
+		var raw json.RawMessage
+		require.NoError(t, rpc(ctx, c, topicKex, (r-1)/2, kexRequest{Name: fmt.Sprint(r), Pubkey: k.Public.String()}, &raw))
+		pk, uri, err := parseKexResponse(raw)
+		require.NoError(t, err)
+		peers[r] = struct {
+			key curve.Key
+			uri string
+		}{pk, uri}
+	}
+	holders := map[uint32]*testChild{}
+	hello := func(r uint32) {
+		t.Helper()
+		p := peers[r]
+		ch := dialChild(t, keys[r], p.key, p.uri)
+		resp := ch.hello(t, r)
+		require.Zero(t, resp.Errnum, "hello rank %d: %s", r, resp.Payload)
+		if old := holders[r]; old != nil {
+			old.close()
+		}
+		holders[r] = ch
+	}
+	for r := uint32(3); r <= 6; r++ {
+		hello(r)
+	}
+	testutil.WaitFor(t, "every rank online", func() bool { return in.root.Online().String() == "0-6" })
+
+	hctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var calls atomic.Int64
+	handedOut := make(chan uint32, 64)
+	for range 1 + rng.IntN(4) {
+		bc := in.ownerClient(t)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for hctx.Err() == nil {
+				var r struct{ Rank uint32 }
+				err := rpc(hctx, bc, topicGetinfo, 0, map[string]any{}, &r)
+				calls.Add(1)
+				if err == nil {
+					select {
+					case handedOut <- r.Rank:
+					default:
+					}
+				}
+			}
+		}()
+	}
+	const replacements = 300
+	for range replacements {
+		hello(3 + uint32(rng.IntN(4)))
+		if rng.IntN(4) == 0 {
+			time.Sleep(time.Duration(rng.IntN(3)) * time.Millisecond)
+		}
+	}
+	// Let the last membership updates reach rank 0 under load.
+	time.Sleep(200 * time.Millisecond)
+	stop()
+	wg.Wait()
+	close(handedOut)
+	for r := range handedOut {
+		assert.Fail(t, "getinfo handed out a rank a live broker held", "rank %d", r)
+	}
+	t.Logf("%d replacements, %d getinfo calls", replacements, calls.Load())
+	assert.Equal(t, "0-6", in.root.Online().String(), "online after the replacements")
+	for _, ch := range holders {
+		ch.close()
 	}
 }

@@ -2,7 +2,6 @@ package flub
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"runtime"
@@ -37,9 +36,7 @@ type tcpProxy struct {
 func newProxy(t testing.TB, target string) *tcpProxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	p := &tcpProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
 	p.wg.Add(1)
 	go p.accept()
@@ -130,10 +127,8 @@ func (in *instance) joinVia(t *testing.T, host string, adjust func(*JoinConfig))
 	if adjust != nil {
 		adjust(&cfg)
 	}
-	b, err := Join(ctxT(t, 30*time.Second), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, err := Join(testutil.Context(t), cfg)
+	require.NoError(t, err)
 	t.Cleanup(func() { b.Close() })
 	return b, px
 }
@@ -141,9 +136,7 @@ func (in *instance) joinVia(t *testing.T, host string, adjust func(*JoinConfig))
 func attrRank(t *testing.T, h fluxkit.Handle, nodeid uint32) string {
 	t.Helper()
 	var out struct{ Value string }
-	if err := fluxkit.RPC(ctxT(t, 10*time.Second), h, "attr.get", nodeid, map[string]string{"name": "rank"}, &out); err != nil {
-		t.Fatalf("attr.get on rank %d: %v", nodeid, err)
-	}
+	require.NoError(t, fluxkit.RPC(testutil.Context(t), h, "attr.get", nodeid, map[string]string{"name": "rank"}, &out), "attr.get on rank %d", nodeid)
 	return out.Value
 }
 
@@ -152,7 +145,7 @@ func alive(t *testing.T, bs ...*Broker) {
 	for _, b := range bs {
 		select {
 		case <-b.Done():
-			t.Fatalf("rank %d stopped: %v", b.Rank(), b.Err())
+			require.FailNow(t, "broker stopped", "rank %d: %v", b.Rank(), b.Err())
 		default:
 		}
 	}
@@ -164,60 +157,42 @@ func alive(t *testing.T, bs ...*Broker) {
 func TestChildReconnectsAfterLinkFlap(t *testing.T) {
 	leakcheck.Check(t)
 	in := startInstance(t, Config{Size: 7})
-	ctx := ctxT(t, 30*time.Second)
+	ctx := testutil.Context(t)
 	b1, px := in.joinVia(t, "node1", nil)
-	b2, err := in.join(ctx, "node2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b3, err := in.join(ctx, "node3") // under rank 1
-	if err != nil || b3.Rank() != 3 || b3.Parent() != 1 {
-		t.Fatalf("rank 3: %v", err)
-	}
-	waitFor(t, "0-3 online", 5*time.Second, func() bool { return in.root.Online().String() == "0-3" })
+	b2 := in.mustJoin(ctx, "node2")
+	b3 := in.mustJoin(ctx, "node3")
+	require.Equal(t, int64(1), b3.Parent(), "rank 3 is under rank 1")
+	testutil.WaitFor(t, "0-3 online", func() bool { return in.root.Online().String() == "0-3" })
 	before := b1.UUID()
 	// Requests in flight across the link when it drops fail at once,
 	// whichever way they were going.
 	hang := func(context.Context, fluxkit.Responder, *fluxkit.Message) {}
 	for _, h := range []fluxkit.Handle{in.root, b1} {
 		un, err := h.Register("hang.forever", fluxkit.RoleOwner, hang)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		defer un()
 	}
 	up, err := fluxkit.Stream(ctx, b3, "hang.forever", 0, map[string]any{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer up.Close()
 	down, err := fluxkit.Stream(ctx, in.root, "hang.forever", 1, map[string]any{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer down.Close()
 	time.Sleep(100 * time.Millisecond) // both on their way
 
 	px.cut()
 	for what, call := range map[string]fluxkit.Call{"rank 3 to rank 0": up, "rank 0 to rank 1": down} {
-		if _, err := call.Recv(ctxT(t, 10*time.Second)); fluxkit.Errno(err) != fluxkit.Errno(fluxkit.EHOSTUNREACH) {
-			t.Fatalf("request %s in flight across the cut link: %v, want EHOSTUNREACH", what, err)
-		}
+		_, err := call.Recv(testutil.Context(t))
+		require.ErrorIs(t, err, fluxkit.EHOSTUNREACH, "request %s in flight across the cut link", what)
 	}
-	waitFor(t, "rank 1 back on a new connection", 10*time.Second, func() bool {
+	testutil.WaitFor(t, "rank 1 back on a new connection", func() bool {
 		return b1.UUID() != before && in.root.Online().String() == "0-3"
 	})
 	alive(t, b1, b2, b3)
-	if got := attrRank(t, in.root, 3); got != "3" {
-		t.Fatalf("rank 3 answers as %q", got)
-	}
-	if got := attrRank(t, b3, 0); got != "0" {
-		t.Fatalf("rank 0 answers rank 3 as %q", got)
-	}
+	assert.Equal(t, "3", attrRank(t, in.root, 3))
+	assert.Equal(t, "0", attrRank(t, b3, 0))
 	states, _ := ask(in.root, func() []RankState { return []RankState{in.root.p.pool.State(1), in.root.p.pool.State(3)} })
-	if states[0] != Online || states[1] != Online {
-		t.Fatalf("pool: rank 1 %v, rank 3 %v", states[0], states[1])
-	}
+	assert.Equal(t, []RankState{Online, Online}, states, "the pool's ranks 1 and 3")
 }
 
 // When the parent is gone for good, the orphaned child rejoins through
@@ -226,41 +201,29 @@ func TestChildReconnectsAfterLinkFlap(t *testing.T) {
 func TestOrphanRejoinsThroughTheBootServer(t *testing.T) {
 	leakcheck.Check(t)
 	in := startInstance(t, Config{Size: 7})
-	ctx := ctxT(t, 60*time.Second)
+	ctx := testutil.Context(t)
 	var bs [4]*Broker
 	for r := 1; r <= 3; r++ {
-		b, err := in.join(ctx, "node")
-		if err != nil || b.Rank() != uint32(r) {
-			t.Fatalf("join %d: %v", r, err)
-		}
-		bs[r] = b
+		bs[r] = in.mustJoin(ctx, "node")
+		require.Equal(t, uint32(r), bs[r].Rank())
 	}
-	waitFor(t, "0-3 online", 5*time.Second, func() bool { return in.root.Online().String() == "0-3" })
+	testutil.WaitFor(t, "0-3 online", func() bool { return in.root.Online().String() == "0-3" })
 	before := bs[3].UUID()
 	bs[1].Close() // a crash: its port now refuses connections
 
-	waitFor(t, "rank 3 orphaned", 5*time.Second, func() bool {
+	testutil.WaitFor(t, "rank 3 orphaned", func() bool {
 		st, _ := ask(in.root, func() RankState { return in.root.p.pool.State(3) })
 		return st == Orphaned || st == Leased // leased: already reclaimed
 	})
 	avail, _ := ask(in.root, func() string { return in.root.p.pool.Available().String() })
-	if avail != "1,4-6" {
-		t.Fatalf("available %s: the lost rank 1 only, never the orphan 3", avail)
-	}
-	nb, err := in.join(ctx, "new1")
-	if err != nil || nb.Rank() != 1 {
-		t.Fatalf("replacement: rank %v, %v", nb, err)
-	}
-	waitFor(t, "rank 3 back under the new rank 1", 20*time.Second, func() bool {
+	require.Equal(t, "1,4-6", avail, "the lost rank 1 is available, never the orphan 3")
+	require.Equal(t, uint32(1), in.mustJoin(ctx, "new1").Rank(), "the replacement's rank")
+	testutil.WaitFor(t, "rank 3 back under the new rank 1", func() bool {
 		return bs[3].UUID() != before && in.root.Online().String() == "0-3"
 	})
 	alive(t, bs[2], bs[3])
-	if got := attrRank(t, in.root, 3); got != "3" {
-		t.Fatalf("rank 3 answers as %q", got)
-	}
-	if r, err := getinfo(t, in.ownerClient(t), 0); err != nil || r.Rank != 4 {
-		t.Fatalf("getinfo after the rejoin: %+v %v", r, err)
-	}
+	assert.Equal(t, "3", attrRank(t, in.root, 3))
+	requireRank(t, in.ownerClient(t), 4, "getinfo after the rejoin")
 }
 
 // A broker cut off long enough to be replaced does not displace its
@@ -269,29 +232,25 @@ func TestOrphanRejoinsThroughTheBootServer(t *testing.T) {
 func TestReplacedBrokerDoesNotComeBack(t *testing.T) {
 	leakcheck.Check(t)
 	in := startInstance(t, Config{Size: 3})
-	ctx := ctxT(t, 30*time.Second)
+	ctx := testutil.Context(t)
 	old, px := in.joinVia(t, "old1", func(c *JoinConfig) { c.ReconnectTimeout = new(time.Minute) })
-	waitFor(t, "rank 1 online", 5*time.Second, func() bool { return in.root.Online().Contains(1) })
+	testutil.WaitFor(t, "rank 1 online", func() bool { return in.root.Online().Contains(1) })
 	px.block(true)
 	px.cut()
-	waitFor(t, "rank 1 lost", 5*time.Second, func() bool { return !in.root.Online().Contains(1) })
-	nb, err := in.join(ctx, "new1")
-	if err != nil || nb.Rank() != 1 {
-		t.Fatalf("replacement: %v", err)
-	}
+	testutil.WaitFor(t, "rank 1 lost", func() bool { return !in.root.Online().Contains(1) })
+	nb := in.mustJoin(ctx, "new1")
+	require.Equal(t, uint32(1), nb.Rank(), "the replacement's rank")
 	px.block(false)
 	select {
 	case <-old.Done():
 	case <-ctx.Done():
-		t.Fatal("the replaced broker is still running")
+		require.FailNow(t, "the replaced broker is still running")
 	}
-	if !errors.Is(old.Err(), ErrReplaced) {
-		t.Fatalf("replaced broker stopped with %v", old.Err())
-	}
+	require.ErrorIs(t, old.Err(), ErrReplaced)
 	alive(t, nb)
-	if ri, _ := in.root.Lookup(1); !ri.Online || ri.Hostname != "new1" {
-		t.Fatalf("rank 1 %+v", ri)
-	}
+	ri, _ := in.root.Lookup(1)
+	assert.True(t, ri.Online)
+	assert.Equal(t, "new1", ri.Hostname)
 }
 
 // Idle connections beyond the old cap of 1024 pending handshakes, on the
@@ -301,9 +260,7 @@ func TestHandshakeFloodDoesNotLockJoinersOut(t *testing.T) {
 	leakcheck.Check(t)
 	in := startInstance(t, Config{Size: 3})
 	ep, _, err := ParseBootURI(in.root.BootURI())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var flood []net.Conn
 	defer func() {
 		for _, c := range flood {
@@ -313,30 +270,21 @@ func TestHandshakeFloodDoesNotLockJoinersOut(t *testing.T) {
 	for _, target := range []string{strings.TrimPrefix(ep, "tcp://"), strings.TrimPrefix(in.root.Endpoint(), "tcp://")} {
 		for range 1100 {
 			c, err := net.Dial("tcp", target)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			flood = append(flood, c)
 		}
 	}
 	// Each connection has been taken up once the server greets it.
 	for _, c := range flood {
-		c.SetReadDeadline(time.Now().Add(30 * time.Second))
-		if _, err := io.ReadFull(c, make([]byte, 64)); err != nil {
-			t.Fatalf("flood connection: %v", err)
-		}
+		require.NoError(t, c.SetReadDeadline(time.Now().Add(testutil.DefaultTimeout)))
+		_, err := io.ReadFull(c, make([]byte, 64))
+		require.NoError(t, err, "a flood connection's greeting")
 	}
-	ctx := ctxT(t, 60*time.Second)
+	ctx := testutil.Context(t)
 	for r := uint32(1); r <= 2; r++ {
-		b, err := in.join(ctx, "node")
-		if err != nil {
-			t.Fatalf("join during the flood: %v", err)
-		}
-		if b.Rank() != r {
-			t.Fatalf("rank %d", b.Rank())
-		}
+		require.Equal(t, r, in.mustJoin(ctx, "node").Rank(), "joined during the flood")
 	}
-	waitFor(t, "both online", 10*time.Second, func() bool { return in.root.Online().String() == "0-2" })
+	testutil.WaitFor(t, "both online", func() bool { return in.root.Online().String() == "0-2" })
 }
 
 // Overlay links carry a TCP user timeout, so a child on a dead host is
@@ -350,20 +298,16 @@ func TestOverlayLinksHaveTCPUserTimeout(t *testing.T) {
 	in := startInstance(t, Config{Size: 3})
 	cfg := in.joinConfig("n1")
 	cfg.TCPUserTimeout = 2500 * time.Millisecond
-	b, err := Join(ctxT(t, 30*time.Second), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, err := Join(testutil.Context(t), cfg)
+	require.NoError(t, err)
 	defer b.Close()
-	waitFor(t, "rank 1 online", 5*time.Second, func() bool { return in.root.Online().Contains(1) })
+	testutil.WaitFor(t, "rank 1 online", func() bool { return in.root.Online().Contains(1) })
 	peers := in.root.srv.Peers()
-	if len(peers) != 1 || peers[0].UserTimeout != DefaultTCPUserTimeout {
-		t.Fatalf("rank 0's side: %+v", peers)
-	}
+	require.Len(t, peers, 1)
+	assert.Equal(t, DefaultTCPUserTimeout, peers[0].UserTimeout, "rank 0's side")
 	up, _ := ask(b, func() []curve.Peer { return b.up.cl.Peers() })
-	if len(up) != 1 || up[0].UserTimeout != 2500*time.Millisecond {
-		t.Fatalf("the joiner's side: %+v", up)
-	}
+	require.Len(t, up, 1)
+	assert.Equal(t, 2500*time.Millisecond, up[0].UserTimeout, "the joiner's side")
 }
 
 // A zero ReconnectTimeout gives up on the old parent after one failed

@@ -2,11 +2,11 @@ package flub
 
 import (
 	"fmt"
-	"slices"
-	"strings"
 	"testing"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestParseTopology(t *testing.T) {
@@ -27,13 +27,12 @@ func TestParseTopology(t *testing.T) {
 	} {
 		topo, err := ParseTopology(tc.in)
 		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) || fluxkit.Errno(err) != fluxkit.EINVAL {
-				t.Errorf("ParseTopology(%q) = %v, want EINVAL %q", tc.in, err, tc.err)
-			}
+			assert.ErrorIs(t, err, fluxkit.EINVAL, "ParseTopology(%q)", tc.in)
+			assert.ErrorContains(t, err, tc.err, "ParseTopology(%q)", tc.in)
 			continue
 		}
-		if err != nil || topo.String() != tc.want {
-			t.Errorf("ParseTopology(%q) = %v, %v; want %s", tc.in, topo, err, tc.want)
+		if assert.NoError(t, err, "ParseTopology(%q)", tc.in) {
+			assert.Equal(t, tc.want, topo.String())
 		}
 	}
 }
@@ -65,23 +64,13 @@ func TestTopologyParentChildren(t *testing.T) {
 		{"kary:32", 1024, []row{{0, -1, seq(1, 32), 0}, {31, 0, seq(993, 1023), 1}, {32, 0, nil, 1}, {1023, 31, nil, 2}}},
 	} {
 		topo, err := ParseTopology(tc.topo)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		for _, r := range tc.rows {
 			name := fmt.Sprintf("%s size %d rank %d", tc.topo, tc.size, r.rank)
-			if got := topo.Parent(r.rank); got != r.parent {
-				t.Errorf("%s: parent %d, want %d", name, got, r.parent)
-			}
-			if got := topo.Children(r.rank, tc.size); !slices.Equal(got, r.children) {
-				t.Errorf("%s: children %v, want %v", name, got, r.children)
-			}
-			if got := topo.HasChildren(r.rank, tc.size); got != (len(r.children) > 0) {
-				t.Errorf("%s: HasChildren %v", name, got)
-			}
-			if got := topo.Depth(r.rank); got != r.depth {
-				t.Errorf("%s: depth %d, want %d", name, got, r.depth)
-			}
+			assert.Equal(t, r.parent, topo.Parent(r.rank), "%s: parent", name)
+			assert.Equal(t, r.children, topo.Children(r.rank, tc.size), "%s: children", name)
+			assert.Equal(t, len(r.children) > 0, topo.HasChildren(r.rank, tc.size), "%s: HasChildren", name)
+			assert.Equal(t, r.depth, topo.Depth(r.rank), "%s: depth", name)
 		}
 	}
 }
@@ -105,16 +94,11 @@ func TestTopologyConsistency(t *testing.T) {
 			for r := uint32(0); r < size; r++ {
 				kids := topo.Children(r, size)
 				seen += len(kids)
-				if topo.HasChildren(r, size) != (len(kids) > 0) {
-					t.Fatalf("%s size %d rank %d: HasChildren disagrees", s, size, r)
-				}
-				if n := topo.NumChildren(r, size); n != uint32(len(kids)) {
-					t.Fatalf("%s size %d rank %d: NumChildren %d, Children %v", s, size, r, n, kids)
-				}
+				require.Equal(t, len(kids) > 0, topo.HasChildren(r, size), "%s size %d rank %d: HasChildren", s, size, r)
+				require.Equal(t, uint32(len(kids)), topo.NumChildren(r, size), "%s size %d rank %d: NumChildren", s, size, r)
 				for _, c := range kids {
-					if topo.Parent(c) != int64(r) || !topo.IsChild(r, c) {
-						t.Fatalf("%s size %d: child %d of %d has parent %d", s, size, c, r, topo.Parent(c))
-					}
+					require.Equal(t, int64(r), topo.Parent(c), "%s size %d: the parent of %d's child %d", s, size, r, c)
+					require.True(t, topo.IsChild(r, c), "%s size %d: IsChild(%d, %d)", s, size, r, c)
 				}
 				for x := uint32(0); x < size; x++ {
 					got, ok := topo.ChildToward(r, x)
@@ -126,14 +110,11 @@ func TestTopologyConsistency(t *testing.T) {
 							break
 						}
 					}
-					if ok != wok || got != want {
-						t.Fatalf("%s: ChildToward(%d,%d) = %d,%v want %d,%v", s, r, x, got, ok, want, wok)
-					}
+					require.Equal(t, wok, ok, "%s: ChildToward(%d,%d)", s, r, x)
+					require.Equal(t, want, got, "%s: ChildToward(%d,%d)", s, r, x)
 				}
 			}
-			if seen != int(size)-1 {
-				t.Fatalf("%s size %d: %d child edges, want %d", s, size, seen, size-1)
-			}
+			require.Equal(t, int(size)-1, seen, "%s size %d: child edges", s, size)
 		}
 	}
 }
@@ -155,8 +136,6 @@ func TestNumChildrenAtMaxSize(t *testing.T) {
 		{"binomial", MaxSize - 1, 0},
 	} {
 		topo, _ := ParseTopology(tc.topo)
-		if got := topo.NumChildren(tc.rank, MaxSize); got != tc.want {
-			t.Errorf("%s rank %d: NumChildren %d, want %d", tc.topo, tc.rank, got, tc.want)
-		}
+		assert.Equal(t, tc.want, topo.NumChildren(tc.rank, MaxSize), "%s rank %d", tc.topo, tc.rank)
 	}
 }
