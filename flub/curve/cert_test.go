@@ -19,7 +19,9 @@ func readGoodCert(t *testing.T) string {
 	return string(b)
 }
 
-func TestReadFluxKeygenCert(t *testing.T) { // C10: the good file
+// A certificate written by flux keygen reads back with its keys and
+// metadata.
+func TestReadFluxKeygenCert(t *testing.T) {
 	c, err := ReadCertFile("testdata/flux-keygen.cert")
 	require.NoError(t, err)
 	require.Equal(t, "3", c.Name())
@@ -29,7 +31,9 @@ func TestReadFluxKeygenCert(t *testing.T) { // C10: the good file
 	require.Equal(t, testServerKeys(t), c.Keys)
 }
 
-func TestCertVariantsRejected(t *testing.T) { // C10: bad variants → EINVAL
+// Variants of a good certificate that Flux's reader refuses are refused
+// with EINVAL naming the line.
+func TestCertVariantsRejected(t *testing.T) {
 	good := readGoodCert(t)
 	pub := `    public-key = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"`
 	sec := `    secret-key = "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6"`
@@ -92,7 +96,8 @@ func TestCertAccepts(t *testing.T) {
 	}
 }
 
-func TestCertWriteReadRoundTrip(t *testing.T) { // C10: write then read
+// A written certificate reads back equal.
+func TestCertWriteReadRoundTrip(t *testing.T) {
 	c, err := GenerateCert(nil, "rank0")
 	require.NoError(t, err)
 	c.Meta["keygen.hostname"] = "node-1.example"
@@ -142,9 +147,7 @@ func TestCertEncodeRefusesUnreadable(t *testing.T) {
 
 func FuzzParseCert(f *testing.F) {
 	good, err := os.ReadFile("testdata/flux-keygen.cert")
-	if err != nil {
-		f.Fatal(err)
-	}
+	require.NoError(f, err)
 	f.Add(good)
 	f.Add([]byte("metadata\ncurve\n    public-key = \"\"\n"))
 	f.Add([]byte("curve\n    public-key = \"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7\"\n"))
@@ -153,22 +156,15 @@ func FuzzParseCert(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := ParseCert(bytes.NewReader(data))
 		if err != nil {
-			if !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.EEXIST) {
-				t.Fatalf("error %v is neither EINVAL nor EEXIST", err)
-			}
+			require.True(t, errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.EEXIST), "error %v is neither EINVAL nor EEXIST", err)
 			return
 		}
-		if err := c.Keys.check(); err != nil {
-			t.Fatalf("accepted a certificate with a bad pair: %v", err)
-		}
+		require.NoError(t, c.Keys.check(), "accepted a certificate with a bad pair")
 		// Whatever parses must survive Encode → ParseCert unchanged.
 		var buf bytes.Buffer
-		if err := c.Encode(&buf); err != nil {
-			t.Fatalf("encode accepted certificate: %v", err)
-		}
+		require.NoError(t, c.Encode(&buf), "encode an accepted certificate")
 		back, err := ParseCert(&buf)
-		if err != nil || !c.Equal(back) {
-			t.Fatalf("round trip: %v\n%s", err, buf.String())
-		}
+		require.NoError(t, err, "round trip:\n%s", buf.String())
+		require.True(t, c.Equal(back), "round trip:\n%s", buf.String())
 	})
 }

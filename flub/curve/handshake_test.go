@@ -133,7 +133,8 @@ func TestErrorCommandBytes(t *testing.T) {
 
 func TestMessageFraming(t *testing.T) {
 	p := runHandshake(t, testClientKeys(t), testServerKeys(t), meta("Socket-Type", "DEALER"), nil)
-	// curve.md §12: ["", "hello", 400 × 'y'] from a DEALER.
+	// ["", "hello", 400 × 'y'] from a DEALER: the frames, wire sizes
+	// and flags libzmq produces.
 	frames := [][]byte{nil, []byte("hello"), bytes.Repeat([]byte("y"), 400)}
 	wantBody := []int{33, 38, 433}
 	wantWire := []byte{0x00, 0x00, 0x02}
@@ -434,20 +435,14 @@ func fuzzServer(t testing.TB, stream []byte) bool {
 		Authorizer:   AllowList(testClientKeys(t).Public),
 		MaxFrameSize: 1 << 20,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer srv.Close()
 	fc := &fakeConn{r: bytes.NewReader(stream)}
 	c := newConn(fc, true, srv, srv.log, time.Second, srv.maxFrame)
-	if !srv.track(c) {
-		t.Fatal("server closed")
-	}
+	require.True(t, srv.track(c), "server closed")
 	defer c.Close()
 	if err := srv.verify(context.Background(), c, newServerHandshake(detRand(9), srv.cfg.Keys)); err != nil {
-		if !errors.Is(err, ErrHandshake) {
-			t.Fatalf("handshake error %v does not wrap ErrHandshake", err)
-		}
+		require.ErrorIs(t, err, ErrHandshake)
 		return false
 	}
 	zg := makeGreeting("NULL", 3, 0, 0)
@@ -470,33 +465,23 @@ func fuzzServer(t testing.TB, stream []byte) bool {
 func fuzzSeed(t testing.TB, clientMeta, plain []byte) []byte {
 	ck, sk := testClientKeys(t), testServerKeys(t)
 	c, err := newClientHandshake(detRand(5), ck, sk.Public, clientMeta)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	s := newServerHandshake(detRand(9), sk)
 	g := makeGreeting("CURVE", 3, 1, 1)
 	stream := append([]byte(nil), g[:]...)
 	hello := c.hello()
 	stream = appendCommandFrame(stream, hello)
 	w, err := s.onHello(hello)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	init, _, err := c.step(w)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	stream = appendCommandFrame(stream, init)
-	if _, _, err := s.onInitiate(init); err != nil {
-		t.Fatal(err)
-	}
+	_, _, err = s.onInitiate(init)
+	require.NoError(t, err)
 	r, err := s.ready(meta("Socket-Type", "ROUTER", "Identity", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := c.step(r); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	_, _, err = c.step(r)
+	require.NoError(t, err)
 	for len(plain) > 0 {
 		flags := plain[0]
 		plain = plain[1:]

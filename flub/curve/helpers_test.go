@@ -11,7 +11,6 @@ import (
 	"log"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -21,7 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// libzmq test keys (curve.md §16).
+// libzmq's test keys (tests/testutil_security.cpp).
 const (
 	testClientPublic = "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"
 	testClientSecret = "D:)Q[IlAW!ahhC2ac:9*A}h:p?([4%wOTJ%JR%cs"
@@ -60,29 +59,6 @@ func newTransport(t testing.TB) *Transport {
 	tr, err := NewTransport("curvetest" + hex.EncodeToString(b[:]))
 	require.NoError(t, err)
 	return tr
-}
-
-// checkGoroutines fails the test if goroutines started during it are
-// still running once every other cleanup has run. Register it first.
-func checkGoroutines(t testing.TB) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			n := runtime.NumGoroutine()
-			if n <= before {
-				return
-			}
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				buf = buf[:runtime.Stack(buf, true)]
-				t.Errorf("goroutines: %d before, %d after\n%s", before, n, buf)
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	})
 }
 
 func quietLogger() *log.Logger { return log.New(io.Discard, "", 0) }
@@ -276,14 +252,12 @@ func (p *pyPeer) line(t testing.TB, prefix string, d time.Duration) string {
 	for {
 		select {
 		case l, ok := <-p.lines:
-			if !ok {
-				t.Fatalf("peer exited before %q; stderr:\n%s", prefix, p.Stderr())
-			}
+			require.True(t, ok, "peer exited before %q; stderr:\n%s", prefix, p.Stderr())
 			if strings.HasPrefix(l, prefix) {
 				return l
 			}
 		case <-timer.C:
-			t.Fatalf("no %q from peer within %v; stderr:\n%s", prefix, d, p.Stderr())
+			require.FailNow(t, "no line from the peer", "no %q within %v; stderr:\n%s", prefix, d, p.Stderr())
 		}
 	}
 }
@@ -294,7 +268,7 @@ func (p *pyPeer) exitCode(t testing.TB, d time.Duration) int {
 	select {
 	case <-p.done:
 	case <-time.After(d):
-		t.Fatalf("peer did not exit within %v", d)
+		require.FailNow(t, "the peer did not exit", "within %v", d)
 	}
 	var ee *exec.ExitError
 	if errors.As(p.err, &ee) {

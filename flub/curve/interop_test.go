@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fluxkit/fluxkit/internal/leakcheck"
 	"github.com/go-zeromq/zmq4"
 	"github.com/stretchr/testify/require"
 )
@@ -49,9 +50,11 @@ func hexFrames(frames ...[]byte) []string {
 	return out
 }
 
-func TestInteropGoClientLibzmqServer(t *testing.T) { // C1, C6 (client side)
+// A Go client completes CURVE with a libzmq server and exchanges messages,
+// whatever greeting role the server announces.
+func TestInteropGoClientLibzmqServer(t *testing.T) {
 	requirePeer(t)
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	tr := newTransport(t)
 	ck := testClientKeys(t)
 	p, hp, skey := startPyServer(t, "--test-keys", "--allow="+testClientPublic)
@@ -89,9 +92,11 @@ func TestInteropGoClientLibzmqServer(t *testing.T) { // C1, C6 (client side)
 	require.Equal(t, skey, peers[0].Key)
 }
 
-func TestInteropLibzmqClientGoServer(t *testing.T) { // C2, C6 (server side)
+// A libzmq client completes CURVE with a Go server, which takes its role
+// from its configuration rather than the client's greeting.
+func TestInteropLibzmqClientGoServer(t *testing.T) {
 	requirePeer(t)
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	tr := newTransport(t)
 	sk := testServerKeys(t)
 	r, srv, hp := goServer(t, tr, ServerConfig{Keys: sk, Authorizer: AllowList(testClientKeys(t).Public), HandshakeTimeout: 5 * time.Second})
@@ -180,9 +185,11 @@ func (l *logBuf) String() string {
 	return l.b.String()
 }
 
-func TestInteropDenied(t *testing.T) { // C3
+// A key the authorizer denies is refused with ERROR "400" both ways
+// between Go and libzmq.
+func TestInteropDenied(t *testing.T) {
 	requirePeer(t)
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	tr := newTransport(t)
 
 	t.Run("libzmq client denied by Go server", func(t *testing.T) {
@@ -213,20 +220,21 @@ func TestInteropDenied(t *testing.T) { // C3
 	})
 }
 
-func TestInteropWrongServerKey(t *testing.T) { // C4
+// A client that expects another server key fails, both ways between Go
+// and libzmq, and says so.
+func TestInteropWrongServerKey(t *testing.T) {
 	requirePeer(t)
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	tr := newTransport(t)
 
 	t.Run("Go client, libzmq server", func(t *testing.T) {
 		_, hp, _ := startPyServer(t, "--test-keys")
 		ck := testClientKeys(t)
 		cl := goClient(t, tr, ClientConfig{Keys: ck, ServerKey: ck.Public, HandshakeTimeout: 2 * time.Second})
-		start := time.Now()
 		err := newDealer(t).Dial(dialEndpoint(t, cl, hp))
 		require.ErrorIs(t, err, ErrHandshake)
 		require.ErrorIs(t, err, ErrServerKeyMismatch, "libzmq hangs up on a HELLO it cannot open")
-		require.Less(t, time.Since(start), 3*time.Second, "within the handshake deadline")
+		require.NotErrorIs(t, err, ErrHandshakeTimeout, "the hang-up, not the handshake deadline, ends it")
 	})
 
 	t.Run("libzmq client, Go server", func(t *testing.T) {
@@ -238,7 +246,9 @@ func TestInteropWrongServerKey(t *testing.T) { // C4
 	})
 }
 
-func TestInteropGreetingAsServer(t *testing.T) { // C6
+// libzmq sends as-server = 0 in CURVE greetings from either side; the Go
+// peers accept it.
+func TestInteropGreetingAsServer(t *testing.T) {
 	requirePeer(t)
 	// libzmq's CURVE server sends as-server = 0 ...
 	_, hp, _ := startPyServer(t, "--test-keys")
@@ -256,7 +266,7 @@ func TestInteropGreetingAsServer(t *testing.T) { // C6
 	require.NoError(t, checkGreeting(pg[:], "CURVE"))
 
 	// ... and so does its CURVE client; the Go server takes its role from
-	// its own configuration and completes the handshake regardless (C2).
+	// its own configuration and completes the handshake regardless.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer ln.Close()
@@ -273,9 +283,11 @@ func TestInteropGreetingAsServer(t *testing.T) { // C6
 	require.Equal(t, "CURVE", strings.TrimRight(string(pg[12:32]), "\x00"))
 }
 
-func TestInteropHeartbeats(t *testing.T) { // §13: libzmq's PINGs get PONGs
+// libzmq's ZMTP heartbeat PINGs get PONGs, so a Go peer is never dropped
+// as silent.
+func TestInteropHeartbeats(t *testing.T) {
 	requirePeer(t)
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	tr := newTransport(t)
 	const ivl = "100" // ms; libzmq drops a peer silent for 3 intervals
 
@@ -328,7 +340,7 @@ func TestInteropHeartbeats(t *testing.T) { // §13: libzmq's PINGs get PONGs
 }
 
 func TestDeniedErrorBytes(t *testing.T) { // exact ERROR "400" on the wire
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	tr := newTransport(t)
 	sk, ck := newKeys(t), newKeys(t)
 	_, _, hp := goServer(t, tr, ServerConfig{Keys: sk, Authorizer: AllowList(newKeys(t).Public)})
@@ -356,7 +368,7 @@ func TestDeniedErrorBytes(t *testing.T) { // exact ERROR "400" on the wire
 // idle connections than the old cap of 1024 pending handshakes.
 func TestInteropHandshakeFlood(t *testing.T) {
 	requirePeer(t)
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	tr := newTransport(t)
 	sk, ck := newKeys(t), newKeys(t)
 	_, srv, hp := goServer(t, tr, ServerConfig{Keys: sk, AllowAnyClient: true})

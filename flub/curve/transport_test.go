@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fluxkit/fluxkit/internal/leakcheck"
+	"github.com/fluxkit/fluxkit/internal/testutil"
 	"github.com/go-zeromq/zmq4"
 	"github.com/stretchr/testify/require"
 )
@@ -44,7 +46,7 @@ func echo(t testing.TB, r zmq4.Socket) {
 }
 
 func TestGoPairMessages(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	tr := newTransport(t)
 	ck, sk := testClientKeys(t), testServerKeys(t)
 	r, srv, hp := goServer(t, tr, ServerConfig{Keys: sk, Authorizer: AllowList(ck.Public)})
@@ -100,8 +102,10 @@ func TestGoPairMessages(t *testing.T) {
 	require.False(t, ok)
 }
 
-func TestGoClientDenied(t *testing.T) { // C3 between Go peers
-	checkGoroutines(t)
+// A key the authorizer denies is refused with ERROR "400" between Go
+// peers.
+func TestGoClientDenied(t *testing.T) {
+	leakcheck.Check(t)
 	tr := newTransport(t)
 	ck, sk := newKeys(t), newKeys(t)
 	_, srv, hp := goServer(t, tr, ServerConfig{Keys: sk, Authorizer: AllowList(newKeys(t).Public), HandshakeTimeout: 5 * time.Second})
@@ -122,7 +126,7 @@ func TestGoClientDenied(t *testing.T) { // C3 between Go peers
 }
 
 func TestGoClientTempFail(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	tr := newTransport(t)
 	ck, sk := newKeys(t), newKeys(t)
 	var seen []Key
@@ -149,7 +153,7 @@ func TestGoClientTempFail(t *testing.T) {
 }
 
 func TestAuthorizerPanicFailsOnlyThatHandshake(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	tr := newTransport(t)
 	good, bad, sk := newKeys(t), newKeys(t), newKeys(t)
 	var logs logBuf
@@ -174,61 +178,34 @@ func TestAuthorizerPanicFailsOnlyThatHandshake(t *testing.T) {
 	require.Eventually(t, func() bool { return len(srv.Peers()) == 1 }, 5*time.Second, 5*time.Millisecond)
 }
 
-func TestGoClientWrongServerKey(t *testing.T) { // C4 between Go peers
-	checkGoroutines(t)
+// A client that expects another server key fails between Go peers, and
+// says so.
+func TestGoClientWrongServerKey(t *testing.T) {
+	leakcheck.Check(t)
 	tr := newTransport(t)
 	ck, sk := testClientKeys(t), testServerKeys(t)
 	_, _, hp := goServer(t, tr, ServerConfig{Keys: sk, AllowAnyClient: true})
 	cl := goClient(t, tr, ClientConfig{Keys: ck, ServerKey: ck.Public, HandshakeTimeout: 2 * time.Second})
-	start := time.Now()
 	err := newDealer(t).Dial(dialEndpoint(t, cl, hp))
 	require.ErrorIs(t, err, ErrHandshake)
 	require.ErrorIs(t, err, ErrServerKeyMismatch)
-	require.Less(t, time.Since(start), 3*time.Second)
+	require.NotErrorIs(t, err, ErrHandshakeTimeout, "the hang-up, not the handshake deadline, ends it")
 	msg := Failure(err).Error()
 	require.True(t, strings.HasPrefix(msg, "curve: handshake failed: server key mismatch: "), msg)
 	require.NotContains(t, msg, "zmq4")
 }
 
 func TestClientHandshakeTimeout(t *testing.T) {
-	checkGoroutines(t)
-	// A server that accepts and says nothing.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var held []net.Conn
-	var mu sync.Mutex
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		mu.Lock()
-		for _, c := range held {
-			c.Close()
-		}
-		mu.Unlock()
-	})
+	leakcheck.Check(t)
+	silent := testutil.SilentListener(t) // accepts and says nothing
 	tr := newTransport(t)
 	cl := goClient(t, tr, ClientConfig{Keys: newKeys(t), ServerKey: newKeys(t).Public, HandshakeTimeout: 300 * time.Millisecond})
-	start := time.Now()
-	err = newDealer(t).Dial(dialEndpoint(t, cl, ln.Addr().String()))
+	err := newDealer(t).Dial(dialEndpoint(t, cl, silent))
 	require.ErrorIs(t, err, ErrHandshake)
 	require.ErrorIs(t, err, ErrHandshakeTimeout)
 	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
 	require.NotErrorIs(t, err, ErrServerKeyMismatch)
 	require.Contains(t, Failure(err).Error(), "handshake timed out after 300ms")
-	require.Less(t, time.Since(start), 2*time.Second)
 }
 
 // rawClient speaks CURVE directly, without zmq4, to poke at a server.
@@ -297,7 +274,7 @@ func expectClosed(t testing.TB, nc net.Conn, d time.Duration) []byte {
 }
 
 func TestPingPongAndNonces(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	tr := newTransport(t)
 	ck, sk := newKeys(t), newKeys(t)
 	r, srv, hp := goServer(t, tr, ServerConfig{Keys: sk, AllowAnyClient: true})
@@ -338,8 +315,10 @@ func TestPingPongAndNonces(t *testing.T) {
 	require.ErrorIs(t, err, errRecvTimeout, "the replayed frame is not delivered")
 }
 
-func TestServerRobustness(t *testing.T) { // C5
-	checkGoroutines(t)
+// Garbage, truncated and oversized input from a client fails that
+// connection alone; the server serves on.
+func TestServerRobustness(t *testing.T) {
+	leakcheck.Check(t)
 	tr := newTransport(t)
 	sk := newKeys(t)
 	_, srv, hp := goServer(t, tr, ServerConfig{Keys: sk, AllowAnyClient: true, HandshakeTimeout: time.Second, MaxFrameSize: 1 << 20})
@@ -389,7 +368,7 @@ func TestServerRobustness(t *testing.T) { // C5
 }
 
 func TestStalledHandshakesDoNotBlockOthers(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	tr := newTransport(t)
 	ck, sk := newKeys(t), newKeys(t)
 	r, _, hp := goServer(t, tr, ServerConfig{Keys: sk, AllowAnyClient: true, HandshakeTimeout: 2 * time.Second})
@@ -464,7 +443,7 @@ func stillOpen(t testing.TB, nc net.Conn) {
 // complete their handshakes (libzmq's: TestInteropHandshakeFlood). Only
 // the handshake deadline ends an idle connection.
 func TestHandshakeFloodLocksNoOneOut(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	tr := newTransport(t)
 	sk, ck := newKeys(t), newKeys(t)
 	r, srv, hp := goServer(t, tr, ServerConfig{Keys: sk, AllowAnyClient: true})
@@ -485,7 +464,7 @@ func TestHandshakeFloodLocksNoOneOut(t *testing.T) {
 
 // The handshake deadline, not a cap, is what ends an idle connection.
 func TestIdleHandshakeEndsAtItsDeadline(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	tr := newTransport(t)
 	_, _, hp := goServer(t, tr, ServerConfig{Keys: newKeys(t), AllowAnyClient: true, HandshakeTimeout: 300 * time.Millisecond})
 	nc := floodConns(t, hp, 1)[0]
@@ -493,7 +472,7 @@ func TestIdleHandshakeEndsAtItsDeadline(t *testing.T) {
 }
 
 func TestDuplicateIdentityRejected(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	tr := newTransport(t)
 	ck, sk := newKeys(t), newKeys(t)
 	_, srv, hp := goServer(t, tr, ServerConfig{Keys: sk, AllowAnyClient: true, HandshakeTimeout: 2 * time.Second})
@@ -505,7 +484,7 @@ func TestDuplicateIdentityRejected(t *testing.T) {
 }
 
 func TestIncompatibleSocketType(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	tr := newTransport(t)
 	ck, sk := newKeys(t), newKeys(t)
 	_, srv, hp := goServer(t, tr, ServerConfig{Keys: sk, AllowAnyClient: true, HandshakeTimeout: 2 * time.Second})
@@ -522,7 +501,7 @@ func TestIncompatibleSocketType(t *testing.T) {
 }
 
 func TestMaxFrameSizeEnforced(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	tr := newTransport(t)
 	ck, sk := newKeys(t), newKeys(t)
 	r, srv, hp := goServer(t, tr, ServerConfig{Keys: sk, AllowAnyClient: true, MaxFrameSize: 1024})
@@ -536,7 +515,7 @@ func TestMaxFrameSizeEnforced(t *testing.T) {
 }
 
 func TestShutdownEndsGoroutines(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	tr := newTransport(t)
 	ck, sk := newKeys(t), newKeys(t)
 	srv, err := tr.NewServer(ServerConfig{Keys: sk, AllowAnyClient: true, HandshakeTimeout: time.Minute})
@@ -575,7 +554,7 @@ func TestShutdownEndsGoroutines(t *testing.T) {
 }
 
 func TestServerCloseBeforeSocket(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	tr := newTransport(t)
 	srv, err := tr.NewServer(ServerConfig{Keys: newKeys(t), AllowAnyClient: true})
 	require.NoError(t, err)
@@ -599,7 +578,7 @@ func TestServerCloseBeforeSocket(t *testing.T) {
 	}()
 	select {
 	case err := <-accepted:
-		t.Fatalf("Accept returned %v after Server.Close", err)
+		require.FailNow(t, "Accept returned after Server.Close", "%v", err)
 	case <-time.After(100 * time.Millisecond):
 	}
 	require.NoError(t, l.Close())
@@ -617,7 +596,7 @@ func TestServerCloseBeforeSocket(t *testing.T) {
 	require.NoError(t, r.Close())
 }
 
-func TestConfigAndEndpointErrors(t *testing.T) {
+func TestConfigValidationAndEndpointErrors(t *testing.T) {
 	tr := newTransport(t)
 	kp := newKeys(t)
 	// Validate names the field at fault, changes nothing, and is what the
@@ -686,7 +665,7 @@ func TestConfigAndEndpointErrors(t *testing.T) {
 }
 
 func TestNonNullZmq4SecurityRefused(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	tr := newTransport(t)
 	ck, sk := newKeys(t), newKeys(t)
 	_, _, hp := goServer(t, tr, ServerConfig{Keys: sk, AllowAnyClient: true})
@@ -788,7 +767,7 @@ func TestTCPUserTimeout(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("TCP_USER_TIMEOUT is Linux's")
 	}
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	tr := newTransport(t)
 	sk, ck := newKeys(t), newKeys(t)
 	_, srv, hp := goServer(t, tr, ServerConfig{Keys: sk, AllowAnyClient: true, TCPUserTimeout: 1234 * time.Millisecond})

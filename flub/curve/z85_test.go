@@ -9,7 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestZ85RFC32Vectors(t *testing.T) { // C7
+// Z85 round-trips the test vectors of its specification, ZeroMQ RFC 32.
+func TestZ85RFC32Vectors(t *testing.T) {
 	for _, tc := range []struct{ hex, z85 string }{
 		{"864FD26FB559F75B", "HelloWorld"},
 		{"8E0BDD697628B91D8F245587EE95C5B04D48963F79259877B49CD9063AEAD3B7", "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6"},
@@ -25,7 +26,8 @@ func TestZ85RFC32Vectors(t *testing.T) { // C7
 	}
 }
 
-func TestZ85LibzmqVectors(t *testing.T) { // C9, libzmq tests/test_base85.cpp
+// Z85 agrees with libzmq's tests/test_base85.cpp, valid and invalid input.
+func TestZ85LibzmqVectors(t *testing.T) {
 	valid := map[string]string{
 		"00000": "00000000",
 		"%nSc0": "ffffffff",
@@ -56,7 +58,7 @@ func TestZ85LibzmqVectors(t *testing.T) { // C9, libzmq tests/test_base85.cpp
 }
 
 func TestZ85EncodeLength(t *testing.T) {
-	_, err := Z85Encode([]byte{1, 2, 3}) // C9: a 3-byte input
+	_, err := Z85Encode([]byte{1, 2, 3}) // not a multiple of 4 bytes
 	require.ErrorIs(t, err, ErrZ85)
 	// Like libzmq, empty binary encodes to empty text (even though empty
 	// text does not decode).
@@ -78,7 +80,8 @@ func TestZ85AlphabetBoundaries(t *testing.T) {
 	}
 }
 
-func TestParseKeyRejects(t *testing.T) { // C9: 40-character keys
+// ParseKey takes 40 Z85 characters that decode to 32 bytes, nothing else.
+func TestParseKeyRejects(t *testing.T) {
 	good := testServerPublic
 	_, err := ParseKey(good)
 	require.NoError(t, err)
@@ -103,25 +106,17 @@ func FuzzZ85Decode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		b, err := Z85Decode(s)
 		if err != nil {
-			if b != nil {
-				t.Fatalf("error with output %x", b)
-			}
-			if !errors.Is(err, ErrZ85) {
-				t.Fatalf("error %v does not wrap ErrZ85", err)
-			}
+			require.Nil(t, b, "output with an error")
+			require.ErrorIs(t, err, ErrZ85)
 			return
 		}
-		if len(b) != len(s)/5*4 {
-			t.Fatalf("decoded %d bytes from %d characters", len(b), len(s))
-		}
+		require.Len(t, b, len(s)/5*4, "bytes decoded from %d characters", len(s))
 		// Every group that decodes encodes back to the same digits: Z85
 		// has exactly one text per value.
 		enc, err := Z85Encode(b)
-		if err != nil || enc != s {
-			t.Fatalf("re-encode %q = %q, %v", s, enc, err)
-		}
-		if _, err := ParseKey(s); (err == nil) != (len(s) == 40) {
-			t.Fatalf("ParseKey(%q) = %v", s, err)
-		}
+		require.NoError(t, err, "re-encode %q", s)
+		require.Equal(t, s, enc, "re-encode")
+		_, err = ParseKey(s)
+		require.Equal(t, len(s) == 40, err == nil, "ParseKey(%q): %v", s, err)
 	})
 }
