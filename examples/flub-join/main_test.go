@@ -1,41 +1,23 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"net"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/fluxkit/fluxkit/flub"
 	"github.com/fluxkit/fluxkit/flub/curve"
 	"github.com/fluxkit/fluxkit/internal/leakcheck"
+	"github.com/fluxkit/fluxkit/internal/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
-
-// syncBuffer is a bytes.Buffer safe for a running command and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func runCmd(t *testing.T, ctx context.Context, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var out, errb syncBuffer
+	var out, errb testutil.Buffer
 	code = run(ctx, args, &out, &errb)
 	return code, out.String(), errb.String()
 }
@@ -44,19 +26,21 @@ func runCmd(t *testing.T, ctx context.Context, args ...string) (code int, stdout
 // flag list.
 func oneLine(t *testing.T, args []string, code int, stdout, stderr, want string) {
 	t.Helper()
-	if code != 2 || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "flub-join: ") || !strings.Contains(stderr, want) {
-		t.Fatalf("%q: exit %d, stdout %q, stderr %q; want exit 2 and one line with %q", args, code, stdout, stderr, want)
-	}
+	require.Equal(t, 2, code, "%q: exit code", args)
+	require.Empty(t, stdout, "%q: stdout", args)
+	require.Len(t, testutil.Lines(stderr), 1, "%q: stderr %q", args, stderr)
+	require.True(t, strings.HasPrefix(stderr, "flub-join: "), "%q: stderr %q", args, stderr)
+	require.Contains(t, stderr, want, "%q", args)
 }
 
 func TestHelpGoesToStdout(t *testing.T) {
 	for _, args := range [][]string{{"-h"}, {"--help"}, {"start", "-h"}, {"start", "--help"}, {"join", "-h"}, {"join", "--help"}} {
 		code, out, errOut := runCmd(t, context.Background(), args...)
-		if code != 0 || errOut != "" || !strings.HasPrefix(out, "usage: flub-join") {
-			t.Fatalf("%q: exit %d, stdout %q, stderr %q", args, code, out, errOut)
-		}
-		if args[0] != "-h" && args[0] != "--help" && !strings.Contains(out, "-handshake-timeout") {
-			t.Fatalf("%q: flags missing from %q", args, out)
+		require.Equal(t, 0, code, "%q: exit code", args)
+		require.Empty(t, errOut, "%q: stderr", args)
+		require.True(t, strings.HasPrefix(out, "usage: flub-join"), "%q: stdout %q", args, out)
+		if args[0] != "-h" && args[0] != "--help" {
+			require.Contains(t, out, "-handshake-timeout", "%q: the command's flags", args)
 		}
 	}
 }
@@ -90,30 +74,27 @@ func TestUsageErrorsAreOneLine(t *testing.T) {
 }
 
 // startCmd runs "start" until the test ends; it returns the boot URI.
-func startCmd(t *testing.T, args ...string) (uri string, out *syncBuffer) {
+func startCmd(t *testing.T, args ...string) (uri string, out *testutil.Buffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	out = &syncBuffer{}
-	var errb syncBuffer
+	out = &testutil.Buffer{}
+	var errb testutil.Buffer
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, append([]string{"start"}, args...), out, &errb) }()
 	t.Cleanup(func() {
 		cancel()
-		if code := <-done; code != 0 {
-			t.Errorf("start exited %d: %s", code, errb.String())
-		}
+		assert.Equal(t, 0, <-done, "start's exit code; stderr %q", errb.String())
 	})
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		for _, l := range strings.Split(out.String(), "\n") {
+	testutil.WaitFor(t, "the boot URI", func() bool {
+		for _, l := range testutil.Lines(out.String()) {
 			if u, ok := strings.CutPrefix(l, "boot-uri: "); ok {
-				return u, out
+				uri = u
+				return true
 			}
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("no boot URI: stdout %q stderr %q", out.String(), errb.String())
-	return "", nil
+		return false
+	})
+	return uri, out
 }
 
 // The largest size starts and reports in what the ranks in use cost.
@@ -121,45 +102,9 @@ func TestStartAtMaxSize(t *testing.T) {
 	leakcheck.Check(t)
 	dir := t.TempDir()
 	_, out := startCmd(t, "--size", "2147483648", "--topo", "kary:0", "--cert", filepath.Join(dir, "owner.cert"), "--hostname", "h0")
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(out.String(), "status: partial online=0\n  0 h0: online\n") {
-		if time.Now().After(deadline) {
-			t.Fatalf("report %q", out.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// tarpit accepts TCP connections and never answers.
-func tarpit(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var held []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		for _, c := range held {
-			c.Close()
-		}
+	testutil.WaitFor(t, "the report of rank 0 alone", func() bool {
+		return strings.Contains(out.String(), "status: partial online=0\n  0 h0: online\n")
 	})
-	return ln.Addr().String()
 }
 
 // The handshake honours the user's timeouts, --handshake-timeout and
@@ -168,14 +113,10 @@ func TestJoinHonoursTimeouts(t *testing.T) {
 	leakcheck.Check(t)
 	dir := t.TempDir()
 	cert, err := curve.GenerateCert(nil, "owner")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	certPath := filepath.Join(dir, "owner.cert")
-	if err := cert.WriteFile(certPath); err != nil {
-		t.Fatal(err)
-	}
-	uri := flub.FormatBootURI(tarpit(t), cert.Keys.Public)
+	require.NoError(t, cert.WriteFile(certPath))
+	uri := flub.FormatBootURI(testutil.SilentListener(t), cert.Keys.Public)
 	for _, tc := range []struct {
 		flags []string
 		want  string
@@ -183,14 +124,12 @@ func TestJoinHonoursTimeouts(t *testing.T) {
 		{[]string{"--handshake-timeout", "300ms"}, "handshake timed out after 300ms"},
 		{[]string{"--timeout", "300ms"}, "context deadline exceeded"},
 	} {
-		start := time.Now()
-		code, _, errOut := runCmd(t, context.Background(), append([]string{"join", "--boot", uri, "--cert", certPath}, tc.flags...)...)
-		if code != 1 || !strings.Contains(errOut, tc.want) || strings.Count(errOut, "\n") != 1 {
-			t.Fatalf("%v: exit %d, stderr %q", tc.flags, code, errOut)
-		}
-		if d := time.Since(start); d > 5*time.Second {
-			t.Fatalf("%v: gave up after %v", tc.flags, d)
-		}
+		// Bounded well beyond the flags: their error can only be theirs.
+		ctx := testutil.ContextTimeout(t, 20*time.Second)
+		code, _, errOut := runCmd(t, ctx, append([]string{"join", "--boot", uri, "--cert", certPath}, tc.flags...)...)
+		require.Equal(t, 1, code, "%v: exit code; stderr %q", tc.flags, errOut)
+		require.Contains(t, errOut, tc.want, "%v", tc.flags)
+		require.Len(t, testutil.Lines(errOut), 1, "%v: stderr %q", tc.flags, errOut)
 	}
 }
 
@@ -202,16 +141,10 @@ func TestJoinKeyMismatch(t *testing.T) {
 	ownerPath, otherPath := filepath.Join(dir, "owner.cert"), filepath.Join(dir, "other.cert")
 	uri, _ := startCmd(t, "--size", "3", "--cert", ownerPath)
 	other, err := curve.GenerateCert(nil, "other")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := other.WriteFile(otherPath); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, other.WriteFile(otherPath))
 	ep, _, err := flub.ParseBootURI(uri)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	hostport := strings.TrimPrefix(ep, "tcp://")
 	for _, tc := range []struct {
 		uri, cert, want string
@@ -220,9 +153,10 @@ func TestJoinKeyMismatch(t *testing.T) {
 		{uri, otherPath, "flub-join: boot-flub: boot server " + hostport + ": client key not authorized (the server answered ERROR 400)\n"},
 	} {
 		code, _, errOut := runCmd(t, context.Background(), "join", "--boot", tc.uri, "--cert", tc.cert, "--handshake-timeout", "5s")
-		if code != 1 || !strings.HasPrefix(errOut, tc.want) || strings.Count(errOut, "\n") != 1 || strings.Contains(errOut, "zmq4") {
-			t.Fatalf("exit %d, stderr %q; want %q", code, errOut, tc.want)
-		}
+		require.Equal(t, 1, code, "exit code; stderr %q", errOut)
+		require.True(t, strings.HasPrefix(errOut, tc.want), "stderr %q, want %q", errOut, tc.want)
+		require.Len(t, testutil.Lines(errOut), 1, "stderr %q", errOut)
+		require.NotContains(t, errOut, "zmq4")
 	}
 }
 
@@ -237,29 +171,24 @@ func TestJoinTopology(t *testing.T) {
 	mctx, mcancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer mcancel()
 	code, _, errOut := runCmd(t, mctx, "join", "--boot", uri, "--cert", certPath, "--topo", "kary:32")
-	if code != 1 || errOut != "flub-join: boot-flub: tbon.topo mismatch: the joiner is configured with kary:32, the instance uses kary:2\n" {
-		t.Fatalf("kary:32 joiner: exit %d, stderr %q", code, errOut)
-	}
+	require.Equal(t, 1, code, "a kary:32 joiner's exit code")
+	require.Equal(t, "flub-join: boot-flub: tbon.topo mismatch: the joiner is configured with kary:32, the instance uses kary:2\n", errOut)
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errb syncBuffer
-	done := make(chan int, 1)
+	var out, errb testutil.Buffer
+	code = -1
+	finished := make(chan struct{})
 	go func() {
-		done <- run(ctx, []string{"join", "--boot", uri, "--cert", certPath, "--hostname", "n1"}, &out, &errb)
+		defer close(finished)
+		code = run(ctx, []string{"join", "--boot", uri, "--cert", certPath, "--hostname", "n1"}, &out, &errb)
 	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(out.String(), "state: online") {
-		if time.Now().After(deadline) {
-			cancel()
-			<-done
-			t.Fatalf("join: stdout %q stderr %q", out.String(), errb.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	t.Cleanup(func() {
+		cancel()
+		<-finished
+	})
+	testutil.WaitFor(t, "the joiner online", func() bool { return strings.Contains(out.String(), "state: online") })
 	cancel()
-	if code := <-done; code != 0 {
-		t.Fatalf("leave: exit %d, %s", code, errb.String())
-	}
-	if got := out.String(); !strings.Contains(got, "rank: 1\nparent: 0\ntopo: kary:2\n") || !strings.Contains(got, "state: left") {
-		t.Fatalf("join output %q", got)
-	}
+	<-finished
+	require.Equal(t, 0, code, "the leaving joiner's exit code; stderr %q", errb.String())
+	assert.Contains(t, out.String(), "rank: 1\nparent: 0\ntopo: kary:2\n")
+	assert.Contains(t, out.String(), "state: left")
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -17,7 +18,10 @@ import (
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/internal/leakcheck"
 	"github.com/fluxkit/fluxkit/internal/testbroker"
+	"github.com/fluxkit/fluxkit/internal/testutil"
 	"github.com/fluxkit/fluxkit/modprobe"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // testEnv keeps the host out: no /etc/flux/modprobe, no SLURM_JOB_ID.
@@ -35,20 +39,15 @@ func testEnv() options {
 func plannedModules(t *testing.T, size uint32) map[uint32][]string {
 	t.Helper()
 	tb, err := testbroker.Start(testbroker.Config{Size: int(size)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer tb.Close()
 	out := map[uint32][]string{}
 	for r := uint32(0); r < size; r++ {
 		var buf bytes.Buffer
 		m, err := modprobe.New(modprobe.Config{Handle: tb.Owner(r), LookupEnv: testEnv().lookupEnv, DryRun: true, Stdout: &buf, Stderr: io.Discard})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := m.RC1(context.Background()); err != nil {
-			t.Fatalf("dry run on rank %d: %v", r, err)
-		}
+		require.NoError(t, err)
+		_, err = m.RC1(context.Background())
+		require.NoError(t, err, "dry run on rank %d", r)
 		var names []string
 		sc := bufio.NewScanner(&buf)
 		for sc.Scan() {
@@ -57,9 +56,7 @@ func plannedModules(t *testing.T, size uint32) map[uint32][]string {
 			}
 		}
 		slices.Sort(names)
-		if len(names) == 0 {
-			t.Fatalf("rank %d: the dry run planned no module:\n%s", r, buf.String())
-		}
+		require.NotEmpty(t, names, "rank %d: the dry run planned no module:\n%s", r, buf.String())
 		out[r] = names
 	}
 	return out
@@ -76,7 +73,7 @@ var (
 // The program end to end: an overlay of real brokers over CURVE, rc1 on
 // every rank loads exactly what modprobe plans for that rank, rc3 removes
 // it all, and nothing is left running.
-func TestRC1RC3AcrossOverlay(t *testing.T) {
+func TestRC1AndRC3AcrossTheOverlayDoWhatModprobePlans(t *testing.T) {
 	for _, tc := range []struct {
 		size uint32
 		topo string
@@ -84,13 +81,11 @@ func TestRC1RC3AcrossOverlay(t *testing.T) {
 		t.Run(fmt.Sprintf("%d-%s", tc.size, tc.topo), func(t *testing.T) {
 			leakcheck.Check(t)
 			want := plannedModules(t, tc.size)
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
+			ctx := testutil.ContextTimeout(t, 60*time.Second)
 			var out, errb bytes.Buffer
 			args := []string{"-size", strconv.Itoa(int(tc.size)), "-topo", tc.topo, "-delay", "10ms"}
-			if code := run(ctx, args, &out, &errb, testEnv()); code != 0 {
-				t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
-			}
+			code := run(ctx, args, &out, &errb, testEnv())
+			require.Equal(t, 0, code, "exit code\nstdout:\n%s\nstderr:\n%s", out.String(), errb.String())
 			stdout := out.String()
 			t.Log("\n" + stdout)
 
@@ -100,55 +95,39 @@ func TestRC1RC3AcrossOverlay(t *testing.T) {
 				got[uint32(r)] = strings.Fields(m[2])
 			}
 			for r := uint32(0); r < tc.size; r++ {
-				if !slices.Equal(got[r], want[r]) {
-					t.Errorf("rank %d loaded %v, modprobe plans %v", r, got[r], want[r])
-				}
+				assert.Equal(t, want[r], got[r], "rank %d loads what modprobe plans", r)
 			}
-			if len(got) != int(tc.size) {
-				t.Errorf("loaded lines for %d ranks, want %d", len(got), tc.size)
-			}
+			assert.Len(t, got, int(tc.size), "ranks with a loaded line")
 			// Rank 0 loads more than the others (ranks = "0" modules).
-			if len(want[0]) <= len(want[1]) {
-				t.Errorf("oracle: rank 0 plans %v, rank 1 %v", want[0], want[1])
-			}
+			assert.Greater(t, len(want[0]), len(want[1]), "the oracle: rank 0 plans %v, rank 1 %v", want[0], want[1])
 
 			rc1 := rc1Line.FindAllStringSubmatch(stdout, -1)
-			if len(rc1) != int(tc.size) {
-				t.Fatalf("%d rc1 summaries", len(rc1))
-			}
+			require.Len(t, rc1, int(tc.size), "rc1 summaries")
 			for _, m := range rc1 {
-				if m[3] != "0" || m[4] != "0" {
-					t.Errorf("rank %s rc1: %s failed, %s skipped", m[1], m[3], m[4])
-				}
-				makespan, err1 := time.ParseDuration(m[5])
-				cp, err2 := time.ParseDuration(m[6])
-				if err1 != nil || err2 != nil || cp <= 0 || makespan < cp {
-					t.Errorf("rank %s: makespan %s, critical path %s", m[1], m[5], m[6])
-				}
+				assert.Equal(t, []string{"0", "0"}, m[3:5], "rank %s rc1: failed and skipped", m[1])
+				makespan, err := time.ParseDuration(m[5])
+				assert.NoError(t, err)
+				cp, err := time.ParseDuration(m[6])
+				assert.NoError(t, err)
+				assert.Positive(t, cp, "rank %s: critical path", m[1])
+				assert.GreaterOrEqual(t, makespan, cp, "rank %s: makespan against the critical path", m[1])
 			}
-			if n := len(rc3Line.FindAllStringSubmatch(stdout, -1)); n != int(tc.size) {
-				t.Errorf("%d clean rc3 summaries, want %d", n, tc.size)
-			}
+			assert.Len(t, rc3Line.FindAllStringSubmatch(stdout, -1), int(tc.size), "clean rc3 summaries")
 			after := afterLine.FindAllStringSubmatch(stdout, -1)
-			if len(after) != int(tc.size) {
-				t.Errorf("%d after-rc3 lines", len(after))
-			}
+			assert.Len(t, after, int(tc.size), "after-rc3 lines")
 			for _, m := range after {
-				if m[2] != "0" {
-					t.Errorf("rank %s still has %s modules after rc3", m[1], m[2])
-				}
+				assert.Equal(t, "0", m[2], "rank %s's modules after rc3", m[1])
 			}
-			if m := statsLine.FindStringSubmatch(stdout); m == nil || m[1] == "0" {
-				t.Errorf("modprobe.stats not stored: %v", m)
+			m := statsLine.FindStringSubmatch(stdout)
+			if assert.NotNil(t, m, "modprobe.stats stored") {
+				assert.NotEqual(t, "0", m[1], "modprobe.stats entries")
 			}
-			if !strings.HasSuffix(stdout, "overlay shut down\n") {
-				t.Error("no clean shut-down")
-			}
+			assert.True(t, strings.HasSuffix(stdout, "overlay shut down\n"), "a clean shut-down")
 		})
 	}
 }
 
-func TestFlags(t *testing.T) {
+func TestCommandLineExitCodes(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -163,26 +142,19 @@ func TestFlags(t *testing.T) {
 	} {
 		var out, errb bytes.Buffer
 		code := run(context.Background(), tc.args, &out, &errb, testEnv())
-		if code != tc.code || !strings.Contains(errb.String(), tc.text) {
-			t.Errorf("%v: exit %d, stderr %q; want %d and %q", tc.args, code, errb.String(), tc.code, tc.text)
-		}
+		assert.Equal(t, tc.code, code, "%v: exit code", tc.args)
+		assert.Contains(t, errb.String(), tc.text, "%v", tc.args)
 	}
 }
 
-func TestModuleNames(t *testing.T) {
+func TestModuleNamesComeFromTheEmbeddedModprobeToml(t *testing.T) {
 	names, err := moduleNames(modprobe.Defaults())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	// sdbus-sys loads module "sdbus": one Go module serves both names.
 	for _, n := range []string{"heartbeat", "kvs", "sdbus", "sched-simple", "content-sqlite"} {
-		if !slices.Contains(names, n) {
-			t.Errorf("%s missing from %v", n, names)
-		}
+		assert.Contains(t, names, n)
 	}
-	if slices.Contains(names, "sdbus-sys") {
-		t.Errorf("sdbus-sys is a name, not a module: %v", names)
-	}
+	assert.NotContains(t, names, "sdbus-sys", "a name, not a module")
 }
 
 // BenchmarkRC1Overlay times rc1 then rc3 on every rank of a 3-broker
@@ -192,19 +164,13 @@ func BenchmarkRC1Overlay(b *testing.B) {
 	ctx := context.Background()
 	c := config{size: 3, topo: "kary:2", delay: 10 * time.Millisecond}
 	names, err := moduleNames(modprobe.Defaults())
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	o := testEnv()
 	in, err := start(ctx, c, o, simModules(names, c.delay))
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	defer in.close(ctx)
 	un, err := stubRunat(in)
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	defer un()
 	all := []uint32{0, 1, 2}
 	var makespan, cp, serial time.Duration
@@ -212,9 +178,7 @@ func BenchmarkRC1Overlay(b *testing.B) {
 	for b.Loop() {
 		runs := phase(ctx, in, all, 1, o, false, io.Discard)
 		for _, r := range all {
-			if runs[r].err != nil {
-				b.Fatal(runs[r].err)
-			}
+			require.NoError(b, runs[r].err, "rank %d rc1", r)
 		}
 		rep := runs[0].rep
 		makespan += rep.Makespan()
@@ -225,9 +189,7 @@ func BenchmarkRC1Overlay(b *testing.B) {
 		b.StopTimer()
 		for _, group := range [][]uint32{all[1:], all[:1]} {
 			for r, rr := range phase(ctx, in, group, 3, o, false, io.Discard) {
-				if rr.err != nil {
-					b.Fatalf("rank %d rc3: %v", r, rr.err)
-				}
+				require.NoError(b, rr.err, "rank %d rc3", r)
 			}
 		}
 		b.StartTimer()
@@ -244,32 +206,36 @@ func BenchmarkRC1Overlay(b *testing.B) {
 func BenchmarkRC1TestBroker(b *testing.B) {
 	ctx := context.Background()
 	names, err := moduleNames(modprobe.Defaults())
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	tb, err := testbroker.Start(testbroker.Config{Size: 3})
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	defer tb.Close()
 	for r := uint32(0); r < 3; r++ {
 		for _, n := range append(names, "sdbus-sys") {
 			tb.Rank(r).SetModuleLatency(n, 10*time.Millisecond)
 		}
 	}
-	// The test broker's modules serve nothing: stub what the rc tasks ask.
-	for _, topic := range []string{"runat.push", "content.flush"} {
-		if _, err := tb.Owner(0).Register(topic, 0, func(_ context.Context, w fluxkit.Responder, _ *fluxkit.Message) {
+	// The test broker's modules serve nothing: stub what the rc tasks ask,
+	// as simModule answers them on the overlay (a fresh instance has no
+	// checkpoint for fsck to find).
+	stubs := tb.Owner(0) // one client: a service has one provider per rank
+	for _, topic := range []string{"runat.push", "content.flush", "content.checkpoint-get"} {
+		_, err := stubs.Register(topic, 0, func(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+			if req.Topic == "content.checkpoint-get" {
+				_ = w.RespondError(fluxkit.Errorf(fluxkit.ENOENT, "No checkpoint"))
+				return
+			}
 			_ = w.Respond([]byte("{}"))
-		}); err != nil {
-			b.Fatal(err)
-		}
+		})
+		require.NoError(b, err)
 	}
 	o := testEnv()
-	run := func(r uint32, rc int) *modprobe.Report {
+	// run may be called off the benchmark goroutine, where b.Fatal must
+	// not be: it returns its error for the benchmark goroutine to check.
+	run := func(r uint32, rc int) (*modprobe.Report, error) {
 		m, err := modprobe.New(modprobe.Config{Handle: tb.Owner(r), LookupEnv: o.lookupEnv, Shell: simShell{rank: r, log: func(string, ...any) {}}, Stdout: io.Discard, Stderr: io.Discard})
 		if err != nil {
-			b.Fatal(err)
+			return nil, err
 		}
 		var rep *modprobe.Report
 		if rc == 1 {
@@ -278,24 +244,26 @@ func BenchmarkRC1TestBroker(b *testing.B) {
 			rep, err = m.RC3(ctx)
 		}
 		if err != nil {
-			b.Fatalf("rank %d rc%d: %v", r, rc, err)
+			return nil, fmt.Errorf("rank %d rc%d: %w", r, rc, err)
 		}
-		return rep
+		return rep, nil
 	}
 	var makespan, cp time.Duration
 	for b.Loop() {
 		var wg sync.WaitGroup
 		reps := make([]*modprobe.Report, 3)
+		errs := make([]error, 3)
 		for r := range uint32(3) {
-			wg.Add(1)
-			go func() { defer wg.Done(); reps[r] = run(r, 1) }()
+			wg.Go(func() { reps[r], errs[r] = run(r, 1) })
 		}
 		wg.Wait()
+		require.NoError(b, errors.Join(errs...))
 		makespan += reps[0].Makespan()
 		cp += reps[0].CriticalPath()
 		b.StopTimer()
 		for r := range uint32(3) {
-			run(r, 3)
+			_, err := run(r, 3)
+			require.NoError(b, err)
 		}
 		b.StartTimer()
 	}
