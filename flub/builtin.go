@@ -1,6 +1,7 @@
 package flub
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 
@@ -197,7 +198,7 @@ func (b *Broker) ping(m *fluxkit.Message) {
 	if m.IsNoResponse() {
 		return
 	}
-	b.routeResponse(fluxkit.ResponseTo(m, append([]byte(nil), p...), 0))
+	b.routeResponse(fluxkit.ResponseTo(m, bytes.Clone(p), 0))
 }
 
 // kvsOp serves rank 0's KVS: flux-core's protocol, answered by a

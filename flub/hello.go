@@ -78,8 +78,10 @@ type helloCheck struct {
 	bound    int64 // rank bound to the authenticating key, -1 if none
 }
 
-// check applies the spec's hello checks 2, 3, 5 and 7 in order (§16); 1
-// (unpack) is decodeHello and 6 (replace an online rank) is the caller's.
+// check applies the parent's checks of a hello in flux-core's order: owner
+// credentials, the rank the key is bound to, a rank that is a child of
+// this broker, the protocol version. Unpacking is decodeHello's; what to
+// do about a rank that is online already is the caller's.
 func (c helloCheck) check(h helloPayload, cred fluxkit.Cred) error {
 	if !cred.IsOwner() {
 		return fluxkit.Errorf(fluxkit.EPERM, "")
@@ -96,7 +98,7 @@ func (c helloCheck) check(h helloPayload, cred fluxkit.Cred) error {
 	return nil
 }
 
-// sendHello queues overlay.hello on a new uplink (§14): again after a
+// sendHello queues overlay.hello on a new uplink: again after a
 // reconnection or rejoin, with the subtree that comes back with it.
 func (b *Broker) sendHello(again bool) {
 	h := helloPayload{Rank: b.rank, Version: b.p.version, UUID: b.up.id, Status: b.status, Hostname: b.p.hostname, Reconnect: again}
@@ -148,7 +150,8 @@ func (b *Broker) helloResponse(m *fluxkit.Message) {
 	b.sendParent(b.control(fluxkit.ControlStatus, b.status))
 }
 
-// hello runs the parent's checks on a child's overlay.hello (§16).
+// hello runs the parent's checks on a child's overlay.hello and, when they
+// pass, takes the child in.
 func (b *Broker) hello(id string, m *fluxkit.Message) {
 	m.PushRoute(id)
 	reply := func(v any, err error) {

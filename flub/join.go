@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"strconv"
 	"time"
@@ -102,9 +103,7 @@ func join(ctx context.Context, cfg JoinConfig) (*Broker, error) {
 	}
 	// Attributes are immutable: a preset one is a conflict.
 	attrs := make(map[string]string, len(cfg.Attrs)+len(info.Attrs))
-	for k, v := range cfg.Attrs {
-		attrs[k] = v
-	}
+	maps.Copy(attrs, cfg.Attrs)
 	for k, v := range info.Attrs {
 		if _, ok := attrs[k]; ok {
 			return nil, fluxkit.Errorf(fluxkit.EEXIST, "%s: File exists (%s)", textSetAttrs, k)

@@ -9,8 +9,9 @@ import (
 )
 
 // keyStore is a broker's set of authorized child keys (the ZAP handler's
-// store). Keys are only ever added (§7). It is shared with the CURVE
-// handshake goroutines, hence the lock.
+// store). Keys are only ever added, as in flux-core: a replaced child's old
+// key stays authorized. It is shared with the CURVE handshake goroutines,
+// hence the lock.
 type keyStore struct {
 	mu   sync.RWMutex
 	keys map[curve.Key]int64 // key → bound rank, -1 when unbound
@@ -19,7 +20,7 @@ type keyStore struct {
 func newKeyStore() *keyStore { return &keyStore{keys: map[curve.Key]int64{}} }
 
 // authorize adds a key given as Z85 text, bound to the rank named by name
-// when name is a decimal rank (D3). Errors carry the spec's text.
+// when name is a decimal rank. Errors carry flux-core's text.
 func (s *keyStore) authorize(z85, name string) error {
 	k, err := curve.ParseKey(z85)
 	if err != nil {

@@ -1,10 +1,11 @@
 package flub
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"path"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -123,7 +124,7 @@ func (b *Broker) moduleLoad(m *fluxkit.Message) {
 	}
 	ctx, cancel := context.WithCancel(b.ctx)
 	mod := &module{
-		name: name, path: in.Path, args: append([]string(nil), in.Args...), cancel: cancel,
+		name: name, path: in.Path, args: slices.Clone(in.Args), cancel: cancel,
 		running: make(chan struct{}), done: make(chan struct{}),
 	}
 	b.modMu.Lock()
@@ -199,7 +200,7 @@ func callModule(ctx context.Context, fn ModuleFunc, mod *module) (err error) {
 			err = fluxkit.Errorf(fluxkit.EINVAL, "module %s panicked: %v", mod.name, r)
 		}
 	}()
-	return fn(ctx, mod.conn, append([]string(nil), mod.args...)) // a copy: module.list reads mod.args
+	return fn(ctx, mod.conn, slices.Clone(mod.args)) // a copy: module.list reads mod.args
 }
 
 func (b *Broker) dropModule(mod *module) {
@@ -281,7 +282,7 @@ func (b *Broker) moduleList(m *fluxkit.Message) {
 		}
 	}
 	b.modMu.Unlock()
-	sort.Slice(mods, func(i, j int) bool { return mods[i].Name < mods[j].Name })
+	slices.SortFunc(mods, func(a, b modEntry) int { return cmp.Compare(a.Name, b.Name) })
 	b.respond(m, map[string]any{"mods": mods})
 }
 

@@ -197,7 +197,7 @@ func (p *Pool) SetOnline(r uint32) {
 }
 
 // SetOffline records that the broker holding rank r was lost or left:
-// the rank becomes available again, for every boot method (D5). A rank
+// the rank becomes available again, whichever way it was booted. A rank
 // that was neither online nor orphaned is left alone, so a stray leave
 // cannot cancel a lease.
 func (p *Pool) SetOffline(r uint32) {

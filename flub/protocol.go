@@ -16,7 +16,8 @@ type waiter struct {
 	until int64 // -1: every change
 }
 
-// getinfo serves overlay.flub-getinfo (§3).
+// getinfo serves overlay.flub-getinfo: the lowest free rank, leased to the
+// joiner, with the instance's attributes and configuration.
 func (b *Broker) getinfo(m *fluxkit.Message) {
 	req, err := decodeGetinfoRequest(m)
 	if err != nil {
@@ -124,7 +125,8 @@ func (b *Broker) reclaim(m *fluxkit.Message) {
 	b.respond(m, b.getinfoResponse(req.Rank))
 }
 
-// kex serves overlay.flub-kex (§4).
+// kex serves overlay.flub-kex: it authorizes the joiner's key on this
+// broker's overlay socket and answers with this broker's key and URI.
 func (b *Broker) kex(m *fluxkit.Message) {
 	req, err := decodeKexRequest(m)
 	if err != nil {

@@ -24,7 +24,7 @@ const (
 	topicMember = "overlay.member"
 )
 
-// Error texts of the spec's error table (§10).
+// Error texts a flux-core joiner sees from a flux-core boot server.
 const (
 	textNoChildren   = "this broker cannot have children"
 	textAuthorizeKey = "failed to authorize public key"
@@ -87,9 +87,10 @@ type instanceInfo struct {
 	Config json.RawMessage // nil when the server sent none (flux-core's shape)
 }
 
-// parseGetinfoResponse validates a getinfo response as a fluxkit joiner does
-// (D1, D2): rank and size are integers with 0 < rank < size, attrs values
-// are strings, config (optional) is an object, unknown keys are ignored.
+// parseGetinfoResponse validates a getinfo response as a fluxkit joiner
+// does before it touches anything: rank and size are integers with
+// 0 < rank < size, attrs values are strings, config (optional: flux-core's
+// server sends none) is an object, unknown keys are ignored.
 func parseGetinfoResponse(payload []byte) (instanceInfo, error) {
 	var raw struct {
 		Rank   *int64                     `json:"rank"`
@@ -124,7 +125,7 @@ func parseGetinfoResponse(payload []byte) (instanceInfo, error) {
 		if c[0] != '{' {
 			return out, fluxkit.Errorf(fluxkit.EPROTO, "malformed getinfo response: config is not an object")
 		}
-		out.Config = append(json.RawMessage(nil), c...)
+		out.Config = bytes.Clone(c)
 	}
 	return out, nil
 }
@@ -187,7 +188,7 @@ func parseKexResponse(payload []byte) (curve.Key, string, error) {
 	return k, r.URI, nil
 }
 
-// rankName returns the rank a kex name binds to (D3), or -1 when the name
+// rankName returns the rank a kex name binds to, or -1 when the name
 // is not a canonical decimal rank.
 func rankName(name string) int64 {
 	r, err := strconv.ParseUint(name, 10, 32)

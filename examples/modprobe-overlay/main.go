@@ -33,7 +33,7 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -140,7 +140,7 @@ func moduleNames(builtin fs.FS) ([]string, error) {
 			out = append(out, n)
 		}
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out, nil
 }
 
@@ -408,7 +408,7 @@ func loaded(ctx context.Context, root fluxkit.Handle, r uint32) ([]string, error
 			names = append(names, m.Name)
 		}
 	}
-	sort.Strings(names)
+	slices.Sort(names)
 	return names, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -73,15 +74,7 @@ func (c *Cert) Equal(o *Cert) bool {
 	if c == nil || o == nil {
 		return c == o
 	}
-	if c.Keys != o.Keys || len(c.Meta) != len(o.Meta) {
-		return false
-	}
-	for k, v := range c.Meta {
-		if w, ok := o.Meta[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
+	return c.Keys == o.Keys && maps.Equal(c.Meta, o.Meta)
 }
 
 // ReadCertFile reads a certificate file.

@@ -5,11 +5,13 @@
 //
 // # Fitting into zmq4
 //
-// zmq4 v0.17 ships no CURVE and its Security interface cannot express
-// libzmq's encrypted framing (curve.md §14). This package therefore works
-// through zmq4's exported transport API: a [Transport] registered under its
-// own scheme carries CURVE on the wire, while the zmq4 socket above it runs
-// the ordinary NULL mechanism. The transport's connections intercept zmq4's
+// zmq4 v0.17 ships no CURVE, and its Security interface cannot express
+// libzmq's encrypted framing: it would encrypt what zmq4 has already
+// framed, whereas libzmq's CURVE boxes every frame, its MORE and COMMAND
+// flags included, in a MESSAGE command of its own. This package therefore
+// works through zmq4's exported transport API: a [Transport] registered
+// under its own scheme carries CURVE on the wire, while the zmq4 socket
+// above it runs the ordinary NULL mechanism. The transport's connections intercept zmq4's
 // NULL greeting and READY, run the CURVE handshake with the real peer
 // (carrying zmq4's Socket-Type and Identity in INITIATE or READY), then hand
 // zmq4 a synthesized NULL greeting and READY describing the peer. After
@@ -43,6 +45,10 @@
 // process-wide and cannot be unregistered, so a program creates one
 // Transport per scheme; a zmq4 socket on a curve endpoint must keep zmq4's
 // default NULL security.
+//
+// [Transport.NewServer] and [Transport.NewClient] call
+// [ServerConfig.Validate] and [ClientConfig.Validate], which name the field
+// at fault; the zero value of every other field is its documented default.
 //
 // The handshake logic is a pair of pure state machines (no I/O), so every
 // check can be exercised without sockets; the connection code drives them.

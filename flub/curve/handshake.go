@@ -27,7 +27,7 @@ const (
 	prefixMessageS = "CurveZMQMESSAGES"
 )
 
-// Command sizes (curve.md §5).
+// Command sizes (ZeroMQ RFC 26, CurveZMQ).
 const (
 	helloLen       = 200
 	welcomeLen     = 168

@@ -1,6 +1,7 @@
 package curve
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -167,7 +168,7 @@ type Peer struct {
 }
 
 func (p Peer) clone() Peer {
-	p.RoutingID = append([]byte(nil), p.RoutingID...)
+	p.RoutingID = bytes.Clone(p.RoutingID)
 	p.Metadata = maps.Clone(p.Metadata)
 	return p
 }

@@ -6,10 +6,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
-// ZMTP frame flags (RFC 23 §"Framing").
+// ZMTP frame flags (ZeroMQ RFC 23, "Framing").
 const (
 	flagMore     = 0x01
 	flagLong     = 0x02
@@ -249,11 +250,4 @@ func compatiblePeers(t string) []string {
 func knownSocketType(t string) bool { return compatiblePeers(t) != nil }
 
 // compatible reports whether socket types a and b may talk.
-func compatible(a, b string) bool {
-	for _, p := range compatiblePeers(a) {
-		if p == b {
-			return true
-		}
-	}
-	return false
-}
+func compatible(a, b string) bool { return slices.Contains(compatiblePeers(a), b) }
