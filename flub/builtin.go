@@ -68,8 +68,7 @@ func (b *Broker) attrGet(m *fluxkit.Message) {
 	var in struct {
 		Name string `json:"name"`
 	}
-	if err := decodeObject(m, &in); err != nil {
-		b.respondErr(m, err)
+	if !b.decode(m, &in) {
 		return
 	}
 	var v string
@@ -116,8 +115,7 @@ func (b *Broker) attrSet(m *fluxkit.Message) {
 		Name  string `json:"name"`
 		Value string `json:"value"`
 	}
-	if err := decodeObject(m, &in); err != nil {
-		b.respondErr(m, err)
+	if !b.decode(m, &in) {
 		return
 	}
 	if in.Name == "" {
@@ -143,8 +141,7 @@ func (b *Broker) getenv(m *fluxkit.Message) {
 	var in struct {
 		Names []string `json:"names"`
 	}
-	if err := decodeObject(m, &in); err != nil {
-		b.respondErr(m, err)
+	if !b.decode(m, &in) {
 		return
 	}
 	env := map[string]string{}
@@ -162,8 +159,7 @@ func (b *Broker) setenv(m *fluxkit.Message) {
 	var in struct {
 		Env map[string]json.RawMessage `json:"env"`
 	}
-	if err := decodeObject(m, &in); err != nil {
-		b.respondErr(m, err)
+	if !b.decode(m, &in) {
 		return
 	}
 	if in.Env == nil {

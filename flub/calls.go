@@ -115,3 +115,43 @@ func (t *calls) closeAll() {
 		c.q.close()
 	}
 }
+
+// open checks that req is a request and returns the copy to send, with
+// route as its route stack and, unless it wants no response, the matchtag
+// of a new call (nil otherwise).
+func (t *calls) open(ctx context.Context, req *fluxkit.Message, route []string) (*fluxkit.Message, *call, error) {
+	if req == nil || req.Type != fluxkit.TypeRequest {
+		return nil, nil, fluxkit.Errorf(fluxkit.EINVAL, "Request takes a message of type request")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	m := req.Clone()
+	m.Route = route
+	m.Flags |= fluxkit.FlagRoute
+	if m.IsNoResponse() {
+		return m, nil, nil
+	}
+	cl, ok := t.add(m.IsStreaming())
+	if !ok {
+		return nil, nil, errClosed
+	}
+	m.Matchtag = cl.tag
+	return m, cl, nil
+}
+
+// sent is what Request returns once the request from open was handed on,
+// or could not be (err): the call, or no call for a request that wants no
+// response.
+func (c *call) sent(err error) (fluxkit.Call, error) {
+	if err != nil {
+		if c != nil {
+			c.Close()
+		}
+		return nil, err
+	}
+	if c == nil {
+		return nil, nil
+	}
+	return c, nil
+}

@@ -131,36 +131,17 @@ func (c *Client) read() {
 
 // Request sends a request through the boot server; see [Requester].
 func (c *Client) Request(ctx context.Context, req *fluxkit.Message) (fluxkit.Call, error) {
-	if req == nil || req.Type != fluxkit.TypeRequest {
-		return nil, fluxkit.Errorf(fluxkit.EINVAL, "Request takes a message of type request")
-	}
-	if err := ctx.Err(); err != nil {
+	m, cl, err := c.calls.open(ctx, req, nil)
+	if err != nil {
 		return nil, err
 	}
-	m := req.Clone()
-	m.Route = nil
-	m.Flags |= fluxkit.FlagRoute
-	var cl *call
-	if !m.IsNoResponse() {
-		var ok bool
-		if cl, ok = c.calls.add(m.IsStreaming()); !ok {
-			return nil, errClosed
-		}
-		m.Matchtag = cl.tag
-	}
 	c.sendMu.Lock()
-	err := c.sock.Send(zmq4.NewMsgFrom(m.Frames()...))
+	err = c.sock.Send(zmq4.NewMsgFrom(m.Frames()...))
 	c.sendMu.Unlock()
 	if err != nil {
-		if cl != nil {
-			cl.Close()
-		}
-		return nil, fluxkit.Errorf(fluxkit.ECONNRESET, "boot server: send: %v", err)
+		err = fluxkit.Errorf(fluxkit.ECONNRESET, "boot server: send: %v", err)
 	}
-	if cl == nil {
-		return nil, nil
-	}
-	return cl, nil
+	return cl.sent(err)
 }
 
 // Close disconnects and waits for the reader. Calling it again is

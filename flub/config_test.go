@@ -2,11 +2,14 @@ package flub
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/internal/leakcheck"
+	"github.com/fluxkit/fluxkit/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -16,10 +19,7 @@ import (
 func TestValidateNamesTheFieldAtFault(t *testing.T) {
 	owner := mustKeyPair(t)
 	boot := FormatBootURI("127.0.0.1:1", owner.Public)
-	for _, tc := range []struct {
-		cfg  Config
-		want string
-	}{
+	checkValidate(t, (*Config).Validate, []validateCase[Config]{
 		{Config{Owner: owner.Public}, ""},
 		{Config{Owner: owner.Public, Size: MaxSize + 1}, "Config.Size: 2147483649 exceeds the maximum instance size 2147483648"},
 		{Config{Owner: owner.Public, Topo: "ring"}, "Config.Topo: unknown topology scheme 'ring'"},
@@ -33,20 +33,8 @@ func TestValidateNamesTheFieldAtFault(t *testing.T) {
 		{Config{Owner: owner.Public, Heartbeat: 2 * time.Second, TorpidMax: time.Second}, "Config.Heartbeat (2s) must be less than TorpidMax (1s)"},
 		{Config{Owner: owner.Public, Heartbeat: time.Minute}, "Config.Heartbeat (1m0s) must be less than TorpidMax (30s)"},
 		{Config{Owner: owner.Public, Modules: map[string]ModuleFunc{"x": nil}}, `Config.Modules: module "x" needs a name and a function`},
-	} {
-		before := tc.cfg
-		err := tc.cfg.Validate()
-		if tc.want == "" {
-			assert.NoError(t, err)
-		} else {
-			requireError(t, err, fluxkit.EINVAL, tc.want)
-		}
-		assert.Equal(t, before, tc.cfg, "Validate changed the config")
-	}
-	for _, tc := range []struct {
-		cfg  JoinConfig
-		want string
-	}{
+	})
+	checkValidate(t, (*JoinConfig).Validate, []validateCase[JoinConfig]{
 		{JoinConfig{BootURI: boot, Owner: owner}, ""},
 		{JoinConfig{BootURI: boot, Owner: owner, ReconnectTimeout: new(time.Duration(0))}, ""},
 		{JoinConfig{BootURI: "tcp://127.0.0.1:1", Owner: owner}, "JoinConfig.BootURI: boot uri"},
@@ -58,31 +46,34 @@ func TestValidateNamesTheFieldAtFault(t *testing.T) {
 		{JoinConfig{BootURI: boot, Owner: owner, TCPUserTimeout: -1}, "JoinConfig.TCPUserTimeout: negative duration"},
 		{JoinConfig{BootURI: boot, Owner: owner, ModuleTimeout: -1}, "JoinConfig.ModuleTimeout: negative duration"},
 		{JoinConfig{BootURI: boot, Owner: owner, Heartbeat: time.Minute}, "JoinConfig.Heartbeat (1m0s) must be less than TorpidMax (30s)"},
-	} {
+	})
+	checkValidate(t, (*ClientConfig).Validate, []validateCase[ClientConfig]{
+		{ClientConfig{BootURI: boot, Keys: owner}, ""},
+		{ClientConfig{BootURI: "flub://127.0.0.1/x", Keys: owner}, "ClientConfig.BootURI: boot uri"},
+		{ClientConfig{BootURI: boot}, "ClientConfig.Keys: a key pair is required"},
+		{ClientConfig{BootURI: boot, Keys: owner, HandshakeTimeout: -time.Second}, "ClientConfig.HandshakeTimeout: negative duration -1s"},
+	})
+}
+
+// validateCase is a config and what Validate says of it: "" for nothing.
+type validateCase[C any] struct {
+	cfg  C
+	want string
+}
+
+// checkValidate runs validate on each case: EINVAL with the text wanted,
+// and the config as it was.
+func checkValidate[C any](t *testing.T, validate func(*C) error, cases []validateCase[C]) {
+	t.Helper()
+	for _, tc := range cases {
 		before := tc.cfg
-		err := tc.cfg.Validate()
+		err := validate(&tc.cfg)
 		if tc.want == "" {
 			assert.NoError(t, err)
 		} else {
 			requireError(t, err, fluxkit.EINVAL, tc.want)
 		}
 		assert.Equal(t, before, tc.cfg, "Validate changed the config")
-	}
-	for _, tc := range []struct {
-		cfg  ClientConfig
-		want string
-	}{
-		{ClientConfig{BootURI: boot, Keys: owner}, ""},
-		{ClientConfig{BootURI: "flub://127.0.0.1/x", Keys: owner}, "ClientConfig.BootURI: boot uri"},
-		{ClientConfig{BootURI: boot}, "ClientConfig.Keys: a key pair is required"},
-		{ClientConfig{BootURI: boot, Keys: owner, HandshakeTimeout: -time.Second}, "ClientConfig.HandshakeTimeout: negative duration -1s"},
-	} {
-		err := tc.cfg.Validate()
-		if tc.want == "" {
-			assert.NoError(t, err)
-		} else {
-			requireError(t, err, fluxkit.EINVAL, tc.want)
-		}
 	}
 }
 
@@ -106,4 +97,59 @@ func TestOwnerUseridZeroIsRoot(t *testing.T) {
 	assert.Equal(t, "0", v)
 	assert.Equal(t, uint32(0), in.root.Cred().Userid)
 	require.True(t, in.root.Cred().IsOwner())
+}
+
+// Memory follows the brokers that exist, not the size announced: rank 0
+// and its joiners cost about the same at 2^24 ranks and at MaxSize as at
+// seven (a size used to cost 64 bytes a rank on rank 0, a gigabyte at
+// 2^24), in every topology, flat included (rank 0 with 2^31-1 children).
+func TestLargeSizeCostsWhatIsUsed(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		size uint32
+		topo string
+	}{
+		{"2^24 kary:2", 1 << 24, "kary:2"},
+		{"max kary:0", MaxSize, "kary:0"},
+		{"max binomial", MaxSize, "binomial"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			var m0, m1 runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&m0)
+			in := startInstance(t, Config{Size: tc.size, Topo: tc.topo})
+			ctx := testutil.Context(t)
+			for i := 1; i <= 2; i++ {
+				in.mustJoin(ctx, fmt.Sprintf("n%d", i))
+			}
+			testutil.WaitFor(t, "two joiners online", func() bool { return in.root.Online().String() == "0-2" })
+			want := fmt.Sprintf("host0,n[1-2],extra[3-%d]", tc.size-1)
+			assert.Equal(t, want, in.root.Hostlist())
+			r := requireRank(t, in.ownerClient(t), 3)
+			assert.Equal(t, int(tc.size), r.Size)
+			assert.Equal(t, want, r.Attrs["hostlist"])
+			assert.Equal(t, StatusPartial, in.root.Status())
+			runtime.ReadMemStats(&m1)
+			// Sockets, CURVE and goroutines for three brokers and the
+			// clients take a few MiB whatever the size.
+			alloc := m1.TotalAlloc - m0.TotalAlloc
+			t.Logf("allocated %.1f MiB", float64(alloc)/(1<<20))
+			assert.LessOrEqual(t, alloc, uint64(48<<20), "bytes allocated by an instance of %d ranks with 3 in use", tc.size)
+			rs := in.root.Ranks()
+			require.Len(t, rs, 4, "ranks in use")
+			assert.Equal(t, uint32(3), rs[3].Rank)
+			assert.Equal(t, Leased, rs[3].State)
+		})
+	}
+}
+
+// Sizes beyond MaxSize are refused with an error that names the limit, on
+// rank 0 (Config.Validate), in the joiner's check of getinfo and by the
+// pool.
+func TestSizeAboveMaximumRefused(t *testing.T) {
+	_, err := parseGetinfoResponse([]byte(`{"rank":1,"size":2147483649,"attrs":{}}`))
+	requireError(t, err, fluxkit.EPROTO, "invalid size 2147483649: the maximum instance size is 2147483648", "getinfo")
+	_, err = NewPool(MaxSize+1, 1)
+	require.ErrorContains(t, err, "at most 2147483648")
 }

@@ -56,24 +56,11 @@ func (c *Conn) Cred() fluxkit.Cred { return c.cred }
 
 // Request sends a request; see [fluxkit.Handle].
 func (c *Conn) Request(ctx context.Context, req *fluxkit.Message) (fluxkit.Call, error) {
-	if req == nil || req.Type != fluxkit.TypeRequest {
-		return nil, fluxkit.Errorf(fluxkit.EINVAL, "Request takes a message of type request")
-	}
-	if err := ctx.Err(); err != nil {
+	m, cl, err := c.calls.open(ctx, req, []string{c.id})
+	if err != nil {
 		return nil, err
 	}
-	m := req.Clone()
 	m.Userid, m.Rolemask = c.cred.Userid, c.cred.Roles
-	m.Route = []string{c.id}
-	m.Flags |= fluxkit.FlagRoute
-	var cl *call
-	if !m.IsNoResponse() {
-		var ok bool
-		if cl, ok = c.calls.add(m.IsStreaming()); !ok {
-			return nil, errClosed
-		}
-		m.Matchtag = cl.tag
-	}
 	if svc := m.Service(); !strings.HasSuffix(m.Topic, ".disconnect") {
 		c.mu.Lock()
 		if c.used == nil {
@@ -83,15 +70,9 @@ func (c *Conn) Request(ctx context.Context, req *fluxkit.Message) (fluxkit.Call,
 		c.mu.Unlock()
 	}
 	if !c.b.post(func() { c.b.routeRequest(m) }) {
-		if cl != nil {
-			cl.Close()
-		}
-		return nil, errClosed
+		err = errClosed
 	}
-	if cl == nil {
-		return nil, nil
-	}
-	return cl, nil
+	return cl.sent(err)
 }
 
 // SetRunning tells the broker that the module this connection belongs to

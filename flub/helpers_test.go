@@ -3,6 +3,7 @@ package flub
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -91,30 +92,39 @@ func (in *instance) mustJoin(ctx context.Context, host string) *Broker {
 // fullInstance is a kary:2 instance of seven brokers, joined at once.
 func fullInstance(t *testing.T) (*instance, map[uint32]*Broker) {
 	in := startInstance(t, Config{Size: 7})
-	ctx := testutil.Context(t)
-	brokers := map[uint32]*Broker{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	errs := make(chan error, 6)
+	var cfgs []JoinConfig
 	for i := 1; i <= 6; i++ {
+		cfgs = append(cfgs, in.joinConfig(fmt.Sprintf("node%d", i)))
+	}
+	brokers := joinAll(t, cfgs)
+	testutil.WaitFor(t, "overlay full", func() bool { return in.root.Status() == StatusFull })
+	return in, brokers
+}
+
+// joinAll joins a broker with each config at once and returns them by
+// rank; they are closed when the test ends.
+func joinAll(t *testing.T, cfgs []JoinConfig) map[uint32]*Broker {
+	t.Helper()
+	ctx := testutil.Context(t)
+	var mu sync.Mutex
+	brokers := map[uint32]*Broker{}
+	errs := make([]error, len(cfgs))
+	var wg sync.WaitGroup
+	for i, cfg := range cfgs {
 		wg.Go(func() {
-			b, err := in.join(ctx, fmt.Sprintf("node%d", i))
-			if err != nil {
-				errs <- err
+			b, err := Join(ctx, cfg)
+			if errs[i] = err; err != nil {
 				return
 			}
+			t.Cleanup(func() { b.Close() })
 			mu.Lock()
 			brokers[b.Rank()] = b
 			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		require.NoError(t, err)
-	}
-	testutil.WaitFor(t, "overlay full", func() bool { return in.root.Status() == StatusFull })
-	return in, brokers
+	require.NoError(t, errors.Join(errs...))
+	return brokers
 }
 
 // ownerClient opens a boot-server client with the owner's key.

@@ -65,11 +65,9 @@ func TestGetinfoHandsOutTheLowestRankUntilNoneIsLeft(t *testing.T) {
 func TestJoinersMayArriveInAnyOrder(t *testing.T) {
 	leakcheck.Check(t)
 	in := startInstance(t, Config{Size: 7})
-	ctx := testutil.Context(t)
 	var mu sync.Mutex
 	startedAt := map[uint32]time.Time{} // when a joiner's delay ended
 	kexAt := map[uint32]time.Time{}
-	brokers := map[uint32]*Broker{}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	delays := map[uint32]time.Duration{}
 	for r := uint32(1); r <= 6; r++ {
@@ -78,8 +76,8 @@ func TestJoinersMayArriveInAnyOrder(t *testing.T) {
 	// Parents (1, 2) start last: after every child got its rank.
 	delays[1] += 400 * time.Millisecond
 	delays[2] += 400 * time.Millisecond
-	var wg sync.WaitGroup
-	errs := make(chan error, 6)
+	early := make(chan error, 6)
+	var cfgs []JoinConfig
 	for i := 1; i <= 6; i++ {
 		cfg := in.joinConfig(fmt.Sprintf("node%d", i))
 		cfg.hooks = &joinHooks{
@@ -94,26 +92,16 @@ func TestJoinersMayArriveInAnyOrder(t *testing.T) {
 				kexAt[r] = time.Now()
 				mu.Unlock()
 				if parent != 0 && !in.root.Online().Contains(parent) {
-					errs <- fmt.Errorf("rank %d sends kex before parent %d is online", r, parent)
+					early <- fmt.Errorf("rank %d sends kex before parent %d is online", r, parent)
 				}
 			},
 		}
-		wg.Go(func() {
-			b, err := Join(ctx, cfg)
-			if err != nil {
-				errs <- err
-				return
-			}
-			t.Cleanup(func() { b.Close() })
-			mu.Lock()
-			brokers[b.Rank()] = b
-			mu.Unlock()
-		})
+		cfgs = append(cfgs, cfg)
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		require.NoError(t, err)
+	brokers := joinAll(t, cfgs)
+	close(early)
+	for err := range early {
+		assert.NoError(t, err)
 	}
 	testutil.WaitFor(t, "overlay full", func() bool { return in.root.Status() == StatusFull })
 	for r := uint32(1); r <= 6; r++ {
@@ -142,7 +130,7 @@ func TestJoinersMayArriveInAnyOrder(t *testing.T) {
 		assert.True(t, strings.HasPrefix(hl, "host0,"), "rank %d hostlist attr %q", r, hl)
 	}
 	var kr map[string]any
-	require.NoError(t, rpc(ctx, in.ownerClient(t), topicKex, 1, kexRequest{Name: "9", Pubkey: mustKey(t).String()}, &kr))
+	require.NoError(t, rpc(testutil.Context(t), in.ownerClient(t), topicKex, 1, kexRequest{Name: "9", Pubkey: mustKey(t).String()}, &kr))
 	assert.Equal(t, map[string]any{"name": "1", "pubkey": brokers[1].PublicKey().String(), "uri": brokers[1].Endpoint()}, kr)
 }
 

@@ -101,8 +101,7 @@ func (b *Broker) moduleLoad(m *fluxkit.Message) {
 		Args []string `json:"args"`
 		Exec bool     `json:"exec"` // accepted and ignored: Go modules run on goroutines
 	}
-	if err := decodeObject(m, &in); err != nil {
-		b.respondErr(m, err)
+	if !b.decode(m, &in) {
 		return
 	}
 	name := in.Name
@@ -247,8 +246,7 @@ func (b *Broker) moduleRemove(m *fluxkit.Message) {
 	var in struct {
 		Name string `json:"name"`
 	}
-	if err := decodeObject(m, &in); err != nil {
-		b.respondErr(m, err)
+	if !b.decode(m, &in) {
 		return
 	}
 	b.modMu.Lock()

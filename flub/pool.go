@@ -72,10 +72,10 @@ type Pool struct {
 	// free holds the ranks below hw that became Available, each at most
 	// once (slot.queued); entries whose rank was taken again are skipped
 	// when they surface.
-	free rankHeap
+	free minHeap[uint32]
 	// leases orders lease deadlines; entries of ranks that left Leased or
 	// Orphaned, or were leased again since, are skipped.
-	leases leaseHeap
+	leases minHeap[leaseEntry]
 }
 
 type slot struct {
@@ -93,7 +93,10 @@ func NewPool(size, initial uint32) (*Pool, error) {
 	if size == 0 || initial == 0 || initial > size || size > MaxSize {
 		return nil, fluxkit.Errorf(fluxkit.EINVAL, "error provisioning flub allocator: initial %d, size %d (at most %d)", initial, size, uint64(MaxSize))
 	}
-	return &Pool{size: size, initial: initial, hw: initial, slots: map[uint32]*slot{}}, nil
+	return &Pool{size: size, initial: initial, hw: initial, slots: map[uint32]*slot{},
+		free:   minHeap[uint32]{less: func(a, b uint32) bool { return a < b }},
+		leases: minHeap[leaseEntry]{less: leaseEntry.before},
+	}, nil
 }
 
 // Size is the number of ranks the pool covers.
@@ -230,7 +233,7 @@ func (p *Pool) Orphan(r uint32, deadline time.Time) {
 func (p *Pool) Expire(now time.Time) []uint32 {
 	var out []uint32
 	for p.leases.Len() > 0 {
-		e := p.leases[0]
+		e := p.leases.items[0]
 		if e.deadline.After(now) {
 			break
 		}
@@ -250,7 +253,7 @@ func (p *Pool) Expire(now time.Time) []uint32 {
 // orphaned.
 func (p *Pool) NextExpiry() (time.Time, bool) {
 	for p.leases.Len() > 0 {
-		e := p.leases[0]
+		e := p.leases.items[0]
 		if s := p.slots[e.rank]; s != nil && s.gen == e.gen && (s.state == Leased || s.state == Orphaned) {
 			return e.deadline, true
 		}
@@ -296,41 +299,34 @@ func (p *Pool) Each(f func(r uint32, st RankState)) {
 	}
 }
 
-// rankHeap is a min-heap of ranks.
-type rankHeap []uint32
+// minHeap is a min-heap for container/heap, ordered by less.
+type minHeap[T any] struct {
+	items []T
+	less  func(a, b T) bool
+}
 
-func (h rankHeap) Len() int           { return len(h) }
-func (h rankHeap) Less(i, j int) bool { return h[i] < h[j] }
-func (h rankHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *rankHeap) Push(x any)        { *h = append(*h, x.(uint32)) }
-func (h *rankHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
+func (h *minHeap[T]) Len() int           { return len(h.items) }
+func (h *minHeap[T]) Less(i, j int) bool { return h.less(h.items[i], h.items[j]) }
+func (h *minHeap[T]) Swap(i, j int)      { h.items[i], h.items[j] = h.items[j], h.items[i] }
+func (h *minHeap[T]) Push(x any)         { h.items = append(h.items, x.(T)) }
+func (h *minHeap[T]) Pop() any {
+	n := len(h.items) - 1
+	x := h.items[n]
+	h.items = h.items[:n]
 	return x
 }
 
+// leaseEntry is a lease deadline in the lease heap: earliest first, then
+// lowest rank.
 type leaseEntry struct {
 	deadline time.Time
 	rank     uint32
 	gen      uint32
 }
 
-// leaseHeap is a min-heap of lease deadlines.
-type leaseHeap []leaseEntry
-
-func (h leaseHeap) Len() int { return len(h) }
-func (h leaseHeap) Less(i, j int) bool {
-	if !h[i].deadline.Equal(h[j].deadline) {
-		return h[i].deadline.Before(h[j].deadline)
+func (e leaseEntry) before(o leaseEntry) bool {
+	if !e.deadline.Equal(o.deadline) {
+		return e.deadline.Before(o.deadline)
 	}
-	return h[i].rank < h[j].rank
-}
-func (h leaseHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *leaseHeap) Push(x any)   { *h = append(*h, x.(leaseEntry)) }
-func (h *leaseHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+	return e.rank < o.rank
 }

@@ -89,8 +89,7 @@ func (b *Broker) getinfoResponse(r uint32) map[string]any {
 // descendants it still serves, while no other broker holds them.
 func (b *Broker) reclaim(m *fluxkit.Message) {
 	var req reclaimRequest
-	if err := decodeObject(m, &req); err != nil {
-		b.respondErr(m, err)
+	if !b.decode(m, &req) {
 		return
 	}
 	if b.rank != 0 || b.p.pool == nil {
@@ -187,8 +186,7 @@ func (b *Broker) groupsGet(m *fluxkit.Message) {
 		Name  string `json:"name"`
 		Until *int64 `json:"until"`
 	}
-	if err := decodeObject(m, &in); err != nil {
-		b.respondErr(m, err)
+	if !b.decode(m, &in) {
 		return
 	}
 	if !m.IsStreaming() {

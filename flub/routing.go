@@ -121,6 +121,16 @@ func (b *Broker) respond(req *fluxkit.Message, v any) {
 	b.routeResponse(fluxkit.ResponseTo(req, p, 0))
 }
 
+// decode unpacks the JSON object in m into v, as decodeObject does, and
+// answers m with the error when that fails.
+func (b *Broker) decode(m *fluxkit.Message, v any) bool {
+	if err := decodeObject(m, v); err != nil {
+		b.respondErr(m, err)
+		return false
+	}
+	return true
+}
+
 // routeRequest sends a request one hop towards its nodeid, or serves it.
 func (b *Broker) routeRequest(m *fluxkit.Message) {
 	switch n := m.Nodeid; {

@@ -44,25 +44,16 @@ func (u *uplink) close() {
 	})
 }
 
+// openSockets binds the overlay ROUTER of a broker with children and rank
+// 0's boot server.
 func (b *Broker) openSockets() error {
+	var err error
 	if b.p.topo.HasChildren(b.rank, b.size) {
-		srv, err := b.p.transport.NewServer(curve.ServerConfig{Keys: b.p.keys, Authorizer: b.keystore.authorizer,
-			Logger: b.log, HandshakeTimeout: b.p.handshakeTimeout, TCPUserTimeout: b.p.tcpUserTimeout})
+		b.router, b.srv, err = b.bindRouter("overlay", b.keystore.authorizer, b.fromChild)
 		if err != nil {
-			return fmt.Errorf("overlay: %w", err)
-		}
-		b.srv = srv
-		ep, err := srv.Endpoint("tcp://" + net.JoinHostPort(b.p.bindHost, "0"))
-		if err != nil {
-			return fmt.Errorf("overlay: bind: %w", err)
-		}
-		b.router = zmq4.NewRouter(b.ctx, zmq4.WithTimeout(sendTimeout))
-		if err := b.router.Listen(ep); err != nil {
-			return fmt.Errorf("overlay: bind %s: %w", b.p.bindHost, err)
+			return err
 		}
 		b.endpoint = "tcp://" + b.router.Addr().String()
-		b.writers[b.router] = newQueue[[][]byte]()
-		b.spawn(func() { b.readSocket(b.router, b.fromChild) })
 	}
 	if b.rank == 0 {
 		auth := func(_ context.Context, req curve.AuthRequest) curve.Decision {
@@ -74,25 +65,37 @@ func (b *Broker) openSockets() error {
 			}
 			return curve.Decision{Verdict: curve.Deny, Reason: "No access"}
 		}
-		srv, err := b.p.transport.NewServer(curve.ServerConfig{Keys: b.p.keys, Authorizer: auth,
-			Logger: b.log, HandshakeTimeout: b.p.handshakeTimeout, TCPUserTimeout: b.p.tcpUserTimeout})
+		b.boot, b.bootSrv, err = b.bindRouter("boot server", auth, b.fromBoot)
 		if err != nil {
-			return fmt.Errorf("boot server: %w", err)
-		}
-		b.bootSrv = srv
-		ep, err := srv.Endpoint("tcp://" + net.JoinHostPort(b.p.bindHost, "0"))
-		if err != nil {
-			return fmt.Errorf("boot server: %w", err)
-		}
-		b.boot = zmq4.NewRouter(b.ctx, zmq4.WithTimeout(sendTimeout))
-		if err := b.boot.Listen(ep); err != nil {
-			return fmt.Errorf("boot server: listen: %w", err)
+			return err
 		}
 		b.bootURI = FormatBootURI(b.boot.Addr().String(), b.p.keys.Public)
-		b.writers[b.boot] = newQueue[[][]byte]()
-		b.spawn(func() { b.readSocket(b.boot, b.fromBoot) })
 	}
 	return nil
+}
+
+// bindRouter binds a ROUTER on BindHost, at a port of the system's
+// choosing, behind a CURVE server that asks auth about each client key,
+// and starts its reader, which hands what arrives to handle; what names it
+// in errors. What it made before an error is returned with the error, for
+// closeSockets.
+func (b *Broker) bindRouter(what string, auth curve.Authorizer, handle func([][]byte)) (zmq4.Socket, *curve.Server, error) {
+	srv, err := b.p.transport.NewServer(curve.ServerConfig{Keys: b.p.keys, Authorizer: auth,
+		Logger: b.log, HandshakeTimeout: b.p.handshakeTimeout, TCPUserTimeout: b.p.tcpUserTimeout})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", what, err)
+	}
+	ep, err := srv.Endpoint("tcp://" + net.JoinHostPort(b.p.bindHost, "0"))
+	if err != nil {
+		return nil, srv, fmt.Errorf("%s: bind: %w", what, err)
+	}
+	s := zmq4.NewRouter(b.ctx, zmq4.WithTimeout(sendTimeout))
+	if err := s.Listen(ep); err != nil {
+		return s, srv, fmt.Errorf("%s: bind %s: %w", what, b.p.bindHost, err)
+	}
+	b.writers[s] = newQueue[[][]byte]()
+	b.spawn(func() { b.readSocket(s, handle) })
+	return s, srv, nil
 }
 
 // dialUplink connects a new DEALER, with a routing id of its own, to the

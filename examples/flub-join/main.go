@@ -112,19 +112,45 @@ func parse(fs *flag.FlagSet, args []string, stdout io.Writer) error {
 	return bad
 }
 
-// timing checks what flub requires of the two intervals.
-func timing(heartbeat, torpid time.Duration) error {
-	if heartbeat > 0 && torpid > 0 && heartbeat >= torpid {
-		return usagef("--heartbeat %v must be less than --torpid-max %v", heartbeat, torpid)
+// brokerFlags are the flags of both commands: the broker's timing and
+// logging.
+type brokerFlags struct {
+	heartbeat, torpid, handshake *time.Duration
+	verbose                      *bool
+}
+
+func newBrokerFlags(fs *flag.FlagSet) brokerFlags {
+	return brokerFlags{
+		heartbeat: fs.Duration("heartbeat", flub.DefaultHeartbeat, "heartbeat interval (tbon.torpid_min)"),
+		torpid:    fs.Duration("torpid-max", flub.DefaultTorpidMax, "silence before a child is flagged torpid"),
+		handshake: fs.Duration("handshake-timeout", curve.DefaultHandshakeTimeout, "bound on each CURVE handshake"),
+		verbose:   fs.Bool("v", false, "log to stderr"),
+	}
+}
+
+// check refuses what flub would refuse of the two intervals, as a usage
+// error.
+func (f brokerFlags) check() error {
+	if *f.heartbeat > 0 && *f.torpid > 0 && *f.heartbeat >= *f.torpid {
+		return usagef("--heartbeat %v must be less than --torpid-max %v", *f.heartbeat, *f.torpid)
 	}
 	return nil
 }
 
-func logger(verbose bool, w io.Writer) *slog.Logger {
-	if !verbose {
+// logger logs to w with -v, nowhere without.
+func (f brokerFlags) logger(w io.Writer) *slog.Logger {
+	if !*f.verbose {
 		return nil
 	}
 	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// checkTopo refuses a tbon.topo flub cannot parse, as a usage error.
+func checkTopo(topo string) error {
+	if _, err := flub.ParseTopology(topo); err != nil {
+		return usagef("--topo %q: %v", topo, err)
+	}
+	return nil
 }
 
 // ownerCert reads the certificate at path or, with create, writes a new one.
@@ -147,20 +173,17 @@ func start(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	certPath := fs.String("cert", "owner.cert", "owner certificate (created if missing)")
 	host := fs.String("hostname", "", "rank 0 hostname (default: the host's)")
 	lease := fs.Duration("lease", flub.DefaultLease, "allocation lease, and how long an orphaned rank is held")
-	heartbeat := fs.Duration("heartbeat", flub.DefaultHeartbeat, "heartbeat interval (tbon.torpid_min)")
-	torpid := fs.Duration("torpid-max", flub.DefaultTorpidMax, "silence before a child is flagged torpid")
-	handshake := fs.Duration("handshake-timeout", curve.DefaultHandshakeTimeout, "bound on each CURVE handshake")
-	verbose := fs.Bool("v", false, "log to stderr")
+	bf := newBrokerFlags(fs)
 	if err := parse(fs, args, stdout); err != nil {
 		return err
 	}
 	if *size < 1 || *size > flub.MaxSize {
 		return usagef("--size %d: an instance has 1 to %d ranks", *size, uint64(flub.MaxSize))
 	}
-	if _, err := flub.ParseTopology(*topo); err != nil {
-		return usagef("--topo %q: %v", *topo, err)
+	if err := checkTopo(*topo); err != nil {
+		return err
 	}
-	if err := timing(*heartbeat, *torpid); err != nil {
+	if err := bf.check(); err != nil {
 		return err
 	}
 	cert, err := ownerCert(*certPath, true)
@@ -169,8 +192,8 @@ func start(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	b, err := flub.Start(ctx, flub.Config{
 		Size: uint32(*size), Topo: *topo, Owner: cert.Keys.Public, Hostname: *host,
-		Lease: *lease, Heartbeat: *heartbeat, TorpidMax: *torpid, HandshakeTimeout: *handshake,
-		Logger: logger(*verbose, stderr),
+		Lease: *lease, Heartbeat: *bf.heartbeat, TorpidMax: *bf.torpid, HandshakeTimeout: *bf.handshake,
+		Logger: bf.logger(stderr),
 	})
 	if err != nil {
 		return err
@@ -227,13 +250,10 @@ func join(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	host := fs.String("hostname", "", "hostname reported to rank 0 (default: the host's)")
 	parentTimeout := fs.Duration("parent-timeout", flub.DefaultParentTimeout, "how long to wait for the parent")
 	reconnect := fs.Duration("reconnect-timeout", flub.DefaultReconnectTimeout, "how long to reconnect to a lost parent before rejoining (0: rejoin after one failed attempt)")
-	handshake := fs.Duration("handshake-timeout", curve.DefaultHandshakeTimeout, "bound on each CURVE handshake")
 	timeout := fs.Duration("timeout", 0, "bound on the whole join (0: none beyond the others)")
-	heartbeat := fs.Duration("heartbeat", flub.DefaultHeartbeat, "heartbeat interval (tbon.torpid_min)")
-	torpid := fs.Duration("torpid-max", flub.DefaultTorpidMax, "silence before a child is flagged torpid")
+	bf := newBrokerFlags(fs)
 	var attrs attrFlag
 	fs.Var(&attrs, "S", "preset attribute name=value (repeatable)")
-	verbose := fs.Bool("v", false, "log to stderr")
 	if err := parse(fs, args, stdout); err != nil {
 		return err
 	}
@@ -244,11 +264,11 @@ func join(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usagef("--boot: %v", err)
 	}
 	if *topo != "" {
-		if _, err := flub.ParseTopology(*topo); err != nil {
-			return usagef("--topo %q: %v", *topo, err)
+		if err := checkTopo(*topo); err != nil {
+			return err
 		}
 	}
-	if err := timing(*heartbeat, *torpid); err != nil {
+	if err := bf.check(); err != nil {
 		return err
 	}
 	cert, err := ownerCert(*certPath, false)
@@ -263,8 +283,8 @@ func join(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	b, err := flub.Join(jctx, flub.JoinConfig{
 		BootURI: *boot, Owner: cert.Keys, Topo: *topo, Hostname: *host, Attrs: attrs.m,
-		ParentTimeout: *parentTimeout, ReconnectTimeout: reconnect, HandshakeTimeout: *handshake,
-		Heartbeat: *heartbeat, TorpidMax: *torpid, Logger: logger(*verbose, stderr),
+		ParentTimeout: *parentTimeout, ReconnectTimeout: reconnect, HandshakeTimeout: *bf.handshake,
+		Heartbeat: *bf.heartbeat, TorpidMax: *bf.torpid, Logger: bf.logger(stderr),
 	})
 	if err != nil {
 		return err

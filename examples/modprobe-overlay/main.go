@@ -357,29 +357,7 @@ func phase(ctx context.Context, in *instance, ranks []uint32, rc int, o options,
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b := in.brokers[r]
-			m, err := modprobe.New(modprobe.Config{
-				Handle: b, LookupEnv: o.lookupEnv, Shell: simShell{rank: r, log: logf},
-				Stdout: &rr.out, Stderr: &rr.out, Verbose: verbose,
-			})
-			if err != nil {
-				rr.err = err
-				return
-			}
-			var s *modprobe.Session
-			if rc == 1 {
-				s, err = m.PrepareRC1(ctx)
-			} else {
-				s, err = m.PrepareRC3(ctx)
-			}
-			if err != nil {
-				rr.err = err
-				return
-			}
-			rr.rep, rr.err = s.Execute(ctx)
-			if rr.err == nil && rc == 1 {
-				rr.err = s.WriteStats(ctx, rr.rep) // rank 0 only
-			}
+			rr.rep, rr.err = runRC(ctx, in.brokers[r], rc, o, verbose, &rr.out, logf)
 		}()
 	}
 	wg.Wait()
@@ -389,6 +367,33 @@ func phase(ctx context.Context, in *instance, ranks []uint32, rc int, o options,
 		}
 	}
 	return runs
+}
+
+// runRC runs rc1 or rc3 through h, as flux-modprobe does on h's rank: rc1
+// also writes modprobe.stats (on rank 0 only). The simulated shell logs
+// its commands with logf; modprobe's output goes to out.
+func runRC(ctx context.Context, h fluxkit.Handle, rc int, o options, verbose bool, out io.Writer, logf func(string, ...any)) (*modprobe.Report, error) {
+	m, err := modprobe.New(modprobe.Config{
+		Handle: h, LookupEnv: o.lookupEnv, Shell: simShell{rank: h.Rank(), log: logf},
+		Stdout: out, Stderr: out, Verbose: verbose,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var s *modprobe.Session
+	if rc == 1 {
+		s, err = m.PrepareRC1(ctx)
+	} else {
+		s, err = m.PrepareRC3(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	rep, err := s.Execute(ctx)
+	if err == nil && rc == 1 {
+		err = s.WriteStats(ctx, rep)
+	}
+	return rep, err
 }
 
 // loaded asks rank r's module.list from rank 0, across the overlay.

@@ -201,8 +201,9 @@ func BenchmarkRC1Overlay(b *testing.B) {
 	b.ReportMetric(float64(serial.Microseconds())/n/1000, "serial-sum-ms")
 }
 
-// BenchmarkRC1TestBroker is the anchor: the same rc1 with the same 10 ms
-// module loads on the in-process test broker (no sockets, no CURVE).
+// BenchmarkRC1TestBroker is the anchor: the same rc1 (runRC, modprobe.stats
+// included) with the same 10 ms module loads on the in-process test broker
+// (no sockets, no CURVE).
 func BenchmarkRC1TestBroker(b *testing.B) {
 	ctx := context.Background()
 	names, err := moduleNames(modprobe.Defaults())
@@ -230,19 +231,10 @@ func BenchmarkRC1TestBroker(b *testing.B) {
 		require.NoError(b, err)
 	}
 	o := testEnv()
-	// run may be called off the benchmark goroutine, where b.Fatal must
-	// not be: it returns its error for the benchmark goroutine to check.
+	// run is called off the benchmark goroutine, where b.Fatal must not
+	// be: it returns its error for the benchmark goroutine to check.
 	run := func(r uint32, rc int) (*modprobe.Report, error) {
-		m, err := modprobe.New(modprobe.Config{Handle: tb.Owner(r), LookupEnv: o.lookupEnv, Shell: simShell{rank: r, log: func(string, ...any) {}}, Stdout: io.Discard, Stderr: io.Discard})
-		if err != nil {
-			return nil, err
-		}
-		var rep *modprobe.Report
-		if rc == 1 {
-			rep, err = m.RC1(ctx)
-		} else {
-			rep, err = m.RC3(ctx)
-		}
+		rep, err := runRC(ctx, tb.Owner(r), rc, o, false, io.Discard, func(string, ...any) {})
 		if err != nil {
 			return nil, fmt.Errorf("rank %d rc%d: %w", r, rc, err)
 		}

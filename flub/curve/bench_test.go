@@ -51,7 +51,7 @@ func BenchmarkHandshake(b *testing.B) {
 		tr := newTransport(b)
 		sk, ck := newKeys(b), newKeys(b)
 		router, _, hp := goServer(b, tr, ServerConfig{Keys: sk, AllowAnyClient: true})
-		echo(b, router)
+		echo(b, router, nil)
 		cl := goClient(b, tr, ClientConfig{Keys: ck, ServerKey: sk.Public})
 		ep := dialEndpoint(b, cl, hp)
 		b.ResetTimer()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/go-zeromq/zmq4/transport"
@@ -31,16 +30,8 @@ type ClientConfig struct {
 // Client holds the CURVE client configuration of one connecting socket and
 // tracks its connections.
 type Client struct {
-	t        *Transport
-	id       string
-	cfg      ClientConfig
-	log      *slog.Logger
-	timeout  time.Duration
-	maxFrame uint64
-
-	mu     sync.Mutex
-	closed bool
-	conns  map[*conn]struct{}
+	side
+	cfg ClientConfig
 }
 
 // Validate reports the first field of c that is out of range, naming it.
@@ -61,16 +52,8 @@ func (t *Transport) NewClient(cfg ClientConfig) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	timeout, maxFrame := limits(cfg.HandshakeTimeout, cfg.MaxFrameSize)
-	cl := &Client{
-		t:        t,
-		cfg:      cfg,
-		log:      orDiscard(cfg.Logger),
-		timeout:  timeout,
-		maxFrame: maxFrame,
-		conns:    map[*conn]struct{}{},
-	}
-	cl.id = t.add("c", cl)
+	cl := &Client{cfg: cfg}
+	cl.init(t, "c", cl, cfg.Logger, cfg.HandshakeTimeout, cfg.MaxFrameSize)
 	return cl, nil
 }
 
@@ -81,32 +64,11 @@ func (cl *Client) Endpoint(uri string) (string, error) {
 }
 
 // Peers returns the servers of all established connections.
-func (cl *Client) Peers() []Peer {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	var out []Peer
-	for c := range cl.conns {
-		if c.ready.Load() {
-			out = append(out, c.peer.clone())
-		}
-	}
-	return out
-}
+func (cl *Client) Peers() []Peer { return cl.peers() }
 
 // Close unregisters the client and closes its connections.
 func (cl *Client) Close() error {
-	cl.mu.Lock()
-	if cl.closed {
-		cl.mu.Unlock()
-		return nil
-	}
-	cl.closed = true
-	cs := make([]*conn, 0, len(cl.conns))
-	for c := range cl.conns {
-		cs = append(cs, c)
-	}
-	cl.mu.Unlock()
-	cl.t.remove(cl.id)
+	cs, _ := cl.shut(nil)
 	for _, c := range cs {
 		c.Close()
 	}
@@ -131,14 +93,10 @@ func (cl *Client) dial(ctx context.Context, d transport.Dialer, hostport string)
 	c := newConn(raw, false, cl, cl.log, cl.timeout, cl.maxFrame)
 	c.clientCfg = &cl.cfg
 	c.hctx = ctx
-	cl.mu.Lock()
-	if cl.closed {
-		cl.mu.Unlock()
+	if !cl.track(c) {
 		raw.Close()
 		return nil, fmt.Errorf("curve: client closed: %w", net.ErrClosed)
 	}
-	cl.conns[c] = struct{}{}
-	cl.mu.Unlock()
 	c.watch(ctx)
 	return c, nil
 }

@@ -11,11 +11,13 @@ import (
 	"log"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/fluxkit/fluxkit/internal/testutil"
 	"github.com/go-zeromq/zmq4"
 	"github.com/stretchr/testify/require"
 )
@@ -185,18 +187,9 @@ type pyPeer struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	lines  chan string
-	mu     sync.Mutex
-	stderr bytes.Buffer
+	stderr testutil.Buffer
 	done   chan struct{}
 	err    error
-}
-
-type lockedWriter struct{ p *pyPeer }
-
-func (w lockedWriter) Write(b []byte) (int, error) {
-	w.p.mu.Lock()
-	defer w.p.mu.Unlock()
-	return w.p.stderr.Write(b)
 }
 
 // startPeer runs peer.py with args, killed on cleanup and bounded by a
@@ -208,7 +201,7 @@ func startPeer(t testing.TB, args ...string) *pyPeer {
 	full = append(full, "--lifetime", "60")
 	p := &pyPeer{lines: make(chan string, 1024), done: make(chan struct{})}
 	p.cmd = exec.CommandContext(ctx, python, full...)
-	p.cmd.Stderr = lockedWriter{p}
+	p.cmd.Stderr = &p.stderr
 	p.cmd.WaitDelay = 2 * time.Second
 	var err error
 	p.stdin, err = p.cmd.StdinPipe()
@@ -238,11 +231,7 @@ func startPeer(t testing.TB, args ...string) *pyPeer {
 	return p
 }
 
-func (p *pyPeer) Stderr() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stderr.String()
-}
+func (p *pyPeer) Stderr() string { return p.stderr.String() }
 
 // line returns the next stdout line with the given prefix.
 func (p *pyPeer) line(t testing.TB, prefix string, d time.Duration) string {
@@ -289,3 +278,45 @@ func startPyServer(t testing.TB, args ...string) (*pyPeer, string, Key) {
 }
 
 func bufioReader(b []byte) *bufio.Reader { return bufio.NewReader(bytes.NewReader(b)) }
+
+// seen is a message a ROUTER received, with its sender as the server saw
+// it.
+type seen struct {
+	frames [][]byte
+	peer   Peer
+	ok     bool
+}
+
+// echo serves the ROUTER r until the test ends: every message goes back
+// to its sender. With srv not nil, each is also recorded with the sender
+// srv saw, and received returns the records so far (benchmarks pass nil:
+// recording would be measured).
+func echo(t testing.TB, r zmq4.Socket, srv *Server) (received func() []seen) {
+	var mu sync.Mutex
+	var got []seen
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			m, err := r.Recv()
+			if err != nil {
+				return
+			}
+			if srv != nil {
+				p, ok := srv.Peer(m.Frames[0])
+				mu.Lock()
+				got = append(got, seen{m.Frames, p, ok})
+				mu.Unlock()
+			}
+			if r.Send(m) != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { r.Close(); <-done })
+	return func() []seen {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
+	}
+}

@@ -8,11 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/fluxkit/fluxkit/internal/leakcheck"
+	"github.com/fluxkit/fluxkit/internal/testutil"
 	"github.com/go-zeromq/zmq4"
 	"github.com/stretchr/testify/require"
 )
@@ -101,31 +101,7 @@ func TestInteropLibzmqClientGoServer(t *testing.T) {
 	sk := testServerKeys(t)
 	r, srv, hp := goServer(t, tr, ServerConfig{Keys: sk, Authorizer: AllowList(testClientKeys(t).Public), HandshakeTimeout: 5 * time.Second})
 
-	type seen struct {
-		frames [][]byte
-		peer   Peer
-		ok     bool
-	}
-	var mu sync.Mutex
-	var got []seen
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			m, err := r.Recv()
-			if err != nil {
-				return
-			}
-			p, ok := srv.Peer(m.Frames[0])
-			mu.Lock()
-			got = append(got, seen{m.Frames, p, ok})
-			mu.Unlock()
-			if r.Send(m) != nil {
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() { r.Close(); <-done })
+	received := echo(t, r, srv)
 
 	c := startPeer(t, "client", "--endpoint", "tcp://"+hp, "--server-key="+testServerPublic,
 		"--test-keys", "--identity", "9", "--multipart", "--monitor", "--hex", "78", "", "79")
@@ -138,8 +114,7 @@ func TestInteropLibzmqClientGoServer(t *testing.T) {
 		"--test-keys", "--hex", "", hex.EncodeToString(bytes.Repeat([]byte("z"), 300)))
 	require.Equal(t, 0, c2.exitCode(t, 15*time.Second), "libzmq client: %s", c2.Stderr())
 
-	mu.Lock()
-	defer mu.Unlock()
+	got := received()
 	require.Len(t, got, 3)
 	first := got[0]
 	require.Equal(t, [][]byte{[]byte("9"), []byte("x"), {}, []byte("y")}, normalize(first.frames))
@@ -167,24 +142,6 @@ func normalize(frames [][]byte) [][]byte {
 	return out
 }
 
-// captureLogs returns a logger writing into a buffer.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // A key the authorizer denies is refused with ERROR "400" both ways
 // between Go and libzmq.
 func TestInteropDenied(t *testing.T) {
@@ -193,7 +150,7 @@ func TestInteropDenied(t *testing.T) {
 	tr := newTransport(t)
 
 	t.Run("libzmq client denied by Go server", func(t *testing.T) {
-		var logs logBuf
+		var logs testutil.Buffer
 		sk := newKeys(t)
 		a, b := newKeys(t), newKeys(t)
 		_, srv, hp := goServer(t, tr, ServerConfig{Keys: sk, Authorizer: AllowList(a.Public),
@@ -308,34 +265,14 @@ func TestInteropHeartbeats(t *testing.T) {
 
 	t.Run("libzmq client pings Go server", func(t *testing.T) {
 		r, srv, hp := goServer(t, tr, ServerConfig{Keys: testServerKeys(t), AllowAnyClient: true})
-		var mu sync.Mutex
-		var got [][][]byte
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			for {
-				m, err := r.Recv()
-				if err != nil {
-					return
-				}
-				mu.Lock()
-				got = append(got, m.Frames)
-				mu.Unlock()
-				if r.Send(m) != nil {
-					return
-				}
-			}
-		}()
-		t.Cleanup(func() { r.Close(); <-done })
+		received := echo(t, r, srv)
 		c := startPeer(t, "client", "--endpoint", "tcp://"+hp, "--server-key="+testServerPublic, "--test-keys",
 			"--identity", "hb", "--heartbeat", ivl, "--pause", "1", "a", "b")
 		require.Equal(t, 0, c.exitCode(t, 15*time.Second), c.Stderr())
-		mu.Lock()
-		defer mu.Unlock()
+		got := received()
 		require.Len(t, got, 2, "only data reaches the ROUTER")
-		require.Equal(t, "a", string(got[0][1]))
-		require.Equal(t, "b", string(got[1][1]))
-		_ = srv
+		require.Equal(t, "a", string(got[0].frames[1]))
+		require.Equal(t, "b", string(got[1].frames[1]))
 	})
 }
 

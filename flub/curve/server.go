@@ -7,8 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
-	"sync"
+	"slices"
 	"time"
 )
 
@@ -41,17 +42,11 @@ type ServerConfig struct {
 // tracks its connections. Use one Server per zmq4 socket: routing ids are
 // unique per Server.
 type Server struct {
-	t        *Transport
-	id       string
-	cfg      ServerConfig
-	log      *slog.Logger
-	timeout  time.Duration
-	maxFrame uint64
+	side
+	cfg ServerConfig
 
-	mu        sync.Mutex
-	closed    bool
+	// guarded by side.mu
 	listeners map[*listener]struct{}
-	conns     map[*conn]struct{}
 	byID      map[string]*conn // routing id → conn, reserved at INITIATE
 	nextID    uint32
 }
@@ -77,23 +72,17 @@ func (t *Transport) NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Domain == "" {
 		cfg.Domain = DefaultDomain
 	}
-	timeout, maxFrame := limits(cfg.HandshakeTimeout, cfg.MaxFrameSize)
 	var seed [4]byte
 	if _, err := rand.Read(seed[:]); err != nil {
 		return nil, err
 	}
 	s := &Server{
-		t:         t,
 		cfg:       cfg,
-		log:       orDiscard(cfg.Logger),
-		timeout:   timeout,
-		maxFrame:  maxFrame,
 		listeners: map[*listener]struct{}{},
-		conns:     map[*conn]struct{}{},
 		byID:      map[string]*conn{},
 		nextID:    binary.BigEndian.Uint32(seed[:]),
 	}
-	s.id = t.add("s", s)
+	s.init(t, "s", s, cfg.Logger, cfg.HandshakeTimeout, cfg.MaxFrameSize)
 	return s, nil
 }
 
@@ -117,38 +106,17 @@ func (s *Server) Peer(routingID []byte) (Peer, bool) {
 }
 
 // Peers returns the peers of all established connections.
-func (s *Server) Peers() []Peer {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []Peer
-	for c := range s.conns {
-		if c.ready.Load() {
-			out = append(out, c.peer.clone())
-		}
-	}
-	return out
-}
+func (s *Server) Peers() []Peer { return s.peers() }
 
 // Close unregisters the server, stops its listeners' accepting and pending
 // handshakes, closes its connections, and waits for its goroutines. Closing
 // the zmq4 socket first is the usual order; Close is then a formality.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	var ls []*listener
+	cs, first := s.shut(func() { ls = slices.Collect(maps.Keys(s.listeners)) })
+	if !first {
 		return nil
 	}
-	s.closed = true
-	ls := make([]*listener, 0, len(s.listeners))
-	for l := range s.listeners {
-		ls = append(ls, l)
-	}
-	cs := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		cs = append(cs, c)
-	}
-	s.mu.Unlock()
-	s.t.remove(s.id)
 	for _, l := range ls {
 		l.stop()
 	}
@@ -165,16 +133,6 @@ func (s *Server) released(c *conn) {
 	if rid := string(c.peer.RoutingID); rid != "" && s.byID[rid] == c {
 		delete(s.byID, rid)
 	}
-}
-
-func (s *Server) track(c *conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.conns[c] = struct{}{}
-	return true
 }
 
 // reserve claims the routing id for c and records its peer, under mu

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"maps"
 	"net"
 	"strings"
@@ -108,28 +107,35 @@ func (t *Transport) Addr(ep string) (string, error) {
 // once zmq4 has told the conn its socket type and identity, so a failed
 // handshake is returned by the socket's Dial.
 func (t *Transport) Dial(ctx context.Context, d transport.Dialer, addr string) (net.Conn, error) {
-	end, hostport, err := t.lookup(addr)
+	cl, hostport, err := lookupAs[*Client](t, addr, "a Server; dial with a Client endpoint")
 	if err != nil {
 		return nil, err
-	}
-	cl, ok := end.(*Client)
-	if !ok {
-		return nil, fmt.Errorf("curve: endpoint %q belongs to a Server; dial with a Client endpoint", addr)
 	}
 	return cl.dial(ctx, d, hostport)
 }
 
 // Listen is part of transport.Transport, called by zmq4's Listen.
 func (t *Transport) Listen(ctx context.Context, addr string) (net.Listener, error) {
-	end, hostport, err := t.lookup(addr)
+	srv, hostport, err := lookupAs[*Server](t, addr, "a Client; listen with a Server endpoint")
 	if err != nil {
 		return nil, err
 	}
-	srv, ok := end.(*Server)
-	if !ok {
-		return nil, fmt.Errorf("curve: endpoint %q belongs to a Client; listen with a Server endpoint", addr)
-	}
 	return srv.listen(ctx, hostport)
+}
+
+// lookupAs finds the Server or Client (T) that addr names; other says
+// what addr names instead, when it is the other kind.
+func lookupAs[T any](t *Transport, addr, other string) (T, string, error) {
+	var zero T
+	end, hostport, err := t.lookup(addr)
+	if err != nil {
+		return zero, "", err
+	}
+	e, ok := end.(T)
+	if !ok {
+		return zero, "", fmt.Errorf("curve: endpoint %q belongs to %s", addr, other)
+	}
+	return e, hostport, nil
 }
 
 func (t *Transport) endpoint(id, uri string) (string, error) {
@@ -171,41 +177,4 @@ func (p Peer) clone() Peer {
 	p.RoutingID = bytes.Clone(p.RoutingID)
 	p.Metadata = maps.Clone(p.Metadata)
 	return p
-}
-
-func orDiscard(l *slog.Logger) *slog.Logger {
-	if l == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return l
-}
-
-// checkEnd checks what a ServerConfig and a ClientConfig (named what)
-// have in common.
-func checkEnd(what string, keys KeyPair, timeout time.Duration, maxFrame int64, userTimeout time.Duration) error {
-	if err := keys.check(); err != nil {
-		return fmt.Errorf("curve: %s.Keys: %w", what, err)
-	}
-	if timeout < 0 {
-		return fmt.Errorf("curve: %s.HandshakeTimeout: negative duration %v", what, timeout)
-	}
-	if maxFrame < 0 || maxFrame > 0 && maxFrame < messageMinLen {
-		return fmt.Errorf("curve: %s.MaxFrameSize: %d is below the %d-byte MESSAGE minimum", what, maxFrame, messageMinLen)
-	}
-	if userTimeout < 0 {
-		return fmt.Errorf("curve: %s.TCPUserTimeout: negative duration %v", what, userTimeout)
-	}
-	return nil
-}
-
-// limits returns the handshake timeout and frame bound of a checked
-// config, defaults applied.
-func limits(timeout time.Duration, maxFrame int64) (time.Duration, uint64) {
-	if timeout == 0 {
-		timeout = DefaultHandshakeTimeout
-	}
-	if maxFrame == 0 {
-		maxFrame = DefaultMaxFrameSize
-	}
-	return timeout, uint64(maxFrame)
 }

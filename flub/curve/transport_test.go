@@ -22,29 +22,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// echo serves a ROUTER until it closes, echoing every message.
-func echo(t testing.TB, r zmq4.Socket) {
-	t.Helper()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			m, err := r.Recv()
-			if err != nil {
-				return
-			}
-			if err := r.Send(m); err != nil {
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		r.Close()
-		wg.Wait()
-	})
-}
-
 func TestGoPairMessages(t *testing.T) {
 	leakcheck.Check(t)
 	tr := newTransport(t)
@@ -156,7 +133,7 @@ func TestAuthorizerPanicFailsOnlyThatHandshake(t *testing.T) {
 	leakcheck.Check(t)
 	tr := newTransport(t)
 	good, bad, sk := newKeys(t), newKeys(t), newKeys(t)
-	var logs logBuf
+	var logs testutil.Buffer
 	auth := func(ctx context.Context, req AuthRequest) Decision {
 		if req.Key == bad.Public {
 			panic("authorizer bug")
@@ -372,7 +349,7 @@ func TestStalledHandshakesDoNotBlockOthers(t *testing.T) {
 	tr := newTransport(t)
 	ck, sk := newKeys(t), newKeys(t)
 	r, _, hp := goServer(t, tr, ServerConfig{Keys: sk, AllowAnyClient: true, HandshakeTimeout: 2 * time.Second})
-	echo(t, r)
+	echo(t, r, nil)
 	var stalled []net.Conn
 	for i := range 20 {
 		nc, err := net.Dial("tcp", hp)
