@@ -249,16 +249,22 @@ def read_command(deadline):
     return None
 
 
+def commands(args):
+    """The benchmark commands on stdin, split, until EOF or the lifetime ends."""
+    deadline = time.monotonic() + args.lifetime
+    while True:
+        cmd = read_command(deadline)
+        if not cmd:
+            return
+        yield cmd
+
+
 def run_bench_sink(args):
     ctx = zmq.Context()
     args.test_keys = True
     sock, public = make_server(ctx, args)
     out("READY %s %s" % (sock.last_endpoint.decode(), public.decode()))
-    deadline = time.monotonic() + args.lifetime
-    while True:
-        cmd = read_command(deadline)
-        if not cmd:
-            break
+    for cmd in commands(args):
         n = int(cmd[1])
         sock.recv_multipart()
         start = time.perf_counter()
@@ -273,11 +279,7 @@ def run_bench_source(args):
     ctx = zmq.Context()
     sock = make_client(ctx, args.endpoint, args.server_key.encode(), TEST_CLIENT_PUBLIC, TEST_CLIENT_SECRET)
     out("READY")
-    deadline = time.monotonic() + args.lifetime
-    while True:
-        cmd = read_command(deadline)
-        if not cmd:
-            break
+    for cmd in commands(args):
         n, size = int(cmd[1]), int(cmd[2])
         payload = b"x" * size
         for _ in range(n):
@@ -290,11 +292,7 @@ def run_bench_source(args):
 def run_bench_hs(args):
     ctx = zmq.Context()
     out("READY")
-    deadline = time.monotonic() + args.lifetime
-    while True:
-        cmd = read_command(deadline)
-        if not cmd:
-            break
+    for cmd in commands(args):
         n = int(cmd[1])
         start = time.perf_counter()
         for _ in range(n):
