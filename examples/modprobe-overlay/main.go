@@ -72,10 +72,16 @@ type config struct {
 	verbose bool
 }
 
-func parseFlags(args []string, stderr io.Writer) (config, error) {
+func parseFlags(args []string, stdout io.Writer) (config, error) {
 	var c config
 	fl := flag.NewFlagSet(prog, flag.ContinueOnError)
-	fl.SetOutput(stderr)
+	// Errors are reported in one line by run; help goes to stdout.
+	fl.SetOutput(io.Discard)
+	fl.Usage = func() {
+		fmt.Fprintf(stdout, "usage: %s [-size N] [-topo TOPO] [-delay DUR] [-v]\n\nrc1 and rc3 of the embedded default across a CURVE overlay of N brokers.\n\n", prog)
+		fl.SetOutput(stdout)
+		fl.PrintDefaults()
+	}
 	size := fl.Uint("size", 3, "number of brokers (rank 0 and size-1 joiners)")
 	fl.StringVar(&c.topo, "topo", "kary:2", "tbon.topo of the instance")
 	fl.DurationVar(&c.delay, "delay", 10*time.Millisecond, "simulated start-up (and shut-down) time of every module")
@@ -97,7 +103,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, o options) int {
-	c, err := parseFlags(args, stderr)
+	c, err := parseFlags(args, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}

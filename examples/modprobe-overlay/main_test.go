@@ -133,7 +133,7 @@ func TestCommandLineExitCodes(t *testing.T) {
 		code int
 		text string
 	}{
-		{[]string{"-h"}, 0, "-delay"},
+		{[]string{"-h"}, 0, ""},
 		{[]string{"-size", "0"}, 2, "-size 0: want 1 to 64 brokers"},
 		{[]string{"-delay", "-1s"}, 2, "-delay -1s: negative duration"},
 		{[]string{"extra"}, 2, `unexpected argument "extra"`},
@@ -143,7 +143,13 @@ func TestCommandLineExitCodes(t *testing.T) {
 		var out, errb bytes.Buffer
 		code := run(context.Background(), tc.args, &out, &errb, testEnv())
 		assert.Equal(t, tc.code, code, "%v: exit code", tc.args)
+		if tc.code == 0 {
+			assert.Contains(t, out.String(), "usage: modprobe-overlay", "help goes to stdout")
+			assert.Empty(t, errb.String())
+			continue
+		}
 		assert.Contains(t, errb.String(), tc.text, "%v", tc.args)
+		assert.Equal(t, 1, strings.Count(errb.String(), "\n"), "%v: one line", tc.args)
 	}
 }
 
