@@ -448,10 +448,19 @@ func lostError(err error) error {
 // send queues m for the broker. wait bounds the wait for queue room; a nil
 // wait (responses) never waits.
 func (h *Handle) send(wait context.Context, m *fluxkit.Message) error {
+	return h.enqueue(m, func() error { return h.out.put(wait, m) })
+}
+
+// sendNoWait queues m without waiting for room in the send queue.
+func (h *Handle) sendNoWait(m *fluxkit.Message) error {
+	return h.enqueue(m, func() error { return h.out.putNoWait(m) })
+}
+
+func (h *Handle) enqueue(m *fluxkit.Message, put func() error) error {
 	if h.stamp != nil {
 		m.Userid, m.Rolemask = h.stamp.Userid, h.stamp.Roles
 	}
-	if err := h.out.put(wait, m); err != nil {
+	if err := put(); err != nil {
 		if errors.Is(err, errOutClosed) {
 			return h.endedErr()
 		}

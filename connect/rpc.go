@@ -230,12 +230,22 @@ func (q *outQueue) init(w deadlineWriter, max int, fail func(error)) {
 	q.room = make(chan struct{})
 }
 
-// put encodes m onto the queue. With a non-nil wait it first waits, bounded
-// by wait, while the queue holds more than max bytes, and then writes the
-// queue itself when no other goroutine is writing.
+// put encodes m onto the queue. It first waits, bounded by wait, while the
+// queue holds more than max bytes, and then writes the queue itself when no
+// other goroutine is writing.
 func (q *outQueue) put(wait context.Context, m *fluxkit.Message) error {
+	return q.enqueue(wait, true, m)
+}
+
+// putNoWait queues m without waiting for room: a responder must not block
+// the service handler that answers, so its queue may run past max.
+func (q *outQueue) putNoWait(m *fluxkit.Message) error {
+	return q.enqueue(context.Background(), false, m)
+}
+
+func (q *outQueue) enqueue(wait context.Context, block bool, m *fluxkit.Message) error {
 	q.mu.Lock()
-	for wait != nil && len(q.buf) > q.max && !q.closed {
+	for block && len(q.buf) > q.max && !q.closed {
 		room := q.room
 		q.mu.Unlock()
 		select {
@@ -252,7 +262,7 @@ func (q *outQueue) put(wait context.Context, m *fluxkit.Message) error {
 	q.buf = appendMessage(q.buf, m)
 	switch {
 	case q.writing:
-	case wait != nil:
+	case block:
 		q.drainLocked(true)
 	default:
 		select {
