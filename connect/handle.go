@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/internal/callq"
 )
 
 // Config configures a connection. The zero Config (but for URI, which may be
@@ -96,10 +97,10 @@ type Handle struct {
 	wg     sync.WaitGroup
 	done   chan struct{}
 
+	calls callq.Table
+
 	mu       sync.Mutex
-	err      error // why the handle ended; nil while it runs
-	nextTag  uint32
-	calls    map[uint32]*call
+	err      error                    // why the handle ended; nil while it runs
 	handlers map[string]*registration // by topic
 	services map[string]*service      // by service name
 	subs     map[*subscription]struct{}
@@ -234,7 +235,6 @@ func newHandle(cfg Config, uri string, tr transport, stamp *fluxkit.Cred) *Handl
 		ctx:      ctx,
 		cancel:   cancel,
 		done:     make(chan struct{}),
-		calls:    map[uint32]*call{},
 		handlers: map[string]*registration{},
 		services: map[string]*service{},
 		subs:     map[*subscription]struct{}{},
@@ -388,8 +388,6 @@ func (h *Handle) end(reason error) {
 		return
 	}
 	h.err = reason
-	calls := h.calls
-	h.calls = map[uint32]*call{}
 	subs := h.subs
 	h.subs = map[*subscription]struct{}{}
 	regs := h.handlers
@@ -400,11 +398,9 @@ func (h *Handle) end(reason error) {
 	_ = h.tr.Close()
 	h.out.close()
 	h.in.close()
-	for _, c := range calls {
-		c.terminate(reason)
-	}
+	h.calls.Close(reason)
 	for s := range subs {
-		s.terminate(reason)
+		s.Fail(reason)
 	}
 	for _, r := range regs {
 		r.cancel()
@@ -445,19 +441,31 @@ func lostError(err error) error {
 	return &fluxkit.Error{Errnum: fluxkit.ECONNRESET, Text: "connect: broker connection lost: " + err.Error()}
 }
 
-// send queues m for the broker. wait bounds the wait for queue room; a nil
-// wait (responses) never waits.
-func (h *Handle) send(wait context.Context, m *fluxkit.Message) error {
+// send queues m for the broker, waiting (bounded by ctx) for room in the
+// queue.
+func (h *Handle) send(ctx context.Context, m *fluxkit.Message) error {
+	h.stampCred(m)
+	return h.sendErr(h.out.put(ctx, m))
+}
+
+// reply queues a response, which never waits for room.
+func (h *Handle) reply(m *fluxkit.Message) error {
+	h.stampCred(m)
+	return h.sendErr(h.out.putNoWait(m))
+}
+
+func (h *Handle) stampCred(m *fluxkit.Message) {
 	if h.stamp != nil {
 		m.Userid, m.Rolemask = h.stamp.Userid, h.stamp.Roles
 	}
-	if err := h.out.put(wait, m); err != nil {
-		if errors.Is(err, errOutClosed) {
-			return h.endedErr()
-		}
-		return err
+}
+
+// sendErr turns a closed queue into the reason the handle ended.
+func (h *Handle) sendErr(err error) error {
+	if errors.Is(err, errOutClosed) {
+		return h.endedErr()
 	}
-	return nil
+	return err
 }
 
 // endedErr is the error for an operation attempted after the handle ended.

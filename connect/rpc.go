@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/internal/callq"
 )
 
 // Request sends req; see [fluxkit.Handle]. The handle assigns the matchtag,
@@ -40,21 +41,19 @@ func (h *Handle) Request(ctx context.Context, req *fluxkit.Message) (fluxkit.Cal
 	if m.Userid == 0 && m.Rolemask == 0 {
 		m.Userid = fluxkit.UseridUnknown
 	}
-	var c *call
-	h.mu.Lock()
-	if h.err != nil {
-		err := h.err
-		h.mu.Unlock()
-		return nil, err
-	}
-	if !noResp {
-		m.Matchtag = h.allocTag()
-		c = &call{h: h, tag: m.Matchtag, streaming: m.IsStreaming(), signal: make(chan struct{}, 1)}
-		h.calls[m.Matchtag] = c
-	} else {
+	var c *callq.Call
+	if noResp {
 		m.Matchtag = fluxkit.MatchtagNone
+		if err := h.Err(); err != nil {
+			return nil, err
+		}
+	} else {
+		var err error
+		if c, err = h.calls.Add(m.IsStreaming()); err != nil {
+			return nil, err
+		}
+		m.Matchtag = c.Matchtag()
 	}
-	h.mu.Unlock()
 	if err := h.send(ctx, &m); err != nil {
 		if c != nil {
 			c.Close()
@@ -67,127 +66,9 @@ func (h *Handle) Request(ctx context.Context, req *fluxkit.Message) (fluxkit.Cal
 	return c, nil
 }
 
-// allocTag returns a matchtag no pending call holds, never 0. Called with
-// h.mu held.
-func (h *Handle) allocTag() uint32 {
-	for {
-		h.nextTag++
-		if h.nextTag == fluxkit.MatchtagNone {
-			continue
-		}
-		if _, busy := h.calls[h.nextTag]; !busy {
-			return h.nextTag
-		}
-	}
-}
-
 // deliverResponse hands a response to the call that holds its matchtag; a
 // response nobody waits for (a closed call) is dropped.
-func (h *Handle) deliverResponse(m *fluxkit.Message) {
-	h.mu.Lock()
-	c := h.calls[m.Matchtag]
-	if c == nil {
-		h.mu.Unlock()
-		return
-	}
-	final := m.Errnum != 0 || !c.streaming
-	if final {
-		delete(h.calls, m.Matchtag)
-	}
-	h.mu.Unlock()
-	c.push(m, final)
-}
-
-// call is an RPC in flight.
-type call struct {
-	h         *Handle
-	tag       uint32
-	streaming bool
-	signal    chan struct{}
-
-	mu     sync.Mutex
-	q      []*fluxkit.Message
-	ended  bool  // the final response is queued
-	err    error // the handle ended first
-	closed bool
-}
-
-func (c *call) Matchtag() uint32 { return c.tag }
-
-func (c *call) push(m *fluxkit.Message, final bool) {
-	c.mu.Lock()
-	if c.closed || c.ended {
-		c.mu.Unlock()
-		return
-	}
-	c.q = append(c.q, m)
-	c.ended = final
-	c.mu.Unlock()
-	c.wake()
-}
-
-func (c *call) wake() {
-	select {
-	case c.signal <- struct{}{}:
-	default:
-	}
-}
-
-func (c *call) terminate(err error) {
-	c.mu.Lock()
-	if c.err == nil {
-		c.err = err
-	}
-	c.mu.Unlock()
-	c.wake()
-}
-
-// Recv returns the next response; see [fluxkit.Call]. Responses that
-// arrived before the handle ended are still returned, then its error.
-func (c *call) Recv(ctx context.Context) (*fluxkit.Message, error) {
-	for {
-		c.mu.Lock()
-		if len(c.q) > 0 {
-			m := c.q[0]
-			c.q[0] = nil
-			c.q = c.q[1:]
-			c.mu.Unlock()
-			return m, fluxkit.ErrorFromResponse(m)
-		}
-		switch {
-		case c.ended || c.closed:
-			c.mu.Unlock()
-			return nil, fluxkit.Errorf(fluxkit.ENODATA, "no more responses")
-		case c.err != nil:
-			err := c.err
-			c.mu.Unlock()
-			return nil, err
-		}
-		c.mu.Unlock()
-		select {
-		case <-c.signal:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-}
-
-func (c *call) Close() {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return
-	}
-	c.closed = true
-	c.q = nil
-	c.mu.Unlock()
-	h := c.h
-	h.mu.Lock()
-	if h.calls[c.tag] == c {
-		delete(h.calls, c.tag)
-	}
-	h.mu.Unlock()
-}
+func (h *Handle) deliverResponse(m *fluxkit.Message) { h.calls.Deliver(m) }
 
 // outQueue is what has been sent and not yet written, kept encoded so that
 // one write carries many messages. One goroutine at a time is the writer and
@@ -230,18 +111,25 @@ func (q *outQueue) init(w deadlineWriter, max int, fail func(error)) {
 	q.room = make(chan struct{})
 }
 
-// put encodes m onto the queue. With a non-nil wait it first waits, bounded
-// by wait, while the queue holds more than max bytes, and then writes the
-// queue itself when no other goroutine is writing.
-func (q *outQueue) put(wait context.Context, m *fluxkit.Message) error {
+// put encodes m onto the queue for a caller: it first waits, bounded by
+// ctx, while the queue holds more than max bytes, and then writes the queue
+// itself when no other goroutine is writing.
+func (q *outQueue) put(ctx context.Context, m *fluxkit.Message) error { return q.add(ctx, m, true) }
+
+// putNoWait encodes m onto the queue however full it is and leaves the
+// writing to the writer goroutine: the handle's own goroutines (the reader
+// sending responses) must never block on the socket.
+func (q *outQueue) putNoWait(m *fluxkit.Message) error { return q.add(context.Background(), m, false) }
+
+func (q *outQueue) add(ctx context.Context, m *fluxkit.Message, caller bool) error {
 	q.mu.Lock()
-	for wait != nil && len(q.buf) > q.max && !q.closed {
+	for caller && len(q.buf) > q.max && !q.closed {
 		room := q.room
 		q.mu.Unlock()
 		select {
 		case <-room:
-		case <-wait.Done():
-			return wait.Err()
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 		q.mu.Lock()
 	}
@@ -252,7 +140,7 @@ func (q *outQueue) put(wait context.Context, m *fluxkit.Message) error {
 	q.buf = appendMessage(q.buf, m)
 	switch {
 	case q.writing:
-	case wait != nil:
+	case caller:
 		q.drainLocked(true)
 	default:
 		select {

@@ -250,5 +250,5 @@ func (r *responder) send(m *fluxkit.Message, final bool) error {
 	}
 	r.done = final
 	r.mu.Unlock()
-	return r.h.send(nil, m)
+	return r.h.reply(m)
 }

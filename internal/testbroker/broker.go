@@ -271,7 +271,7 @@ func (b *Broker) Close() error {
 	// End every caller's calls first, so that they see the instance
 	// closing rather than the services that go away in the second pass.
 	for _, h := range hs {
-		h.endCalls(errClosed)
+		h.calls.Fail(errClosed)
 	}
 	for _, h := range hs {
 		h.shutdown(false)

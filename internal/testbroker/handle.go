@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/internal/callq"
 )
 
 // Handle is a client connection to one rank. It implements fluxkit.Handle.
@@ -19,10 +20,10 @@ type Handle struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	calls callq.Table
+
 	mu         sync.Mutex
 	closed     bool
-	nextTag    uint32
-	calls      map[uint32]*call
 	handlers   map[string]*registration
 	services   map[string]int // topics registered per service
 	inbox      []delivery
@@ -65,7 +66,6 @@ func newHandle(b *Broker, r *Rank, cred fluxkit.Cred) *Handle {
 		uuid:     b.newUUID(),
 		ctx:      ctx,
 		cancel:   cancel,
-		calls:    map[uint32]*call{},
 		handlers: map[string]*registration{},
 		services: map[string]int{},
 		signal:   make(chan struct{}, 1),
@@ -103,8 +103,6 @@ func (h *Handle) shutdown(disconnect bool) {
 		return
 	}
 	h.closed = true
-	calls := h.calls
-	h.calls = nil
 	pending := h.pending
 	h.pending = nil
 	used := h.used
@@ -123,9 +121,7 @@ func (h *Handle) shutdown(disconnect bool) {
 	h.wake()
 	h.b.forget(h)
 
-	for _, c := range calls {
-		c.terminate(errClosed)
-	}
+	h.calls.Close(errClosed)
 	for svc := range services {
 		h.rank.removeService(svc, h)
 	}
@@ -133,7 +129,7 @@ func (h *Handle) shutdown(disconnect bool) {
 		rsp.fail(fluxkit.Errorf(fluxkit.ENOSYS, "service went away"))
 	}
 	for s := range subs {
-		s.close()
+		s.unsubscribe()
 	}
 	if disconnect {
 		for t := range used {
@@ -154,16 +150,6 @@ func (h *Handle) shutdown(disconnect bool) {
 				h.b.transmit(h.rank.id, t.rank, deliver)
 			}
 		}
-	}
-}
-
-func (h *Handle) endCalls(err error) {
-	h.mu.Lock()
-	calls := h.calls
-	h.calls = map[uint32]*call{}
-	h.mu.Unlock()
-	for _, c := range calls {
-		c.terminate(err)
 	}
 }
 
@@ -203,20 +189,22 @@ func (h *Handle) Request(ctx context.Context, req *fluxkit.Message) (fluxkit.Cal
 		m.Nodeid = h.rank.id
 	}
 
-	var c *call
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
-		return nil, errClosed
-	}
+	var c *callq.Call
 	if noResp {
 		m.Matchtag = fluxkit.MatchtagNone
+		h.mu.Lock()
+		closed := h.closed
+		h.mu.Unlock()
+		if closed {
+			return nil, errClosed
+		}
 	} else {
-		m.Matchtag = h.allocTag()
-		c = &call{h: h, tag: m.Matchtag, streaming: m.Flags&fluxkit.FlagStreaming != 0, signal: make(chan struct{}, 1)}
-		h.calls[m.Matchtag] = c
+		var err error
+		if c, err = h.calls.Add(m.Flags&fluxkit.FlagStreaming != 0); err != nil {
+			return nil, err
+		}
+		m.Matchtag = c.Matchtag()
 	}
-	h.mu.Unlock()
 
 	rsp := &responder{b: h.b, caller: h, noResponse: noResp}
 	rsp.req = &m
@@ -246,24 +234,11 @@ func (h *Handle) Request(ctx context.Context, req *fluxkit.Message) (fluxkit.Cal
 	return callOrNil(c), nil
 }
 
-func callOrNil(c *call) fluxkit.Call {
+func callOrNil(c *callq.Call) fluxkit.Call {
 	if c == nil {
 		return nil
 	}
 	return c
-}
-
-// allocTag returns a free matchtag, never 0. Called with h.mu held.
-func (h *Handle) allocTag() uint32 {
-	for {
-		h.nextTag++
-		if h.nextTag == fluxkit.MatchtagNone {
-			continue
-		}
-		if _, busy := h.calls[h.nextTag]; !busy {
-			return h.nextTag
-		}
-	}
 }
 
 // route finds the handle serving m and its rank.
@@ -557,103 +532,4 @@ func (r *responder) fail(err error) {
 	r.caller.deliverResponse(errorResponse(r.req, err))
 }
 
-func (h *Handle) deliverResponse(resp *fluxkit.Message) {
-	h.mu.Lock()
-	c := h.calls[resp.Matchtag]
-	if c == nil {
-		h.mu.Unlock()
-		return
-	}
-	final := resp.Errnum != 0 || !c.streaming
-	if final {
-		delete(h.calls, resp.Matchtag)
-	}
-	h.mu.Unlock()
-	c.push(resp, final)
-}
-
-// call is an RPC in flight on the caller's side.
-type call struct {
-	h         *Handle
-	tag       uint32
-	streaming bool
-	signal    chan struct{}
-
-	mu     sync.Mutex
-	q      []*fluxkit.Message
-	ended  bool  // the final response is queued
-	err    error // a local end: handle closed
-	closed bool
-}
-
-func (c *call) Matchtag() uint32 { return c.tag }
-
-func (c *call) push(m *fluxkit.Message, final bool) {
-	c.mu.Lock()
-	if c.closed || c.ended {
-		c.mu.Unlock()
-		return
-	}
-	c.q = append(c.q, m)
-	c.ended = final
-	c.mu.Unlock()
-	select {
-	case c.signal <- struct{}{}:
-	default:
-	}
-}
-
-func (c *call) terminate(err error) {
-	c.mu.Lock()
-	c.err = err
-	c.mu.Unlock()
-	select {
-	case c.signal <- struct{}{}:
-	default:
-	}
-}
-
-func (c *call) Recv(ctx context.Context) (*fluxkit.Message, error) {
-	for {
-		c.mu.Lock()
-		if len(c.q) > 0 {
-			m := c.q[0]
-			c.q[0] = nil
-			c.q = c.q[1:]
-			c.mu.Unlock()
-			return m, fluxkit.ErrorFromResponse(m)
-		}
-		switch {
-		case c.ended || c.closed:
-			c.mu.Unlock()
-			return nil, fluxkit.Errorf(fluxkit.ENODATA, "no more responses")
-		case c.err != nil:
-			err := c.err
-			c.mu.Unlock()
-			return nil, err
-		}
-		c.mu.Unlock()
-		select {
-		case <-c.signal:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-}
-
-func (c *call) Close() {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return
-	}
-	c.closed = true
-	c.q = nil
-	c.mu.Unlock()
-	h := c.h
-	h.mu.Lock()
-	if h.calls != nil && h.calls[c.tag] == c {
-		delete(h.calls, c.tag)
-	}
-	h.mu.Unlock()
-}
+func (h *Handle) deliverResponse(resp *fluxkit.Message) { h.calls.Deliver(resp) }
