@@ -35,7 +35,7 @@ func TestM02UnknownTaskArgument(t *testing.T) {
 
 func TestM03TaskNameRequired(t *testing.T) {
 	h := newHarness(t, testbroker.Config{})
-	_, err := h.mp(0).Run(ctxT(t), RC{Tasks: []Task{{Ranks: "0"}}})
+	_, err := h.mp(0).Run(ctxT(t), RC{Tasks: []Task{{Ranks: MustParseRanks("0")}}})
 	require.EqualError(t, err, `task missing required name argument: @task("name")`)
 	f := h.write("t.toml", "[[tasks]]\nranks = \"0\"\n")
 	_, err = h.mp(0).PrepareRunFile(ctxT(t), f)
@@ -290,10 +290,12 @@ func TestM18NeedsEnv(t *testing.T) {
 
 func TestM19BadRanks(t *testing.T) {
 	h := newHarness(t, testbroker.Config{})
-	_, err := h.mp(0).Run(ctxT(t), RC{Tasks: []Task{{Name: "x", Ranks: "=0"}}})
-	assert.EqualError(t, err, "ranks: invalid idset: =0")
-	_, err = h.mp(0).Run(ctxT(t), RC{Tasks: []Task{{Name: "x", Ranks: ">=1"}}})
-	assert.EqualError(t, err, "invalid literal for int() with base 10: '=1'")
+	f := h.write("bad.toml", "[[tasks]]\nname = \"x\"\nranks = \"=0\"\n")
+	_, err := h.mp(0).PrepareRunFile(ctxT(t), f)
+	assert.ErrorContains(t, err, "ranks: invalid idset: =0")
+	f = h.write("bad.toml", "[[tasks]]\nname = \"x\"\nranks = \">=1\"\n")
+	_, err = h.mp(0).PrepareRunFile(ctxT(t), f)
+	assert.ErrorContains(t, err, "invalid literal for int() with base 10: '=1'")
 	h.write("modprobe.d/x.toml", "[[modules]]\nname = \"m\"\nranks = 0\n")
 	h.env["FLUX_MODPROBE_PATH"] = h.dir
 	_, err = h.mp(0).Show(ctxT(t), "m", Selection{})
@@ -302,21 +304,21 @@ func TestM19BadRanks(t *testing.T) {
 
 func TestM20RankConditionals(t *testing.T) {
 	cases := []struct {
-		ranks string
+		ranks Ranks
 		after []string
 		rank  uint32
 		want  string
 	}{
-		{">0", nil, 0, "first\n"},
-		{">0", nil, 1, "first\nlast\n"},
-		{"<1", nil, 1, "first\n"},
-		{"<1", nil, 0, "first\nlast\n"},
-		{"0", []string{"first"}, 0, "first\nlast\n"},
-		{"0", nil, 1, "first\n"},
-		{"", nil, 1, "first\nlast\n"},
+		{MustParseRanks(">0"), nil, 0, "first\n"},
+		{MustParseRanks(">0"), nil, 1, "first\nlast\n"},
+		{MustParseRanks("<1"), nil, 1, "first\n"},
+		{MustParseRanks("<1"), nil, 0, "first\nlast\n"},
+		{MustParseRanks("0"), []string{"first"}, 0, "first\nlast\n"},
+		{MustParseRanks("0"), nil, 1, "first\n"},
+		{Ranks{}, nil, 1, "first\nlast\n"},
 	}
 	for _, c := range cases {
-		t.Run(c.ranks, func(t *testing.T) {
+		t.Run(c.ranks.String(), func(t *testing.T) {
 			h := newHarness(t, testbroker.Config{Size: 2})
 			_, err := h.mp(c.rank).Run(ctxT(t), RC{Tasks: []Task{
 				printTask(Task{Name: "first", Before: []string{"*"}}),
@@ -333,7 +335,7 @@ func TestM21NeedsAcrossRanks(t *testing.T) {
 	simple := func() RC {
 		return RC{Tasks: []Task{
 			printTask(Task{Name: "first", Before: []string{"*"}}),
-			printTask(Task{Name: "needed", Ranks: "0"}),
+			printTask(Task{Name: "needed", Ranks: MustParseRanks("0")}),
 			printTask(Task{Name: "last", Needs: []string{"needed"}, After: []string{"needed"}}),
 		}}
 	}
@@ -348,7 +350,7 @@ func TestM21NeedsAcrossRanks(t *testing.T) {
 	chained := func() RC {
 		return RC{Tasks: []Task{
 			printTask(Task{Name: "first", Before: []string{"*"}}),
-			printTask(Task{Name: "needed", Ranks: "1"}),
+			printTask(Task{Name: "needed", Ranks: MustParseRanks("1")}),
 			printTask(Task{Name: "next", Needs: []string{"needed"}, After: []string{"needed"}}),
 			printTask(Task{Name: "last", Needs: []string{"next"}, After: []string{"next"}}),
 		}}

@@ -197,6 +197,7 @@
 //     which flux-core lacks; a panicking task fails like an erroring one;
 //   - FLUX_MODPROBE_PATH_PREPEND does not exist.
 //
-// For a Go task, an empty Ranks means "all" and a zero Priority means 100;
-// in TOML, ranks = "" is the empty set and priority = 0 is zero.
+// A Go task's zero Ranks is "all" and its nil Priority is DefaultPriority,
+// as an unset key is in TOML; ranks = "" (the empty set, MustParseRanks(""))
+// and priority = 0 (new(0)) mean what they say in both.
 package modprobe

@@ -126,3 +126,22 @@ print = "content checked"
 	// content checked
 	// <nil> 2
 }
+
+// A rank condition says where a task or module runs.
+func ExampleParseRanks() {
+	for _, cond := range []string{"all", ">0", "<2", "0,5,7"} {
+		r := modprobe.MustParseRanks(cond)
+		fmt.Printf("%-5s rank0=%t rank1=%t rank5=%t\n", r, r.Contains(0), r.Contains(1), r.Contains(5))
+	}
+	_, err := modprobe.ParseRanks(">=1")
+	fmt.Println(err)
+	_, err = modprobe.ParseRanks("1-0")
+	fmt.Println(err)
+	// Output:
+	// all   rank0=true rank1=true rank5=true
+	// >0    rank0=false rank1=true rank5=true
+	// <2    rank0=true rank1=true rank5=false
+	// 0,5,7 rank0=true rank1=false rank5=true
+	// invalid literal for int() with base 10: '=1'
+	// ranks: invalid idset: 1-0
+}

@@ -111,7 +111,7 @@ func (p *planner) checkEnabled(e *entry) bool {
 	if e.forceEnabled {
 		return true
 	}
-	if e.disabled || !e.ranks.Test(p.facts.Rank) {
+	if e.disabled || !e.ranks.Contains(p.facts.Rank) {
 		return false
 	}
 	return specsPass(e.needsConfig, p.facts.configSet) &&

@@ -7,8 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"unicode"
-
-	"github.com/fluxkit/fluxkit/idset"
 )
 
 // DefaultPriority is the priority of a task or module that sets none.
@@ -21,9 +19,8 @@ type Task struct {
 	// module or a service) is not added again; activating it activates
 	// the existing entry, as in flux-core.
 	Name string
-	// Ranks is a rank condition: "all", ">N", "<N" or an RFC 22 idset.
-	// Empty means "all" here (a Go zero value); "[]" matches no rank.
-	Ranks string
+	// Ranks is where the task runs. The zero Ranks is "all".
+	Ranks Ranks
 	// Provides lists services this task can stand in for.
 	Provides []string
 	// Requires activates these names too; it does not order them.
@@ -38,9 +35,9 @@ type Task struct {
 	// broker config keys and environment variables that must be set
 	// ("!x": must be unset). Any value counts as set.
 	NeedsAttrs, NeedsConfig, NeedsEnv []string
-	// Priority chooses among alternatives (higher wins); 0 means
-	// DefaultPriority.
-	Priority int
+	// Priority chooses among alternatives (higher wins). Nil means
+	// DefaultPriority; zero is a priority like any other (new(0)).
+	Priority *int
 	// Disabled disables the task; it can still be force-enabled.
 	Disabled bool
 	// Run does the work. Verbose runs log "start NAME" and "completed
@@ -64,7 +61,7 @@ type entry struct {
 	module   string
 	args     []string
 	exec     bool
-	ranks    idset.Ranks
+	ranks    Ranks
 	provides []string
 	requires []string
 	needs    []string
@@ -104,29 +101,6 @@ func (e *entry) clone() *entry {
 	c := *e
 	return &c
 }
-
-// ParseRanks parses a rank condition with flux-core's error texts:
-// "ranks: invalid idset: ARG" for a bad idset and Python's
-// "invalid literal for int() with base 10: 'X'" for a bad ">N" or "<N".
-// Go integer syntax is used for N: Python's int() also takes surrounding
-// whitespace and "_" separators, which are rejected here.
-func ParseRanks(s string) (idset.Ranks, error) {
-	r, err := idset.ParseRanks(s)
-	if err != nil && s != "" && (s[0] == '>' || s[0] == '<') {
-		return r, &intLiteralError{lit: s[1:], err: err}
-	}
-	return r, err
-}
-
-type intLiteralError struct {
-	lit string
-	err error
-}
-
-func (e *intLiteralError) Error() string {
-	return "invalid literal for int() with base 10: " + pyQuote(e.lit)
-}
-func (e *intLiteralError) Unwrap() error { return e.err }
 
 // checkName refuses names that the comma-separated disable lists, the "*"
 // of before and after, or a terminal could not carry.
@@ -178,20 +152,14 @@ func newTaskEntry(t Task) (*entry, error) {
 		needsAttrs:  slices.Clone(t.NeedsAttrs),
 		needsConfig: slices.Clone(t.NeedsConfig),
 		needsEnv:    slices.Clone(t.NeedsEnv),
-		priority:    t.Priority,
+		ranks:       t.Ranks,
+		priority:    DefaultPriority,
 		disabled:    t.Disabled,
 		run:         t.Run,
 		origin:      "go",
 	}
-	if e.priority == 0 {
-		e.priority = DefaultPriority
-	}
-	if t.Ranks != "" {
-		r, err := ParseRanks(t.Ranks)
-		if err != nil {
-			return nil, err
-		}
-		e.ranks = r
+	if t.Priority != nil {
+		e.priority = *t.Priority
 	}
 	if err := e.checkStar(); err != nil {
 		return nil, err
@@ -322,7 +290,7 @@ func (e *entry) setField(key string, v any) error {
 		case "args":
 			e.args = nil
 		case "ranks":
-			e.ranks = idset.Ranks{}
+			e.ranks = Ranks{}
 		case "provides":
 			e.provides = nil
 		case "requires":
