@@ -232,7 +232,7 @@ func BenchmarkBrokerLoad500(b *testing.B) {
 		for _, n := range names {
 			tb.Rank(0).SetModuleLatency(n, 20*time.Millisecond)
 		}
-		m, err := New(Config{Handle: tb.Owner(0), Builtin: memFS{"modprobe.toml": src}, ConfDir: "/nonexistent",
+		m, err := New(tb.Owner(0), Config{Builtin: memFS{"modprobe.toml": src}, ConfDir: "/nonexistent",
 			LookupEnv: func(string) (string, bool) { return "", false }})
 		if err != nil {
 			b.Fatal(err)

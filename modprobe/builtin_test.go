@@ -141,7 +141,8 @@ func TestFsckFailureRemovesContentDump(t *testing.T) {
 	h.stubServices(0).set(aCheckpoint, nil)
 	sh := &fakeShell{fail: map[string]error{fsckCommand: &ExitError{Code: 1}}}
 	ah := &attrRmHandle{Handle: h.b.Owner(0)}
-	err := h.rc1(sh, func(c *Config) { c.Handle = ah })
+	h.via = ah
+	err := h.rc1(sh)
 	require.Error(t, err)
 	assert.Contains(t, h.stderr.String(), "fsck: bash: exited with exit status 1\n")
 	assert.Equal(t, []string{"content.dump"}, ah.names(), "rc3 must not dump what fsck could not repair")
@@ -152,7 +153,8 @@ func TestFsckFailureRemovesContentDump(t *testing.T) {
 	h.stubServices(0).set(aCheckpoint, nil)
 	sh = &fakeShell{fail: map[string]error{fsckCommand: errors.New("bash: no such file")}}
 	ah = &attrRmHandle{Handle: h.b.Owner(0)}
-	require.Error(t, h.rc1(sh, func(c *Config) { c.Handle = ah }))
+	h.via = ah
+	require.Error(t, h.rc1(sh))
 	assert.Empty(t, ah.names())
 }
 

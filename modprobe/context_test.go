@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/internal/testbroker"
@@ -236,12 +237,22 @@ func TestModuleLoadFailure(t *testing.T) {
 	assert.Contains(t, h.b.Rank(0).Modules(), "content", "no rollback")
 }
 
-func TestNewValidates(t *testing.T) {
-	_, err := New(Config{})
-	assert.Error(t, err)
+func TestNewRefusesNoHandleAndWhatValidateRefuses(t *testing.T) {
 	h := newHarness(t, testbroker.Config{})
-	_, err = New(Config{Handle: h.b.Owner(0), Exec: ExecConfig{Limit: -1}})
-	assert.Error(t, err)
+	_, err := New(nil, Config{})
+	assert.EqualError(t, err, "modprobe: New needs a Handle")
+	for cfg, want := range map[*Config]string{
+		{Exec: ExecConfig{Limit: -1}}:                      "modprobe: Config.Exec.Limit -1 is negative",
+		{Exec: ExecConfig{TaskTimeout: -time.Millisecond}}: "modprobe: Config.Exec.TaskTimeout -1ms is negative",
+	} {
+		assert.EqualError(t, cfg.Validate(), want)
+		_, err = New(h.b.Owner(0), *cfg)
+		assert.EqualError(t, err, want, "New refuses what Validate refuses")
+	}
+	var zero Config
+	assert.NoError(t, zero.Validate(), "the zero Config is valid")
+	_, err = Execute(ctxT(t), map[string][]string{"a": nil}, ExecConfig{Limit: -2}, func(context.Context, string) error { return nil })
+	assert.EqualError(t, err, "modprobe: ExecConfig.Limit -2 is negative")
 }
 
 func TestRemoveModulesFromSetup(t *testing.T) {

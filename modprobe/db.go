@@ -204,6 +204,14 @@ func (d *db) setAlternative(service, name string) error {
 	return nil
 }
 
+// prefer makes e the provider of every service it provides, as loading it
+// does.
+func (d *db) prefer(e *entry) {
+	for _, svc := range e.provides {
+		_ = d.setAlternative(svc, e.name) // e provides svc: cannot fail
+	}
+}
+
 func noSuchModuleOrTask(name string) error {
 	return fmt.Errorf("no such module or task %s", pyQuote(name))
 }

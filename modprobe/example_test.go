@@ -22,8 +22,7 @@ func Example() {
 		return
 	}
 	defer b.Close()
-	m, err := modprobe.New(modprobe.Config{
-		Handle:    b.Owner(1),
+	m, err := modprobe.New(b.Owner(1), modprobe.Config{
 		DryRun:    true,
 		ConfDir:   "/nonexistent",
 		LookupEnv: func(string) (string, bool) { return "", false },
@@ -52,7 +51,7 @@ func Example() {
 func ExampleModprobe_Run() {
 	b, _ := testbroker.Start(testbroker.Config{})
 	defer b.Close()
-	m, _ := modprobe.New(modprobe.Config{Handle: b.Owner(0), Stdout: os.Stdout, ConfDir: "/nonexistent"})
+	m, _ := modprobe.New(b.Owner(0), modprobe.Config{Stdout: os.Stdout, ConfDir: "/nonexistent"})
 	say := func(s string) func(context.Context, *modprobe.Context) error {
 		return func(_ context.Context, c *modprobe.Context) error {
 			_, err := fmt.Fprintln(c.Stdout(), s)
@@ -108,8 +107,7 @@ after = ["fsck"]
 when-env = ["!QUIET"]
 print = "content checked"
 `), 0o644)
-	m, _ := modprobe.New(modprobe.Config{
-		Handle:    b.Owner(0),
+	m, _ := modprobe.New(b.Owner(0), modprobe.Config{
 		Stdout:    os.Stdout,
 		ConfDir:   "/nonexistent",
 		LookupEnv: func(string) (string, bool) { return "", false },

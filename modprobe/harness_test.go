@@ -3,7 +3,6 @@ package modprobe
 import (
 	"bytes"
 	"context"
-	"github.com/fluxkit/fluxkit"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fluxkit/fluxkit"
 
 	"github.com/fluxkit/fluxkit/internal/leakcheck"
 	"github.com/fluxkit/fluxkit/internal/testbroker"
@@ -27,6 +28,9 @@ type harness struct {
 	stdout syncBuffer
 	stderr syncBuffer
 	stubs  map[uint32]*fakeServices
+	// via, when set, is the handle every Modprobe of the test uses
+	// instead of an owner handle to its rank.
+	via fluxkit.Handle
 }
 
 type syncBuffer struct {
@@ -91,7 +95,6 @@ func (h *harness) environ() []string {
 func (h *harness) mp(rank uint32, mutate ...func(*Config)) *Modprobe {
 	h.t.Helper()
 	cfg := Config{
-		Handle:    h.b.Owner(rank),
 		LookupEnv: h.lookup,
 		Environ:   h.environ,
 		ConfDir:   filepath.Join(h.dir, "no-such-confdir"),
@@ -101,7 +104,11 @@ func (h *harness) mp(rank uint32, mutate ...func(*Config)) *Modprobe {
 	for _, f := range mutate {
 		f(&cfg)
 	}
-	m, err := New(cfg)
+	var hd fluxkit.Handle = h.b.Owner(rank)
+	if h.via != nil {
+		hd = h.via
+	}
+	m, err := New(hd, cfg)
 	if err != nil {
 		h.t.Fatal(err)
 	}

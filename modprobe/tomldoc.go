@@ -162,7 +162,7 @@ func (d *doc) keys(path string, table map[string]any) []string {
 			rest = append(rest, k)
 		}
 	}
-	sortStrings(rest)
+	slices.Sort(rest)
 	return append(out, rest...)
 }
 

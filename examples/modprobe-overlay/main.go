@@ -358,8 +358,8 @@ func phase(ctx context.Context, in *instance, ranks []uint32, rc int, o options,
 		go func() {
 			defer wg.Done()
 			b := in.brokers[r]
-			m, err := modprobe.New(modprobe.Config{
-				Handle: b, LookupEnv: o.lookupEnv, Shell: simShell{rank: r, log: logf},
+			m, err := modprobe.New(b, modprobe.Config{
+				LookupEnv: o.lookupEnv, Shell: simShell{rank: r, log: logf},
 				Stdout: &rr.out, Stderr: &rr.out, Verbose: verbose,
 			})
 			if err != nil {

@@ -42,7 +42,7 @@ func plannedModules(t *testing.T, size uint32) map[uint32][]string {
 	out := map[uint32][]string{}
 	for r := uint32(0); r < size; r++ {
 		var buf bytes.Buffer
-		m, err := modprobe.New(modprobe.Config{Handle: tb.Owner(r), LookupEnv: testEnv().lookupEnv, DryRun: true, Stdout: &buf, Stderr: io.Discard})
+		m, err := modprobe.New(tb.Owner(r), modprobe.Config{LookupEnv: testEnv().lookupEnv, DryRun: true, Stdout: &buf, Stderr: io.Discard})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -267,7 +267,7 @@ func BenchmarkRC1TestBroker(b *testing.B) {
 	}
 	o := testEnv()
 	run := func(r uint32, rc int) *modprobe.Report {
-		m, err := modprobe.New(modprobe.Config{Handle: tb.Owner(r), LookupEnv: o.lookupEnv, Shell: simShell{rank: r, log: func(string, ...any) {}}, Stdout: io.Discard, Stderr: io.Discard})
+		m, err := modprobe.New(tb.Owner(r), modprobe.Config{LookupEnv: o.lookupEnv, Shell: simShell{rank: r, log: func(string, ...any) {}}, Stdout: io.Discard, Stderr: io.Discard})
 		if err != nil {
 			b.Fatal(err)
 		}
