@@ -257,6 +257,44 @@ func TestTestingCredentialsAreStamped(t *testing.T) {
 	assert.ErrorContains(t, err, `FLUX_HANDLE_USERID="bob"`)
 }
 
+// Userid 0 is root's, not "unset": like flux-core, a handle told to act as
+// userid 0 stamps it, with no roles, whether Config or the environment
+// says so; Config wins over the environment.
+func TestTestingUseridZeroIsStamped(t *testing.T) {
+	seen := make(chan *fluxkit.Message, 4)
+	f := newFakeBroker(t)
+	f.serve = func(c *fakeConn, m *fluxkit.Message) {
+		seen <- m
+		_ = c.respond(m, "{}", 0)
+	}
+	root := func(k string) string {
+		if k == "FLUX_HANDLE_USERID" {
+			return "0"
+		}
+		return ""
+	}
+	for _, cfg := range []Config{
+		{URI: f.uri(), Getenv: noEnv, Userid: new(uint32(0))},
+		{URI: f.uri(), Getenv: root},
+		{URI: f.uri(), Getenv: func(k string) string { return map[string]string{"FLUX_HANDLE_USERID": "7"}[k] }, Userid: new(uint32(0))},
+	} {
+		h, err := New(testCtx(t), cfg)
+		require.NoError(t, err)
+		require.NoError(t, fluxkit.RPC(testCtx(t), h, "t.x", 0, nil, nil))
+		m := <-seen
+		assert.Equal(t, uint32(0), m.Userid)
+		assert.Equal(t, fluxkit.RoleNone, m.Rolemask)
+		h.Close()
+	}
+
+	h, err := New(testCtx(t), Config{URI: f.uri(), Getenv: noEnv})
+	require.NoError(t, err)
+	defer h.Close()
+	require.NoError(t, fluxkit.RPC(testCtx(t), h, "t.x", 0, nil, nil))
+	m := <-seen
+	assert.Equal(t, fluxkit.UseridUnknown, m.Userid, "nothing set: the broker fills in the credentials")
+}
+
 func TestRegisterServesRequests(t *testing.T) {
 	leakcheck.Check(t)
 	responses := make(chan *fluxkit.Message, 16)

@@ -31,7 +31,7 @@ func (r realInstance) Owner(t *testing.T, rank uint32) fluxkit.Handle {
 }
 
 func (r realInstance) Guest(t *testing.T, rank uint32, userid uint32) fluxkit.Handle {
-	return r.open(t, connect.Config{URI: r.in.URIs[rank], Userid: userid, Rolemask: fluxkit.RoleUser})
+	return r.open(t, connect.Config{URI: r.in.URIs[rank], Userid: new(userid), Rolemask: fluxkit.RoleUser})
 }
 
 func (r realInstance) open(t *testing.T, cfg connect.Config) fluxkit.Handle {
