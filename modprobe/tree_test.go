@@ -242,9 +242,7 @@ func BenchmarkDeepChain(b *testing.B) {
 				b.ReportAllocs()
 				b.ResetTimer()
 				for b.Loop() {
-					if err := writeDependencyTree(io.Discard, d, "m0", full, 0); err != nil {
-						b.Fatal(err)
-					}
+					require.NoError(b, writeDependencyTree(io.Discard, d, "m0", full, 0))
 				}
 			})
 		}
