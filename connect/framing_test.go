@@ -40,13 +40,13 @@ func TestLocalVectors(t *testing.T) {
 		m    *fluxkit.Message
 		hex  string
 	}{
-		{"R1", r1, "1200eeff000000300008617474722e676574107b226e616d65223a2272616e6b227d00148e01010bffffffff00000000ffffffff00000001"},
-		{"R2", r2, "1200eeff000000380008617474722e676574187b2276616c7565223a2230222c22666c616773223a317d00148e01020b000003e8000000050000000000000001"},
-		{"R3", r3, "1200eeff000000320008617474722e67657412756e6b6e6f776e2061747472696275746500148e01020bffffffff000000000000000200000001"},
-		{"R4", r4, "1200eeff00000025000e6b76732e646973636f6e6e656374148e01010dffffffff000000000000000300000000"},
-		{"R5", r5, "1200eeff00000035001a6a6f622d6d616e616765722e6576656e74732d6a6f75726e616c037b7d00148e01014bffffffff00000000ffffffff00000002"},
-		{"R6", r6, "1200eeff00000015148e010800ffffffff000000000000000000000000"},
-		{"R7", r7, "1200eeff00000026000f6865617274626561742e70756c7365148e010409ffffffff000000000000000700000000"},
+		{"request", r1, "1200eeff000000300008617474722e676574107b226e616d65223a2272616e6b227d00148e01010bffffffff00000000ffffffff00000001"},
+		{"response with credentials", r2, "1200eeff000000380008617474722e676574187b2276616c7565223a2230222c22666c616773223a317d00148e01020b000003e8000000050000000000000001"},
+		{"error response", r3, "1200eeff000000320008617474722e67657412756e6b6e6f776e2061747472696275746500148e01020bffffffff000000000000000200000001"},
+		{"request without response", r4, "1200eeff00000025000e6b76732e646973636f6e6e656374148e01010dffffffff000000000000000300000000"},
+		{"streaming request", r5, "1200eeff00000035001a6a6f622d6d616e616765722e6576656e74732d6a6f75726e616c037b7d00148e01014bffffffff00000000ffffffff00000002"},
+		{"control", r6, "1200eeff00000015148e010800ffffffff000000000000000000000000"},
+		{"event", r7, "1200eeff00000026000f6865617274626561742e70756c7365148e010409ffffffff000000000000000700000000"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			want := unhex(t, tc.hex)
@@ -58,7 +58,7 @@ func TestLocalVectors(t *testing.T) {
 			assert.Equal(t, tc.m, back)
 		})
 	}
-	t.Run("R8", func(t *testing.T) {
+	t.Run("frame of 255 bytes or more has a 4-byte size", func(t *testing.T) {
 		m := fluxkit.NewRequest("x.y", fluxkit.NodeidAny, bytes.Repeat([]byte("a"), 299))
 		b := appendMessage(nil, m)
 		assert.Equal(t, "1200eeff0000014b0003782e79ff0000012c", hex.EncodeToString(b[:18]))
@@ -97,18 +97,12 @@ func FuzzDecodeMessage(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if n > len(b) {
-			t.Fatalf("used %d of %d bytes", n, len(b))
-		}
+		require.LessOrEqual(t, n, len(b), "used more bytes than given")
 		// A decoded message re-encodes to something that decodes to the
 		// same message (the first encoding may differ: NULs, extra frames).
 		again, _, err := decodeMessage(appendMessage(nil, m))
-		if err != nil {
-			t.Fatalf("re-decode: %v", err)
-		}
-		if !equalMsg(m, again) {
-			t.Fatalf("round trip changed %+v into %+v", m, again)
-		}
+		require.NoError(t, err, "re-decode")
+		require.True(t, equalMsg(m, again), "round trip changed %+v into %+v", m, again)
 	})
 }
 
