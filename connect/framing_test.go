@@ -4,21 +4,14 @@ import (
 	"bytes"
 	"encoding/hex"
 	"io"
-	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-func unhex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-	require.NoError(t, err)
-	return b
-}
 
 // Byte vectors of messages as flux-core's sendfd() writes them on a
 // local:// socket, one per message kind and frame-size form.
@@ -49,7 +42,7 @@ func TestLocalVectors(t *testing.T) {
 		{"event", r7, "1200eeff00000026000f6865617274626561742e70756c7365148e010409ffffffff000000000000000700000000"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			want := unhex(t, tc.hex)
+			want := testutil.Unhex(t, tc.hex)
 			got := appendMessage(nil, tc.m)
 			assert.Equal(t, hex.EncodeToString(want), hex.EncodeToString(got))
 			back, n, err := decodeMessage(want)
@@ -102,24 +95,8 @@ func FuzzDecodeMessage(f *testing.F) {
 		// same message (the first encoding may differ: NULs, extra frames).
 		again, _, err := decodeMessage(appendMessage(nil, m))
 		require.NoError(t, err, "re-decode")
-		require.True(t, equalMsg(m, again), "round trip changed %+v into %+v", m, again)
+		require.True(t, testutil.WireEqual(m, again), "round trip changed %+v into %+v", m, again)
 	})
-}
-
-func equalMsg(a, b *fluxkit.Message) bool {
-	if len(a.Payload) == 0 && len(b.Payload) == 0 {
-		a, b = a.Clone(), b.Clone()
-		a.Payload, b.Payload = nil, nil
-	}
-	// A payload that ended in two NULs loses one per trip; compare modulo
-	// trailing NULs, which flux-core payloads never contain.
-	ap, bp := bytes.TrimRight(a.Payload, "\x00"), bytes.TrimRight(b.Payload, "\x00")
-	at, bt := strings.TrimRight(a.Topic, "\x00"), strings.TrimRight(b.Topic, "\x00")
-	return a.Type == b.Type && a.Flags == b.Flags && at == bt && bytes.Equal(ap, bp) &&
-		a.Userid == b.Userid && a.Rolemask == b.Rolemask && a.Nodeid == b.Nodeid &&
-		a.Matchtag == b.Matchtag && a.Errnum == b.Errnum && a.Seq == b.Seq &&
-		a.ControlType == b.ControlType && a.ControlStatus == b.ControlStatus &&
-		strings.Join(a.Route, "\x00") == strings.Join(b.Route, "\x00")
 }
 
 // The stream reader agrees with the buffer decoder on every input, however
@@ -138,7 +115,7 @@ func TestMessageReaderSplitsAndErrors(t *testing.T) {
 	for i, want := range msgs {
 		got, err := mr.read()
 		require.NoError(t, err, "message %d", i)
-		assert.True(t, equalMsg(want, got), "message %d: %+v", i, got)
+		assert.True(t, testutil.WireEqual(want, got), "message %d: %+v", i, got)
 	}
 	_, err := mr.read()
 	assert.ErrorIs(t, err, io.EOF)
@@ -149,10 +126,10 @@ func TestMessageReaderSplitsAndErrors(t *testing.T) {
 	_, err = mr.read()
 	assert.ErrorIs(t, err, io.ErrUnexpectedEOF, "end of stream inside a message")
 
-	huge := unhex(t, "1200eeff 7fffffff")
+	huge := testutil.Unhex(t, "1200eeff 7fffffff")
 	_, err = newMessageReader(bytes.NewReader(huge)).read()
 	assert.ErrorIs(t, err, syscall.EPROTO, "a length above the bound is refused before allocating")
-	_, err = newMessageReader(bytes.NewReader(unhex(t, "deadbeef 00000000"))).read()
+	_, err = newMessageReader(bytes.NewReader(testutil.Unhex(t, "deadbeef 00000000"))).read()
 	assert.ErrorIs(t, err, syscall.EPROTO, "bad magic")
 }
 
