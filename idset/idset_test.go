@@ -35,8 +35,9 @@ func checkInvariants(t testing.TB, s Set) {
 
 func ids(s Set) []uint32 { return slices.Collect(s.All()) }
 
-// TestVectors covers spec §1.5: decode then encode with no flags, RANGE and
-// RANGE|BRACKETS.
+// TestVectors decodes the cases of flux-core's libidset tests
+// (src/common/libidset/test/idset.c), then encodes them with no flags,
+// RANGE and RANGE|BRACKETS.
 func TestVectors(t *testing.T) {
 	tests := []struct {
 		in                   string

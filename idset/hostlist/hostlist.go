@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/fluxkit/fluxkit/internal/errtext"
 )
 
 const (
@@ -161,26 +163,26 @@ func parseElement(elem string) (lo, hi uint64, width int, reason string, err err
 		if elem == "" {
 			return 0, 0, 0, "empty element in brackets", ErrSyntax
 		}
-		return 0, 0, 0, "invalid range '" + shorten(elem) + "'", ErrSyntax
+		return 0, 0, 0, "invalid range '" + errtext.Shorten(elem) + "'", ErrSyntax
 	}
 	if !allDigits(loText) || !allDigits(hiText) {
-		return 0, 0, 0, "invalid range '" + shorten(elem) + "'", ErrSyntax
+		return 0, 0, 0, "invalid range '" + errtext.Shorten(elem) + "'", ErrSyntax
 	}
 	var ok bool
 	if lo, ok = parseDecimal(loText); !ok {
-		return 0, 0, 0, "number in '" + shorten(elem) + "' does not fit in 64 bits", ErrRange
+		return 0, 0, 0, "number in '" + errtext.Shorten(elem) + "' does not fit in 64 bits", ErrRange
 	}
 	hi = lo
 	if isRange {
 		if hi, ok = parseDecimal(hiText); !ok {
-			return 0, 0, 0, "number in '" + shorten(elem) + "' does not fit in 64 bits", ErrRange
+			return 0, 0, 0, "number in '" + errtext.Shorten(elem) + "' does not fit in 64 bits", ErrRange
 		}
 	}
 	if lo > hi {
-		return 0, 0, 0, "range '" + shorten(elem) + "' is decreasing", ErrSyntax
+		return 0, 0, 0, "range '" + errtext.Shorten(elem) + "' is decreasing", ErrSyntax
 	}
 	if hi-lo >= MaxRangeSize {
-		return 0, 0, 0, "range '" + shorten(elem) + "' has more than " + strconv.Itoa(MaxRangeSize) + " hosts", ErrRange
+		return 0, 0, 0, "range '" + errtext.Shorten(elem) + "' has more than " + strconv.Itoa(MaxRangeSize) + " hosts", ErrRange
 	}
 	return lo, hi, len(loText), "", nil
 }
