@@ -16,16 +16,10 @@ func (h *Handle) Request(ctx context.Context, req *fluxkit.Message) (fluxkit.Cal
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if req.Type != fluxkit.TypeRequest {
-		return nil, fluxkit.Errorf(fluxkit.EINVAL, "message type %s is not a request", req.Type)
-	}
-	if req.Topic == "" {
-		return nil, fluxkit.Errorf(fluxkit.EINVAL, "request has no topic")
+	if err := fluxkit.ValidateRequest(req); err != nil {
+		return nil, err
 	}
 	noResp := req.IsNoResponse()
-	if noResp && req.IsStreaming() {
-		return nil, fluxkit.Errorf(fluxkit.EINVAL, "NORESPONSE and STREAMING are exclusive")
-	}
 	m := *req
 	m.Route = nil
 	m.Flags &^= fluxkit.FlagRoute

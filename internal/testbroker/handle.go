@@ -166,16 +166,10 @@ func (h *Handle) Request(ctx context.Context, req *fluxkit.Message) (fluxkit.Cal
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if req.Type != fluxkit.TypeRequest {
-		return nil, fluxkit.Errorf(fluxkit.EINVAL, "message type %s is not a request", req.Type)
+	if err := fluxkit.ValidateRequest(req); err != nil {
+		return nil, err
 	}
-	if req.Topic == "" {
-		return nil, fluxkit.Errorf(fluxkit.EINVAL, "request has no topic")
-	}
-	noResp := req.Flags&fluxkit.FlagNoResponse != 0
-	if noResp && req.Flags&fluxkit.FlagStreaming != 0 {
-		return nil, fluxkit.Errorf(fluxkit.EINVAL, "NORESPONSE and STREAMING are exclusive")
-	}
+	noResp := req.IsNoResponse()
 	m := *req
 	m.Route = []string{h.uuid}
 	m.Flags |= fluxkit.FlagRoute
@@ -471,19 +465,7 @@ func (r *responder) RespondError(err error) error {
 	if r.noResponse {
 		return nil
 	}
-	return r.send(errorResponse(r.req, err), true)
-}
-
-func errorResponse(req *fluxkit.Message, err error) *fluxkit.Message {
-	var text []byte
-	if t := fluxkit.ErrorText(err); t != "" {
-		text = []byte(t)
-	}
-	errno := fluxkit.Errno(err)
-	if errno == 0 {
-		errno = fluxkit.EINVAL
-	}
-	return fluxkit.ResponseTo(req, text, uint32(errno))
+	return r.send(fluxkit.ErrorResponse(r.req, err), true)
 }
 
 func (r *responder) send(resp *fluxkit.Message, final bool) error {
@@ -529,7 +511,7 @@ func (r *responder) fail(err error) {
 	if r.provider != nil {
 		r.provider.donePending(r)
 	}
-	r.caller.deliverResponse(errorResponse(r.req, err))
+	r.caller.deliverResponse(fluxkit.ErrorResponse(r.req, err))
 }
 
 func (h *Handle) deliverResponse(resp *fluxkit.Message) { h.calls.Deliver(resp) }
