@@ -50,17 +50,9 @@ func (d *db) applyModuleEntries(doc *doc, val any) error {
 		// anything else is a plain key named modules.
 		return doc.errorf("modules", fmt.Errorf("modules must be an array of tables, got %s", describe(val)))
 	}
-	for i, item := range list {
-		path := fmt.Sprintf("modules[%d]", i)
-		tbl, ok := item.(map[string]any)
-		if !ok {
-			return doc.errorf(path, fmt.Errorf("invalid modules entry: expected a table, got %s", describe(item)))
-		}
-		if err := d.applyModuleEntry(doc, path, tbl); err != nil {
-			return err
-		}
-	}
-	return nil
+	return doc.eachTable("modules", list, false, "invalid modules entry: ", func(path string, tbl map[string]any) error {
+		return d.applyModuleEntry(doc, path, tbl)
+	})
 }
 
 func (d *db) applyModuleEntry(doc *doc, path string, tbl map[string]any) error {
@@ -97,34 +89,15 @@ func (d *db) applyModuleEntry(doc *doc, path string, tbl map[string]any) error {
 		// (flux-core behaviour that deployed configs rely on).
 		target, _ := d.get(name)
 		old := target.provides
-		saved := target.clone()
-		for _, k := range keys {
-			if k == "name" {
-				continue
-			}
-			if err := target.setField(k, tbl[k]); err != nil {
-				*target = *saved
-				return bad(k, err)
-			}
-		}
-		if err := target.checkStar(); err != nil {
-			*target = *saved
-			return bad("", err)
+		if k, err := target.setFields(keys, tbl, nil); err != nil {
+			return bad(k, err)
 		}
 		d.reprovide(target, old)
 		return nil
 	}
 	e := &entry{name: name, kind: kindModule, module: name, priority: DefaultPriority, origin: doc.file}
-	for _, k := range keys {
-		if k == "name" {
-			continue
-		}
-		if err := e.setField(k, tbl[k]); err != nil {
-			return bad(k, err)
-		}
-	}
-	if err := e.checkStar(); err != nil {
-		return bad("", err)
+	if k, err := e.setFields(keys, tbl, nil); err != nil {
+		return bad(k, err)
 	}
 	d.add(e)
 	return nil
@@ -155,20 +128,13 @@ func (d *db) applyUpdate(doc *doc, name string, tbl map[string]any) error {
 		return doc.errorf(name, err)
 	}
 	old := target.provides
-	saved := target.clone()
-	for _, k := range doc.keys(name, tbl) {
-		if k == "name" {
-			*target = *saved
-			return doc.errorf(name+"."+k, errors.New("invalid config key name (a module cannot be renamed)"))
+	k, err := target.setFields(doc.keys(name, tbl), tbl, errors.New("invalid config key name (a module cannot be renamed)"))
+	if err != nil {
+		path := name
+		if k != "" {
+			path += "." + k
 		}
-		if err := target.setField(k, tbl[k]); err != nil {
-			*target = *saved
-			return doc.errorf(name+"."+k, err)
-		}
-	}
-	if err := target.checkStar(); err != nil {
-		*target = *saved
-		return doc.errorf(name, err)
+		return doc.errorf(path, err)
 	}
 	d.reprovide(target, old)
 	return nil

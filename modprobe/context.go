@@ -182,32 +182,27 @@ func (c *Context) Setenv(ctx context.Context, name, value string) error {
 	if name == "" || strings.Contains(name, "=") {
 		return fmt.Errorf("setenv: invalid variable name %q", name)
 	}
-	if !c.DryRun() {
-		err := fluxkit.RPC(ctx, c.s.m.h, "broker.setenv", c.Rank(), map[string]any{"env": map[string]string{name: value}}, nil)
-		if err != nil {
-			return fmt.Errorf("broker.setenv %s: %w", name, err)
-		}
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.env[name] = &value
-	c.brokerEnv[name] = &value
-	return nil
+	return c.setenv(ctx, name, &value)
 }
 
 // Unsetenv unsets a variable in the broker (broker.setenv with a null
 // value) and locally.
-func (c *Context) Unsetenv(ctx context.Context, name string) error {
+func (c *Context) Unsetenv(ctx context.Context, name string) error { return c.setenv(ctx, name, nil) }
+
+// setenv sets (value) or unsets (nil) name in the broker, unless this is a
+// dry run, and in this run's local environment.
+func (c *Context) setenv(ctx context.Context, name string, value *string) error {
 	if !c.DryRun() {
-		err := fluxkit.RPC(ctx, c.s.m.h, "broker.setenv", c.Rank(), map[string]any{"env": map[string]any{name: nil}}, nil)
+		// A nil *string encodes as null, which broker.setenv takes as unset.
+		err := fluxkit.RPC(ctx, c.s.m.h, "broker.setenv", c.Rank(), map[string]any{"env": map[string]*string{name: value}}, nil)
 		if err != nil {
 			return fmt.Errorf("broker.setenv %s: %w", name, err)
 		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.env[name] = nil
-	c.brokerEnv[name] = nil
+	c.env[name] = value
+	c.brokerEnv[name] = value
 	return nil
 }
 

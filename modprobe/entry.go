@@ -77,89 +77,120 @@ var taskKeys = []string{
 	"needs-attrs", "needs-config", "needs-env", "priority", "disabled",
 }
 
+// setFields sets the keys of tbl, in the order of keys, then checks the
+// "*" rule. The key "name" is skipped, or refused with nameErr when that is
+// set. On error e is left as it was, and the key at fault is returned (""
+// for the "*" rule).
+func (e *entry) setFields(keys []string, tbl map[string]any, nameErr error) (string, error) {
+	saved := *e
+	for _, k := range keys {
+		err := nameErr
+		switch {
+		case k != "name":
+			err = e.setField(k, tbl[k])
+		case nameErr == nil:
+			continue
+		}
+		if err != nil {
+			*e = saved
+			return k, err
+		}
+	}
+	if err := e.checkStar(); err != nil {
+		*e = saved
+		return "", err
+	}
+	return "", nil
+}
+
 // setField assigns one hyphenated key. Explicit nulls (JSON) restore the
 // default, as flux-core does for None.
 func (e *entry) setField(key string, v any) error {
-	var err error
-	if v == nil {
-		switch key {
-		case "module":
-			e.module = e.name
-		case "args":
-			e.args = nil
-		case "ranks":
-			e.ranks = Ranks{}
-		case "provides":
-			e.provides = nil
-		case "requires":
-			e.requires = nil
-		case "needs":
-			e.needs = nil
-		case "before":
-			e.before = nil
-		case "after":
-			e.after = nil
-		case "needs-attrs":
-			e.needsAttrs = nil
-		case "needs-config":
-			e.needsConfig = nil
-		case "needs-env":
-			e.needsEnv = nil
-		case "priority":
-			e.priority = DefaultPriority
-		case "disabled":
-			e.disabled = false
-		case "exec":
-			e.exec = false
-		}
-		return nil
-	}
-	switch key {
-	case "module":
-		e.module, err = asString(key, v)
-	case "args":
-		e.args, err = asStrings(key, v)
-	case "ranks":
-		var s string
-		if s, err = asString(key, v); err == nil {
-			e.ranks, err = ParseRanks(s)
-		}
-	case "provides":
-		if e.provides, err = asStrings(key, v); err == nil {
-			for _, p := range e.provides {
-				if err = checkName(p); err != nil {
-					break
-				}
-			}
-		}
-	case "requires":
-		if e.requires, err = asStrings(key, v); err == nil {
-			err = checkSelf(e.name, key, e.requires)
-		}
-	case "needs":
-		e.needs, err = asStrings(key, v)
-	case "before":
-		if e.before, err = asStrings(key, v); err == nil {
-			err = checkSelf(e.name, key, e.before)
-		}
-	case "after":
-		if e.after, err = asStrings(key, v); err == nil {
-			err = checkSelf(e.name, key, e.after)
-		}
-	case "needs-attrs":
-		e.needsAttrs, err = asStrings(key, v)
-	case "needs-config":
-		e.needsConfig, err = asStrings(key, v)
-	case "needs-env":
-		e.needsEnv, err = asStrings(key, v)
-	case "priority":
-		e.priority, err = asInt(key, v)
-	case "disabled":
-		e.disabled, err = asBool(key, v)
-	case "exec":
-		e.exec, err = asBool(key, v)
-	default:
+	f, ok := entryFields[key]
+	if !ok {
 		return newUnknownKey(key, moduleKeys)
 	}
-	return err
+	if v == nil {
+		f.reset(e)
+		return nil
+	}
+	return f.set(e, key, v)
 }
+
+// entryField sets one key of an entry from a decoded value, or resets it
+// to its default.
+type entryField struct {
+	set   func(e *entry, key string, v any) error
+	reset func(e *entry)
+}
+
+// entryFields are the keys of moduleKeys but "name", which names an entry
+// rather than setting it.
+var entryFields = map[string]entryField{
+	"module": {
+		set:   func(e *entry, key string, v any) (err error) { e.module, err = asString(key, v); return err },
+		reset: func(e *entry) { e.module = e.name },
+	},
+	"args": listField(func(e *entry) *[]string { return &e.args }, nil),
+	"ranks": {
+		set: func(e *entry, key string, v any) error {
+			s, err := asString(key, v)
+			if err == nil {
+				e.ranks, err = ParseRanks(s)
+			}
+			return err
+		},
+		reset: func(e *entry) { e.ranks = Ranks{} },
+	},
+	"provides": listField(func(e *entry) *[]string { return &e.provides }, func(e *entry, _ string, l []string) error {
+		for _, p := range l {
+			if err := checkName(p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}),
+	"requires":     listField(func(e *entry) *[]string { return &e.requires }, notSelf),
+	"needs":        listField(func(e *entry) *[]string { return &e.needs }, nil),
+	"before":       listField(func(e *entry) *[]string { return &e.before }, notSelf),
+	"after":        listField(func(e *entry) *[]string { return &e.after }, notSelf),
+	"needs-attrs":  listField(func(e *entry) *[]string { return &e.needsAttrs }, nil),
+	"needs-config": listField(func(e *entry) *[]string { return &e.needsConfig }, nil),
+	"needs-env":    listField(func(e *entry) *[]string { return &e.needsEnv }, nil),
+	"priority": {
+		set:   func(e *entry, key string, v any) (err error) { e.priority, err = asInt(key, v); return err },
+		reset: func(e *entry) { e.priority = DefaultPriority },
+	},
+	"disabled": boolField(func(e *entry) *bool { return &e.disabled }),
+	"exec":     boolField(func(e *entry) *bool { return &e.exec }),
+}
+
+// listField is a list of names, nil by default; check, when set, vets a
+// new value.
+func listField(at func(*entry) *[]string, check func(e *entry, key string, l []string) error) entryField {
+	return entryField{
+		set: func(e *entry, key string, v any) error {
+			l, err := asStrings(key, v)
+			if err != nil {
+				return err
+			}
+			*at(e) = l
+			if check != nil {
+				return check(e, key, l)
+			}
+			return nil
+		},
+		reset: func(e *entry) { *at(e) = nil },
+	}
+}
+
+// boolField is a flag, false by default.
+func boolField(at func(*entry) *bool) entryField {
+	return entryField{
+		set:   func(e *entry, key string, v any) (err error) { *at(e), err = asBool(key, v); return err },
+		reset: func(e *entry) { *at(e) = false },
+	}
+}
+
+// notSelf refuses an ordering or requirement list naming its own entry.
+func notSelf(e *entry, key string, l []string) error { return checkSelf(e.name, key, l) }

@@ -351,32 +351,39 @@ func (p *planner) graph(tasks []*entry) (*Plan, error) {
 			notStarBefore = append(notStarBefore, int32(i))
 		}
 	}
-	for i, t := range tasks {
-		for _, a := range t.after {
-			if a == "*" {
+	// planned resolves the names of list but "*" and returns the plan
+	// positions of those planned. An edge to itself (through a service the
+	// task provides) is kept: Check reports it as a cycle, as flux-core
+	// does.
+	var buf []int32
+	planned := func(list []string) ([]int32, error) {
+		buf = buf[:0]
+		for _, n := range list {
+			if n == "*" {
 				continue
 			}
-			r, err := p.resolve(a, false)
+			r, err := p.resolve(n, false)
 			if err != nil {
 				return nil, err
 			}
-			// An edge to itself (through a service the task provides)
-			// is kept: Check reports it as a cycle, as flux-core does.
 			if j, ok := at(r); ok {
-				pl.preds[i] = append(pl.preds[i], j)
+				buf = append(buf, j)
 			}
 		}
-		for _, s := range t.before {
-			if s == "*" {
-				continue
-			}
-			r, err := p.resolve(s, false)
-			if err != nil {
-				return nil, err
-			}
-			if j, ok := at(r); ok {
-				pl.preds[j] = append(pl.preds[j], int32(i))
-			}
+		return buf, nil
+	}
+	for i, t := range tasks {
+		after, err := planned(t.after)
+		if err != nil {
+			return nil, err
+		}
+		pl.preds[i] = append(pl.preds[i], after...)
+		before, err := planned(t.before)
+		if err != nil {
+			return nil, err
+		}
+		for _, j := range before {
+			pl.preds[j] = append(pl.preds[j], int32(i))
 		}
 	}
 	for _, i := range starAfter {

@@ -60,6 +60,15 @@ func (m *Modprobe) prepareStart(ctx context.Context, add func(*Session) error) (
 	return s.order(p, tasks)
 }
 
+// planner ends the configure phase and gathers what enablement looks at.
+func (s *Session) planner(ctx context.Context) (*planner, error) {
+	s.phase("configure")
+	if err := s.gather(ctx); err != nil {
+		return nil, err
+	}
+	return newPlanner(s.db, s.facts), nil
+}
+
 // order builds the session's plan over tasks.
 func (s *Session) order(p *planner, tasks []*entry) (*Session, error) {
 	s.phase("solve")
@@ -97,11 +106,10 @@ func (m *Modprobe) PrepareRC3(ctx context.Context) (*Session, error) {
 	if err := s.loadRCFiles(ctx, 3, m.cfg.RC3); err != nil {
 		return nil, err
 	}
-	s.phase("configure")
-	if err := s.gather(ctx); err != nil {
+	p, err := s.planner(ctx)
+	if err != nil {
 		return nil, err
 	}
-	p := newPlanner(s.db, s.facts)
 	names, err := p.filterActive(s.active)
 	if err != nil {
 		return nil, err
@@ -129,11 +137,10 @@ func (m *Modprobe) PrepareLoad(ctx context.Context, names []string) (*Session, e
 	if err := s.configure(ctx); err != nil {
 		return nil, err
 	}
-	s.phase("configure")
-	if err := s.gather(ctx); err != nil {
+	p, err := s.planner(ctx)
+	if err != nil {
 		return nil, err
 	}
-	p := newPlanner(s.db, s.facts)
 	tasks, err := p.closure(names, true)
 	if err != nil {
 		return nil, err

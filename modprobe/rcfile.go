@@ -160,43 +160,36 @@ func parseRCFile(file string, data []byte) (*rcUnit, error) {
 			if !ok {
 				return nil, doc.errorf(key, fmt.Errorf("tasks must be an array of tables, got %s", describe(doc.data[key])))
 			}
-			for i, item := range list {
-				path := fmt.Sprintf("tasks[%d]", i)
-				tbl, ok := item.(map[string]any)
-				if !ok {
-					return nil, doc.errorf(path, fmt.Errorf("expected a table, got %s", describe(item)))
-				}
+			err := doc.eachTable(key, list, false, "", func(path string, tbl map[string]any) error {
 				e, err := parseRCTask(doc, path, tbl)
 				if err != nil {
-					return nil, err
+					return err
 				}
 				e.origin = file
 				u.tasks = append(u.tasks, e)
+				return nil
+			})
+			if err != nil {
+				return nil, err
 			}
 		case "setup":
 			var list []any
+			single := false
 			switch v := doc.data[key].(type) {
 			case []any:
 				list = v
 			case map[string]any:
-				list = []any{v}
+				list, single = []any{v}, true
 			default:
 				return nil, doc.errorf(key, fmt.Errorf("setup must be a table or an array of tables, got %s", describe(v)))
 			}
-			for i, item := range list {
-				path := fmt.Sprintf("setup[%d]", i)
-				if _, isMap := doc.data[key].(map[string]any); isMap {
-					path = "setup"
-				}
-				tbl, ok := item.(map[string]any)
-				if !ok {
-					return nil, doc.errorf(path, fmt.Errorf("expected a table, got %s", describe(item)))
-				}
+			err := doc.eachTable(key, list, single, "", func(path string, tbl map[string]any) error {
 				st, err := parseSetupStep(doc, path, tbl)
-				if err != nil {
-					return nil, err
-				}
 				steps = append(steps, st)
+				return err
+			})
+			if err != nil {
+				return nil, err
 			}
 		default:
 			return nil, doc.errorf(key, fmt.Errorf("unknown key %s in rc file (expected setup or tasks)", key))

@@ -28,3 +28,22 @@ func TestGoTaskPriorityNilIsDefaultAndZeroIsZero(t *testing.T) {
 	d.add(e)
 	assert.Equal(t, "preferred", mustGet(t, d, "svc").name)
 }
+
+// Every module key but "name" can be set and reset, and an unknown key is
+// refused even with a null value, as flux-core refuses it.
+func TestEveryModuleKeyIsAFieldAndUnknownKeysAreRefused(t *testing.T) {
+	for _, k := range moduleKeys {
+		_, ok := entryFields[k]
+		assert.Equal(t, k != "name", ok, k)
+	}
+	assert.Len(t, entryFields, len(moduleKeys)-1)
+
+	d := newDB()
+	require.NoError(t, d.applyModulesFile("m.toml", []byte("[[modules]]\nname = \"m\"\nargs = [\"a\"]\npriority = 7\n")))
+	require.NoError(t, d.applyBrokerModules([]byte(`{"modules":{"m":{"args":null,"priority":null}}}`)))
+	m := mustGet(t, d, "m")
+	assert.Nil(t, m.args, "null resets args")
+	assert.Equal(t, DefaultPriority, m.priority, "null resets priority")
+	err := d.applyBrokerModules([]byte(`{"modules":{"m":{"bogus":null}}}`))
+	assert.EqualError(t, err, "broker config: modules.m.bogus: invalid config key bogus")
+}
