@@ -311,7 +311,7 @@ func (s *Store) Serve(h fluxkit.Handle) (func(), error) {
 			u()
 		}
 	}
-	for _, topic := range Topics {
+	for _, topic := range topics {
 		u, err := h.Register(topic, fluxkit.RoleUser, s.serve)
 		if err != nil {
 			stop()
@@ -322,18 +322,28 @@ func (s *Store) Serve(h fluxkit.Handle) (func(), error) {
 	return stop, nil
 }
 
+// decodeFor decodes req into in and applies the access rule to the
+// namespace it names, *ns (a field of in).
+func decodeFor(req *fluxkit.Message, in any, ns *string) error {
+	if err := fluxkit.DecodePayload(req, in); err != nil {
+		return err
+	}
+	return guestAllowed(req, *ns)
+}
+
 // guestAllowed applies the access rule to a request for namespace ns.
 func guestAllowed(req *fluxkit.Message, ns string) error {
 	if !req.Cred().IsOwner() && (ns == "" || ns == Primary) {
-		return fluxkit.Errorf(fluxkit.EPERM, "Request requires owner credentials")
+		return fluxkit.Errorf(fluxkit.EPERM, fluxkit.TextOwnerRequired)
 	}
 	return nil
 }
 
-// Topics are the request topics a Store answers.
-var Topics = []string{"kvs.lookup", "kvs.commit", "kvs.namespace-create", "kvs.namespace-remove"}
+// topics are the request topics a Store answers.
+var topics = [...]string{"kvs.lookup", "kvs.commit", "kvs.namespace-create", "kvs.namespace-remove"}
 
-// Answer answers one request for a topic in [Topics] and returns the
+// Answer answers one request (kvs.lookup, kvs.commit, kvs.namespace-create
+// or kvs.namespace-remove) and returns the
 // response payload, for brokers that dispatch requests themselves rather
 // than through a [fluxkit.Handle]. Namespace changes are owner-only.
 func (s *Store) Answer(req *fluxkit.Message) ([]byte, error) {
@@ -357,10 +367,7 @@ func (s *Store) Answer(req *fluxkit.Message) ([]byte, error) {
 
 func (s *Store) answerLookup(req *fluxkit.Message) (any, error) {
 	var in lookupRequest
-	if err := fluxkit.DecodePayload(req, &in); err != nil {
-		return nil, err
-	}
-	if err := guestAllowed(req, in.Namespace); err != nil {
+	if err := decodeFor(req, &in, &in.Namespace); err != nil {
 		return nil, err
 	}
 	if in.Key == "" {
@@ -380,10 +387,7 @@ func (s *Store) answerLookup(req *fluxkit.Message) (any, error) {
 
 func (s *Store) answerCommit(req *fluxkit.Message) (any, error) {
 	var in commitRequest
-	if err := fluxkit.DecodePayload(req, &in); err != nil {
-		return nil, err
-	}
-	if err := guestAllowed(req, in.Namespace); err != nil {
+	if err := decodeFor(req, &in, &in.Namespace); err != nil {
 		return nil, err
 	}
 	seq, err := s.Commit(in.Namespace, in.Ops)
@@ -401,7 +405,7 @@ func (s *Store) answerNamespace(req *fluxkit.Message) error {
 		return err
 	}
 	if !req.Cred().IsOwner() {
-		return fluxkit.Errorf(fluxkit.EPERM, "Request requires owner credentials")
+		return fluxkit.Errorf(fluxkit.EPERM, fluxkit.TextOwnerRequired)
 	}
 	if req.Topic == "kvs.namespace-create" {
 		return s.CreateNamespace(in.Namespace)
