@@ -28,19 +28,11 @@ type realInstance struct{ in *realflux.Instance }
 func (r realInstance) Size() int { return len(r.in.URIs) }
 
 func (r realInstance) Owner(t *testing.T, rank uint32) fluxkit.Handle {
-	return r.open(t, connect.Config{URI: r.in.URIs[rank]})
+	return openReal(t, connect.Config{URI: r.in.URIs[rank]})
 }
 
 func (r realInstance) Guest(t *testing.T, rank uint32, userid uint32) fluxkit.Handle {
-	return r.open(t, connect.Config{URI: r.in.URIs[rank], Userid: new(userid), Rolemask: fluxkit.RoleUser})
-}
-
-func (r realInstance) open(t *testing.T, cfg connect.Config) fluxkit.Handle {
-	t.Helper()
-	h, err := connect.New(testutil.Context(t), cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { h.Close() })
-	return h
+	return openReal(t, connect.Config{URI: r.in.URIs[rank], Userid: new(userid), Rolemask: fluxkit.RoleUser})
 }
 
 func TestConformanceOnRealBroker(t *testing.T) {
@@ -48,9 +40,10 @@ func TestConformanceOnRealBroker(t *testing.T) {
 	handletest.Run(t, func(t *testing.T) handletest.Instance { return realInstance{in} })
 }
 
-func openReal(t *testing.T, uri string) *connect.Handle {
+// openReal connects with cfg for the rest of the test.
+func openReal(t *testing.T, cfg connect.Config) *connect.Handle {
 	t.Helper()
-	h, err := connect.Open(testutil.Context(t), uri)
+	h, err := connect.New(testutil.Context(t), cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { h.Close() })
 	return h
@@ -62,7 +55,7 @@ func openReal(t *testing.T, uri string) *connect.Handle {
 func TestRealInstance(t *testing.T) {
 	in := realflux.Start(t, realflux.Options{Size: 2})
 	ctx := testutil.ContextTimeout(t, 60*time.Second)
-	h0, h1 := openReal(t, in.URIs[0]), openReal(t, in.URIs[1])
+	h0, h1 := openReal(t, connect.Config{URI: in.URIs[0]}), openReal(t, connect.Config{URI: in.URIs[1]})
 
 	t.Run("IdentityAndPing", func(t *testing.T) {
 		for r, h := range []*connect.Handle{h0, h1} {
@@ -183,7 +176,7 @@ func TestRealInstanceExitEndsCalls(t *testing.T) {
 			leakcheck.Check(t)
 			in := realflux.Start(t, realflux.Options{Size: 1})
 			ctx := testutil.ContextTimeout(t, 60*time.Second)
-			h := openReal(t, in.URIs[0])
+			h := openReal(t, connect.Config{URI: in.URIs[0]})
 			call, err := fluxkit.Stream(ctx, h, "job-manager.events-journal", 0, map[string]any{})
 			require.NoError(t, err)
 			defer call.Close()
@@ -239,7 +232,7 @@ func TestRealSSHConnector(t *testing.T) {
 		_ = w.Respond([]byte(`{"via":"ssh"}`))
 	})
 	require.NoError(t, err)
-	h0 := openReal(t, in.URIs[0])
+	h0 := openReal(t, connect.Config{URI: in.URIs[0]})
 	var out struct{ Via string }
 	require.NoError(t, fluxkit.RPC(ctx, h0, "gotest.ssh", 1, nil, &out))
 	require.Equal(t, "ssh", out.Via)

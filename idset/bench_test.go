@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fluxkit/fluxkit/internal/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -25,16 +26,8 @@ func mixed100k() string {
 	return sb.String()
 }
 
-// benchParse measures Parse of in, in bytes per second. The loop only
-// parses: the error is checked once, after it (Parse is deterministic).
 func benchParse(b *testing.B, in string) {
-	b.SetBytes(int64(len(in)))
-	b.ReportAllocs()
-	var err error
-	for b.Loop() {
-		_, err = Parse(in)
-	}
-	require.NoError(b, err)
+	testutil.BenchParse(b, in, func(s string) error { _, err := Parse(s); return err })
 }
 
 // benchEncode measures Encode of s with flags.

@@ -57,11 +57,7 @@ func synthetic(n int, seed uint64) (*db, []string) {
 // planAll runs the rc1 planning steps over every module.
 func planAll(d *db, active []string) (*Plan, error) {
 	p := newPlanner(d, &facts{})
-	names, err := p.filterActive(active)
-	if err != nil {
-		return nil, err
-	}
-	tasks, err := p.closure(names, false)
+	tasks, err := p.startTasks(active)
 	if err != nil {
 		return nil, err
 	}

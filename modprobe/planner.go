@@ -198,7 +198,7 @@ func (p *planner) resolveSvc(svc *service, ignoreNeeds bool) *entry {
 	return best
 }
 
-// filterActive is step 4 of planning: keep active names whose entry is
+// filterActive is the first planning step: keep active names whose entry is
 // enabled, then drop those whose needs have no enabled provider among the
 // active entries, cascading to whatever needs a dropped entry. Dropped
 // entries are disabled so that requires closures skip them. The check is
@@ -288,7 +288,17 @@ func (p *planner) filterActive(active []string) ([]string, error) {
 	return out, nil
 }
 
-// closure is step 5: resolve each name, keep enabled results, and recurse
+// startTasks is what a start-up runs of the active names: those enabled
+// here whose needs are met (filterActive), and their requires closure.
+func (p *planner) startTasks(active []string) ([]*entry, error) {
+	names, err := p.filterActive(active)
+	if err != nil {
+		return nil, err
+	}
+	return p.closure(names, false)
+}
+
+// closure is the second: resolve each name, keep enabled results, and recurse
 // into requires whatever the result. The order is depth-first preorder,
 // which makes plans deterministic.
 func (p *planner) closure(names []string, loadMode bool) ([]*entry, error) {
@@ -323,7 +333,7 @@ func (p *planner) closure(names []string, loadMode bool) ([]*entry, error) {
 	return out, nil
 }
 
-// graph is step 6: the predecessor map over tasks, with "*" handling.
+// graph is the third: the predecessor map over tasks, with "*" handling.
 // Every after/before target must be known even when it is not planned.
 func (p *planner) graph(tasks []*entry) (*Plan, error) {
 	pl := &Plan{entries: tasks, preds: make([][]int32, len(tasks))}

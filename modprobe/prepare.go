@@ -49,11 +49,7 @@ func (m *Modprobe) prepareStart(ctx context.Context, add func(*Session) error) (
 		return nil, err
 	}
 	p := newPlanner(s.db, s.facts)
-	names, err := p.filterActive(s.active)
-	if err != nil {
-		return nil, err
-	}
-	tasks, err := p.closure(names, false)
+	tasks, err := p.startTasks(s.active)
 	if err != nil {
 		return nil, err
 	}

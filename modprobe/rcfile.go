@@ -10,48 +10,13 @@ import (
 	"github.com/fluxkit/fluxkit"
 )
 
-// RC is a unit of start-up or shut-down work written in Go: the
-// equivalent of one flux-core rc file. Its tasks are registered in order,
-// then Setup runs (it may load modules, set options and alternatives, or
-// enable tasks through the Context).
-type RC struct {
-	// Name identifies the unit in messages (a file name for rc files).
-	Name  string
-	Tasks []Task
-	Setup func(ctx context.Context, c *Context) error
-}
-
-// rcUnit is an RC or a parsed declarative rc file.
-type rcUnit struct {
-	name  string
-	tasks []*entry
-	setup func(ctx context.Context, c *Context) error
-}
-
-func (r RC) unit() (*rcUnit, error) {
-	u := &rcUnit{name: r.Name, setup: r.Setup}
-	for _, t := range r.Tasks {
-		e, err := newTaskEntry(t)
-		if err != nil {
-			return nil, err
-		}
-		if r.Name != "" {
-			e.origin = r.Name
-		}
-		u.tasks = append(u.tasks, e)
-	}
-	return u, nil
-}
-
 // action is what a declarative task does, when its when-* conditions hold
 // at run time: a built-in action, or in this order setenv, setopt, print,
 // rpc, run, rc-scripts, fail.
 type action struct {
 	when      conditions
 	builtin   string
-	setenv    [][2]string
-	setopt    [][2]string
-	overwrite bool
+	edits     edits
 	print     string
 	rpc       string
 	payload   map[string]any
@@ -71,11 +36,35 @@ type setupStep struct {
 	when                  conditions
 	altFromAttrs          [][2]string
 	alternatives          [][2]string
+	edits                 edits
 	load, enable, disable []string
-	setopt                [][2]string
-	overwrite             bool
-	setenv                [][2]string
 	print                 string
+}
+
+// edits are the environment variables (setenv) and module options (setopt,
+// which setopt-overwrite makes replace a module's default arguments) that
+// a setup step or a task sets, in that order.
+type edits struct {
+	setenv    [][2]string
+	setopt    [][2]string
+	overwrite bool
+}
+
+// set parses one setenv, setopt or setopt-overwrite key; it reports false
+// for any other key.
+func (e *edits) set(key string, v any) (bool, error) {
+	var err error
+	switch key {
+	case "setenv":
+		e.setenv, err = stringTable(key, v)
+	case "setopt":
+		e.setopt, err = stringTable(key, v)
+	case "setopt-overwrite":
+		e.overwrite, err = asBool(key, v)
+	default:
+		return false, nil
+	}
+	return true, err
 }
 
 // conditions are the when-attrs, when-config and when-env lists of a
@@ -98,27 +87,6 @@ func (cd *conditions) set(key string, v any) (bool, error) {
 		return false, nil
 	}
 	return true, err
-}
-
-// hold evaluates the conditions: attributes as the broker has them (any
-// error counts as unset), config keys in the broker config, variables in
-// the local environment with this run's changes.
-func (cd conditions) hold(ctx context.Context, c *Context) bool {
-	attr := func(n string) (string, bool) {
-		v, err := c.AttrGet(ctx, n)
-		return v, err == nil
-	}
-	conf := func(n string) (string, bool) {
-		v, ok, err := c.ConfGet(ctx, n)
-		if err != nil || !ok {
-			return "", false
-		}
-		if s, isStr := v.(string); isStr {
-			return s, true
-		}
-		return fmt.Sprint(v), true
-	}
-	return condition(cd.attrs, attr) && condition(cd.config, conf) && condition(cd.env, c.lookupLocal)
 }
 
 // errPythonRC is what a flux-core Python rc file gets.
@@ -264,12 +232,8 @@ func parseRCTask(doc *doc, path string, tbl map[string]any) (*entry, error) {
 				act.nodeid = uint32(n)
 				nodeidSet = true
 			}
-		case "setopt":
-			act.setopt, err = stringTable(k, v)
-		case "setopt-overwrite":
-			act.overwrite, err = asBool(k, v)
-		case "setenv":
-			act.setenv, err = stringTable(k, v)
+		case "setopt", "setopt-overwrite", "setenv":
+			_, err = act.edits.set(k, v)
 		case "rc-scripts":
 			var n int
 			if n, err = asInt(k, v); err == nil && n != 1 && n != 3 {
@@ -347,12 +311,8 @@ func parseSetupStep(doc *doc, path string, tbl map[string]any) (*setupStep, erro
 			st.enable, err = asStrings(k, v)
 		case "disable":
 			st.disable, err = asStrings(k, v)
-		case "setopt":
-			st.setopt, err = stringTable(k, v)
-		case "setopt-overwrite":
-			st.overwrite, err = asBool(k, v)
-		case "setenv":
-			st.setenv, err = stringTable(k, v)
+		case "setopt", "setopt-overwrite", "setenv":
+			_, err = st.edits.set(k, v)
 		case "print":
 			st.print, err = asString(k, v)
 		default:
@@ -363,116 +323,4 @@ func parseSetupStep(doc *doc, path string, tbl map[string]any) (*setupStep, erro
 		}
 	}
 	return st, nil
-}
-
-// condition evaluates "x", "!x", "x=value" and "!x=value" against lookup.
-func condition(specs []string, lookup func(string) (string, bool)) bool {
-	for _, s := range specs {
-		neg := strings.HasPrefix(s, "!")
-		if neg {
-			s = s[1:]
-		}
-		name, want, cmp := strings.Cut(s, "=")
-		v, ok := lookup(name)
-		hold := ok && (!cmp || v == want)
-		if hold == neg {
-			return false
-		}
-	}
-	return true
-}
-
-func (st *setupStep) apply(ctx context.Context, c *Context) error {
-	if !st.when.hold(ctx, c) {
-		return nil
-	}
-	for _, kv := range st.altFromAttrs {
-		if v, err := c.AttrGet(ctx, kv[1]); err == nil {
-			if err := c.SetAlternative(kv[0], v); err != nil {
-				return err
-			}
-		}
-	}
-	for _, kv := range st.alternatives {
-		if err := c.SetAlternative(kv[0], kv[1]); err != nil {
-			return err
-		}
-	}
-	for _, kv := range st.setenv {
-		if err := c.Setenv(ctx, kv[0], kv[1]); err != nil {
-			return err
-		}
-	}
-	for _, kv := range st.setopt {
-		c.Setopt(kv[0], kv[1], st.overwrite)
-	}
-	if len(st.load) > 0 {
-		if err := c.LoadModules(st.load...); err != nil {
-			return err
-		}
-	}
-	for _, n := range st.enable {
-		if err := c.Enable(n); err != nil {
-			return err
-		}
-	}
-	for _, n := range st.disable {
-		if err := c.Disable(n); err != nil {
-			return err
-		}
-	}
-	if st.print != "" {
-		if _, err := fmt.Fprintln(c.Stdout(), st.print); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// runAction performs a declarative task.
-func (a *action) runAction(ctx context.Context, c *Context) error {
-	if !a.when.hold(ctx, c) {
-		return nil
-	}
-	if a.builtin != "" {
-		return runBuiltin(ctx, c, a.builtin)
-	}
-	for _, kv := range a.setenv {
-		if err := c.Setenv(ctx, kv[0], kv[1]); err != nil {
-			return err
-		}
-	}
-	for _, kv := range a.setopt {
-		c.Setopt(kv[0], kv[1], a.overwrite)
-	}
-	if a.print != "" {
-		if _, err := fmt.Fprintln(c.Stdout(), a.print); err != nil {
-			return err
-		}
-	}
-	if a.rpc != "" {
-		// As flux-core's context.rpc(topic, payload): to the local
-		// broker's service (FLUX_NODEID_ANY), no payload unless given.
-		var in any
-		if a.payload != nil {
-			in = a.payload
-		}
-		if err := c.RPC(ctx, a.rpc, a.nodeid, in, nil); err != nil {
-			return fmt.Errorf("%s: %w", a.rpc, err)
-		}
-	}
-	if a.run != "" {
-		if err := c.Bash(ctx, a.run); err != nil {
-			return err
-		}
-	}
-	if a.rcScripts != 0 {
-		if err := c.RunRCScripts(ctx, a.rcScripts); err != nil {
-			return err
-		}
-	}
-	if a.fail != "" {
-		return errors.New(a.fail)
-	}
-	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fluxkit/fluxkit/internal/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -31,16 +32,8 @@ func list10k() string {
 	return sb.String()
 }
 
-// benchParse measures Parse of in, in bytes per second. The loop only
-// parses: the error is checked once, after it (Parse is deterministic).
 func benchParse(b *testing.B, in string) {
-	b.SetBytes(int64(len(in)))
-	b.ReportAllocs()
-	var err error
-	for b.Loop() {
-		_, err = Parse(in)
-	}
-	require.NoError(b, err)
+	testutil.BenchParse(b, in, func(s string) error { _, err := Parse(s); return err })
 }
 
 func BenchmarkParse10k(b *testing.B) {

@@ -60,21 +60,15 @@ func (r *Rank) get(table map[string]string, name string) (string, bool) {
 }
 
 // SetConfig replaces the rank's configuration with the given TOML.
-func (r *Rank) SetConfig(tomlText string) error {
-	conf, err := configFromTOML(tomlText)
-	if err != nil {
-		return fmt.Errorf("rank %d: %w", r.id, err)
-	}
-	r.mu.Lock()
-	r.config = conf
-	r.mu.Unlock()
-	return nil
-}
+func (r *Rank) SetConfig(tomlText string) error { return r.setConfig(configFromTOML, tomlText) }
 
 // SetConfigJSON replaces the rank's configuration with a JSON object, kept
 // byte for byte.
-func (r *Rank) SetConfigJSON(jsonText string) error {
-	conf, err := configFromJSON(jsonText)
+func (r *Rank) SetConfigJSON(jsonText string) error { return r.setConfig(configFromJSON, jsonText) }
+
+// setConfig replaces the configuration with what parse makes of text.
+func (r *Rank) setConfig(parse func(string) (json.RawMessage, error), text string) error {
+	conf, err := parse(text)
 	if err != nil {
 		return fmt.Errorf("rank %d: %w", r.id, err)
 	}

@@ -109,6 +109,21 @@ func WireEqual(a, b *fluxkit.Message) bool {
 		slices.Equal(a.Route, b.Route)
 }
 
+// BenchParse measures parse of in, reporting bytes per second and
+// allocations. No assertion runs on the clock: the error of the last
+// iteration is checked after the loop (parsers are deterministic).
+func BenchParse(b *testing.B, in string, parse func(string) error) {
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	var err error
+	for b.Loop() {
+		err = parse(in)
+	}
+	if err != nil {
+		b.Fatalf("parsing the benchmark input: %v", err)
+	}
+}
+
 // Buffer is a bytes.Buffer safe for concurrent use, for the output of
 // commands and goroutines a test reads while they write.
 type Buffer struct {
