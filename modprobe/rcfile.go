@@ -14,10 +14,8 @@ import (
 // at run time: a built-in action, or in this order setenv, setopt, print,
 // rpc, run, rc-scripts, fail.
 type action struct {
-	when      conditions
+	stepKeys
 	builtin   string
-	edits     edits
-	print     string
 	rpc       string
 	payload   map[string]any
 	nodeid    uint32
@@ -33,56 +31,53 @@ var setupKeys = []string{"when-attrs", "when-config", "when-env", "alternatives-
 // setupStep is one [[setup]] table: conditions and what to do when they
 // hold.
 type setupStep struct {
-	when                  conditions
+	stepKeys
 	altFromAttrs          [][2]string
 	alternatives          [][2]string
-	edits                 edits
 	load, enable, disable []string
-	print                 string
+}
+
+// stepKeys are the keys a setup step and a task have in common: when-*
+// conditions, checked as it runs; the environment variables and module
+// options it sets; a line it prints.
+type stepKeys struct {
+	when  conditions
+	edits edits
+	print string
+}
+
+// conditions are the when-attrs, when-config and when-env lists.
+type conditions struct {
+	attrs, config, env []string
 }
 
 // edits are the environment variables (setenv) and module options (setopt,
-// which setopt-overwrite makes replace a module's default arguments) that
-// a setup step or a task sets, in that order.
+// which setopt-overwrite makes replace a module's default arguments) set,
+// in that order.
 type edits struct {
 	setenv    [][2]string
 	setopt    [][2]string
 	overwrite bool
 }
 
-// set parses one setenv, setopt or setopt-overwrite key; it reports false
-// for any other key.
-func (e *edits) set(key string, v any) (bool, error) {
-	var err error
-	switch key {
-	case "setenv":
-		e.setenv, err = stringTable(key, v)
-	case "setopt":
-		e.setopt, err = stringTable(key, v)
-	case "setopt-overwrite":
-		e.overwrite, err = asBool(key, v)
-	default:
-		return false, nil
-	}
-	return true, err
-}
-
-// conditions are the when-attrs, when-config and when-env lists of a
-// setup step or a task, checked when it runs.
-type conditions struct {
-	attrs, config, env []string
-}
-
-// set parses one when-* key; it reports false for any other key.
-func (cd *conditions) set(key string, v any) (bool, error) {
+// set parses one of the common keys; it reports false for any other key.
+func (sk *stepKeys) set(key string, v any) (bool, error) {
 	var err error
 	switch key {
 	case "when-attrs":
-		cd.attrs, err = asStrings(key, v)
+		sk.when.attrs, err = asStrings(key, v)
 	case "when-config":
-		cd.config, err = asStrings(key, v)
+		sk.when.config, err = asStrings(key, v)
 	case "when-env":
-		cd.env, err = asStrings(key, v)
+		sk.when.env, err = asStrings(key, v)
+	case "setenv":
+		sk.edits.setenv, err = stringTable(key, v)
+	case "setopt":
+		sk.edits.setopt, err = stringTable(key, v)
+	case "setopt-overwrite":
+		sk.edits.overwrite, err = asBool(key, v)
+	case "print":
+		sk.print, err = asString(key, v)
 	default:
 		return false, nil
 	}
@@ -198,32 +193,29 @@ func parseRCTask(doc *doc, path string, tbl map[string]any) (*entry, error) {
 	for _, k := range keys {
 		kp := path + "." + k
 		v := tbl[k]
-		var err error
-		switch k {
-		case "name":
-		case "module", "args", "exec":
+		common, err := act.set(k, v)
+		switch {
+		case common:
+		case k == "name":
+		case k == "module", k == "args", k == "exec":
 			err = fmt.Errorf("%s: unknown task argument %s (modules belong in modprobe.toml)", name, k)
-		case "print":
-			act.print, err = asString(k, v)
-		case "run":
+		case k == "run":
 			act.run, err = asString(k, v)
-		case "fail":
+		case k == "fail":
 			act.fail, err = asString(k, v)
-		case "builtin":
+		case k == "builtin":
 			if act.builtin, err = asString(k, v); err == nil {
 				err = checkBuiltin(act.builtin)
 			}
-		case "when-attrs", "when-config", "when-env":
-			_, err = act.when.set(k, v)
-		case "rpc":
+		case k == "rpc":
 			act.rpc, err = asString(k, v)
-		case "payload":
+		case k == "payload":
 			m, ok := v.(map[string]any)
 			if !ok {
 				err = &typeError{key: k, want: "a table", got: v}
 			}
 			act.payload = m
-		case "nodeid":
+		case k == "nodeid":
 			var n int
 			if n, err = asInt(k, v); err == nil {
 				if n < 0 || int64(n) > int64(^uint32(0)>>1) {
@@ -232,9 +224,7 @@ func parseRCTask(doc *doc, path string, tbl map[string]any) (*entry, error) {
 				act.nodeid = uint32(n)
 				nodeidSet = true
 			}
-		case "setopt", "setopt-overwrite", "setenv":
-			_, err = act.edits.set(k, v)
-		case "rc-scripts":
+		case k == "rc-scripts":
 			var n int
 			if n, err = asInt(k, v); err == nil && n != 1 && n != 3 {
 				err = fmt.Errorf("key rc-scripts: must be 1 or 3, got %d", n)
@@ -297,24 +287,19 @@ func parseSetupStep(doc *doc, path string, tbl map[string]any) (*setupStep, erro
 	st := &setupStep{}
 	for _, k := range doc.keys(path, tbl) {
 		v := tbl[k]
-		var err error
-		switch k {
-		case "when-attrs", "when-config", "when-env":
-			_, err = st.when.set(k, v)
-		case "alternatives-from-attrs":
+		common, err := st.set(k, v)
+		switch {
+		case common:
+		case k == "alternatives-from-attrs":
 			st.altFromAttrs, err = stringTable(k, v)
-		case "alternatives":
+		case k == "alternatives":
 			st.alternatives, err = stringTable(k, v)
-		case "load":
+		case k == "load":
 			st.load, err = asStrings(k, v)
-		case "enable":
+		case k == "enable":
 			st.enable, err = asStrings(k, v)
-		case "disable":
+		case k == "disable":
 			st.disable, err = asStrings(k, v)
-		case "setopt", "setopt-overwrite", "setenv":
-			_, err = st.edits.set(k, v)
-		case "print":
-			st.print, err = asString(k, v)
 		default:
 			err = newUnknownKey(k, setupKeys)
 		}

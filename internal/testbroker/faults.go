@@ -18,17 +18,9 @@ type Link struct {
 // to it or through it fail EHOSTUNREACH, requests in flight across it fail
 // the same way, its handles can reach nobody, and it leaves broker.online.
 func (b *Broker) StopRank(r uint32) {
-	rk := b.Rank(r)
-	rk.mu.Lock()
-	if rk.down {
-		rk.mu.Unlock()
+	if !b.setDown(r, true) {
 		return
 	}
-	rk.down = true
-	b.downMu.Lock()
-	b.down[r] = struct{}{}
-	b.downMu.Unlock()
-	rk.mu.Unlock()
 	b.stopped.Add(1)
 	b.failInFlight()
 	b.online.changed()
@@ -36,19 +28,30 @@ func (b *Broker) StopRank(r uint32) {
 
 // StartRank brings a stopped rank back.
 func (b *Broker) StartRank(r uint32) {
-	rk := b.Rank(r)
-	rk.mu.Lock()
-	if !rk.down {
-		rk.mu.Unlock()
+	if !b.setDown(r, false) {
 		return
 	}
-	rk.down = false
-	b.downMu.Lock()
-	delete(b.down, r)
-	b.downMu.Unlock()
-	rk.mu.Unlock()
 	b.stopped.Add(-1)
 	b.online.changed()
+}
+
+// setDown marks rank r down or up; it reports whether that changed it.
+func (b *Broker) setDown(r uint32, down bool) bool {
+	rk := b.Rank(r)
+	rk.mu.Lock()
+	defer rk.mu.Unlock()
+	if rk.down == down {
+		return false
+	}
+	rk.down = down
+	b.downMu.Lock()
+	if down {
+		b.down[r] = struct{}{}
+	} else {
+		delete(b.down, r)
+	}
+	b.downMu.Unlock()
+	return true
 }
 
 // Online is the set of ranks that are up.
