@@ -137,7 +137,9 @@ func TestJobIDGenerator(t *testing.T) {
 	first, _ := g0.Next()
 	assert.Equal(t, JobID(1), first)
 
-	_, err = NewJobIDGenerator(JobIDGeneratorConfig{Generator: MaxGenerator + 1})
+	bad := JobIDGeneratorConfig{Generator: MaxGenerator + 1}
+	assert.EqualError(t, bad.Validate(), "job id generator 16384 exceeds 16383")
+	_, err = NewJobIDGenerator(bad)
 	assert.ErrorIs(t, err, syscall.EINVAL)
 }
 
