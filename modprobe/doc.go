@@ -2,6 +2,19 @@
 // declarative, parallel start-up and shut-down of broker modules and other
 // tasks.
 //
+//	m, err := modprobe.New(h, modprobe.Config{}) // h: the local broker
+//	if err != nil { ... }
+//	report, err := m.RC1(ctx)
+//
+// # Lifecycle
+//
+// [New] takes the [fluxkit.Handle] of the local broker and a [Config]
+// whose zero fields are defaults; it calls [Config.Validate], which
+// names the first field out of range. A Modprobe owns no goroutines
+// between calls: a run ([Modprobe.RC1], [Session.Execute], ...) starts
+// its tasks and returns when every one has, so there is no Close. The
+// context of a run cancels it; [ExecConfig.TaskTimeout] bounds each task.
+//
 // # Model
 //
 // Modules are described in TOML ([[modules]] with name, module, args,
