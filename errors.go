@@ -121,6 +121,21 @@ func ErrorText(err error) string {
 	return err.Error()
 }
 
+// ErrorResponse builds the error response to req for err, as
+// [Responder.RespondError] sends it: the errno of err ([Errno]; EINVAL when
+// err carries none) and its [ErrorText] as payload.
+func ErrorResponse(req *Message, err error) *Message {
+	var text []byte
+	if t := ErrorText(err); t != "" {
+		text = []byte(t)
+	}
+	errno := Errno(err)
+	if errno == 0 {
+		errno = EINVAL
+	}
+	return ResponseTo(req, text, uint32(errno))
+}
+
 // ErrorFromResponse converts an error response into an *Error: errnum and the
 // payload (its trailing NUL already stripped) as text. It returns nil for a
 // successful response.

@@ -68,6 +68,21 @@ type Handle interface {
 	Subscribe(ctx context.Context, prefix string) (Subscription, error)
 }
 
+// ValidateRequest reports, as an EINVAL *Error, why req cannot be sent with
+// [Handle.Request]: it is not a request, it has no topic, or it asks for
+// both no response and streaming. Every Handle calls it first.
+func ValidateRequest(req *Message) error {
+	switch {
+	case req.Type != TypeRequest:
+		return Errorf(EINVAL, "message type %s is not a request", req.Type)
+	case req.Topic == "":
+		return Errorf(EINVAL, "request has no topic")
+	case req.IsNoResponse() && req.IsStreaming():
+		return Errorf(EINVAL, "NORESPONSE and STREAMING are exclusive")
+	}
+	return nil
+}
+
 // HandlerFunc serves one request. It may answer at once, later, or many
 // times (a streaming request) through w, which stays valid after the function
 // returns. It must not block for long: handlers of one Handle run one at a

@@ -266,11 +266,20 @@ type JobIDGeneratorConfig struct {
 	Now func() time.Time
 }
 
-// NewJobIDGenerator returns a generator, or an error naming the invalid
-// field.
+// Validate reports the first field that is out of range, naming it. It
+// does not change c; NewJobIDGenerator calls it.
+func (c *JobIDGeneratorConfig) Validate() error {
+	if c.Generator > MaxGenerator {
+		return Errorf(EINVAL, "job id generator %d exceeds %d", c.Generator, MaxGenerator)
+	}
+	return nil
+}
+
+// NewJobIDGenerator returns a generator. It calls cfg.Validate and refuses
+// what it refuses.
 func NewJobIDGenerator(cfg JobIDGeneratorConfig) (*JobIDGenerator, error) {
-	if cfg.Generator > MaxGenerator {
-		return nil, Errorf(EINVAL, "job id generator %d exceeds %d", cfg.Generator, MaxGenerator)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

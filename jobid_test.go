@@ -11,7 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The RFC 19 vectors of spec journal.md §4.
+// RFC 19 job ids in every encoding, as flux-core's
+// src/common/libutil/test/fluid.c and libjob/test/job.c check them.
 func TestJobIDVectors(t *testing.T) {
 	for _, tc := range []struct {
 		dec, hex, dothex, f58 string
@@ -136,7 +137,9 @@ func TestJobIDGenerator(t *testing.T) {
 	first, _ := g0.Next()
 	assert.Equal(t, JobID(1), first)
 
-	_, err = NewJobIDGenerator(JobIDGeneratorConfig{Generator: MaxGenerator + 1})
+	bad := JobIDGeneratorConfig{Generator: MaxGenerator + 1}
+	assert.EqualError(t, bad.Validate(), "job id generator 16384 exceeds 16383")
+	_, err = NewJobIDGenerator(bad)
 	assert.ErrorIs(t, err, syscall.EINVAL)
 }
 
@@ -152,9 +155,8 @@ func FuzzParseJobID(f *testing.F) {
 		}
 		for _, enc := range []string{id.Dec(), id.Hex(), id.Dothex(), id.KVS(), id.F58(), id.F58Plain()} {
 			back, err := ParseJobID(enc)
-			if err != nil || back != id {
-				t.Fatalf("%q parsed to %d, whose encoding %q gives %d, %v", s, id, enc, back, err)
-			}
+			require.NoError(t, err, "%q parsed to %d, whose encoding %q", s, id, enc)
+			require.Equal(t, id, back, "%q parsed to %d, whose encoding %q", s, id, enc)
 		}
 	})
 }

@@ -350,26 +350,33 @@ func DecodeFrames(frames [][]byte) (*Message, error) {
 		rest = rest[i+1:]
 	}
 	if flags&FlagTopic != 0 {
-		if len(rest) == 0 {
-			return nil, protoErr("topic frame missing")
-		}
-		t := rest[0]
-		if n := len(t); n > 0 && t[n-1] == 0 {
-			t = t[:n-1]
+		t, err := nextFrame(&rest, "topic")
+		if err != nil {
+			return nil, err
 		}
 		m.Topic = string(t)
-		rest = rest[1:]
 	}
 	if flags&FlagPayload != 0 {
-		if len(rest) == 0 {
-			return nil, protoErr("payload frame missing")
-		}
-		pl := rest[0]
-		if n := len(pl); n > 0 && pl[n-1] == 0 {
-			pl = pl[:n-1]
+		pl, err := nextFrame(&rest, "payload")
+		if err != nil {
+			return nil, err
 		}
 		m.Payload = append([]byte{}, pl...)
 	}
 	m.Flags = flags &^ (FlagTopic | FlagPayload)
 	return m, nil
+}
+
+// nextFrame takes the next of *rest, the frame of what, without the NUL
+// that flux-core ends a topic or payload with.
+func nextFrame(rest *[][]byte, what string) ([]byte, error) {
+	if len(*rest) == 0 {
+		return nil, protoErr("%s frame missing", what)
+	}
+	f := (*rest)[0]
+	*rest = (*rest)[1:]
+	if n := len(f); n > 0 && f[n-1] == 0 {
+		f = f[:n-1]
+	}
+	return f, nil
 }

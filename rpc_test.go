@@ -45,3 +45,42 @@ func TestRequireStreaming(t *testing.T) {
 	req.Flags |= FlagStreaming
 	assert.True(t, RequireStreaming(&recordResponder{}, req))
 }
+
+func TestValidateRequestNamesWhatIsWrong(t *testing.T) {
+	assert.NoError(t, ValidateRequest(NewRequest("a.b", 0, nil)))
+	ev := NewRequest("a.b", 0, nil)
+	ev.Type = TypeEvent
+	noTopic := NewRequest("", 0, nil)
+	both := NewRequest("a.b", 0, nil)
+	both.Flags |= FlagNoResponse | FlagStreaming
+	for m, want := range map[*Message]string{
+		ev:      "message type event is not a request",
+		noTopic: "request has no topic",
+		both:    "NORESPONSE and STREAMING are exclusive",
+	} {
+		err := ValidateRequest(m)
+		assert.ErrorIs(t, err, syscall.EINVAL)
+		assert.EqualError(t, err, want)
+	}
+}
+
+// An error response carries the errno and text RespondError promises, and
+// reads back as the same error.
+func TestErrorResponseRoundTrip(t *testing.T) {
+	req := NewRequest("a.b", 0, nil)
+	req.Flags |= FlagStreaming
+	req.Matchtag = 7
+	m := ErrorResponse(req, Errorf(ENOENT, "no such key"))
+	assert.Equal(t, uint32(ENOENT), m.Errnum)
+	assert.Equal(t, uint32(7), m.Matchtag)
+	assert.True(t, m.IsStreaming())
+	err := ErrorFromResponse(m)
+	assert.ErrorIs(t, err, syscall.ENOENT)
+	assert.EqualError(t, err, "no such key")
+
+	m = ErrorResponse(req, syscall.EPERM)
+	assert.Equal(t, uint32(EPERM), m.Errnum)
+	assert.Empty(t, m.Payload, "a bare errno has no text of its own")
+	m = ErrorResponse(req, nil)
+	assert.Equal(t, uint32(EINVAL), m.Errnum, "an error without errno is EINVAL")
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/connect"
 	"github.com/fluxkit/fluxkit/internal/realflux"
+	"github.com/stretchr/testify/require"
 )
 
 // The ping benchmarks run against one real broker so that fluxkit, the C
@@ -23,23 +24,24 @@ func BenchmarkRealPing(b *testing.B) {
 	in := realflux.Start(b, realflux.Options{Size: 1})
 	ctx := context.Background()
 	h, err := connect.Open(ctx, in.URIs[0])
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	defer h.Close()
 	payload := []byte(`{"seq":1,"pad":""}`)
 
 	b.Run("fluxkit/sequential", func(b *testing.B) {
+		var err error
 		for b.Loop() {
-			c, err := h.Request(ctx, fluxkit.NewRequest("broker.ping", 0, payload))
-			if err != nil {
-				b.Fatal(err)
+			var c fluxkit.Call
+			if c, err = h.Request(ctx, fluxkit.NewRequest("broker.ping", 0, payload)); err != nil {
+				break
 			}
-			if _, err := c.Recv(ctx); err != nil {
-				b.Fatal(err)
-			}
+			_, err = c.Recv(ctx)
 			c.Close()
+			if err != nil {
+				break
+			}
 		}
+		require.NoError(b, err)
 	})
 	b.Run("fluxkit/pipelined", func(b *testing.B) {
 		const window = 256
@@ -55,26 +57,25 @@ func BenchmarkRealPing(b *testing.B) {
 			}
 			errs <- nil
 		}()
+		var err error
 		for b.Loop() {
-			c, err := h.Request(ctx, fluxkit.NewRequest("broker.ping", 0, payload))
-			if err != nil {
-				b.Fatal(err)
+			var c fluxkit.Call
+			if c, err = h.Request(ctx, fluxkit.NewRequest("broker.ping", 0, payload)); err != nil {
+				break
 			}
 			calls <- c
 		}
 		close(calls)
-		if err := <-errs; err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, err)
+		require.NoError(b, <-errs)
 	})
 	b.Run("flux-ping", func(b *testing.B) {
 		// flux ping prints a line per ping, as its users see it.
 		cmd := exec.Command(in.Flux, "ping", "-i", "0", "-c", strconv.Itoa(b.N), "broker")
 		cmd.Env = append(cmd.Environ(), "FLUX_URI="+in.URIs[0])
 		b.ResetTimer()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.Fatalf("%v: %s", err, out)
-		}
+		out, err := cmd.CombinedOutput()
+		require.NoError(b, err, "%s", out)
 	})
 	b.Run("python", func(b *testing.B) {
 		script := fmt.Sprintf(`import flux
@@ -85,8 +86,7 @@ for i in range(%d):
 		cmd := exec.Command(in.Flux, "python", "-c", script)
 		cmd.Env = append(cmd.Environ(), "FLUX_URI="+in.URIs[0])
 		b.ResetTimer()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.Fatalf("%v: %s", err, out)
-		}
+		out, err := cmd.CombinedOutput()
+		require.NoError(b, err, "%s", out)
 	})
 }

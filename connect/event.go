@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/internal/callq"
 )
 
 // publishRequest is the event.publish payload: flux-core base64-encodes the
@@ -40,7 +40,7 @@ func (h *Handle) Publish(ctx context.Context, topic string, payload []byte, flag
 // them in sequence order. A broker that goes away ends the subscription with
 // an error wrapping ECONNRESET.
 func (h *Handle) Subscribe(ctx context.Context, prefix string) (fluxkit.Subscription, error) {
-	s := &subscription{h: h, prefix: prefix, signal: make(chan struct{}, 1)}
+	s := &subscription{h: h, prefix: prefix}
 	h.mu.Lock()
 	if h.err != nil {
 		err := h.err
@@ -71,90 +71,23 @@ func (h *Handle) deliverEvent(m *fluxkit.Message) {
 	}
 	h.mu.Unlock()
 	for _, s := range match {
-		s.push(m)
+		s.Push(m)
 	}
 }
 
+// subscription is the queue of one Subscribe's events.
 type subscription struct {
+	callq.Events
 	h      *Handle
 	prefix string
-	signal chan struct{}
-
-	mu     sync.Mutex
-	q      []*fluxkit.Message
-	err    error
-	closed bool
-}
-
-func (s *subscription) push(m *fluxkit.Message) {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return
-	}
-	s.q = append(s.q, m)
-	s.mu.Unlock()
-	s.wake()
-}
-
-func (s *subscription) wake() {
-	select {
-	case s.signal <- struct{}{}:
-	default:
-	}
-}
-
-func (s *subscription) terminate(err error) {
-	s.mu.Lock()
-	if s.err == nil {
-		s.err = err
-	}
-	s.mu.Unlock()
-	s.wake()
-}
-
-// Recv returns the next event. Events that arrived before the handle ended
-// are still returned, then its error.
-func (s *subscription) Recv(ctx context.Context) (*fluxkit.Message, error) {
-	for {
-		s.mu.Lock()
-		if len(s.q) > 0 {
-			m := s.q[0]
-			s.q[0] = nil
-			s.q = s.q[1:]
-			s.mu.Unlock()
-			return m, nil
-		}
-		if s.closed {
-			s.mu.Unlock()
-			return nil, fluxkit.Errorf(fluxkit.ENODATA, "subscription closed")
-		}
-		if s.err != nil {
-			err := s.err
-			s.mu.Unlock()
-			return nil, err
-		}
-		s.mu.Unlock()
-		select {
-		case <-s.signal:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
 }
 
 // Close ends the subscription and tells the broker (event.unsubscribe)
 // without waiting for its answer.
 func (s *subscription) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.Events.Close() {
 		return nil
 	}
-	s.closed = true
-	s.q = nil
-	s.mu.Unlock()
-	s.wake()
 	h := s.h
 	h.mu.Lock()
 	_, live := h.subs[s]

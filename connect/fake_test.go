@@ -1,7 +1,6 @@
 package connect
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,9 +9,9 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/internal/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -136,17 +135,11 @@ func (f *fakeBroker) close() {
 	f.wg.Wait()
 }
 
-func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 func noEnv(string) string { return "" }
 
 func openFake(t *testing.T, f *fakeBroker) *Handle {
 	t.Helper()
-	h, err := New(testCtx(t), Config{URI: f.uri(), Getenv: noEnv})
+	h, err := New(testutil.Context(t), Config{URI: f.uri(), Getenv: noEnv})
 	require.NoError(t, err)
 	t.Cleanup(func() { h.Close() })
 	return h

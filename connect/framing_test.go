@@ -4,21 +4,14 @@ import (
 	"bytes"
 	"encoding/hex"
 	"io"
-	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-func unhex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-	require.NoError(t, err)
-	return b
-}
 
 // Byte vectors of messages as flux-core's sendfd() writes them on a
 // local:// socket, one per message kind and frame-size form.
@@ -40,16 +33,16 @@ func TestLocalVectors(t *testing.T) {
 		m    *fluxkit.Message
 		hex  string
 	}{
-		{"R1", r1, "1200eeff000000300008617474722e676574107b226e616d65223a2272616e6b227d00148e01010bffffffff00000000ffffffff00000001"},
-		{"R2", r2, "1200eeff000000380008617474722e676574187b2276616c7565223a2230222c22666c616773223a317d00148e01020b000003e8000000050000000000000001"},
-		{"R3", r3, "1200eeff000000320008617474722e67657412756e6b6e6f776e2061747472696275746500148e01020bffffffff000000000000000200000001"},
-		{"R4", r4, "1200eeff00000025000e6b76732e646973636f6e6e656374148e01010dffffffff000000000000000300000000"},
-		{"R5", r5, "1200eeff00000035001a6a6f622d6d616e616765722e6576656e74732d6a6f75726e616c037b7d00148e01014bffffffff00000000ffffffff00000002"},
-		{"R6", r6, "1200eeff00000015148e010800ffffffff000000000000000000000000"},
-		{"R7", r7, "1200eeff00000026000f6865617274626561742e70756c7365148e010409ffffffff000000000000000700000000"},
+		{"request", r1, "1200eeff000000300008617474722e676574107b226e616d65223a2272616e6b227d00148e01010bffffffff00000000ffffffff00000001"},
+		{"response with credentials", r2, "1200eeff000000380008617474722e676574187b2276616c7565223a2230222c22666c616773223a317d00148e01020b000003e8000000050000000000000001"},
+		{"error response", r3, "1200eeff000000320008617474722e67657412756e6b6e6f776e2061747472696275746500148e01020bffffffff000000000000000200000001"},
+		{"request without response", r4, "1200eeff00000025000e6b76732e646973636f6e6e656374148e01010dffffffff000000000000000300000000"},
+		{"streaming request", r5, "1200eeff00000035001a6a6f622d6d616e616765722e6576656e74732d6a6f75726e616c037b7d00148e01014bffffffff00000000ffffffff00000002"},
+		{"control", r6, "1200eeff00000015148e010800ffffffff000000000000000000000000"},
+		{"event", r7, "1200eeff00000026000f6865617274626561742e70756c7365148e010409ffffffff000000000000000700000000"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			want := unhex(t, tc.hex)
+			want := testutil.Unhex(t, tc.hex)
 			got := appendMessage(nil, tc.m)
 			assert.Equal(t, hex.EncodeToString(want), hex.EncodeToString(got))
 			back, n, err := decodeMessage(want)
@@ -58,7 +51,7 @@ func TestLocalVectors(t *testing.T) {
 			assert.Equal(t, tc.m, back)
 		})
 	}
-	t.Run("R8", func(t *testing.T) {
+	t.Run("frame of 255 bytes or more has a 4-byte size", func(t *testing.T) {
 		m := fluxkit.NewRequest("x.y", fluxkit.NodeidAny, bytes.Repeat([]byte("a"), 299))
 		b := appendMessage(nil, m)
 		assert.Equal(t, "1200eeff0000014b0003782e79ff0000012c", hex.EncodeToString(b[:18]))
@@ -97,35 +90,13 @@ func FuzzDecodeMessage(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if n > len(b) {
-			t.Fatalf("used %d of %d bytes", n, len(b))
-		}
+		require.LessOrEqual(t, n, len(b), "used more bytes than given")
 		// A decoded message re-encodes to something that decodes to the
 		// same message (the first encoding may differ: NULs, extra frames).
 		again, _, err := decodeMessage(appendMessage(nil, m))
-		if err != nil {
-			t.Fatalf("re-decode: %v", err)
-		}
-		if !equalMsg(m, again) {
-			t.Fatalf("round trip changed %+v into %+v", m, again)
-		}
+		require.NoError(t, err, "re-decode")
+		require.True(t, testutil.WireEqual(m, again), "round trip changed %+v into %+v", m, again)
 	})
-}
-
-func equalMsg(a, b *fluxkit.Message) bool {
-	if len(a.Payload) == 0 && len(b.Payload) == 0 {
-		a, b = a.Clone(), b.Clone()
-		a.Payload, b.Payload = nil, nil
-	}
-	// A payload that ended in two NULs loses one per trip; compare modulo
-	// trailing NULs, which flux-core payloads never contain.
-	ap, bp := bytes.TrimRight(a.Payload, "\x00"), bytes.TrimRight(b.Payload, "\x00")
-	at, bt := strings.TrimRight(a.Topic, "\x00"), strings.TrimRight(b.Topic, "\x00")
-	return a.Type == b.Type && a.Flags == b.Flags && at == bt && bytes.Equal(ap, bp) &&
-		a.Userid == b.Userid && a.Rolemask == b.Rolemask && a.Nodeid == b.Nodeid &&
-		a.Matchtag == b.Matchtag && a.Errnum == b.Errnum && a.Seq == b.Seq &&
-		a.ControlType == b.ControlType && a.ControlStatus == b.ControlStatus &&
-		strings.Join(a.Route, "\x00") == strings.Join(b.Route, "\x00")
 }
 
 // The stream reader agrees with the buffer decoder on every input, however
@@ -144,7 +115,7 @@ func TestMessageReaderSplitsAndErrors(t *testing.T) {
 	for i, want := range msgs {
 		got, err := mr.read()
 		require.NoError(t, err, "message %d", i)
-		assert.True(t, equalMsg(want, got), "message %d: %+v", i, got)
+		assert.True(t, testutil.WireEqual(want, got), "message %d: %+v", i, got)
 	}
 	_, err := mr.read()
 	assert.ErrorIs(t, err, io.EOF)
@@ -155,10 +126,10 @@ func TestMessageReaderSplitsAndErrors(t *testing.T) {
 	_, err = mr.read()
 	assert.ErrorIs(t, err, io.ErrUnexpectedEOF, "end of stream inside a message")
 
-	huge := unhex(t, "1200eeff 7fffffff")
+	huge := testutil.Unhex(t, "1200eeff 7fffffff")
 	_, err = newMessageReader(bytes.NewReader(huge)).read()
 	assert.ErrorIs(t, err, syscall.EPROTO, "a length above the bound is refused before allocating")
-	_, err = newMessageReader(bytes.NewReader(unhex(t, "deadbeef 00000000"))).read()
+	_, err = newMessageReader(bytes.NewReader(testutil.Unhex(t, "deadbeef 00000000"))).read()
 	assert.ErrorIs(t, err, syscall.EPROTO, "bad magic")
 }
 

@@ -1,78 +1,21 @@
 package connect
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"os/exec"
 	"strconv"
 	"sync"
 	"syscall"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/internal/callq"
 )
-
-// Config configures a connection. The zero Config (but for URI, which may be
-// empty) is valid and connects as flux-core's flux_open() would.
-type Config struct {
-	// URI is the broker to connect to (see [Open]). Empty means $FLUX_URI.
-	URI string
-
-	// Logger receives the connection's diagnostics: messages it had to
-	// drop, unknown message types. Default: discard.
-	Logger *slog.Logger
-
-	// Getenv reads the environment: FLUX_URI, FLUX_SSH, FLUX_SSH_RCMD,
-	// LD_LIBRARY_PATH, PATH, FLUX_LOCAL_CONNECTOR_RETRY_COUNT,
-	// FLUX_HANDLE_USERID and FLUX_HANDLE_ROLEMASK. Default: os.Getenv.
-	Getenv func(string) string
-
-	// Userid and Rolemask, when set, are stamped on every message sent, as
-	// flux-core's FLUX_HANDLE_USERID/FLUX_HANDLE_ROLEMASK testing options
-	// do: the broker honours them only from the instance owner, so that the
-	// owner can act as a guest in tests. Zero means unset; the environment
-	// variables apply when these are zero.
-	Userid   uint32
-	Rolemask fluxkit.Role
-
-	// MaxPending bounds the bytes queued for the broker. Request and
-	// Publish wait (bounded by their contexts) while more is queued;
-	// responses are always queued. Default 64 MiB; must not be negative.
-	MaxPending int
-}
-
-// DefaultMaxPending is the default for Config.MaxPending.
-const DefaultMaxPending = 64 << 20
-
-// Validate reports whether c is usable.
-func (c *Config) Validate() error {
-	if c.MaxPending < 0 {
-		return fmt.Errorf("connect: MaxPending %d is negative", c.MaxPending)
-	}
-	if c.URI != "" {
-		if _, err := parseURI(c.URI); err != nil {
-			return fmt.Errorf("connect: %w", err)
-		}
-	}
-	return nil
-}
-
-func (c Config) withDefaults() Config {
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Getenv == nil {
-		c.Getenv = os.Getenv
-	}
-	if c.MaxPending == 0 {
-		c.MaxPending = DefaultMaxPending
-	}
-	return c
-}
 
 // Handle is a connection to one broker of a running Flux instance. It
 // implements [fluxkit.Handle]; every method is safe for concurrent use.
@@ -96,10 +39,10 @@ type Handle struct {
 	wg     sync.WaitGroup
 	done   chan struct{}
 
+	calls callq.Table
+
 	mu       sync.Mutex
-	err      error // why the handle ended; nil while it runs
-	nextTag  uint32
-	calls    map[uint32]*call
+	err      error                    // why the handle ended; nil while it runs
 	handlers map[string]*registration // by topic
 	services map[string]*service      // by service name
 	subs     map[*subscription]struct{}
@@ -169,7 +112,7 @@ func New(ctx context.Context, cfg Config) (*Handle, error) {
 		tr, err = dialLocal(ctx, t.path, retries)
 	case "ssh":
 		tr, err = dialSSH(ctx, t, sshOptions{
-			ssh:      cmp(cfg.Getenv("FLUX_SSH"), "ssh"),
+			ssh:      cmp.Or(cfg.Getenv("FLUX_SSH"), "ssh"),
 			rcmd:     cfg.Getenv("FLUX_SSH_RCMD"),
 			ldPath:   cfg.Getenv("LD_LIBRARY_PATH"),
 			pathEnv:  cfg.Getenv("PATH"),
@@ -187,42 +130,6 @@ func New(ctx context.Context, cfg Config) (*Handle, error) {
 	return h, nil
 }
 
-func cmp(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
-func testingCred(cfg Config) (*fluxkit.Cred, error) {
-	c := fluxkit.Cred{Userid: cfg.Userid, Roles: cfg.Rolemask}
-	if c.Userid == 0 {
-		if s := cfg.Getenv("FLUX_HANDLE_USERID"); s != "" {
-			v, err := strconv.ParseUint(s, 10, 32)
-			if err != nil {
-				return nil, fmt.Errorf("connect: FLUX_HANDLE_USERID=%q is not a userid", s)
-			}
-			c.Userid = uint32(v)
-		}
-	}
-	if c.Roles == 0 {
-		if s := cfg.Getenv("FLUX_HANDLE_ROLEMASK"); s != "" {
-			v, err := strconv.ParseUint(s, 0, 32)
-			if err != nil {
-				return nil, fmt.Errorf("connect: FLUX_HANDLE_ROLEMASK=%q is not a role mask", s)
-			}
-			c.Roles = fluxkit.Role(v)
-		}
-	}
-	if c.Userid == 0 && c.Roles == 0 {
-		return nil, nil
-	}
-	if c.Userid == 0 {
-		c.Userid = fluxkit.UseridUnknown
-	}
-	return &c, nil
-}
-
 func newHandle(cfg Config, uri string, tr transport, stamp *fluxkit.Cred) *Handle {
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Handle{
@@ -234,7 +141,6 @@ func newHandle(cfg Config, uri string, tr transport, stamp *fluxkit.Cred) *Handl
 		ctx:      ctx,
 		cancel:   cancel,
 		done:     make(chan struct{}),
-		calls:    map[uint32]*call{},
 		handlers: map[string]*registration{},
 		services: map[string]*service{},
 		subs:     map[*subscription]struct{}{},
@@ -388,8 +294,6 @@ func (h *Handle) end(reason error) {
 		return
 	}
 	h.err = reason
-	calls := h.calls
-	h.calls = map[uint32]*call{}
 	subs := h.subs
 	h.subs = map[*subscription]struct{}{}
 	regs := h.handlers
@@ -400,11 +304,9 @@ func (h *Handle) end(reason error) {
 	_ = h.tr.Close()
 	h.out.close()
 	h.in.close()
-	for _, c := range calls {
-		c.terminate(reason)
-	}
+	h.calls.Close(reason)
 	for s := range subs {
-		s.terminate(reason)
+		s.Fail(reason)
 	}
 	for _, r := range regs {
 		r.cancel()
@@ -445,28 +347,31 @@ func lostError(err error) error {
 	return &fluxkit.Error{Errnum: fluxkit.ECONNRESET, Text: "connect: broker connection lost: " + err.Error()}
 }
 
-// send queues m for the broker. wait bounds the wait for queue room; a nil
-// wait (responses) never waits.
-func (h *Handle) send(wait context.Context, m *fluxkit.Message) error {
-	return h.enqueue(m, func() error { return h.out.put(wait, m) })
+// send queues m for the broker, waiting (bounded by ctx) for room in the
+// queue.
+func (h *Handle) send(ctx context.Context, m *fluxkit.Message) error {
+	h.stampCred(m)
+	return h.sendErr(h.out.put(ctx, m))
 }
 
-// sendNoWait queues m without waiting for room in the send queue.
-func (h *Handle) sendNoWait(m *fluxkit.Message) error {
-	return h.enqueue(m, func() error { return h.out.putNoWait(m) })
+// reply queues a response, which never waits for room.
+func (h *Handle) reply(m *fluxkit.Message) error {
+	h.stampCred(m)
+	return h.sendErr(h.out.putNoWait(m))
 }
 
-func (h *Handle) enqueue(m *fluxkit.Message, put func() error) error {
+func (h *Handle) stampCred(m *fluxkit.Message) {
 	if h.stamp != nil {
 		m.Userid, m.Rolemask = h.stamp.Userid, h.stamp.Roles
 	}
-	if err := put(); err != nil {
-		if errors.Is(err, errOutClosed) {
-			return h.endedErr()
-		}
-		return err
+}
+
+// sendErr turns a closed queue into the reason the handle ended.
+func (h *Handle) sendErr(err error) error {
+	if errors.Is(err, errOutClosed) {
+		return h.endedErr()
 	}
-	return nil
+	return err
 }
 
 // endedErr is the error for an operation attempted after the handle ended.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/internal/leakcheck"
+	"github.com/fluxkit/fluxkit/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -31,7 +32,7 @@ func TestOpenLearnsRankSizeAndCred(t *testing.T) {
 }
 
 func TestOpenWithoutURISaysHowToGetOne(t *testing.T) {
-	_, err := New(testCtx(t), Config{Getenv: noEnv})
+	_, err := New(testutil.Context(t), Config{Getenv: noEnv})
 	require.ErrorIs(t, err, ErrNoURI)
 	assert.Contains(t, err.Error(), "flux start")
 }
@@ -44,7 +45,7 @@ func TestOpenReadsFluxURI(t *testing.T) {
 		}
 		return ""
 	}
-	h, err := New(testCtx(t), Config{Getenv: env})
+	h, err := New(testutil.Context(t), Config{Getenv: env})
 	require.NoError(t, err)
 	defer h.Close()
 	assert.Equal(t, f.uri(), h.URI())
@@ -53,7 +54,7 @@ func TestOpenReadsFluxURI(t *testing.T) {
 func TestOpenRefusedByBrokerGivesItsErrno(t *testing.T) {
 	f := newFakeBroker(t)
 	f.refuse = byte(syscall.EPERM)
-	_, err := New(testCtx(t), Config{URI: f.uri(), Getenv: noEnv})
+	_, err := New(testutil.Context(t), Config{URI: f.uri(), Getenv: noEnv})
 	require.ErrorIs(t, err, syscall.EPERM)
 	assert.Contains(t, err.Error(), "refused")
 }
@@ -65,7 +66,7 @@ func TestOpenMissingSocketNamesIt(t *testing.T) {
 		}
 		return ""
 	}
-	_, err := New(testCtx(t), Config{URI: "local:///nonexistent/fluxkit/local", Getenv: env})
+	_, err := New(testutil.Context(t), Config{URI: "local:///nonexistent/fluxkit/local", Getenv: env})
 	require.ErrorIs(t, err, syscall.ENOENT)
 	assert.Contains(t, err.Error(), "broker socket /nonexistent/fluxkit/local was not found")
 
@@ -75,7 +76,7 @@ func TestOpenMissingSocketNamesIt(t *testing.T) {
 		}
 		return ""
 	}
-	_, err = New(testCtx(t), Config{URI: "local:///nonexistent", Getenv: env2})
+	_, err = New(testutil.Context(t), Config{URI: "local:///nonexistent", Getenv: env2})
 	assert.ErrorContains(t, err, `FLUX_LOCAL_CONNECTOR_RETRY_COUNT="many"`)
 }
 
@@ -93,7 +94,7 @@ func TestBrokerGoingAwayEndsEverything(t *testing.T) {
 		got <- m.Topic // hold everything else unanswered
 	}
 	h := openFake(t, f)
-	ctx := testCtx(t)
+	ctx := testutil.Context(t)
 	single, err := h.Request(ctx, fluxkit.NewRequest("hold.one", 0, nil))
 	require.NoError(t, err)
 	stream, err := fluxkit.Stream(ctx, h, "hold.many", 0, nil)
@@ -114,7 +115,7 @@ func TestBrokerGoingAwayEndsEverything(t *testing.T) {
 	select {
 	case <-h.Done():
 	case <-ctx.Done():
-		t.Fatal("Done not closed after the broker went away")
+		require.FailNow(t, "Done not closed after the broker went away")
 	}
 	assert.ErrorIs(t, h.Err(), syscall.ECONNRESET)
 	_, err = h.Request(ctx, fluxkit.NewRequest("x.y", 0, nil))
@@ -131,7 +132,7 @@ func TestCloseEndsCallsWithErrClosed(t *testing.T) {
 	f := newFakeBroker(t)
 	f.serve = func(*fakeConn, *fluxkit.Message) {}
 	h := openFake(t, f)
-	ctx := testCtx(t)
+	ctx := testutil.Context(t)
 	c, err := h.Request(ctx, fluxkit.NewRequest("hold.one", 0, nil))
 	require.NoError(t, err)
 	require.NoError(t, h.Close())
@@ -167,7 +168,7 @@ func TestResponsesRoutedByMatchtag(t *testing.T) {
 		}
 	}
 	h := openFake(t, f)
-	ctx := testCtx(t)
+	ctx := testutil.Context(t)
 	var calls []fluxkit.Call
 	for i := 0; i < 5; i++ {
 		c, err := h.Request(ctx, fluxkit.NewRequest("t.echo", 0, []byte(fmt.Sprintf(`{"n":%d}`, i))))
@@ -205,7 +206,7 @@ func TestRequestOnTheWire(t *testing.T) {
 		_ = c.respond(m, "{}", 0)
 	}
 	h := openFake(t, f)
-	ctx := testCtx(t)
+	ctx := testutil.Context(t)
 	require.NoError(t, fluxkit.RPC(ctx, h, "t.up", fluxkit.NodeidUpstream, nil, nil))
 	m := <-seen
 	assert.Equal(t, h.Rank(), m.Nodeid)
@@ -239,10 +240,10 @@ func TestTestingCredentialsAreStamped(t *testing.T) {
 		}
 		return ""
 	}
-	h, err := New(testCtx(t), Config{URI: f.uri(), Getenv: env})
+	h, err := New(testutil.Context(t), Config{URI: f.uri(), Getenv: env})
 	require.NoError(t, err)
 	defer h.Close()
-	require.NoError(t, fluxkit.RPC(testCtx(t), h, "t.x", 0, nil, nil))
+	require.NoError(t, fluxkit.RPC(testutil.Context(t), h, "t.x", 0, nil, nil))
 	m := <-seen
 	assert.Equal(t, uint32(4242), m.Userid)
 	assert.Equal(t, fluxkit.RoleUser, m.Rolemask)
@@ -253,8 +254,46 @@ func TestTestingCredentialsAreStamped(t *testing.T) {
 		}
 		return ""
 	}
-	_, err = New(testCtx(t), Config{URI: f.uri(), Getenv: bad})
+	_, err = New(testutil.Context(t), Config{URI: f.uri(), Getenv: bad})
 	assert.ErrorContains(t, err, `FLUX_HANDLE_USERID="bob"`)
+}
+
+// Userid 0 is root's, not "unset": like flux-core, a handle told to act as
+// userid 0 stamps it, with no roles, whether Config or the environment
+// says so; Config wins over the environment.
+func TestTestingUseridZeroIsStamped(t *testing.T) {
+	seen := make(chan *fluxkit.Message, 4)
+	f := newFakeBroker(t)
+	f.serve = func(c *fakeConn, m *fluxkit.Message) {
+		seen <- m
+		_ = c.respond(m, "{}", 0)
+	}
+	root := func(k string) string {
+		if k == "FLUX_HANDLE_USERID" {
+			return "0"
+		}
+		return ""
+	}
+	for _, cfg := range []Config{
+		{URI: f.uri(), Getenv: noEnv, Userid: new(uint32(0))},
+		{URI: f.uri(), Getenv: root},
+		{URI: f.uri(), Getenv: func(k string) string { return map[string]string{"FLUX_HANDLE_USERID": "7"}[k] }, Userid: new(uint32(0))},
+	} {
+		h, err := New(testutil.Context(t), cfg)
+		require.NoError(t, err)
+		require.NoError(t, fluxkit.RPC(testutil.Context(t), h, "t.x", 0, nil, nil))
+		m := <-seen
+		assert.Equal(t, uint32(0), m.Userid)
+		assert.Equal(t, fluxkit.RoleNone, m.Rolemask)
+		h.Close()
+	}
+
+	h, err := New(testutil.Context(t), Config{URI: f.uri(), Getenv: noEnv})
+	require.NoError(t, err)
+	defer h.Close()
+	require.NoError(t, fluxkit.RPC(testutil.Context(t), h, "t.x", 0, nil, nil))
+	m := <-seen
+	assert.Equal(t, fluxkit.UseridUnknown, m.Userid, "nothing set: the broker fills in the credentials")
 }
 
 func TestRegisterServesRequests(t *testing.T) {
@@ -357,7 +396,7 @@ func TestPublishAndSubscribeOnTheWire(t *testing.T) {
 		}
 	}
 	h := openFake(t, f)
-	ctx := testCtx(t)
+	ctx := testutil.Context(t)
 	require.NoError(t, h.Publish(ctx, "a.b", []byte(`{"x":1}`), fluxkit.FlagPrivate))
 	m := <-reqs
 	assert.Equal(t, "event.publish", m.Topic)
@@ -398,7 +437,7 @@ func TestSendQueueIsBounded(t *testing.T) {
 	stall := make(chan struct{})
 	f := newFakeBroker(t)
 	f.serve = func(*fakeConn, *fluxkit.Message) { <-stall }
-	h, err := New(testCtx(t), Config{URI: f.uri(), Getenv: noEnv, MaxPending: 1 << 20})
+	h, err := New(testutil.Context(t), Config{URI: f.uri(), Getenv: noEnv, MaxPending: 1 << 20})
 	require.NoError(t, err)
 	defer func() {
 		close(stall)
@@ -447,7 +486,7 @@ func TestCloseWaitsForRunningHandler(t *testing.T) {
 	select {
 	case <-finished:
 	default:
-		t.Fatal("Close returned while a handler was running")
+		require.FailNow(t, "Close returned while a handler was running")
 	}
 }
 
@@ -456,7 +495,7 @@ func TestConfigValidate(t *testing.T) {
 	assert.ErrorContains(t, (&Config{MaxPending: -1}).Validate(), "MaxPending -1")
 	err := (&Config{URI: "http://x"}).Validate()
 	assert.ErrorContains(t, err, `unsupported scheme "http"`)
-	_, err = New(testCtx(t), Config{URI: "ssh://"})
+	_, err = New(testutil.Context(t), Config{URI: "ssh://"})
 	assert.ErrorContains(t, err, "no host")
 }
 

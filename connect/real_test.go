@@ -15,6 +15,7 @@ import (
 	"github.com/fluxkit/fluxkit/internal/handletest"
 	"github.com/fluxkit/fluxkit/internal/leakcheck"
 	"github.com/fluxkit/fluxkit/internal/realflux"
+	"github.com/fluxkit/fluxkit/internal/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -27,23 +28,11 @@ type realInstance struct{ in *realflux.Instance }
 func (r realInstance) Size() int { return len(r.in.URIs) }
 
 func (r realInstance) Owner(t *testing.T, rank uint32) fluxkit.Handle {
-	return r.open(t, connect.Config{URI: r.in.URIs[rank]})
+	return openReal(t, connect.Config{URI: r.in.URIs[rank]})
 }
 
 func (r realInstance) Guest(t *testing.T, rank uint32, userid uint32) fluxkit.Handle {
-	return r.open(t, connect.Config{URI: r.in.URIs[rank], Userid: userid, Rolemask: fluxkit.RoleUser})
-}
-
-func (r realInstance) open(t *testing.T, cfg connect.Config) fluxkit.Handle {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	h, err := connect.New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
+	return openReal(t, connect.Config{URI: r.in.URIs[rank], Userid: new(userid), Rolemask: fluxkit.RoleUser})
 }
 
 func TestConformanceOnRealBroker(t *testing.T) {
@@ -51,22 +40,13 @@ func TestConformanceOnRealBroker(t *testing.T) {
 	handletest.Run(t, func(t *testing.T) handletest.Instance { return realInstance{in} })
 }
 
-func openReal(t *testing.T, uri string) *connect.Handle {
+// openReal connects with cfg for the rest of the test.
+func openReal(t *testing.T, cfg connect.Config) *connect.Handle {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	h, err := connect.Open(ctx, uri)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, err := connect.New(testutil.Context(t), cfg)
+	require.NoError(t, err)
 	t.Cleanup(func() { h.Close() })
 	return h
-}
-
-func ctxFor(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // A real two-broker instance, driven the way Go Flux tooling would drive
@@ -74,8 +54,8 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 // both directions with flux event pub/sub, and the job manager's journal.
 func TestRealInstance(t *testing.T) {
 	in := realflux.Start(t, realflux.Options{Size: 2})
-	ctx := ctxFor(t, 60*time.Second)
-	h0, h1 := openReal(t, in.URIs[0]), openReal(t, in.URIs[1])
+	ctx := testutil.ContextTimeout(t, 60*time.Second)
+	h0, h1 := openReal(t, connect.Config{URI: in.URIs[0]}), openReal(t, connect.Config{URI: in.URIs[1]})
 
 	t.Run("IdentityAndPing", func(t *testing.T) {
 		for r, h := range []*connect.Handle{h0, h1} {
@@ -195,8 +175,8 @@ func TestRealInstanceExitEndsCalls(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			leakcheck.Check(t)
 			in := realflux.Start(t, realflux.Options{Size: 1})
-			ctx := ctxFor(t, 60*time.Second)
-			h := openReal(t, in.URIs[0])
+			ctx := testutil.ContextTimeout(t, 60*time.Second)
+			h := openReal(t, connect.Config{URI: in.URIs[0]})
 			call, err := fluxkit.Stream(ctx, h, "job-manager.events-journal", 0, map[string]any{})
 			require.NoError(t, err)
 			defer call.Close()
@@ -215,7 +195,7 @@ func TestRealInstanceExitEndsCalls(t *testing.T) {
 			select {
 			case <-h.Done():
 			case <-ctx.Done():
-				t.Fatal("handle did not end with its instance")
+				require.FailNow(t, "handle did not end with its instance")
 			}
 			require.ErrorIs(t, h.Err(), syscall.ECONNRESET)
 			_, err = h.Request(ctx, fluxkit.NewRequest("broker.ping", 0, []byte(`{}`)))
@@ -228,7 +208,7 @@ func TestRealInstanceExitEndsCalls(t *testing.T) {
 // runs the command on this host, as flux-core's own tests do.
 func TestRealSSHConnector(t *testing.T) {
 	in := realflux.Start(t, realflux.Options{Size: 2})
-	ctx := ctxFor(t, 60*time.Second)
+	ctx := testutil.ContextTimeout(t, 60*time.Second)
 	fakeSSH := filepath.Join(t.TempDir(), "fake-ssh")
 	// Drop [-p port] and [user@]host, run the rest here.
 	script := "#!/bin/sh\nwhile [ \"$1\" = -p ]; do shift 2; done\nshift\nexec \"$@\"\n"
@@ -252,7 +232,7 @@ func TestRealSSHConnector(t *testing.T) {
 		_ = w.Respond([]byte(`{"via":"ssh"}`))
 	})
 	require.NoError(t, err)
-	h0 := openReal(t, in.URIs[0])
+	h0 := openReal(t, connect.Config{URI: in.URIs[0]})
 	var out struct{ Via string }
 	require.NoError(t, fluxkit.RPC(ctx, h0, "gotest.ssh", 1, nil, &out))
 	require.Equal(t, "ssh", out.Via)

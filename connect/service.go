@@ -228,15 +228,7 @@ func (r *responder) Respond(payload []byte) error {
 
 // RespondError sends an error response, which ends a stream.
 func (r *responder) RespondError(err error) error {
-	var text []byte
-	if t := fluxkit.ErrorText(err); t != "" {
-		text = []byte(t)
-	}
-	errno := fluxkit.Errno(err)
-	if errno == 0 {
-		errno = fluxkit.EINVAL
-	}
-	return r.send(fluxkit.ResponseTo(r.req, text, uint32(errno)), true)
+	return r.send(fluxkit.ErrorResponse(r.req, err), true)
 }
 
 func (r *responder) send(m *fluxkit.Message, final bool) error {
@@ -250,5 +242,5 @@ func (r *responder) send(m *fluxkit.Message, final bool) error {
 	}
 	r.done = final
 	r.mu.Unlock()
-	return r.h.sendNoWait(m)
+	return r.h.reply(m)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/internal/leakcheck"
+	"github.com/fluxkit/fluxkit/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -70,12 +71,12 @@ func TestSSHThroughRelay(t *testing.T) {
 		}
 		return ""
 	}
-	h, err := New(testCtx(t), Config{URI: "ssh://someone@node7:2222" + f.path, Getenv: env})
+	h, err := New(testutil.Context(t), Config{URI: "ssh://someone@node7:2222" + f.path, Getenv: env})
 	require.NoError(t, err)
 	assert.Equal(t, uint32(1), h.Rank())
 	assert.Equal(t, "ssh://someone@node7:2222"+f.path, h.URI())
 	var out struct{ Echo string }
-	require.NoError(t, fluxkit.RPC(testCtx(t), h, "a.b", 0, nil, &out))
+	require.NoError(t, fluxkit.RPC(testutil.Context(t), h, "a.b", 0, nil, &out))
 	assert.Equal(t, "a.b", out.Echo)
 	require.NoError(t, h.Close())
 }
@@ -96,7 +97,7 @@ func TestSSHFailuresExplainThemselves(t *testing.T) {
 				}
 				return ""
 			}
-			_, err := New(testCtx(t), Config{URI: "ssh://node7/tmp/x/local", Getenv: env})
+			_, err := New(testutil.Context(t), Config{URI: "ssh://node7/tmp/x/local", Getenv: env})
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.want)
 		})
@@ -107,6 +108,6 @@ func TestSSHFailuresExplainThemselves(t *testing.T) {
 		}
 		return ""
 	}
-	_, err := New(testCtx(t), Config{URI: "ssh://node7/tmp/x/local", Getenv: env})
+	_, err := New(testutil.Context(t), Config{URI: "ssh://node7/tmp/x/local", Getenv: env})
 	assert.ErrorContains(t, err, "set FLUX_SSH")
 }

@@ -4,6 +4,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/fluxkit/fluxkit/internal/testutil"
+	"github.com/stretchr/testify/require"
 )
 
 // mixed100k is a 100,000-id set of 10,000 singletons and 10,000 runs of
@@ -23,18 +26,24 @@ func mixed100k() string {
 	return sb.String()
 }
 
+func benchParse(b *testing.B, in string) {
+	testutil.BenchParse(b, in, func(s string) error { _, err := Parse(s); return err })
+}
+
+// benchEncode measures Encode of s with flags.
+func benchEncode(b *testing.B, s Set, flags Flags) {
+	b.ReportAllocs()
+	var err error
+	for b.Loop() {
+		_, err = s.Encode(flags)
+	}
+	require.NoError(b, err)
+}
+
 func BenchmarkParse100k(b *testing.B) {
 	in := mixed100k()
-	if s := MustParse(in); s.Len() != 100_000 {
-		b.Fatalf("benchmark set has %d ids", s.Len())
-	}
-	b.SetBytes(int64(len(in)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := Parse(in); err != nil {
-			b.Fatal(err)
-		}
-	}
+	require.Equal(b, 100_000, MustParse(in).Len())
+	benchParse(b, in)
 }
 
 // BenchmarkParse100kSingletons is the worst case for a range list: no two
@@ -47,35 +56,12 @@ func BenchmarkParse100kSingletons(b *testing.B) {
 		}
 		sb.WriteString(strconv.Itoa(2 * i))
 	}
-	in := sb.String()
-	b.SetBytes(int64(len(in)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := Parse(in); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchParse(b, sb.String())
 }
 
-func BenchmarkEncode100k(b *testing.B) {
-	s := MustParse(mixed100k())
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := s.Encode(Ranges); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+func BenchmarkEncode100k(b *testing.B) { benchEncode(b, MustParse(mixed100k()), Ranges) }
 
-func BenchmarkEncode100kNoRanges(b *testing.B) {
-	s := MustParse(mixed100k())
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := s.Encode(0); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+func BenchmarkEncode100kNoRanges(b *testing.B) { benchEncode(b, MustParse(mixed100k()), 0) }
 
 func BenchmarkContains(b *testing.B) {
 	s := MustParse(mixed100k()) // 20,000 spans

@@ -1,6 +1,9 @@
 package idset
 
-import "slices"
+import (
+	"cmp"
+	"slices"
+)
 
 // Builder accumulates ids for a Set. Adding ids in ascending order costs
 // amortised O(1) each; out-of-order additions are collected and sorted once
@@ -61,15 +64,7 @@ func (b *Builder) normalise() {
 	if !b.unordered {
 		return
 	}
-	slices.SortFunc(b.spans, func(x, y span) int {
-		switch {
-		case x.lo < y.lo:
-			return -1
-		case x.lo > y.lo:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(b.spans, func(x, y span) int { return cmp.Compare(x.lo, y.lo) })
 	out := b.spans[:1]
 	for _, r := range b.spans[1:] {
 		last := &out[len(out)-1]

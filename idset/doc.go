@@ -26,9 +26,4 @@
 // is rejected as out of range instead of wrapping modulo 2^32 as the C
 // decoder does. [Set.String] and [Set.MarshalText] emit the canonical RANGE
 // encoding ("0-2,4"), so a Set works directly as a JSON or TOML string.
-//
-// # Rank conditions
-//
-// [Ranks] is the flux-modprobe "ranks" condition: "all", ">N", "<N" or an
-// idset.
 package idset

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strconv"
 	"syscall"
+
+	"github.com/fluxkit/fluxkit/internal/errtext"
 )
 
 // Sentinel errors wrapped by [ParseError]; match them with [errors.Is].
@@ -39,17 +41,17 @@ func (e *ParseError) Error() string {
 	case e.Err == ErrSyntax && e.Token == "":
 		detail = "mismatched or nested brackets"
 	case e.Err == ErrSyntax:
-		detail = "error parsing range '" + shorten(e.Token) + "'"
+		detail = "error parsing range '" + errtext.Shorten(e.Token) + "'"
 	case e.Err == ErrOrder:
-		detail = "range '" + shorten(e.Token) + "' is out of order"
+		detail = "range '" + errtext.Shorten(e.Token) + "' is out of order"
 	case e.Err == ErrRange:
-		detail = "set universe size would exceed maximum (range '" + shorten(e.Token) + "')"
+		detail = "set universe size would exceed maximum (range '" + errtext.Shorten(e.Token) + "')"
 	case e.Err != nil:
 		detail = e.Err.Error()
 	default:
 		detail = "invalid idset"
 	}
-	return "idset: parsing " + strconv.Quote(shorten(e.Input)) + ": " + detail
+	return "idset: parsing " + strconv.Quote(errtext.Shorten(e.Input)) + ": " + detail
 }
 
 // Unwrap exposes the sentinel so errors.Is(err, ErrSyntax) works.
@@ -65,15 +67,4 @@ func (e *ParseError) Is(target error) bool {
 		return e.Err == ErrRange
 	}
 	return false
-}
-
-// maxQuoted bounds how much of an input an error message repeats; inputs
-// can be megabytes long and a log line should not be.
-const maxQuoted = 64
-
-func shorten(s string) string {
-	if len(s) <= maxQuoted {
-		return s
-	}
-	return s[:maxQuoted] + "..."
 }

@@ -38,27 +38,6 @@ func ExampleSet_Encode() {
 	// [1,7,8,9,16]
 }
 
-func ExampleParseRanks() {
-	for _, cond := range []string{"all", ">0", "<2", "0,5,7"} {
-		r, err := idset.ParseRanks(cond)
-		if err != nil {
-			panic(err)
-		}
-		fmt.Printf("%-5s rank0=%t rank1=%t rank5=%t\n", r, r.Test(0), r.Test(1), r.Test(5))
-	}
-	_, err := idset.ParseRanks(">=1")
-	fmt.Println(err)
-	_, err = idset.ParseRanks("1-0")
-	fmt.Println(err)
-	// Output:
-	// all   rank0=true rank1=true rank5=true
-	// >0    rank0=false rank1=true rank5=true
-	// <2    rank0=true rank1=true rank5=false
-	// 0,5,7 rank0=true rank1=false rank5=true
-	// ranks: invalid rank condition ">=1": idset: invalid syntax
-	// ranks: invalid idset: 1-0
-}
-
 func ExampleBuilder() {
 	var b idset.Builder
 	for _, id := range []uint32{9, 3, 4, 5, 0, 4} {

@@ -1,11 +1,12 @@
 package idset
 
 import (
-	"errors"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // refElement is the RFC 22 element grammar as libidset applies it.
@@ -57,7 +58,7 @@ func refParse(s string) ([][2]uint32, error) {
 }
 
 var fuzzSeeds = []string{
-	// spec §1.5
+	// flux-core's libidset test cases
 	"1,7-9,16", "2,3", "[]", "", "1-3,4", "1,,2", "2147483647", "2147483648",
 	"3-3", "01,2", "1-3,2",
 	// empty sets and commas
@@ -89,43 +90,31 @@ func FuzzParse(f *testing.F) {
 		want, wantErr := refParse(in)
 		if err != nil {
 			var pe *ParseError
-			if !errors.As(err, &pe) || pe.Input != in {
-				t.Fatalf("Parse(%q): error %v is not a *ParseError for the input", in, err)
-			}
-			if wantErr == nil || !errors.Is(err, wantErr) {
-				t.Fatalf("Parse(%q) = %v; reference says %v", in, err, wantErr)
-			}
+			require.ErrorAs(t, err, &pe, "Parse(%q)", in)
+			require.Equal(t, in, pe.Input, "Parse(%q): the error names the input", in)
+			require.Error(t, wantErr, "Parse(%q) = %v; the reference accepts it", in, err)
+			require.ErrorIs(t, err, wantErr, "Parse(%q)", in)
 			_ = err.Error()
-			if !set.IsEmpty() {
-				t.Fatalf("Parse(%q) failed but returned a non-empty set", in)
-			}
+			require.True(t, set.IsEmpty(), "Parse(%q) failed but returned a non-empty set", in)
 			return
 		}
-		if wantErr != nil {
-			t.Fatalf("Parse(%q) succeeded; reference says %v", in, wantErr)
-		}
+		require.NoError(t, wantErr, "Parse(%q) succeeded; the reference refuses it", in)
 		checkInvariants(t, set)
 
 		var b Builder
 		for _, r := range want {
 			b.AddRange(r[0], r[1])
 		}
-		if ref := b.Set(); !ref.Equal(set) {
-			t.Fatalf("Parse(%q) = %v; reference gives %v", in, set, ref)
-		}
+		ref := b.Set()
+		require.True(t, ref.Equal(set), "Parse(%q) = %v; reference gives %v", in, set, ref)
 
 		s := set.String()
 		again, err := Parse(s)
-		if err != nil || !again.Equal(set) {
-			t.Fatalf("Parse(%q).String() = %q does not re-parse equal: %v", in, s, err)
-		}
-		if s2 := again.String(); s2 != s {
-			t.Fatalf("re-encoding %q gave %q", s, s2)
-		}
+		require.NoError(t, err, "Parse(%q).String() = %q", in, s)
+		require.True(t, again.Equal(set), "Parse(%q).String() = %q does not re-parse equal", in, s)
+		require.Equal(t, s, again.String(), "re-encoding")
 		text, _ := set.MarshalText()
-		if string(text) != s {
-			t.Fatalf("MarshalText %q != String %q", text, s)
-		}
+		require.Equal(t, s, string(text), "MarshalText is String")
 
 		flagSets := []Flags{Ranges | Brackets}
 		// Without Ranges the output lists every id; keep that bounded.
@@ -134,16 +123,11 @@ func FuzzParse(f *testing.F) {
 		}
 		for _, flags := range flagSets {
 			enc, err := set.Encode(flags)
-			if err != nil {
-				t.Fatalf("Encode(%d): %v", flags, err)
-			}
-			if len(enc) != set.encodedLen(flags) {
-				t.Fatalf("Encode(%d) of %v: length %d, predicted %d", flags, set, len(enc), set.encodedLen(flags))
-			}
+			require.NoError(t, err, "Encode(%d)", flags)
+			require.Len(t, enc, set.encodedLen(flags), "Encode(%d) of %v: predicted length", flags, set)
 			back, err := Parse(enc)
-			if err != nil || !back.Equal(set) {
-				t.Fatalf("Encode(%d) of %v = %q does not re-parse equal: %v", flags, set, enc, err)
-			}
+			require.NoError(t, err, "Encode(%d) of %v = %q", flags, set, enc)
+			require.True(t, back.Equal(set), "Encode(%d) of %v = %q does not re-parse equal", flags, set, enc)
 		}
 	})
 }

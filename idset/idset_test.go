@@ -35,8 +35,9 @@ func checkInvariants(t testing.TB, s Set) {
 
 func ids(s Set) []uint32 { return slices.Collect(s.All()) }
 
-// TestVectors covers spec §1.5: decode then encode with no flags, RANGE and
-// RANGE|BRACKETS.
+// TestVectors decodes the cases of flux-core's libidset tests
+// (src/common/libidset/test/idset.c), then encodes them with no flags,
+// RANGE and RANGE|BRACKETS.
 func TestVectors(t *testing.T) {
 	tests := []struct {
 		in                   string
@@ -466,22 +467,18 @@ func TestEqual(t *testing.T) {
 
 func TestTextMarshalling(t *testing.T) {
 	type config struct {
-		Ranks Set   `json:"ranks"`
-		Cores Set   `json:"cores"`
-		Cond  Ranks `json:"cond"`
-		Def   Ranks `json:"def"`
+		Ranks Set `json:"ranks"`
+		Cores Set `json:"cores"`
 	}
-	in := config{Ranks: MustParse("0-3,8"), Cond: mustParseRanks(t, ">0")}
+	in := config{Ranks: MustParse("0-3,8")}
 	data, err := json.Marshal(in)
 	require.NoError(t, err)
-	assert.JSONEq(t, `{"ranks":"0-3,8","cores":"","cond":">0","def":"all"}`, string(data))
+	assert.JSONEq(t, `{"ranks":"0-3,8","cores":""}`, string(data))
 
 	var out config
 	require.NoError(t, json.Unmarshal(data, &out))
 	assert.True(t, in.Ranks.Equal(out.Ranks))
 	assert.True(t, out.Cores.IsEmpty())
-	assert.Equal(t, ">0", out.Cond.String())
-	assert.Equal(t, "all", out.Def.String())
 
 	require.NoError(t, json.Unmarshal([]byte(`{"ranks":"[1,2,5]"}`), &out))
 	assert.Equal(t, "1-2,5", out.Ranks.String())
@@ -494,91 +491,6 @@ func TestTextMarshalling(t *testing.T) {
 	b, err := MustParse("1-3").AppendText([]byte("ids="))
 	require.NoError(t, err)
 	assert.Equal(t, "ids=1-3", string(b))
-}
-
-func mustParseRanks(t *testing.T, s string) Ranks {
-	t.Helper()
-	r, err := ParseRanks(s)
-	require.NoError(t, err)
-	return r
-}
-
-func TestRanks(t *testing.T) {
-	tests := []struct {
-		in, str string
-		match   []uint32
-		miss    []uint32
-	}{
-		{"all", "all", []uint32{0, 1, MaxID}, nil},
-		{">0", ">0", []uint32{1, 2, MaxID}, []uint32{0}},
-		{"<2", "<2", []uint32{0, 1}, []uint32{2, 3}},
-		{">+3", ">3", []uint32{4}, []uint32{3}},
-		{"<-1", "<-1", nil, []uint32{0, 1}},
-		{">-1", ">-1", []uint32{0, MaxID}, nil},
-		{"<0", "<0", nil, []uint32{0}},
-		{">4294967295", ">4294967295", nil, []uint32{MaxID, 1<<32 - 1}},
-		{"<4294967296", "<4294967296", []uint32{1<<32 - 1}, nil},
-		{"0", "0", []uint32{0}, []uint32{1}},
-		{"0,1", "0-1", []uint32{0, 1}, []uint32{2}},
-		{"0,5,7", "0,5,7", []uint32{0, 5, 7}, []uint32{1, 6}},
-		{"[1-3]", "1-3", []uint32{2}, []uint32{0, 4}},
-		{"", "", nil, []uint32{0, 1}},
-	}
-	for _, tt := range tests {
-		r, err := ParseRanks(tt.in)
-		require.NoError(t, err, "%q", tt.in)
-		assert.Equal(t, tt.str, r.String(), "%q", tt.in)
-		for _, rank := range tt.match {
-			assert.True(t, r.Test(rank), "%q should match %d", tt.in, rank)
-		}
-		for _, rank := range tt.miss {
-			assert.False(t, r.Test(rank), "%q should not match %d", tt.in, rank)
-		}
-		again, err := ParseRanks(r.String())
-		require.NoError(t, err)
-		assert.Equal(t, r, again, "String round-trips %q", tt.in)
-	}
-
-	var zero Ranks
-	assert.Equal(t, "all", zero.String(), "zero value is the modprobe default")
-	assert.True(t, zero.Test(0))
-	assert.True(t, zero.Test(1<<32-1))
-	all, err := ParseRanks("all")
-	require.NoError(t, err)
-	assert.Equal(t, zero, all)
-}
-
-func TestRanksErrors(t *testing.T) {
-	for _, in := range []string{">", "<", ">=1", "<=1", ">x", "> 1", ">1 ", ">1_000", ">0x10", ">1.5", "=1", "!1", "ALL", "All", "all ", " 0", "3-3", "1,0"} {
-		_, err := ParseRanks(in)
-		require.Error(t, err, "%q", in)
-	}
-
-	_, err := ParseRanks("1,0")
-	assert.EqualError(t, err, "ranks: invalid idset: 1,0")
-	assert.ErrorIs(t, err, ErrOrder)
-	var pe *ParseError
-	assert.ErrorAs(t, err, &pe)
-
-	_, err = ParseRanks("ALL")
-	assert.EqualError(t, err, "ranks: invalid idset: ALL")
-	assert.ErrorIs(t, err, ErrSyntax)
-
-	_, err = ParseRanks(">=1")
-	assert.ErrorIs(t, err, ErrSyntax)
-	assert.Contains(t, err.Error(), `">=1"`)
-
-	_, err = ParseRanks(">99999999999999999999")
-	assert.ErrorIs(t, err, ErrRange)
-
-	var r Ranks
-	require.NoError(t, r.UnmarshalText([]byte("<5")))
-	assert.Equal(t, "<5", r.String())
-	assert.Error(t, r.UnmarshalText([]byte(">>5")))
-	assert.Equal(t, "<5", r.String(), "failed unmarshal leaves the value alone")
-	text, err := r.MarshalText()
-	require.NoError(t, err)
-	assert.Equal(t, "<5", string(text))
 }
 
 // TestConcurrentReads gives the race detector shared sets to watch: every

@@ -13,15 +13,7 @@ const Primary = "primary"
 
 // Lookup reads the value at key in namespace ns ("" means [Primary]).
 func Lookup(ctx context.Context, h fluxkit.Handle, ns, key string) ([]byte, error) {
-	t, err := LookupTreeobj(ctx, h, ns, key, 0)
-	if err != nil {
-		return nil, err
-	}
-	v, err := t.Value()
-	if err != nil {
-		return nil, fmt.Errorf("kvs lookup %s: %w", key, err)
-	}
-	return v, nil
+	return lookupAs(ctx, h, ns, key, 0, Treeobj.Value)
 }
 
 // LookupJSON reads the value at key and unmarshals it into v.
@@ -39,15 +31,21 @@ func LookupJSON(ctx context.Context, h fluxkit.Handle, ns, key string, v any) er
 // LookupDir lists the directory at key: its entries' names and tree
 // objects.
 func LookupDir(ctx context.Context, h fluxkit.Handle, ns, key string) (map[string]Treeobj, error) {
-	t, err := LookupTreeobj(ctx, h, ns, key, FlagReadDir)
+	return lookupAs(ctx, h, ns, key, FlagReadDir, Treeobj.Entries)
+}
+
+// lookupAs looks key up with flags and reads the tree object with as.
+func lookupAs[T any](ctx context.Context, h fluxkit.Handle, ns, key string, flags int, as func(Treeobj) (T, error)) (T, error) {
+	var zero T
+	t, err := LookupTreeobj(ctx, h, ns, key, flags)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	m, err := t.Entries()
+	v, err := as(t)
 	if err != nil {
-		return nil, fmt.Errorf("kvs lookup %s: %w", key, err)
+		return zero, fmt.Errorf("kvs lookup %s: %w", key, err)
 	}
-	return m, nil
+	return v, nil
 }
 
 // LookupTreeobj sends kvs.lookup with flags and returns the tree object the

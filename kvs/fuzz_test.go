@@ -1,9 +1,10 @@
 package kvs
 
 import (
-	"bytes"
 	"encoding/json"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // Tree objects from the wire never panic the decoder, and a value survives
@@ -29,9 +30,8 @@ func FuzzTreeobj(f *testing.F) {
 			}
 		}
 		v, err := Val(b).Value()
-		if err != nil || !bytes.Equal(v, b) {
-			t.Fatalf("value %q came back as %q, %v", b, v, err)
-		}
+		require.NoError(t, err)
+		require.Equal(t, string(b), string(v), "a value comes back as it went in")
 	})
 }
 
@@ -50,30 +50,15 @@ func FuzzStoreCommit(f *testing.F) {
 		var pre Txn
 		pre.Put("keep.me", []byte("1"))
 		pre.Symlink("loop", "loop")
-		if _, err := s.Commit(Primary, pre.Ops); err != nil {
-			t.Fatal(err)
-		}
+		_, err := s.Commit(Primary, pre.Ops)
+		require.NoError(t, err)
 		before := s.Keys(Primary)
 		if _, err := s.Commit(in.Namespace, in.Ops); err != nil {
-			if after := s.Keys(Primary); !equal(before, after) {
-				t.Fatalf("failed commit changed the store: %v -> %v", before, after)
-			}
+			require.Equal(t, before, s.Keys(Primary), "a failed commit changed the store")
 		}
 		for _, k := range s.Keys(Primary) {
 			_, _ = s.Lookup(Primary, k, 0)
 			_, _ = s.Lookup(Primary, k, FlagReadDir)
 		}
 	})
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

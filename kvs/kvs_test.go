@@ -8,12 +8,12 @@ import (
 	"slices"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/connect"
 	"github.com/fluxkit/fluxkit/internal/realflux"
 	"github.com/fluxkit/fluxkit/internal/testbroker"
+	"github.com/fluxkit/fluxkit/internal/testutil"
 	"github.com/fluxkit/fluxkit/kvs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -110,8 +110,7 @@ var script = []step{
 }
 
 func runScript(t *testing.T, h fluxkit.Handle) []string {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testutil.Context(t)
 	var out []string
 	for _, s := range script {
 		v, err := s.run(ctx, h)
@@ -141,9 +140,7 @@ func TestStoreMatchesFluxCore(t *testing.T) {
 	got := runScript(t, b.Owner(1))
 	if realflux.Flux() != "" {
 		in := realflux.Start(t, realflux.Options{Size: 1})
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		h, err := connect.Open(ctx, in.URIs[0])
+		h, err := connect.Open(testutil.Context(t), in.URIs[0])
 		require.NoError(t, err)
 		defer h.Close()
 		assert.Equal(t, runScript(t, h), got)

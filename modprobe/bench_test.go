@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/fluxkit/fluxkit/internal/testbroker"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // synthetic builds a seeded random configuration of n modules: requires,
@@ -55,11 +57,7 @@ func synthetic(n int, seed uint64) (*db, []string) {
 // planAll runs the rc1 planning steps over every module.
 func planAll(d *db, active []string) (*Plan, error) {
 	p := newPlanner(d, &facts{})
-	names, err := p.filterActive(active)
-	if err != nil {
-		return nil, err
-	}
-	tasks, err := p.closure(names, false)
+	tasks, err := p.startTasks(active)
 	if err != nil {
 		return nil, err
 	}
@@ -74,19 +72,10 @@ func TestSyntheticPlans(t *testing.T) {
 	for _, n := range []int{10, 500, 2000} {
 		d, names := synthetic(n, 42)
 		pl, err := planAll(d, names)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if pl.Len() == 0 || pl.Len() > n {
-			t.Fatalf("n=%d: plan of %d tasks", n, pl.Len())
-		}
-		// Every ordering edge points from a planned predecessor.
+		require.NoError(t, err)
+		assert.True(t, pl.Len() > 0 && pl.Len() <= n, "n=%d: plan of %d tasks", n, pl.Len())
 		for i, ps := range pl.preds {
-			for _, q := range ps {
-				if q == int32(i) {
-					t.Fatal("self edge")
-				}
-			}
+			assert.NotContains(t, ps, int32(i), "n=%d: %s is its own predecessor", n, pl.entries[i].name)
 		}
 	}
 }
@@ -95,14 +84,14 @@ func benchmarkPlan(b *testing.B, n int) {
 	base, names := synthetic(n, 42)
 	b.ReportAllocs()
 	b.ResetTimer()
+	var err error
 	for b.Loop() {
 		b.StopTimer()
 		d := base.clone()
 		b.StartTimer()
-		if _, err := planAll(d, names); err != nil {
-			b.Fatal(err)
-		}
+		_, err = planAll(d, names) // checked after the loop, off the clock
 	}
+	require.NoError(b, err)
 }
 
 func BenchmarkPlan500(b *testing.B)    { benchmarkPlan(b, 500) }
@@ -125,9 +114,7 @@ func BenchmarkLoadTOML2000(b *testing.B) {
 	src := []byte(sb.String())
 	b.SetBytes(int64(len(src)))
 	for b.Loop() {
-		if err := newDB().applyModulesFile("bench.toml", src); err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, newDB().applyModulesFile("bench.toml", src))
 	}
 }
 
@@ -172,9 +159,7 @@ func benchmarkExecutor(b *testing.B, limit int) {
 				return ctx.Err()
 			}
 		})
-		if err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, err)
 		ratio += rep.Efficiency()
 		makespan += float64(rep.Makespan().Milliseconds())
 	}
@@ -226,26 +211,18 @@ func BenchmarkBrokerLoad500(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		tb, err := testbroker.Start(testbroker.Config{})
-		if err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, err)
 		for _, n := range names {
 			tb.Rank(0).SetModuleLatency(n, 20*time.Millisecond)
 		}
-		m, err := New(Config{Handle: tb.Owner(0), Builtin: memFS{"modprobe.toml": src}, ConfDir: "/nonexistent",
+		m, err := New(tb.Owner(0), Config{Builtin: memFS{"modprobe.toml": src}, ConfDir: "/nonexistent",
 			LookupEnv: func(string) (string, bool) { return "", false }})
-		if err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, err)
 		b.StartTimer()
 		rep, err := m.Load(context.Background(), names...)
-		if err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, err)
 		b.StopTimer()
-		if len(tb.Rank(0).Modules()) != 500 {
-			b.Fatalf("%d modules loaded", len(tb.Rank(0).Modules()))
-		}
+		require.Len(b, tb.Rank(0).Modules(), 500)
 		ratio += rep.Efficiency()
 		makespan += float64(rep.Makespan().Milliseconds())
 		tb.Close()

@@ -19,6 +19,7 @@ import (
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/internal/realflux"
 	"github.com/fluxkit/fluxkit/internal/testbroker"
+	"github.com/fluxkit/fluxkit/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -84,7 +85,7 @@ func (c *answeredCall) Recv(context.Context) (*fluxkit.Message, error) {
 func (h *harness) rc1(sh *fakeShell, mutate ...func(*Config)) error {
 	h.t.Helper()
 	h.stubServices(0)
-	_, err := h.mp(0, append([]func(*Config){withShell(sh)}, mutate...)...).RC1(ctxT(h.t))
+	_, err := h.mp(0, append([]func(*Config){withShell(sh)}, mutate...)...).RC1(testutil.Context(h.t))
 	return err
 }
 
@@ -92,7 +93,7 @@ func (h *harness) rc1(sh *fakeShell, mutate ...func(*Config)) error {
 func (h *harness) rc3(sh Shell) error {
 	h.t.Helper()
 	h.loadRC1(0)
-	_, err := h.mp(0, withShell(sh)).RC3(ctxT(h.t))
+	_, err := h.mp(0, withShell(sh)).RC3(testutil.Context(h.t))
 	return err
 }
 
@@ -104,7 +105,7 @@ func (h *harness) moduleArgs(module string) []string {
 			return op.Args
 		}
 	}
-	h.t.Fatalf("%s was not loaded", module)
+	require.FailNow(h.t, module+" was not loaded")
 	return nil
 }
 
@@ -141,7 +142,8 @@ func TestFsckFailureRemovesContentDump(t *testing.T) {
 	h.stubServices(0).set(aCheckpoint, nil)
 	sh := &fakeShell{fail: map[string]error{fsckCommand: &ExitError{Code: 1}}}
 	ah := &attrRmHandle{Handle: h.b.Owner(0)}
-	err := h.rc1(sh, func(c *Config) { c.Handle = ah })
+	h.via = ah
+	err := h.rc1(sh)
 	require.Error(t, err)
 	assert.Contains(t, h.stderr.String(), "fsck: bash: exited with exit status 1\n")
 	assert.Equal(t, []string{"content.dump"}, ah.names(), "rc3 must not dump what fsck could not repair")
@@ -152,7 +154,8 @@ func TestFsckFailureRemovesContentDump(t *testing.T) {
 	h.stubServices(0).set(aCheckpoint, nil)
 	sh = &fakeShell{fail: map[string]error{fsckCommand: errors.New("bash: no such file")}}
 	ah = &attrRmHandle{Handle: h.b.Owner(0)}
-	require.Error(t, h.rc1(sh, func(c *Config) { c.Handle = ah }))
+	h.via = ah
+	require.Error(t, h.rc1(sh))
 	assert.Empty(t, ah.names())
 }
 
@@ -355,7 +358,7 @@ func TestPushCleanup(t *testing.T) {
 	// task runs, turns it off ...
 	h = newHarness(t, testbroker.Config{})
 	h.env["FLUX_DISABLE_JOB_CLEANUP"] = ""
-	s, err := h.mp(0).PrepareRC1(ctxT(t))
+	s, err := h.mp(0).PrepareRC1(testutil.Context(t))
 	require.NoError(t, err)
 	assert.Contains(t, s.Plan().Names(), "push-cleanup", "the task is planned; it does nothing")
 	require.NoError(t, h.rc1(&fakeShell{}), h.stderr.String())
@@ -394,9 +397,9 @@ after = ["all-hold"]
 setenv = { E = "" }
 `)
 	h.env["E"] = "x"
-	s, err := h.mp(0).PrepareRunFile(ctxT(t), rc)
+	s, err := h.mp(0).PrepareRunFile(testutil.Context(t), rc)
 	require.NoError(t, err)
-	rep, err := s.Execute(ctxT(t))
+	rep, err := s.Execute(testutil.Context(t))
 	require.NoError(t, err)
 	assert.Equal(t, "all-hold ran\n", h.stdout.String())
 	assert.Len(t, rep.Tasks, 4, "a task whose conditions fail still runs, doing nothing")
@@ -651,7 +654,7 @@ esac
 		h.env["CRON_DIR"] = dir
 		h.env["CRON_LOG"] = cronLog
 		h.stubServices(0)
-		_, err := h.mp(0).RC1(ctxT(t))
+		_, err := h.mp(0).RC1(testutil.Context(t))
 		return h, err
 	}
 	dir := t.TempDir()
@@ -663,7 +666,7 @@ esac
 	require.NoError(t, err, h.stderr.String())
 	b, err := os.ReadFile(cronLog)
 	require.NoError(t, err)
-	assert.ElementsMatch(t, []string{"1 * * * * a", "2 * * * * hidden"}, lines(string(b)), "every regular file, hidden ones too")
+	assert.ElementsMatch(t, []string{"1 * * * * a", "2 * * * * hidden"}, testutil.Lines(string(b)), "every regular file, hidden ones too")
 
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "b"), []byte("bad\n"), 0o644))
 	h, err = run(dir)

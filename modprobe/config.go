@@ -1,294 +1,94 @@
 package modprobe
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
-	"slices"
-	"sort"
-	"strings"
+	"io/fs"
+	"log/slog"
+	"os"
 )
 
-func sortStrings(s []string) { sort.Strings(s) }
-
-// applyModulesFile applies one modprobe TOML file: [[modules]] entries,
-// an alternatives table and <name>.<key> updates, in file order.
-func (d *db) applyModulesFile(file string, data []byte) error {
-	doc, err := parseDoc(file, data)
-	if err != nil {
-		return err
-	}
-	for _, key := range doc.keys("", doc.data) {
-		val := doc.data[key]
-		switch key {
-		case "modules":
-			if err := d.applyModuleEntries(doc, val); err != nil {
-				return err
-			}
-		case "alternatives":
-			if err := d.applyAlternatives(doc, key, val); err != nil {
-				return err
-			}
-		default:
-			tbl, ok := val.(map[string]any)
-			if !ok {
-				return doc.errorf(key, fmt.Errorf("expected a table of updates for %s, got %s", key, describe(val)))
-			}
-			if err := d.applyUpdate(doc, key, tbl); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+// Config configures a Modprobe. The zero value of every field is its
+// documented default, so the zero Config runs flux-core's embedded
+// configuration against the broker New is given.
+type Config struct {
+	// Modules loads and removes modules. Default: HandleModules on the
+	// Handle given to New.
+	Modules Modules
+	// LookupEnv reads the local environment (FLUX_MODPROBE_PATH,
+	// FLUX_MODPROBE_DISABLE, needs-env, ...). Default: os.LookupEnv.
+	LookupEnv func(string) (string, bool)
+	// Environ is the environment commands start from. Default:
+	// os.Environ.
+	Environ func() []string
+	// Builtin holds the built-in modprobe.toml, rc1.toml and rc3.toml
+	// (flux-core's datadir and libexecdir). Default: Defaults().
+	Builtin fs.FS
+	// BuiltinDir names Builtin in the search path and in traces; a
+	// search path entry equal to it reads Builtin. Default: EmbeddedDir.
+	BuiltinDir string
+	// ConfDir is flux-core's confdir: DIR/modprobe is on the default
+	// search path and DIR/rcN.d holds legacy rc scripts. Default
+	// "/etc/flux".
+	ConfDir string
+	// RC1 and RC3 are Go units registered after the rc files of rc1 and
+	// rc3, in order.
+	RC1, RC3 []RC
+	// DryRun prints what would run ("load NAME ARGS", "remove NAME",
+	// "run TASK") without doing it, in a deterministic order.
+	DryRun bool
+	// Verbose traces files, modules and tasks on Stderr.
+	Verbose bool
+	// Stdout and Stderr default to os.Stdout and os.Stderr.
+	Stdout, Stderr io.Writer
+	// Exec tunes the executor.
+	Exec ExecConfig
+	// Shell runs commands. Default: Bash.
+	Shell Shell
+	// Logger receives debug records. Default: discard.
+	Logger *slog.Logger
 }
 
-func (d *db) applyModuleEntries(doc *doc, val any) error {
-	list, ok := val.([]any)
-	if !ok {
-		// go-toml decodes [[modules]] as []any of map[string]any;
-		// anything else is a plain key named modules.
-		return doc.errorf("modules", fmt.Errorf("modules must be an array of tables, got %s", describe(val)))
-	}
-	for i, item := range list {
-		path := fmt.Sprintf("modules[%d]", i)
-		tbl, ok := item.(map[string]any)
-		if !ok {
-			return doc.errorf(path, fmt.Errorf("invalid modules entry: expected a table, got %s", describe(item)))
-		}
-		if err := d.applyModuleEntry(doc, path, tbl); err != nil {
-			return err
-		}
-	}
-	return nil
+// DefaultConfDir is flux-core's default confdir, the default of
+// Config.ConfDir.
+const DefaultConfDir = "/etc/flux"
+
+// Validate reports the first field that is out of range, naming it. It
+// does not change c; New calls it.
+func (c *Config) Validate() error {
+	return c.Exec.validate("Config.Exec.")
 }
 
-func (d *db) applyModuleEntry(doc *doc, path string, tbl map[string]any) error {
-	bad := func(key string, err error) error {
-		p := path
-		if key != "" {
-			p = path + "." + key
-		}
-		return &ConfigError{File: doc.file, Line: doc.line(p), Key: path, Err: fmt.Errorf("invalid modules entry: %w", err)}
+// withDefaults fills in every default but Modules, which needs the Handle.
+func (c Config) withDefaults() Config {
+	if c.LookupEnv == nil {
+		c.LookupEnv = os.LookupEnv
 	}
-	keys := doc.keys(path, tbl)
-	for _, k := range keys {
-		if !slices.Contains(moduleKeys, k) {
-			return bad(k, newUnknownKey(k, moduleKeys))
-		}
+	if c.Environ == nil {
+		c.Environ = os.Environ
 	}
-	nameVal, ok := tbl["name"]
-	if !ok {
-		//lint:ignore ST1005 flux-core's exact text
-		return bad("", errors.New("Missing required config key 'name'"))
+	if c.Builtin == nil {
+		c.Builtin = Defaults()
 	}
-	name, err := asString("name", nameVal)
-	if err == nil && name == "" {
-		err = errors.New("key name: must not be empty")
+	if c.BuiltinDir == "" {
+		c.BuiltinDir = EmbeddedDir
 	}
-	if err == nil {
-		err = checkName(name)
+	if c.ConfDir == "" {
+		c.ConfDir = DefaultConfDir
 	}
-	if err != nil {
-		return bad("name", err)
+	if c.Stdout == nil {
+		c.Stdout = os.Stdout
 	}
-	if d.known(name) {
-		// A re-declared entry is merged key by key into the existing one
-		// (flux-core behaviour that deployed configs rely on).
-		target, _ := d.get(name)
-		old := target.provides
-		saved := target.clone()
-		for _, k := range keys {
-			if k == "name" {
-				continue
-			}
-			if err := target.setField(k, tbl[k]); err != nil {
-				*target = *saved
-				return bad(k, err)
-			}
-		}
-		if err := target.checkStar(); err != nil {
-			*target = *saved
-			return bad("", err)
-		}
-		d.reprovide(target, old)
-		return nil
+	if c.Stderr == nil {
+		c.Stderr = os.Stderr
 	}
-	e := &entry{name: name, kind: kindModule, module: name, priority: DefaultPriority, origin: doc.file}
-	for _, k := range keys {
-		if k == "name" {
-			continue
-		}
-		if err := e.setField(k, tbl[k]); err != nil {
-			return bad(k, err)
-		}
+	if c.Shell == nil {
+		c.Shell = Bash{}
 	}
-	if err := e.checkStar(); err != nil {
-		return bad("", err)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	d.add(e)
-	return nil
-}
-
-func (d *db) applyAlternatives(doc *doc, path string, val any) error {
-	tbl, ok := val.(map[string]any)
-	if !ok {
-		return doc.errorf(path, fmt.Errorf("alternatives must be a table of service = module, got %s", describe(val)))
+	if c.Exec.Logger == nil {
+		c.Exec.Logger = c.Logger
 	}
-	for _, svc := range doc.keys(path, tbl) {
-		p := path + "." + svc
-		mod, err := asString(p, tbl[svc])
-		if err != nil {
-			return doc.errorf(p, err)
-		}
-		if err := d.setAlternative(svc, mod); err != nil {
-			return doc.errorf(p, err)
-		}
-	}
-	return nil
-}
-
-// applyUpdate applies <name>.<key> = value updates to get(name).
-func (d *db) applyUpdate(doc *doc, name string, tbl map[string]any) error {
-	target, err := d.get(name)
-	if err != nil {
-		return doc.errorf(name, err)
-	}
-	old := target.provides
-	saved := target.clone()
-	for _, k := range doc.keys(name, tbl) {
-		if k == "name" {
-			*target = *saved
-			return doc.errorf(name+"."+k, errors.New("invalid config key name (a module cannot be renamed)"))
-		}
-		if err := target.setField(k, tbl[k]); err != nil {
-			*target = *saved
-			return doc.errorf(name+"."+k, err)
-		}
-	}
-	if err := target.checkStar(); err != nil {
-		*target = *saved
-		return doc.errorf(name, err)
-	}
-	d.reprovide(target, old)
-	return nil
-}
-
-// applyBrokerModules applies the broker config's [modules] table, given as
-// the JSON of config.get, walking its keys in the order the JSON lists
-// them: "alternatives" sets alternatives, any other key updates a module.
-func (d *db) applyBrokerModules(configJSON []byte) error {
-	const file = "broker config"
-	var top map[string]json.RawMessage
-	if len(bytes.TrimSpace(configJSON)) == 0 {
-		return nil
-	}
-	if err := json.Unmarshal(configJSON, &top); err != nil {
-		return &ConfigError{File: file, Err: fmt.Errorf("malformed config object: %w", err)}
-	}
-	raw, ok := top["modules"]
-	if !ok {
-		return nil
-	}
-	keys, vals, err := orderedObject(raw)
-	if err != nil {
-		return &ConfigError{File: file, Key: "modules", Err: err}
-	}
-	doc := &doc{file: file, lines: map[string]int{}, order: map[string][]string{}}
-	for i, k := range keys {
-		var v any
-		if err := json.Unmarshal(vals[i], &v); err != nil {
-			return &ConfigError{File: file, Key: "modules." + k, Err: err}
-		}
-		sub, _, err := orderedObject(vals[i])
-		if err != nil {
-			return &ConfigError{File: file, Key: "modules." + k, Err: fmt.Errorf("expected a table, got %s", describe(v))}
-		}
-		doc.order["modules."+k] = sub
-		tbl := v.(map[string]any)
-		if k == "alternatives" {
-			if err := d.applyAlternatives(doc, "modules.alternatives", tbl); err != nil {
-				return err
-			}
-			continue
-		}
-		// Reuse the file update path with the key order of the JSON.
-		doc.order[k] = sub
-		if err := d.applyUpdate(doc, k, tbl); err != nil {
-			var ce *ConfigError
-			if errors.As(err, &ce) {
-				ce.Key = "modules." + ce.Key
-			}
-			return err
-		}
-	}
-	return nil
-}
-
-// orderedObject decodes a JSON object's keys in order.
-func orderedObject(raw json.RawMessage) ([]string, []json.RawMessage, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, nil, err
-	}
-	if delim, ok := tok.(json.Delim); !ok || delim != '{' {
-		return nil, nil, errors.New("expected a JSON object")
-	}
-	var keys []string
-	var vals []json.RawMessage
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, nil, err
-		}
-		k, _ := tok.(string)
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, nil, err
-		}
-		keys = append(keys, k)
-		vals = append(vals, v)
-	}
-	if _, err := dec.Token(); err != nil && err != io.EOF {
-		return nil, nil, err
-	}
-	return keys, vals, nil
-}
-
-// splitPath splits a FLUX_MODPROBE_PATH style value: ':'-separated,
-// blank entries dropped.
-func splitPath(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ":") {
-		if strings.TrimSpace(p) != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// searchPath computes the modprobe search path: FLUX_MODPROBE_PATH (or
-// the defaults) then FLUX_MODPROBE_PATH_APPEND, duplicates removed keeping
-// the first.
-func searchPath(defaults []string, lookup func(string) (string, bool)) []string {
-	var path []string
-	if v, ok := lookup("FLUX_MODPROBE_PATH"); ok {
-		path = splitPath(v)
-	} else {
-		path = slices.Clone(defaults)
-	}
-	if v, ok := lookup("FLUX_MODPROBE_PATH_APPEND"); ok {
-		path = append(path, splitPath(v)...)
-	}
-	seen := map[string]bool{}
-	out := path[:0]
-	for _, p := range path {
-		if !seen[p] {
-			seen[p] = true
-			out = append(out, p)
-		}
-	}
-	return out
+	return c
 }

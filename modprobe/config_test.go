@@ -181,20 +181,6 @@ func TestSearchPath(t *testing.T) {
 	assert.Equal(t, []string{"/b", "/c"}, def, "defaults not modified")
 }
 
-func TestParseRanks(t *testing.T) {
-	for in, want := range map[string]string{"all": "all", "0,1,2": "0-2", "0,4": "0,4", ">0": ">0", "<3": "<3", "": "", "[0-3,5]": "0-3,5"} {
-		r, err := ParseRanks(in)
-		require.NoError(t, err, in)
-		assert.Equal(t, want, r.String(), in)
-	}
-	r, _ := ParseRanks("")
-	assert.False(t, r.Test(0), "the empty idset matches no rank")
-	for in, want := range map[string]string{"=0": "ranks: invalid idset: =0", "ALL": "ranks: invalid idset: ALL", ">": "invalid literal for int() with base 10: ''", "<1x": "invalid literal for int() with base 10: '1x'"} {
-		_, err := ParseRanks(in)
-		assert.EqualError(t, err, want, in)
-	}
-}
-
 // dependencyTree is the tree list-dependencies writes, as a string.
 func dependencyTree(d *db, name string, full bool, width int) (string, error) {
 	var b strings.Builder

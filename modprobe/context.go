@@ -6,15 +6,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
-	"os/exec"
-	"path"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/fluxkit/fluxkit"
 )
@@ -41,7 +39,7 @@ func newContext(s *Session) *Context {
 func (c *Context) Rank() uint32 { return c.s.m.rank }
 
 // Handle is the broker handle.
-func (c *Context) Handle() fluxkit.Handle { return c.s.m.cfg.Handle }
+func (c *Context) Handle() fluxkit.Handle { return c.s.m.h }
 
 // DryRun reports whether this is a dry run.
 func (c *Context) DryRun() bool { return c.s.m.cfg.DryRun }
@@ -79,7 +77,7 @@ func (c *Context) AttrGet(ctx context.Context, name string) (string, error) {
 	var out struct {
 		Value string `json:"value"`
 	}
-	if err := fluxkit.RPC(ctx, c.s.m.cfg.Handle, "attr.get", c.Rank(), map[string]string{"name": name}, &out); err != nil {
+	if err := fluxkit.RPC(ctx, c.s.m.h, "attr.get", c.Rank(), map[string]string{"name": name}, &out); err != nil {
 		return "", err
 	}
 	return out.Value, nil
@@ -94,7 +92,7 @@ func (c *Context) brokerConfig(ctx context.Context) (map[string]any, error) {
 	if ok {
 		return cfg, nil
 	}
-	if err := fluxkit.RPC(ctx, c.s.m.cfg.Handle, "config.get", c.Rank(), map[string]any{}, &cfg); err != nil {
+	if err := fluxkit.RPC(ctx, c.s.m.h, "config.get", c.Rank(), map[string]any{}, &cfg); err != nil {
 		return nil, fmt.Errorf("config.get: %w", err)
 	}
 	c.mu.Lock()
@@ -154,7 +152,7 @@ func (c *Context) brokerGetenv(ctx context.Context, names []string) map[string]s
 		var out struct {
 			Env map[string]string `json:"env"`
 		}
-		err := fluxkit.RPC(ctx, c.s.m.cfg.Handle, "broker.getenv", c.Rank(), map[string]any{"names": ask}, &out)
+		err := fluxkit.RPC(ctx, c.s.m.h, "broker.getenv", c.Rank(), map[string]any{"names": ask}, &out)
 		c.mu.Lock()
 		for _, n := range ask {
 			if v, ok := out.Env[n]; ok && err == nil {
@@ -184,32 +182,27 @@ func (c *Context) Setenv(ctx context.Context, name, value string) error {
 	if name == "" || strings.Contains(name, "=") {
 		return fmt.Errorf("setenv: invalid variable name %q", name)
 	}
-	if !c.DryRun() {
-		err := fluxkit.RPC(ctx, c.s.m.cfg.Handle, "broker.setenv", c.Rank(), map[string]any{"env": map[string]string{name: value}}, nil)
-		if err != nil {
-			return fmt.Errorf("broker.setenv %s: %w", name, err)
-		}
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.env[name] = &value
-	c.brokerEnv[name] = &value
-	return nil
+	return c.setenv(ctx, name, &value)
 }
 
 // Unsetenv unsets a variable in the broker (broker.setenv with a null
 // value) and locally.
-func (c *Context) Unsetenv(ctx context.Context, name string) error {
+func (c *Context) Unsetenv(ctx context.Context, name string) error { return c.setenv(ctx, name, nil) }
+
+// setenv sets (value) or unsets (nil) name in the broker, unless this is a
+// dry run, and in this run's local environment.
+func (c *Context) setenv(ctx context.Context, name string, value *string) error {
 	if !c.DryRun() {
-		err := fluxkit.RPC(ctx, c.s.m.cfg.Handle, "broker.setenv", c.Rank(), map[string]any{"env": map[string]any{name: nil}}, nil)
+		// A nil *string encodes as null, which broker.setenv takes as unset.
+		err := fluxkit.RPC(ctx, c.s.m.h, "broker.setenv", c.Rank(), map[string]any{"env": map[string]*string{name: value}}, nil)
 		if err != nil {
 			return fmt.Errorf("broker.setenv %s: %w", name, err)
 		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.env[name] = nil
-	c.brokerEnv[name] = nil
+	c.env[name] = value
+	c.brokerEnv[name] = value
 	return nil
 }
 
@@ -227,12 +220,7 @@ func (c *Context) environ() []string {
 		}
 		out = append(out, kv)
 	}
-	names := make([]string, 0, len(c.env))
-	for name := range c.env {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(c.env)) {
 		if v := c.env[name]; v != nil {
 			out = append(out, name+"="+*v)
 		}
@@ -242,7 +230,7 @@ func (c *Context) environ() []string {
 
 // RPC sends a request to nodeid and decodes the response into out.
 func (c *Context) RPC(ctx context.Context, topic string, nodeid uint32, in, out any) error {
-	return fluxkit.RPC(ctx, c.s.m.cfg.Handle, topic, nodeid, in, out)
+	return fluxkit.RPC(ctx, c.s.m.h, topic, nodeid, in, out)
 }
 
 // Setopt appends whitespace-separated options to a module's (or
@@ -265,20 +253,10 @@ func (c *Context) Getopts(name string, def []string, also ...string) []string {
 // LoadModules activates modules (names or services) and their direct
 // requirements. Each name must be a module: "NAME is not a module".
 func (c *Context) LoadModules(names ...string) error {
-	c.s.mu.Lock()
-	defer c.s.mu.Unlock()
-	for _, n := range names {
-		e, err := c.s.db.get(n)
-		if err != nil {
-			return err
-		}
-		if !e.isModule() {
-			return fmt.Errorf("%s is not a module", n)
-		}
+	return c.eachModule(names, func(n string, e *entry) {
 		c.s.active = append(c.s.active, n)
 		c.s.active = append(c.s.active, e.requires...)
-	}
-	return nil
+	})
 }
 
 // RemoveModules marks modules (names or services) for removal and
@@ -294,6 +272,16 @@ func (c *Context) RemoveModules(ctx context.Context, names ...string) error {
 			names = append(names, l.Name)
 		}
 	}
+	return c.eachModule(names, func(_ string, e *entry) {
+		c.s.markRemoval(e)
+		c.s.active = append(c.s.active, e.name)
+	})
+}
+
+// eachModule calls fn, with the session locked, for the module each name
+// (a module or a service) resolves to; it stops at a name that is not a
+// module: "NAME is not a module".
+func (c *Context) eachModule(names []string, fn func(name string, e *entry)) error {
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
 	for _, n := range names {
@@ -304,8 +292,7 @@ func (c *Context) RemoveModules(ctx context.Context, names ...string) error {
 		if !e.isModule() {
 			return fmt.Errorf("%s is not a module", n)
 		}
-		c.s.markRemoval(e)
-		c.s.active = append(c.s.active, e.name)
+		fn(n, e)
 	}
 	return nil
 }
@@ -400,94 +387,4 @@ func (c *Context) RunRCScripts(ctx context.Context, n int) error {
 		return fmt.Errorf("one or more rc%d.d scripts failed", n)
 	}
 	return nil
-}
-
-// accessX is access(2)'s X_OK, which package syscall does not name.
-const accessX = 1
-
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
-
-// Shell runs shell commands for tasks.
-type Shell interface {
-	// Run runs command with env, returning an *ExitError when it exits
-	// non-zero or dies by a signal.
-	Run(ctx context.Context, command string, env []string, stdout, stderr io.Writer) error
-}
-
-// ExitError is flux-core's "bash: exited with exit status N" or
-// "bash: died by signal N".
-type ExitError struct {
-	Code   int // exit status, or -1 when killed by a signal
-	Signal int
-}
-
-func (e *ExitError) Error() string {
-	if e.Code < 0 {
-		return fmt.Sprintf("bash: died by signal %d", e.Signal)
-	}
-	return fmt.Sprintf("bash: exited with exit status %d", e.Code)
-}
-
-// Bash is the default Shell: "bash -c COMMAND". The command is killed when
-// ctx ends.
-type Bash struct{}
-
-// Run implements Shell.
-func (Bash) Run(ctx context.Context, command string, env []string, stdout, stderr io.Writer) error {
-	cmd := exec.CommandContext(ctx, "bash", "-c", command)
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.WaitDelay = 2 * time.Second // do not hang on inherited pipes
-	err := cmd.Run()
-	if err == nil {
-		return nil
-	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return &ExitError{Code: -1, Signal: int(ws.Signal())}
-		}
-		return &ExitError{Code: ee.ExitCode()}
-	}
-	return fmt.Errorf("bash: %w", err)
-}
-
-// confFiles lists the *.toml files of sub, a directory of fsys that is
-// named root in messages, sorted. A missing directory is empty; a directory
-// that cannot be read, or an entry that is neither a file nor a symbolic
-// link, is an error naming it, so that no site setting vanishes unnoticed.
-// With python set, a *.py file (a flux-core rc file) is an error too.
-func confFiles(fsys fs.FS, root, sub string, python bool) ([]string, error) {
-	ents, err := fs.ReadDir(fsys, sub)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, &ConfigError{File: path.Join(root, sub), Err: fmt.Errorf("cannot read directory: %w", pathCause(err))}
-	}
-	var out []string
-	for _, e := range ents {
-		name := e.Name()
-		switch {
-		case python && strings.HasSuffix(name, ".py"):
-			return nil, &ConfigError{File: path.Join(root, sub, name), Err: errPythonRC}
-		case !strings.HasSuffix(name, ".toml") || e.IsDir():
-			continue
-		case !e.Type().IsRegular() && e.Type()&fs.ModeSymlink == 0:
-			return nil, &ConfigError{File: path.Join(root, sub, name), Err: errors.New("not a regular file")}
-		}
-		out = append(out, name)
-	}
-	sort.Strings(out)
-	return out, nil
-}
-
-// pathCause drops the *fs.PathError around err: messages name the path
-// themselves.
-func pathCause(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

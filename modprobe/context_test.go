@@ -10,9 +10,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/internal/testbroker"
+	"github.com/fluxkit/fluxkit/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -26,12 +28,12 @@ func TestContextAPI(t *testing.T) {
 	})
 	h.env["BOTH"] = "local"
 	var c *Context
-	_, err := h.mp(1).Run(ctxT(t), RC{Setup: func(ctx context.Context, cc *Context) error {
+	_, err := h.mp(1).Run(testutil.Context(t), RC{Setup: func(ctx context.Context, cc *Context) error {
 		c = cc
 		return nil
 	}})
 	require.NoError(t, err)
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	assert.Equal(t, uint32(1), c.Rank())
 
 	v, err := c.AttrGet(ctx, "cron.directory")
@@ -113,7 +115,7 @@ func TestContextAPI(t *testing.T) {
 
 func TestLoadModulesRejectsTasks(t *testing.T) {
 	h := newHarness(t, testbroker.Config{})
-	_, err := h.mp(0).Run(ctxT(t), RC{
+	_, err := h.mp(0).Run(testutil.Context(t), RC{
 		Tasks: []Task{{Name: "t1", Run: func(context.Context, *Context) error { return nil }}},
 		Setup: func(_ context.Context, c *Context) error { return c.LoadModules("t1") },
 	})
@@ -134,7 +136,7 @@ func TestBashAndRCScripts(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(conf, "rc1.d", "30-notexec"), []byte("echo no"), 0o644))
 	h.env["FLUX_RC_EXTRA"] = filepath.Join(h.dir, "extra")
 	m := h.mp(0, verbose, func(c *Config) { c.ConfDir = conf })
-	_, err := m.Run(ctxT(t), RC{Tasks: []Task{{Name: "scripts", Run: func(ctx context.Context, c *Context) error {
+	_, err := m.Run(testutil.Context(t), RC{Tasks: []Task{{Name: "scripts", Run: func(ctx context.Context, c *Context) error {
 		if err := c.Bash(ctx, "echo hello from bash"); err != nil {
 			return err
 		}
@@ -165,7 +167,7 @@ func TestRCScriptsFollowLinksAndReportSignals(t *testing.T) {
 	require.NoError(t, os.WriteFile(killer, []byte("#!/bin/sh\nkill -TERM $$\n"), 0o755))
 	require.NoError(t, os.Mkdir(filepath.Join(conf, "rc3.d", "30-dir"), 0o755))
 	m := h.mp(0, func(c *Config) { c.ConfDir = conf })
-	_, err := m.Run(ctxT(t), RC{Tasks: []Task{{Name: "scripts", Run: func(ctx context.Context, c *Context) error { return c.RunRCScripts(ctx, 3) }}}})
+	_, err := m.Run(testutil.Context(t), RC{Tasks: []Task{{Name: "scripts", Run: func(ctx context.Context, c *Context) error { return c.RunRCScripts(ctx, 3) }}}})
 	require.Error(t, err)
 	assert.Equal(t, "running "+filepath.Join(conf, "rc3.d/10-link")+"\nlinked\nrunning "+killer+"\n", h.stdout.String(), "a link to a script runs; a directory does not")
 	assert.Contains(t, h.stderr.String(), killer+" failed with exit code -15\n", "a signal is reported as Python reports it")
@@ -178,11 +180,11 @@ func TestTimingStats(t *testing.T) {
 	}
 	h.stubServices(0)
 	m := h.mp(0, withShell(&fakeShell{}))
-	s, err := m.PrepareRC1(ctxT(t))
+	s, err := m.PrepareRC1(testutil.Context(t))
 	require.NoError(t, err)
-	rep, err := s.Execute(ctxT(t))
+	rep, err := s.Execute(testutil.Context(t))
 	require.NoError(t, err)
-	require.NoError(t, s.WriteStats(ctxT(t), rep))
+	require.NoError(t, s.WriteStats(testutil.Context(t), rep))
 	raw, ok := h.b.KVSGet("modprobe.stats")
 	require.True(t, ok)
 	var stats []Stat
@@ -202,23 +204,23 @@ func TestTimingStats(t *testing.T) {
 	assert.Len(t, names, s.Plan().Len())
 	// Other ranks do not write.
 	h2 := newHarness(t, testbroker.Config{Size: 2})
-	s2, err := h2.mp(1, dryRun).PrepareRC1(ctxT(t))
+	s2, err := h2.mp(1, dryRun).PrepareRC1(testutil.Context(t))
 	require.NoError(t, err)
-	rep2, err := s2.Execute(ctxT(t))
+	rep2, err := s2.Execute(testutil.Context(t))
 	require.NoError(t, err)
-	require.NoError(t, s2.WriteStats(ctxT(t), rep2))
+	require.NoError(t, s2.WriteStats(testutil.Context(t), rep2))
 	_, ok = h2.b.KVSGet("modprobe.stats")
 	assert.False(t, ok)
 }
 
 func TestVerboseModuleTrace(t *testing.T) {
 	h := newHarness(t, testbroker.Config{})
-	_, err := h.mp(0, verbose).Load(ctxT(t), "sdbus-sys")
+	_, err := h.mp(0, verbose).Load(testutil.Context(t), "sdbus-sys")
 	require.NoError(t, err)
 	assert.Contains(t, h.stderr.String(), `module.load {"args":["system"],"exec":false,"name":"sdbus-sys","path":"sdbus"}`)
 	assert.Contains(t, h.stderr.String(), "loaded sdbus-sys\n")
 	assert.Equal(t, []string{"sdbus-sys"}, h.b.Rank(0).Modules())
-	_, err = h.mp(0, verbose).Remove(ctxT(t), "sdbus-sys")
+	_, err = h.mp(0, verbose).Remove(testutil.Context(t), "sdbus-sys")
 	require.NoError(t, err)
 	assert.Contains(t, h.stderr.String(), "module.remove sdbus-sys\nremoved sdbus-sys\n")
 }
@@ -227,7 +229,7 @@ func TestModuleLoadFailure(t *testing.T) {
 	h := newHarness(t, testbroker.Config{})
 	h.b.Rank(0).FailModule("kvs", fluxkit.Errorf(fluxkit.EINVAL, "kvs: bad args"))
 	h.stubServices(0)
-	rep, err := h.mp(0, withShell(&fakeShell{})).RC1(ctxT(t))
+	rep, err := h.mp(0, withShell(&fakeShell{})).RC1(testutil.Context(t))
 	require.ErrorIs(t, err, ErrTaskFailed)
 	assert.Equal(t, "kvs: kvs: bad args\n", h.stderr.String())
 	assert.Contains(t, rep.Skipped, "kvs-watch")
@@ -236,30 +238,40 @@ func TestModuleLoadFailure(t *testing.T) {
 	assert.Contains(t, h.b.Rank(0).Modules(), "content", "no rollback")
 }
 
-func TestNewValidates(t *testing.T) {
-	_, err := New(Config{})
-	assert.Error(t, err)
+func TestNewRefusesNoHandleAndWhatValidateRefuses(t *testing.T) {
 	h := newHarness(t, testbroker.Config{})
-	_, err = New(Config{Handle: h.b.Owner(0), Exec: ExecConfig{Limit: -1}})
-	assert.Error(t, err)
+	_, err := New(nil, Config{})
+	assert.EqualError(t, err, "modprobe: New needs a Handle")
+	for cfg, want := range map[*Config]string{
+		{Exec: ExecConfig{Limit: -1}}:                      "modprobe: Config.Exec.Limit -1 is negative",
+		{Exec: ExecConfig{TaskTimeout: -time.Millisecond}}: "modprobe: Config.Exec.TaskTimeout -1ms is negative",
+	} {
+		assert.EqualError(t, cfg.Validate(), want)
+		_, err = New(h.b.Owner(0), *cfg)
+		assert.EqualError(t, err, want, "New refuses what Validate refuses")
+	}
+	var zero Config
+	assert.NoError(t, zero.Validate(), "the zero Config is valid")
+	_, err = Execute(testutil.Context(t), map[string][]string{"a": nil}, ExecConfig{Limit: -2}, func(context.Context, string) error { return nil })
+	assert.EqualError(t, err, "modprobe: ExecConfig.Limit -2 is negative")
 }
 
 func TestRemoveModulesFromSetup(t *testing.T) {
 	h := newHarness(t, testbroker.Config{})
 	h.loadRC1(0)
-	_, err := h.mp(0, dryRun).Run(ctxT(t), RC{Setup: func(ctx context.Context, c *Context) error {
+	_, err := h.mp(0, dryRun).Run(testutil.Context(t), RC{Setup: func(ctx context.Context, c *Context) error {
 		return c.RemoveModules(ctx, "job-list", "sched")
 	}})
 	require.NoError(t, err)
-	got := lines(h.stdout.String())
+	got := testutil.Lines(h.stdout.String())
 	assert.ElementsMatch(t, []string{"remove job-list", "remove sched-simple"}, got)
 
 	h.stdout.Reset()
-	_, err = h.mp(0, dryRun).Run(ctxT(t), RC{Setup: func(ctx context.Context, c *Context) error {
+	_, err = h.mp(0, dryRun).Run(testutil.Context(t), RC{Setup: func(ctx context.Context, c *Context) error {
 		return c.RemoveModules(ctx)
 	}})
 	require.NoError(t, err)
-	got = lines(h.stdout.String())
+	got = testutil.Lines(h.stdout.String())
 	assert.Len(t, got, len(rank0Modules))
 	pos := func(m string) int { return slices.Index(got, "remove "+m) }
 	assert.Less(t, pos("sched-simple"), pos("job-manager"), "removal reverses load order")

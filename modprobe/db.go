@@ -204,30 +204,36 @@ func (d *db) setAlternative(service, name string) error {
 	return nil
 }
 
+// prefer makes e the provider of every service it provides, as loading it
+// does.
+func (d *db) prefer(e *entry) {
+	for _, svc := range e.provides {
+		_ = d.setAlternative(svc, e.name) // e provides svc: cannot fail
+	}
+}
+
 func noSuchModuleOrTask(name string) error {
 	return fmt.Errorf("no such module or task %s", pyQuote(name))
 }
 
 // disable disables every provider of name.
 func (d *db) disable(name string) error {
-	ps := d.list(name)
-	if len(ps) == 0 {
-		return noSuchModuleOrTask(name)
-	}
-	for _, p := range ps {
-		p.disabled = true
-	}
-	return nil
+	return d.eachProvider(name, func(p *entry) { p.disabled = true })
 }
 
 // enable force-enables every provider of name.
 func (d *db) enable(name string) error {
+	return d.eachProvider(name, func(p *entry) { p.forceEnabled = true })
+}
+
+// eachProvider calls fn for every provider of name, which must be known.
+func (d *db) eachProvider(name string, fn func(*entry)) error {
 	ps := d.list(name)
 	if len(ps) == 0 {
 		return noSuchModuleOrTask(name)
 	}
 	for _, p := range ps {
-		p.forceEnabled = true
+		fn(p)
 	}
 	return nil
 }

@@ -8,16 +8,18 @@ import (
 	"testing"
 
 	"github.com/fluxkit/fluxkit/internal/testbroker"
+	"github.com/fluxkit/fluxkit/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// The spec's tables of flux-core's modprobe.toml (§3.1) and rc1/rc3 tasks
-// (§3.2, §3.3), transcribed independently of defaults/*.toml. The tests
-// below derive the expected plans from these tables with the planning
-// rules, and compare them with what the embedded default produces.
+// flux-core v0.88.0's etc/modprobe/modprobe.toml and the tasks of its
+// rc1.py and rc3.py, transcribed by hand from flux-core and independently
+// of defaults/*.toml. The tests below derive the expected plans from these
+// tables with the planning rules, and compare them with what the embedded
+// default produces.
 
-type specItem struct {
+type fluxCoreItem struct {
 	name                 string
 	ranks                string // "" = all
 	provides, requires   []string
@@ -29,7 +31,7 @@ type specItem struct {
 
 func l(s ...string) []string { return s }
 
-var specModules = []specItem{
+var fluxCoreModules = []fluxCoreItem{
 	{name: "heartbeat"},
 	{name: "content", requires: l("heartbeat", "content-backing")},
 	{name: "cron", ranks: "0", requires: l("heartbeat")},
@@ -53,10 +55,10 @@ var specModules = []specItem{
 	{name: "sched-backfill", ranks: "0", provides: l("sched", "feasibility"), requires: l("job-manager", "resource"), after: l("job-manager", "resource"), prio: 40},
 }
 
-var specRC1Load = l("content", "heartbeat", "cron", "content-backing", "kvs", "kvs-watch", "sdbus", "sdbus-sys",
+var fluxCoreRC1Load = l("content", "heartbeat", "cron", "content-backing", "kvs", "kvs-watch", "sdbus", "sdbus-sys",
 	"sdexec", "sdmon", "resource", "job-manager", "job-list", "job-info", "job-ingest", "job-exec", "sched", "feasibility")
 
-var specRC1Tasks = []specItem{
+var fluxCoreRC1Tasks = []fluxCoreItem{
 	{name: "check-restore", ranks: "0", before: l("content-backing"), needs: l("content-backing"), needsAttrs: l("content.restore")},
 	{name: "restore", ranks: "0", before: l("kvs"), after: l("content-backing", "check-restore"), requires: l("check-restore", "content-backing"), needs: l("content-backing", "check-restore"), needsAttrs: l("content.restore")},
 	{name: "post-start-event", ranks: "0", after: l("content-backing", "kvs"), requires: l("kvs"), needs: l("content-backing")},
@@ -69,7 +71,7 @@ var specRC1Tasks = []specItem{
 	{name: "run-all-rc1", after: l("*")},
 }
 
-var specRC3Tasks = []specItem{
+var fluxCoreRC3Tasks = []fluxCoreItem{
 	{name: "run-all-rc3", before: l("*")},
 	{name: "post-finish-event", ranks: "0", before: l("kvs"), needs: l("kvs")},
 	{name: "content-dump", ranks: "0", before: l("content-backing"), after: l("content-flush"), needsAttrs: l("content.dump")},
@@ -82,7 +84,7 @@ type world struct {
 	attrs map[string]bool
 }
 
-func (w world) on(it specItem) bool {
+func (w world) on(it fluxCoreItem) bool {
 	if it.ranks == "0" && w.rank != 0 {
 		return false
 	}
@@ -109,8 +111,8 @@ func alt(name string) string {
 	return name
 }
 
-func item(name string, tasks []specItem) specItem {
-	for _, it := range append(slices.Clone(specModules), tasks...) {
+func item(name string, tasks []fluxCoreItem) fluxCoreItem {
+	for _, it := range append(slices.Clone(fluxCoreModules), tasks...) {
 		if it.name == name {
 			return it
 		}
@@ -118,7 +120,8 @@ func item(name string, tasks []specItem) specItem {
 	panic("unknown " + name)
 }
 
-// deriveRC1 applies §1.6 to the spec tables.
+// deriveRC1 applies the planning rules (enablement on the rank, needs,
+// the requires closure, before/after with "*") to the tables.
 func deriveRC1(w world) map[string][]string {
 	in := map[string]bool{}
 	var visit func(string)
@@ -128,7 +131,7 @@ func deriveRC1(w world) map[string][]string {
 			return
 		}
 		seen[n] = true
-		it := item(alt(n), specRC1Tasks)
+		it := item(alt(n), fluxCoreRC1Tasks)
 		if w.on(it) {
 			in[it.name] = true
 		}
@@ -138,21 +141,21 @@ func deriveRC1(w world) map[string][]string {
 	}
 	// Modules activated by setup, when enabled here.
 	var active []string
-	for _, n := range specRC1Load {
+	for _, n := range fluxCoreRC1Load {
 		if w.on(item(alt(n), nil)) {
 			active = append(active, n)
 		}
 	}
 	provided := func(svc string) bool {
 		for _, n := range active {
-			it := item(alt(n), specRC1Tasks)
+			it := item(alt(n), fluxCoreRC1Tasks)
 			if it.name == svc || slices.Contains(it.provides, svc) {
 				return true
 			}
 		}
 		return false
 	}
-	for _, t := range specRC1Tasks {
+	for _, t := range fluxCoreRC1Tasks {
 		if w.on(t) {
 			active = append(active, t.name)
 		}
@@ -161,7 +164,7 @@ func deriveRC1(w world) map[string][]string {
 	var kept []string
 	for _, n := range active {
 		ok := true
-		for _, need := range item(alt(n), specRC1Tasks).needs {
+		for _, need := range item(alt(n), fluxCoreRC1Tasks).needs {
 			ok = ok && provided(need)
 		}
 		if ok {
@@ -171,16 +174,16 @@ func deriveRC1(w world) map[string][]string {
 	for _, n := range kept {
 		visit(n)
 	}
-	return derivePreds(in, specRC1Tasks, false)
+	return derivePreds(in, fluxCoreRC1Tasks, false)
 }
 
 // derivePreds builds the predecessor map over the planned names; in rc3
 // (swap) modules have before and after exchanged.
-func derivePreds(in map[string]bool, tasks []specItem, swap bool) map[string][]string {
+func derivePreds(in map[string]bool, tasks []fluxCoreItem, swap bool) map[string][]string {
 	preds := map[string][]string{}
-	get := func(n string) specItem {
+	get := func(n string) fluxCoreItem {
 		it := item(n, tasks)
-		if swap && !slices.ContainsFunc(tasks, func(t specItem) bool { return t.name == n }) {
+		if swap && !slices.ContainsFunc(tasks, func(t fluxCoreItem) bool { return t.name == n }) {
 			it.before, it.after = it.after, it.before
 		}
 		return it
@@ -238,7 +241,7 @@ func TestDefaultRC1GraphMatchesFluxCore(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			h := newHarness(t, testbroker.Config{Size: 4, Attrs: c.attrs})
-			s, err := h.mp(c.rank).PrepareRC1(ctxT(t))
+			s, err := h.mp(c.rank).PrepareRC1(testutil.Context(t))
 			require.NoError(t, err)
 			w := world{rank: c.rank, attrs: map[string]bool{}}
 			for k := range c.attrs {
@@ -254,7 +257,7 @@ func TestDefaultRC1Rank0Shape(t *testing.T) {
 	// A few relations spelled out, so a broken derivation cannot hide a
 	// broken plan.
 	h := newHarness(t, testbroker.Config{})
-	s, err := h.mp(0).PrepareRC1(ctxT(t))
+	s, err := h.mp(0).PrepareRC1(testutil.Context(t))
 	require.NoError(t, err)
 	p := s.Plan().Predecessors()
 	assert.Equal(t, []string{"content"}, p["content-sqlite"])
@@ -269,18 +272,18 @@ func TestDefaultRC1Rank0Shape(t *testing.T) {
 func TestDefaultRC3GraphMatchesFluxCore(t *testing.T) {
 	h := newHarness(t, testbroker.Config{})
 	h.loadRC1(0)
-	s, err := h.mp(0).PrepareRC3(ctxT(t))
+	s, err := h.mp(0).PrepareRC3(testutil.Context(t))
 	require.NoError(t, err)
 	in := map[string]bool{}
 	for _, n := range rank0Modules {
 		in[n] = true
 	}
-	for _, t := range specRC3Tasks {
+	for _, t := range fluxCoreRC3Tasks {
 		if (world{rank: 0}).on(t) {
 			in[t.name] = true
 		}
 	}
-	assert.Equal(t, derivePreds(in, specRC3Tasks, true), s.Plan().Predecessors())
+	assert.Equal(t, derivePreds(in, fluxCoreRC3Tasks, true), s.Plan().Predecessors())
 	p := s.Plan().Predecessors()
 	assert.Contains(t, p["kvs"], "kvs-watch", "kvs is removed after kvs-watch")
 	assert.Contains(t, p["kvs"], "post-finish-event")
@@ -290,7 +293,7 @@ func TestDefaultRC3GraphMatchesFluxCore(t *testing.T) {
 
 	// Run it: everything is removed and content.flush was sent.
 	got := h.stubServices(0)
-	_, err = h.mp(0, withShell(&fakeShell{})).RC3(ctxT(t))
+	_, err = h.mp(0, withShell(&fakeShell{})).RC3(testutil.Context(t))
 	require.NoError(t, err, h.stderr.String())
 	assert.Empty(t, h.b.Rank(0).Modules())
 	assert.Equal(t, []string{"runat.push", "content.flush"}, got.topics("content.checkpoint-get"), "rc1 pushed cleanup, rc3 flushed content")
@@ -303,7 +306,7 @@ func TestDefaultRC1RunsOnEveryRank(t *testing.T) {
 		if r == 0 {
 			h.stubServices(0)
 		}
-		_, err := h.mp(r, withShell(sh)).RC1(ctxT(t))
+		_, err := h.mp(r, withShell(sh)).RC1(testutil.Context(t))
 		require.NoError(t, err, h.stderr.String())
 		if r == 0 {
 			// A first start: no checkpoint, so no fsck.
@@ -322,7 +325,7 @@ func TestDefaultRC1Setup(t *testing.T) {
 	h := newHarness(t, testbroker.Config{Attrs: map[string]string{"content.backing-module": "content-files", "content.restore": dump}})
 	h.stubServices(0)
 	sh := &fakeShell{}
-	_, err := h.mp(0, withShell(sh)).RC1(ctxT(t))
+	_, err := h.mp(0, withShell(sh)).RC1(testutil.Context(t))
 	require.NoError(t, err, h.stderr.String())
 	mods := h.b.Rank(0).Modules()
 	assert.Contains(t, mods, "content-files")
@@ -339,17 +342,17 @@ func TestDefaultRC1Setup(t *testing.T) {
 
 	// FLUX_SCHED_MODULE=none is read from the local environment only.
 	h2 := newHarness(t, testbroker.Config{Env: map[string]string{"FLUX_SCHED_MODULE": "none"}})
-	s, err := h2.mp(0).PrepareRC1(ctxT(t))
+	s, err := h2.mp(0).PrepareRC1(testutil.Context(t))
 	require.NoError(t, err)
 	assert.Contains(t, s.Plan().Names(), "sched-simple")
 	h2.env["FLUX_SCHED_MODULE"] = "none"
-	s, err = h2.mp(0).PrepareRC1(ctxT(t))
+	s, err = h2.mp(0).PrepareRC1(testutil.Context(t))
 	require.NoError(t, err)
 	assert.NotContains(t, s.Plan().Names(), "sched-simple")
 
 	// systemd.enable = false still counts as set: the sd* modules load.
 	h3 := newHarness(t, testbroker.Config{Config: "[systemd]\nenable = false\n"})
-	s, err = h3.mp(0).PrepareRC1(ctxT(t))
+	s, err = h3.mp(0).PrepareRC1(testutil.Context(t))
 	require.NoError(t, err)
 	names := s.Plan().Names()
 	for _, m := range []string{"sdbus", "sdbus-sys", "sdmon"} {

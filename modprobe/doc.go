@@ -2,6 +2,19 @@
 // declarative, parallel start-up and shut-down of broker modules and other
 // tasks.
 //
+//	m, err := modprobe.New(h, modprobe.Config{}) // h: the local broker
+//	if err != nil { ... }
+//	report, err := m.RC1(ctx)
+//
+// # Lifecycle
+//
+// [New] takes the [fluxkit.Handle] of the local broker and a [Config]
+// whose zero fields are defaults; it calls [Config.Validate], which
+// names the first field out of range. A Modprobe owns no goroutines
+// between calls: a run ([Modprobe.RC1], [Session.Execute], ...) starts
+// its tasks and returns when every one has, so there is no Close. The
+// context of a run cancels it; [ExecConfig.TaskTimeout] bounds each task.
+//
 // # Model
 //
 // Modules are described in TOML ([[modules]] with name, module, args,
@@ -197,6 +210,7 @@
 //     which flux-core lacks; a panicking task fails like an erroring one;
 //   - FLUX_MODPROBE_PATH_PREPEND does not exist.
 //
-// For a Go task, an empty Ranks means "all" and a zero Priority means 100;
-// in TOML, ranks = "" is the empty set and priority = 0 is zero.
+// A Go task's zero Ranks is "all" and its nil Priority is DefaultPriority,
+// as an unset key is in TOML; ranks = "" (the empty set, MustParseRanks(""))
+// and priority = 0 (new(0)) mean what they say in both.
 package modprobe

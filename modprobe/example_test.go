@@ -22,8 +22,7 @@ func Example() {
 		return
 	}
 	defer b.Close()
-	m, err := modprobe.New(modprobe.Config{
-		Handle:    b.Owner(1),
+	m, err := modprobe.New(b.Owner(1), modprobe.Config{
 		DryRun:    true,
 		ConfDir:   "/nonexistent",
 		LookupEnv: func(string) (string, bool) { return "", false },
@@ -52,7 +51,7 @@ func Example() {
 func ExampleModprobe_Run() {
 	b, _ := testbroker.Start(testbroker.Config{})
 	defer b.Close()
-	m, _ := modprobe.New(modprobe.Config{Handle: b.Owner(0), Stdout: os.Stdout, ConfDir: "/nonexistent"})
+	m, _ := modprobe.New(b.Owner(0), modprobe.Config{Stdout: os.Stdout, ConfDir: "/nonexistent"})
 	say := func(s string) func(context.Context, *modprobe.Context) error {
 		return func(_ context.Context, c *modprobe.Context) error {
 			_, err := fmt.Fprintln(c.Stdout(), s)
@@ -108,8 +107,7 @@ after = ["fsck"]
 when-env = ["!QUIET"]
 print = "content checked"
 `), 0o644)
-	m, _ := modprobe.New(modprobe.Config{
-		Handle:    b.Owner(0),
+	m, _ := modprobe.New(b.Owner(0), modprobe.Config{
 		Stdout:    os.Stdout,
 		ConfDir:   "/nonexistent",
 		LookupEnv: func(string) (string, bool) { return "", false },
@@ -125,4 +123,23 @@ print = "content checked"
 	// Output:
 	// content checked
 	// <nil> 2
+}
+
+// A rank condition says where a task or module runs.
+func ExampleParseRanks() {
+	for _, cond := range []string{"all", ">0", "<2", "0,5,7"} {
+		r := modprobe.MustParseRanks(cond)
+		fmt.Printf("%-5s rank0=%t rank1=%t rank5=%t\n", r, r.Contains(0), r.Contains(1), r.Contains(5))
+	}
+	_, err := modprobe.ParseRanks(">=1")
+	fmt.Println(err)
+	_, err = modprobe.ParseRanks("1-0")
+	fmt.Println(err)
+	// Output:
+	// all   rank0=true rank1=true rank5=true
+	// >0    rank0=false rank1=true rank5=true
+	// <2    rank0=true rank1=true rank5=false
+	// 0,5,7 rank0=true rank1=false rank5=true
+	// invalid literal for int() with base 10: '=1'
+	// ranks: invalid idset: 1-0
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"runtime/debug"
+	"slices"
 	"time"
 )
 
@@ -20,187 +22,23 @@ type ExecConfig struct {
 	// that overruns gets its context cancelled and fails.
 	TaskTimeout time.Duration
 	// Logger receives debug records of task starts and ends. Default:
-	// discard.
+	// discard (in a Modprobe, Config.Logger).
 	Logger *slog.Logger
 }
 
-// TaskResult is what happened to one task.
-type TaskResult struct {
-	Name    string
-	Started bool
-	Skipped bool // never started because of an earlier failure or cancellation
-	Start   time.Time
-	End     time.Time
-	Err     error
-}
+// Validate reports the first field that is out of range, naming it. It
+// does not change c; Execute and Config.Validate call it.
+func (c *ExecConfig) Validate() error { return c.validate("ExecConfig.") }
 
-// Duration is End - Start for a task that ran.
-func (r TaskResult) Duration() time.Duration {
-	if !r.Started {
-		return 0
+// validate names the fields with prefix, the path to c.
+func (c *ExecConfig) validate(prefix string) error {
+	switch {
+	case c.Limit < 0:
+		return fmt.Errorf("modprobe: %sLimit %d is negative", prefix, c.Limit)
+	case c.TaskTimeout < 0:
+		return fmt.Errorf("modprobe: %sTaskTimeout %s is negative", prefix, c.TaskTimeout)
 	}
-	return r.End.Sub(r.Start)
-}
-
-// Report describes a run.
-type Report struct {
-	Start, End time.Time
-	// Tasks in plan order.
-	Tasks []TaskResult
-	// Failures in the order they happened: root causes only.
-	Failures []*TaskError
-	// Skipped names every task that never started, once each.
-	Skipped []string
-	preds   [][]int32
-}
-
-// Makespan is the wall time of the run.
-func (r *Report) Makespan() time.Duration { return r.End.Sub(r.Start) }
-
-// CriticalPath is the longest chain of measured task durations through the
-// predecessor graph: the makespan an executor with no overhead and no
-// concurrency cap would reach.
-func (r *Report) CriticalPath() time.Duration {
-	n := len(r.Tasks)
-	finish := make([]time.Duration, n)
-	order := topoOrder(r.preds)
-	var best time.Duration
-	for _, i := range order {
-		var start time.Duration
-		for _, q := range r.preds[i] {
-			start = max(start, finish[q])
-		}
-		finish[i] = start + r.Tasks[i].Duration()
-		best = max(best, finish[i])
-	}
-	return best
-}
-
-// Efficiency is makespan divided by critical path (1.0 is ideal); 0 when
-// nothing took measurable time.
-func (r *Report) Efficiency() float64 {
-	cp := r.CriticalPath()
-	if cp <= 0 {
-		return 0
-	}
-	return float64(r.Makespan()) / float64(cp)
-}
-
-// Summary is a one-line account of the run.
-func (r *Report) Summary() string {
-	ran := 0
-	for _, t := range r.Tasks {
-		if t.Started {
-			ran++
-		}
-	}
-	return fmt.Sprintf("%d tasks ran, %d failed, %d skipped; makespan %s, critical path %s, ratio %.2f",
-		ran, len(r.Failures), len(r.Skipped), r.Makespan().Round(time.Microsecond),
-		r.CriticalPath().Round(time.Microsecond), r.Efficiency())
-}
-
-func topoOrder(preds [][]int32) []int32 {
-	n := len(preds)
-	indeg := make([]int32, n)
-	succ := make([][]int32, n)
-	for i, ps := range preds {
-		indeg[i] = int32(len(ps))
-		for _, q := range ps {
-			succ[q] = append(succ[q], int32(i))
-		}
-	}
-	order := make([]int32, 0, n)
-	for i := range indeg {
-		if indeg[i] == 0 {
-			order = append(order, int32(i))
-		}
-	}
-	for k := 0; k < len(order); k++ {
-		for _, s := range succ[order[k]] {
-			if indeg[s]--; indeg[s] == 0 {
-				order = append(order, s)
-			}
-		}
-	}
-	return order
-}
-
-type taskState uint8
-
-const (
-	stWaiting taskState = iota
-	stReady
-	stRunning
-	stDone
-	stFailed
-)
-
-// scheduler is the executor's pure state machine: it says which task may
-// start and learns which finished. The driver owns goroutines and time.
-type scheduler struct {
-	succ    [][]int32
-	waiting []int32 // unfinished predecessors
-	state   []taskState
-	ready   []int32 // FIFO
-	running int
-	limit   int
-	aborted bool
-}
-
-func newScheduler(preds [][]int32, limit int) *scheduler {
-	n := len(preds)
-	s := &scheduler{succ: make([][]int32, n), waiting: make([]int32, n), state: make([]taskState, n), limit: limit}
-	for i, ps := range preds {
-		s.waiting[i] = int32(len(ps))
-		for _, q := range ps {
-			s.succ[q] = append(s.succ[q], int32(i))
-		}
-	}
-	for i := range s.waiting {
-		if s.waiting[i] == 0 {
-			s.state[i] = stReady
-			s.ready = append(s.ready, int32(i))
-		}
-	}
-	return s
-}
-
-// next returns a task to start now, if any.
-func (s *scheduler) next() (int32, bool) {
-	if s.aborted || len(s.ready) == 0 || (s.limit > 0 && s.running >= s.limit) {
-		return 0, false
-	}
-	i := s.ready[0]
-	s.ready = s.ready[1:]
-	s.state[i] = stRunning
-	s.running++
-	return i, true
-}
-
-// finish records the end of task i. A failure aborts the run: nothing
-// else starts, and the tasks left are skipped.
-func (s *scheduler) finish(i int32, failed bool) {
-	s.running--
-	if failed {
-		s.state[i] = stFailed
-		s.aborted = true
-		return
-	}
-	s.state[i] = stDone
-	for _, j := range s.succ[i] {
-		if s.waiting[j]--; s.waiting[j] == 0 {
-			s.state[j] = stReady
-			s.ready = append(s.ready, j)
-		}
-	}
-}
-
-func (s *scheduler) abort() { s.aborted = true }
-
-// over reports whether the driver can stop: nothing runs and nothing more
-// can start.
-func (s *scheduler) over() bool {
-	return s.running == 0 && (s.aborted || len(s.ready) == 0)
+	return nil
 }
 
 type finished struct {
@@ -301,11 +139,10 @@ func runOne(ctx context.Context, timeout time.Duration, run func(context.Context
 // are not keys of preds are ignored. It fails with a *CycleError before
 // running anything if the map has a cycle.
 func Execute(ctx context.Context, preds map[string][]string, cfg ExecConfig, run func(ctx context.Context, name string) error) (*Report, error) {
-	names := make([]string, 0, len(preds))
-	for k := range preds {
-		names = append(names, k)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	sortStrings(names)
+	names := slices.Sorted(maps.Keys(preds))
 	idx := make(map[string]int32, len(names))
 	for i, nm := range names {
 		idx[nm] = int32(i)

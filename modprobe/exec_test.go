@@ -10,9 +10,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
-	"github.com/fluxkit/fluxkit/internal/leakcheck"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -50,103 +50,92 @@ func chain(names ...string) map[string][]string {
 	return m
 }
 
-func TestExecuteStartsWhenLastPredecessorFinishes(t *testing.T) {
-	leakcheck.Check(t)
-	preds := map[string][]string{"a": nil, "b": nil, "c": {"a", "b"}, "d": {"a"}}
-	var mu sync.Mutex
-	done := map[string]bool{}
-	dStarted := make(chan struct{})
-	rep, err := Execute(context.Background(), preds, ExecConfig{}, func(_ context.Context, name string) error {
-		mu.Lock()
-		for _, p := range preds[name] {
-			if !done[p] {
-				mu.Unlock()
-				return fmt.Errorf("%s started before %s finished", name, p)
-			}
+// Each task starts the moment its last predecessor finishes, so the run
+// takes exactly its critical path. The tasks sleep in a synctest bubble:
+// time is virtual, so the start times are exact and the test takes no
+// wall-clock time.
+func TestExecuteStartsEachTaskWhenItsLastPredecessorFinishes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		preds := map[string][]string{"a": nil, "b": nil, "c": {"a", "b"}, "d": {"a"}, "e": {"c", "d"}}
+		took := map[string]time.Duration{"a": 10 * time.Millisecond, "b": 30 * time.Millisecond, "c": 5 * time.Millisecond, "d": 40 * time.Millisecond, "e": time.Millisecond}
+		rep, err := Execute(context.Background(), preds, ExecConfig{}, func(_ context.Context, name string) error {
+			time.Sleep(took[name])
+			return nil
+		})
+		require.NoError(t, err)
+		start := map[string]time.Duration{}
+		for _, r := range rep.Tasks {
+			start[r.Name] = r.Start.Sub(rep.Start)
+			assert.Equal(t, took[r.Name], r.Duration(), r.Name)
 		}
-		mu.Unlock()
-		switch name {
-		case "b": // d must not wait for b, which runs until d has started
-			select {
-			case <-dStarted:
-			case <-time.After(10 * time.Second):
-				return errors.New("d did not start while b was running")
-			}
-		case "d":
-			close(dStarted)
-		}
-		mu.Lock()
-		done[name] = true
-		mu.Unlock()
-		return nil
+		ms := time.Millisecond
+		assert.Equal(t, map[string]time.Duration{"a": 0, "b": 0, "c": 30 * ms, "d": 10 * ms, "e": 50 * ms}, start)
+		assert.Equal(t, 51*ms, rep.Makespan())
+		assert.Equal(t, rep.Makespan(), rep.CriticalPath())
 	})
-	require.NoError(t, err)
-	byName := map[string]TaskResult{}
-	for _, r := range rep.Tasks {
-		byName[r.Name] = r
-	}
-	assert.False(t, byName["c"].Start.Before(byName["b"].End))
 }
 
 func TestExecuteUnlimitedWidth(t *testing.T) {
-	leakcheck.Check(t)
-	// 50 independent tasks that can only finish when all 50 run at once.
-	const n = 50
-	preds := map[string][]string{}
-	for i := range n {
-		preds[fmt.Sprint(i)] = nil
-	}
-	var arrived sync.WaitGroup
-	arrived.Add(n)
-	all := make(chan struct{})
-	go func() { arrived.Wait(); close(all) }()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, err := Execute(ctx, preds, ExecConfig{}, func(ctx context.Context, _ string) error {
-		arrived.Done()
-		select {
-		case <-all:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
+	synctest.Test(t, func(t *testing.T) {
+		// 50 independent tasks that can only finish when all 50 run at once.
+		const n = 50
+		preds := map[string][]string{}
+		for i := range n {
+			preds[fmt.Sprint(i)] = nil
 		}
+		var arrived sync.WaitGroup
+		arrived.Add(n)
+		all := make(chan struct{})
+		go func() { arrived.Wait(); close(all) }()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := Execute(ctx, preds, ExecConfig{}, func(ctx context.Context, _ string) error {
+			arrived.Done()
+			select {
+			case <-all:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+		require.NoError(t, err)
 	})
-	require.NoError(t, err)
 }
 
 func TestExecuteLimit(t *testing.T) {
-	leakcheck.Check(t)
-	preds := map[string][]string{}
-	for i := range 20 {
-		preds[fmt.Sprint(i)] = nil
-	}
-	var mu sync.Mutex
-	cur, peak := 0, 0
-	full := make(chan struct{})
-	_, err := Execute(context.Background(), preds, ExecConfig{Limit: 3}, func(context.Context, string) error {
-		mu.Lock()
-		cur++
-		peak = max(peak, cur)
-		if cur == 3 && full != nil {
-			close(full) // the first three run together
-			full = nil
+	synctest.Test(t, func(t *testing.T) {
+		preds := map[string][]string{}
+		for i := range 20 {
+			preds[fmt.Sprint(i)] = nil
 		}
-		wait := full
-		mu.Unlock()
-		if wait != nil {
-			select {
-			case <-wait:
-			case <-time.After(10 * time.Second):
-				return errors.New("three tasks never ran at once")
+		var mu sync.Mutex
+		cur, peak := 0, 0
+		full := make(chan struct{})
+		_, err := Execute(context.Background(), preds, ExecConfig{Limit: 3}, func(context.Context, string) error {
+			mu.Lock()
+			cur++
+			peak = max(peak, cur)
+			if cur == 3 && full != nil {
+				close(full) // the first three run together
+				full = nil
 			}
-		}
-		mu.Lock()
-		cur--
-		mu.Unlock()
-		return nil
+			wait := full
+			mu.Unlock()
+			if wait != nil {
+				select {
+				case <-wait:
+				case <-time.After(10 * time.Second):
+					return errors.New("three tasks never ran at once")
+				}
+			}
+			mu.Lock()
+			cur--
+			mu.Unlock()
+			return nil
+		})
+		require.NoError(t, err)
+		assert.Equal(t, 3, peak)
 	})
-	require.NoError(t, err)
-	assert.Equal(t, 3, peak)
 }
 
 // endWatch is a slog handler that closes a channel when the executor
@@ -174,75 +163,82 @@ func (w *endWatch) Handle(_ context.Context, r slog.Record) error {
 }
 
 func TestExecuteFailureSkipsTheRest(t *testing.T) {
-	leakcheck.Check(t)
-	preds := map[string][]string{"first": nil, "bad": {"first"}, "slow": {"first"}, "after-bad": {"bad"}, "after-slow": {"slow"}, "tail": {"after-bad", "after-slow"}}
-	w := &endWatch{task: "bad", seen: make(chan struct{})}
-	var slowFinished atomic.Bool
-	rep, err := Execute(context.Background(), preds, ExecConfig{Logger: slog.New(w)}, func(ctx context.Context, name string) error {
-		switch name {
-		case "bad":
-			return errors.New("boom")
-		case "slow": // still running when bad's failure is recorded
-			select {
-			case <-w.seen:
-			case <-time.After(10 * time.Second):
-				return errors.New("bad never ended")
+	synctest.Test(t, func(t *testing.T) {
+		preds := map[string][]string{"first": nil, "bad": {"first"}, "slow": {"first"}, "after-bad": {"bad"}, "after-slow": {"slow"}, "tail": {"after-bad", "after-slow"}}
+		w := &endWatch{task: "bad", seen: make(chan struct{})}
+		var slowFinished atomic.Bool
+		rep, err := Execute(context.Background(), preds, ExecConfig{Logger: slog.New(w)}, func(ctx context.Context, name string) error {
+			switch name {
+			case "bad":
+				return errors.New("boom")
+			case "slow": // still running when bad's failure is recorded
+				select {
+				case <-w.seen:
+				case <-time.After(10 * time.Second):
+					return errors.New("bad never ended")
+				}
+				slowFinished.Store(true)
 			}
-			slowFinished.Store(true)
-		}
-		return nil
+			return nil
+		})
+		var re *RunError
+		require.ErrorAs(t, err, &re)
+		require.Len(t, re.Failures, 1)
+		assert.Equal(t, "bad: boom", re.Failures[0].Error())
+		assert.True(t, slowFinished.Load(), "a running task finishes")
+		assert.ElementsMatch(t, []string{"after-bad", "after-slow", "tail"}, re.Skipped)
+		assert.ElementsMatch(t, re.Skipped, rep.Skipped)
 	})
-	var re *RunError
-	require.ErrorAs(t, err, &re)
-	require.Len(t, re.Failures, 1)
-	assert.Equal(t, "bad: boom", re.Failures[0].Error())
-	assert.True(t, slowFinished.Load(), "a running task finishes")
-	assert.ElementsMatch(t, []string{"after-bad", "after-slow", "tail"}, re.Skipped)
-	assert.ElementsMatch(t, re.Skipped, rep.Skipped)
 }
 
+// A task that overruns TaskTimeout fails when the timeout expires, not
+// later; virtual time (synctest) makes that exact.
 func TestExecuteTimeout(t *testing.T) {
-	leakcheck.Check(t)
-	_, err := Execute(context.Background(), chain("a", "b"), ExecConfig{TaskTimeout: 10 * time.Millisecond}, func(ctx context.Context, name string) error {
-		<-ctx.Done()
-		return ctx.Err()
+	synctest.Test(t, func(t *testing.T) {
+		rep, err := Execute(context.Background(), chain("a", "b"), ExecConfig{TaskTimeout: time.Minute}, func(ctx context.Context, name string) error {
+			<-ctx.Done()
+			return ctx.Err()
+		})
+		var re *RunError
+		require.ErrorAs(t, err, &re)
+		assert.Contains(t, re.Failures[0].Error(), "a: timed out after 1m0s")
+		assert.Equal(t, []string{"b"}, re.Skipped)
+		assert.Equal(t, time.Minute, rep.Tasks[0].Duration())
 	})
-	var re *RunError
-	require.ErrorAs(t, err, &re)
-	assert.Contains(t, re.Failures[0].Error(), "a: timed out after 10ms")
-	assert.Equal(t, []string{"b"}, re.Skipped)
 }
 
 func TestExecuteCancel(t *testing.T) {
-	leakcheck.Check(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var bStarted atomic.Bool
-	rep, err := Execute(ctx, chain("a", "b", "c"), ExecConfig{}, func(ctx context.Context, name string) error {
-		if name == "b" {
-			bStarted.Store(true)
-			cancel()
-			<-ctx.Done()
-			return ctx.Err()
-		}
-		return nil
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var bStarted atomic.Bool
+		rep, err := Execute(ctx, chain("a", "b", "c"), ExecConfig{}, func(ctx context.Context, name string) error {
+			if name == "b" {
+				bStarted.Store(true)
+				cancel()
+				<-ctx.Done()
+				return ctx.Err()
+			}
+			return nil
+		})
+		require.ErrorIs(t, err, context.Canceled)
+		assert.True(t, bStarted.Load())
+		assert.Equal(t, []string{"c"}, rep.Skipped)
+		assert.Empty(t, rep.Failures, "cancellation is not a task failure")
 	})
-	require.ErrorIs(t, err, context.Canceled)
-	assert.True(t, bStarted.Load())
-	assert.Equal(t, []string{"c"}, rep.Skipped)
-	assert.Empty(t, rep.Failures, "cancellation is not a task failure")
 }
 
 func TestExecutePanic(t *testing.T) {
-	leakcheck.Check(t)
-	_, err := Execute(context.Background(), chain("a"), ExecConfig{}, func(context.Context, string) error { panic("oops") })
-	require.ErrorIs(t, err, ErrTaskFailed)
-	assert.Contains(t, err.Error(), "a: panic: oops")
+	synctest.Test(t, func(t *testing.T) {
+		_, err := Execute(context.Background(), chain("a"), ExecConfig{}, func(context.Context, string) error { panic("oops") })
+		require.ErrorIs(t, err, ErrTaskFailed)
+		assert.Contains(t, err.Error(), "a: panic: oops")
+	})
 }
 
 func TestExecuteCycle(t *testing.T) {
 	_, err := Execute(context.Background(), map[string][]string{"a": {"c"}, "b": {"a"}, "c": {"b"}, "d": nil}, ExecConfig{}, func(context.Context, string) error {
-		t.Error("nothing runs")
+		assert.Fail(t, "a task ran despite the cycle")
 		return nil
 	})
 	assert.EqualError(t, err, "('nodes are in a cycle', ['a', 'b', 'c', 'a'])")

@@ -4,6 +4,8 @@ import (
 	"io/fs"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // The loaders must never panic or hang, whatever the input; errors must
@@ -26,14 +28,10 @@ func FuzzModulesFile(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, src string) {
 		d := newDB()
-		if err := d.applyModulesFile("base.toml", def); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, d.applyModulesFile("base.toml", def))
 		err := d.applyModulesFile("x.toml", []byte(src))
 		if err != nil {
-			if !strings.HasPrefix(err.Error(), "x.toml") {
-				t.Fatalf("error does not name the file: %v", err)
-			}
+			require.True(t, strings.HasPrefix(err.Error(), "x.toml"), "error does not name the file: %v", err)
 			return
 		}
 		// Whatever loaded must plan without panicking.
@@ -77,15 +75,11 @@ func FuzzRCFile(f *testing.F) {
 	f.Fuzz(func(t *testing.T, src string) {
 		u, err := parseRCFile("rc.toml", []byte(src))
 		if err != nil {
-			if !strings.HasPrefix(err.Error(), "rc.toml") {
-				t.Fatalf("error does not name the file: %v", err)
-			}
+			require.True(t, strings.HasPrefix(err.Error(), "rc.toml"), "error does not name the file: %v", err)
 			return
 		}
 		for _, e := range u.tasks {
-			if e.name == "" || e.action == nil {
-				t.Fatalf("task without name or action: %+v", e)
-			}
+			require.True(t, e.name != "" && e.action != nil, "task without name or action: %+v", e)
 		}
 	})
 }
@@ -97,9 +91,7 @@ func FuzzBrokerModules(f *testing.F) {
 	def, _ := fs.ReadFile(Defaults(), "modprobe.toml")
 	f.Fuzz(func(t *testing.T, src string) {
 		d := newDB()
-		if err := d.applyModulesFile("base.toml", def); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, d.applyModulesFile("base.toml", def))
 		_ = d.applyBrokerModules([]byte(src))
 	})
 }
@@ -114,8 +106,7 @@ func FuzzRanks(f *testing.F) {
 			return
 		}
 		r2, err := ParseRanks(r.String())
-		if err != nil || r2.String() != r.String() {
-			t.Fatalf("%q -> %q does not round-trip: %v", s, r.String(), err)
-		}
+		require.NoError(t, err, "%q -> %q", s, r.String())
+		require.Equal(t, r.String(), r2.String(), "%q does not round-trip", s)
 	})
 }

@@ -1,20 +1,20 @@
 package modprobe
 
 import (
-	"bytes"
 	"context"
-	"github.com/fluxkit/fluxkit"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/fluxkit/fluxkit"
+	"github.com/stretchr/testify/require"
 
 	"github.com/fluxkit/fluxkit/internal/leakcheck"
 	"github.com/fluxkit/fluxkit/internal/testbroker"
+	"github.com/fluxkit/fluxkit/internal/testutil"
 )
 
 // harness is an in-process instance plus the local environment, output
@@ -24,32 +24,12 @@ type harness struct {
 	b      *testbroker.Broker
 	env    map[string]string
 	dir    string
-	stdout syncBuffer
-	stderr syncBuffer
+	stdout testutil.Buffer
+	stderr testutil.Buffer
 	stubs  map[uint32]*fakeServices
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) Reset() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.b.Reset()
+	// via, when set, is the handle every Modprobe of the test uses
+	// instead of an owner handle to its rank.
+	via fluxkit.Handle
 }
 
 func newHarness(t *testing.T, cfg testbroker.Config) *harness {
@@ -64,12 +44,8 @@ func newHarness(t *testing.T, cfg testbroker.Config) *harness {
 func (h *harness) write(rel, content string) string {
 	h.t.Helper()
 	p := filepath.Join(h.dir, rel)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		h.t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		h.t.Fatal(err)
-	}
+	require.NoError(h.t, os.MkdirAll(filepath.Dir(p), 0o755))
+	require.NoError(h.t, os.WriteFile(p, []byte(content), 0o644))
 	return p
 }
 
@@ -91,7 +67,6 @@ func (h *harness) environ() []string {
 func (h *harness) mp(rank uint32, mutate ...func(*Config)) *Modprobe {
 	h.t.Helper()
 	cfg := Config{
-		Handle:    h.b.Owner(rank),
 		LookupEnv: h.lookup,
 		Environ:   h.environ,
 		ConfDir:   filepath.Join(h.dir, "no-such-confdir"),
@@ -101,21 +76,17 @@ func (h *harness) mp(rank uint32, mutate ...func(*Config)) *Modprobe {
 	for _, f := range mutate {
 		f(&cfg)
 	}
-	m, err := New(cfg)
-	if err != nil {
-		h.t.Fatal(err)
+	var hd fluxkit.Handle = h.b.Owner(rank)
+	if h.via != nil {
+		hd = h.via
 	}
+	m, err := New(hd, cfg)
+	require.NoError(h.t, err)
 	return m
 }
 
 func dryRun(c *Config)  { c.DryRun = true }
 func verbose(c *Config) { c.Verbose = true }
-
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 // printTask is a task that prints its own name, or text when given.
 func printTask(t Task, text ...string) Task {
@@ -128,14 +99,6 @@ func printTask(t Task, text ...string) Task {
 		return err
 	}
 	return t
-}
-
-func lines(s string) []string {
-	s = strings.TrimRight(s, "\n")
-	if s == "" {
-		return nil
-	}
-	return strings.Split(s, "\n")
 }
 
 // fakeShell records commands instead of running them. A command in out
@@ -242,9 +205,8 @@ func (h *harness) stubServices(rank uint32) *fakeServices {
 	h.stubs[rank] = f
 	hd := h.b.Owner(rank)
 	for _, topic := range []string{"runat.push", "content.flush", "content.checkpoint-get", "rexec.exec"} {
-		if _, err := hd.Register(topic, 0, f.serve); err != nil {
-			h.t.Fatal(err)
-		}
+		_, err := hd.Register(topic, 0, f.serve)
+		require.NoError(h.t, err)
 	}
 	return f
 }
@@ -256,9 +218,8 @@ func withShell(s Shell) func(*Config) { return func(c *Config) { c.Shell = s } }
 func (h *harness) loadRC1(rank uint32) {
 	h.t.Helper()
 	h.stubServices(rank)
-	if _, err := h.mp(rank, withShell(&fakeShell{})).RC1(ctxT(h.t)); err != nil {
-		h.t.Fatalf("rc1: %v\nstderr: %s", err, h.stderr.String())
-	}
+	_, err := h.mp(rank, withShell(&fakeShell{})).RC1(testutil.Context(h.t))
+	require.NoError(h.t, err, "rc1 stderr: %s", h.stderr.String())
 	h.stdout.Reset()
 	h.stderr.Reset()
 }

@@ -12,6 +12,7 @@ import (
 	"testing/fstest"
 
 	"github.com/fluxkit/fluxkit/internal/testbroker"
+	"github.com/fluxkit/fluxkit/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -40,7 +41,7 @@ func TestUnreadableDirectoryIsAnError(t *testing.T) {
 		h := newHarness(t, testbroker.Config{})
 		h.env["FLUX_MODPROBE_PATH"] = "/site"
 		m := h.mp(0, func(c *Config) { c.Builtin, c.BuiltinDir = deniedFS{site, dir}, "/site" })
-		_, err := m.PrepareRC1(ctxT(t))
+		_, err := m.PrepareRC1(testutil.Context(t))
 		require.Error(t, err, dir)
 		assert.EqualError(t, err, "/site/"+dir+": cannot read directory: permission denied")
 		assert.ErrorIs(t, err, fs.ErrPermission)
@@ -52,12 +53,12 @@ func TestUnreadableDirectoryIsAnError(t *testing.T) {
 	h := newHarness(t, testbroker.Config{})
 	h.env["FLUX_MODPROBE_PATH"] = h.dir
 	h.write("modprobe.d", "kvs.ranks = \"0\"\n")
-	_, err := h.mp(0).Show(ctxT(t), "kvs", Selection{})
+	_, err := h.mp(0).Show(testutil.Context(t), "kvs", Selection{})
 	assert.EqualError(t, err, filepath.Join(h.dir, "modprobe.d")+": cannot read directory: "+syscall.ENOTDIR.Error())
 	require.NoError(t, os.Remove(filepath.Join(h.dir, "modprobe.d")))
 	h.write("modprobe.d/a.toml", "kvs.ranks = \"0\"\n")
 	require.NoError(t, syscall.Mkfifo(filepath.Join(h.dir, "modprobe.d", "b.toml"), 0o644))
-	_, err = h.mp(0).Show(ctxT(t), "kvs", Selection{})
+	_, err = h.mp(0).Show(testutil.Context(t), "kvs", Selection{})
 	assert.EqualError(t, err, filepath.Join(h.dir, "modprobe.d", "b.toml")+": not a regular file")
 
 	// Permissions bind everyone but root.
@@ -67,7 +68,7 @@ func TestUnreadableDirectoryIsAnError(t *testing.T) {
 		h.write("modprobe.d/a.toml", "kvs.ranks = \"0\"\n")
 		require.NoError(t, os.Chmod(filepath.Join(h.dir, "modprobe.d"), 0))
 		t.Cleanup(func() { _ = os.Chmod(filepath.Join(h.dir, "modprobe.d"), 0o755) })
-		_, err := h.mp(0).Show(ctxT(t), "kvs", Selection{})
+		_, err := h.mp(0).Show(testutil.Context(t), "kvs", Selection{})
 		assert.ErrorIs(t, err, fs.ErrPermission)
 		assert.ErrorContains(t, err, filepath.Join(h.dir, "modprobe.d")+": cannot read directory")
 	}
@@ -84,7 +85,7 @@ func TestUnreadableRCScriptDirectoryIsAnError(t *testing.T) {
 	require.NoError(t, os.Chmod(extra, 0o755))
 	h.env["FLUX_RC_EXTRA"] = filepath.Join(h.dir, "extra")
 	m := h.mp(0, func(c *Config) { c.ConfDir = confdir })
-	_, err := m.Run(ctxT(t), RC{Tasks: []Task{{Name: "scripts", Run: func(ctx context.Context, c *Context) error { return c.RunRCScripts(ctx, 1) }}}})
+	_, err := m.Run(testutil.Context(t), RC{Tasks: []Task{{Name: "scripts", Run: func(ctx context.Context, c *Context) error { return c.RunRCScripts(ctx, 1) }}}})
 	assert.ErrorContains(t, err, "one or more rc1.d scripts failed")
 	assert.Contains(t, h.stderr.String(), "Cannot access directory "+filepath.Join(confdir, "rc1.d")+": "+syscall.ENOTDIR.Error()+"\n")
 	assert.Equal(t, "running "+extra+"\nok\n", h.stdout.String())
@@ -112,7 +113,7 @@ func TestPythonRCFile(t *testing.T) {
 	h := newHarness(t, testbroker.Config{})
 	for _, name := range []string{"rc1.py", "rc1-copy.toml"} {
 		f := h.write(name, pythonRC)
-		_, err := h.mp(0).PrepareRunFile(ctxT(t), f)
+		_, err := h.mp(0).PrepareRunFile(testutil.Context(t), f)
 		require.Error(t, err, name)
 		assert.True(t, strings.HasPrefix(err.Error(), f+":5: rc files are TOML here; this is a flux-core Python rc file"), "%s: %v", name, err)
 		assert.ErrorIs(t, err, ErrConfig)
@@ -120,11 +121,11 @@ func TestPythonRCFile(t *testing.T) {
 	// A site's rc1.d/*.py would never run: it is refused, not skipped.
 	h.env["FLUX_MODPROBE_PATH"] = h.dir
 	h.write("rc1.d/site.py", pythonRC)
-	_, err := h.mp(0).PrepareRC1(ctxT(t))
+	_, err := h.mp(0).PrepareRC1(testutil.Context(t))
 	assert.ErrorContains(t, err, filepath.Join(h.dir, "rc1.d", "site.py")+": rc files are TOML here")
 	// A TOML syntax error in a file that is not Python stays a TOML error.
 	f := h.write("bad.toml", "[[tasks]\nname = \"x\"\n")
-	_, err = h.mp(0).PrepareRunFile(ctxT(t), f)
+	_, err = h.mp(0).PrepareRunFile(testutil.Context(t), f)
 	assert.ErrorContains(t, err, f+":1:")
 	assert.NotContains(t, err.Error(), "rc files are TOML here")
 }
@@ -151,11 +152,11 @@ func TestSelfReferenceIsACycle(t *testing.T) {
 		assert.ErrorContains(t, err, "rc.toml:3: tasks[0]."+key+": ")
 	}
 	h := newHarness(t, testbroker.Config{})
-	_, err := h.mp(0).Run(ctxT(t), RC{Tasks: []Task{{Name: "t", After: []string{"t"}}}})
+	_, err := h.mp(0).Run(testutil.Context(t), RC{Tasks: []Task{{Name: "t", After: []string{"t"}}}})
 	assert.EqualError(t, err, "t: after names t itself: ('nodes are in a cycle', ['t', 't'])")
 
 	// Through a service the module provides: a cycle when planned.
-	_, err = h.mp(0).Run(ctxT(t), RC{Tasks: []Task{{Name: "t", Provides: []string{"svc"}, After: []string{"svc"}, Run: func(context.Context, *Context) error { return nil }}}})
+	_, err = h.mp(0).Run(testutil.Context(t), RC{Tasks: []Task{{Name: "t", Provides: []string{"svc"}, After: []string{"svc"}, Run: func(context.Context, *Context) error { return nil }}}})
 	assert.EqualError(t, err, "('nodes are in a cycle', ['t', 't'])")
 	assert.ErrorIs(t, err, ErrCycle)
 }
@@ -204,18 +205,18 @@ func (brokenWriter) Write([]byte) (int, error) { return 0, syscall.ENOSPC }
 func TestWriteErrorsFailTasks(t *testing.T) {
 	h := newHarness(t, testbroker.Config{})
 	m := h.mp(0, dryRun, func(c *Config) { c.Stdout = brokenWriter{} })
-	_, err := m.Run(ctxT(t), RC{Tasks: []Task{{Name: "t", Run: func(context.Context, *Context) error { return nil }}}})
+	_, err := m.Run(testutil.Context(t), RC{Tasks: []Task{{Name: "t", Run: func(context.Context, *Context) error { return nil }}}})
 	var re *RunError
 	require.ErrorAs(t, err, &re)
 	assert.ErrorIs(t, err, syscall.ENOSPC, "a dry run that cannot print fails")
 
 	f := h.write("p.toml", "[[setup]]\nprint = \"hello\"\n")
-	_, err = h.mp(0, func(c *Config) { c.Stdout = brokenWriter{} }).PrepareRunFile(ctxT(t), f)
+	_, err = h.mp(0, func(c *Config) { c.Stdout = brokenWriter{} }).PrepareRunFile(testutil.Context(t), f)
 	assert.ErrorIs(t, err, syscall.ENOSPC, "a setup print that fails")
 	f = h.write("q.toml", "[[tasks]]\nname = \"t\"\nprint = \"hello\"\n")
-	s, err := h.mp(0, func(c *Config) { c.Stdout = brokenWriter{} }).PrepareRunFile(ctxT(t), f)
+	s, err := h.mp(0, func(c *Config) { c.Stdout = brokenWriter{} }).PrepareRunFile(testutil.Context(t), f)
 	require.NoError(t, err)
-	_, err = s.Execute(ctxT(t))
+	_, err = s.Execute(testutil.Context(t))
 	assert.ErrorIs(t, err, syscall.ENOSPC, "a task print that fails")
 	assert.True(t, errors.As(err, &re))
 }

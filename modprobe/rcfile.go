@@ -10,49 +10,12 @@ import (
 	"github.com/fluxkit/fluxkit"
 )
 
-// RC is a unit of start-up or shut-down work written in Go: the
-// equivalent of one flux-core rc file. Its tasks are registered in order,
-// then Setup runs (it may load modules, set options and alternatives, or
-// enable tasks through the Context).
-type RC struct {
-	// Name identifies the unit in messages (a file name for rc files).
-	Name  string
-	Tasks []Task
-	Setup func(ctx context.Context, c *Context) error
-}
-
-// rcUnit is an RC or a parsed declarative rc file.
-type rcUnit struct {
-	name  string
-	tasks []*entry
-	setup func(ctx context.Context, c *Context) error
-}
-
-func (r RC) unit() (*rcUnit, error) {
-	u := &rcUnit{name: r.Name, setup: r.Setup}
-	for _, t := range r.Tasks {
-		e, err := newTaskEntry(t)
-		if err != nil {
-			return nil, err
-		}
-		if r.Name != "" {
-			e.origin = r.Name
-		}
-		u.tasks = append(u.tasks, e)
-	}
-	return u, nil
-}
-
 // action is what a declarative task does, when its when-* conditions hold
 // at run time: a built-in action, or in this order setenv, setopt, print,
 // rpc, run, rc-scripts, fail.
 type action struct {
-	when      conditions
+	stepKeys
 	builtin   string
-	setenv    [][2]string
-	setopt    [][2]string
-	overwrite bool
-	print     string
 	rpc       string
 	payload   map[string]any
 	nodeid    uint32
@@ -68,57 +31,57 @@ var setupKeys = []string{"when-attrs", "when-config", "when-env", "alternatives-
 // setupStep is one [[setup]] table: conditions and what to do when they
 // hold.
 type setupStep struct {
-	when                  conditions
+	stepKeys
 	altFromAttrs          [][2]string
 	alternatives          [][2]string
 	load, enable, disable []string
-	setopt                [][2]string
-	overwrite             bool
-	setenv                [][2]string
-	print                 string
 }
 
-// conditions are the when-attrs, when-config and when-env lists of a
-// setup step or a task, checked when it runs.
+// stepKeys are the keys a setup step and a task have in common: when-*
+// conditions, checked as it runs; the environment variables and module
+// options it sets; a line it prints.
+type stepKeys struct {
+	when  conditions
+	edits edits
+	print string
+}
+
+// conditions are the when-attrs, when-config and when-env lists.
 type conditions struct {
 	attrs, config, env []string
 }
 
-// set parses one when-* key; it reports false for any other key.
-func (cd *conditions) set(key string, v any) (bool, error) {
+// edits are the environment variables (setenv) and module options (setopt,
+// which setopt-overwrite makes replace a module's default arguments) set,
+// in that order.
+type edits struct {
+	setenv    [][2]string
+	setopt    [][2]string
+	overwrite bool
+}
+
+// set parses one of the common keys; it reports false for any other key.
+func (sk *stepKeys) set(key string, v any) (bool, error) {
 	var err error
 	switch key {
 	case "when-attrs":
-		cd.attrs, err = asStrings(key, v)
+		sk.when.attrs, err = asStrings(key, v)
 	case "when-config":
-		cd.config, err = asStrings(key, v)
+		sk.when.config, err = asStrings(key, v)
 	case "when-env":
-		cd.env, err = asStrings(key, v)
+		sk.when.env, err = asStrings(key, v)
+	case "setenv":
+		sk.edits.setenv, err = stringTable(key, v)
+	case "setopt":
+		sk.edits.setopt, err = stringTable(key, v)
+	case "setopt-overwrite":
+		sk.edits.overwrite, err = asBool(key, v)
+	case "print":
+		sk.print, err = asString(key, v)
 	default:
 		return false, nil
 	}
 	return true, err
-}
-
-// hold evaluates the conditions: attributes as the broker has them (any
-// error counts as unset), config keys in the broker config, variables in
-// the local environment with this run's changes.
-func (cd conditions) hold(ctx context.Context, c *Context) bool {
-	attr := func(n string) (string, bool) {
-		v, err := c.AttrGet(ctx, n)
-		return v, err == nil
-	}
-	conf := func(n string) (string, bool) {
-		v, ok, err := c.ConfGet(ctx, n)
-		if err != nil || !ok {
-			return "", false
-		}
-		if s, isStr := v.(string); isStr {
-			return s, true
-		}
-		return fmt.Sprint(v), true
-	}
-	return condition(cd.attrs, attr) && condition(cd.config, conf) && condition(cd.env, c.lookupLocal)
 }
 
 // errPythonRC is what a flux-core Python rc file gets.
@@ -160,43 +123,36 @@ func parseRCFile(file string, data []byte) (*rcUnit, error) {
 			if !ok {
 				return nil, doc.errorf(key, fmt.Errorf("tasks must be an array of tables, got %s", describe(doc.data[key])))
 			}
-			for i, item := range list {
-				path := fmt.Sprintf("tasks[%d]", i)
-				tbl, ok := item.(map[string]any)
-				if !ok {
-					return nil, doc.errorf(path, fmt.Errorf("expected a table, got %s", describe(item)))
-				}
+			err := doc.eachTable(key, list, false, "", func(path string, tbl map[string]any) error {
 				e, err := parseRCTask(doc, path, tbl)
 				if err != nil {
-					return nil, err
+					return err
 				}
 				e.origin = file
 				u.tasks = append(u.tasks, e)
+				return nil
+			})
+			if err != nil {
+				return nil, err
 			}
 		case "setup":
 			var list []any
+			single := false
 			switch v := doc.data[key].(type) {
 			case []any:
 				list = v
 			case map[string]any:
-				list = []any{v}
+				list, single = []any{v}, true
 			default:
 				return nil, doc.errorf(key, fmt.Errorf("setup must be a table or an array of tables, got %s", describe(v)))
 			}
-			for i, item := range list {
-				path := fmt.Sprintf("setup[%d]", i)
-				if _, isMap := doc.data[key].(map[string]any); isMap {
-					path = "setup"
-				}
-				tbl, ok := item.(map[string]any)
-				if !ok {
-					return nil, doc.errorf(path, fmt.Errorf("expected a table, got %s", describe(item)))
-				}
+			err := doc.eachTable(key, list, single, "", func(path string, tbl map[string]any) error {
 				st, err := parseSetupStep(doc, path, tbl)
-				if err != nil {
-					return nil, err
-				}
 				steps = append(steps, st)
+				return err
+			})
+			if err != nil {
+				return nil, err
 			}
 		default:
 			return nil, doc.errorf(key, fmt.Errorf("unknown key %s in rc file (expected setup or tasks)", key))
@@ -237,32 +193,29 @@ func parseRCTask(doc *doc, path string, tbl map[string]any) (*entry, error) {
 	for _, k := range keys {
 		kp := path + "." + k
 		v := tbl[k]
-		var err error
-		switch k {
-		case "name":
-		case "module", "args", "exec":
+		common, err := act.set(k, v)
+		switch {
+		case common:
+		case k == "name":
+		case k == "module", k == "args", k == "exec":
 			err = fmt.Errorf("%s: unknown task argument %s (modules belong in modprobe.toml)", name, k)
-		case "print":
-			act.print, err = asString(k, v)
-		case "run":
+		case k == "run":
 			act.run, err = asString(k, v)
-		case "fail":
+		case k == "fail":
 			act.fail, err = asString(k, v)
-		case "builtin":
+		case k == "builtin":
 			if act.builtin, err = asString(k, v); err == nil {
 				err = checkBuiltin(act.builtin)
 			}
-		case "when-attrs", "when-config", "when-env":
-			_, err = act.when.set(k, v)
-		case "rpc":
+		case k == "rpc":
 			act.rpc, err = asString(k, v)
-		case "payload":
+		case k == "payload":
 			m, ok := v.(map[string]any)
 			if !ok {
 				err = &typeError{key: k, want: "a table", got: v}
 			}
 			act.payload = m
-		case "nodeid":
+		case k == "nodeid":
 			var n int
 			if n, err = asInt(k, v); err == nil {
 				if n < 0 || int64(n) > int64(^uint32(0)>>1) {
@@ -271,13 +224,7 @@ func parseRCTask(doc *doc, path string, tbl map[string]any) (*entry, error) {
 				act.nodeid = uint32(n)
 				nodeidSet = true
 			}
-		case "setopt":
-			act.setopt, err = stringTable(k, v)
-		case "setopt-overwrite":
-			act.overwrite, err = asBool(k, v)
-		case "setenv":
-			act.setenv, err = stringTable(k, v)
-		case "rc-scripts":
+		case k == "rc-scripts":
 			var n int
 			if n, err = asInt(k, v); err == nil && n != 1 && n != 3 {
 				err = fmt.Errorf("key rc-scripts: must be 1 or 3, got %d", n)
@@ -340,28 +287,19 @@ func parseSetupStep(doc *doc, path string, tbl map[string]any) (*setupStep, erro
 	st := &setupStep{}
 	for _, k := range doc.keys(path, tbl) {
 		v := tbl[k]
-		var err error
-		switch k {
-		case "when-attrs", "when-config", "when-env":
-			_, err = st.when.set(k, v)
-		case "alternatives-from-attrs":
+		common, err := st.set(k, v)
+		switch {
+		case common:
+		case k == "alternatives-from-attrs":
 			st.altFromAttrs, err = stringTable(k, v)
-		case "alternatives":
+		case k == "alternatives":
 			st.alternatives, err = stringTable(k, v)
-		case "load":
+		case k == "load":
 			st.load, err = asStrings(k, v)
-		case "enable":
+		case k == "enable":
 			st.enable, err = asStrings(k, v)
-		case "disable":
+		case k == "disable":
 			st.disable, err = asStrings(k, v)
-		case "setopt":
-			st.setopt, err = stringTable(k, v)
-		case "setopt-overwrite":
-			st.overwrite, err = asBool(k, v)
-		case "setenv":
-			st.setenv, err = stringTable(k, v)
-		case "print":
-			st.print, err = asString(k, v)
 		default:
 			err = newUnknownKey(k, setupKeys)
 		}
@@ -370,116 +308,4 @@ func parseSetupStep(doc *doc, path string, tbl map[string]any) (*setupStep, erro
 		}
 	}
 	return st, nil
-}
-
-// condition evaluates "x", "!x", "x=value" and "!x=value" against lookup.
-func condition(specs []string, lookup func(string) (string, bool)) bool {
-	for _, s := range specs {
-		neg := strings.HasPrefix(s, "!")
-		if neg {
-			s = s[1:]
-		}
-		name, want, cmp := strings.Cut(s, "=")
-		v, ok := lookup(name)
-		hold := ok && (!cmp || v == want)
-		if hold == neg {
-			return false
-		}
-	}
-	return true
-}
-
-func (st *setupStep) apply(ctx context.Context, c *Context) error {
-	if !st.when.hold(ctx, c) {
-		return nil
-	}
-	for _, kv := range st.altFromAttrs {
-		if v, err := c.AttrGet(ctx, kv[1]); err == nil {
-			if err := c.SetAlternative(kv[0], v); err != nil {
-				return err
-			}
-		}
-	}
-	for _, kv := range st.alternatives {
-		if err := c.SetAlternative(kv[0], kv[1]); err != nil {
-			return err
-		}
-	}
-	for _, kv := range st.setenv {
-		if err := c.Setenv(ctx, kv[0], kv[1]); err != nil {
-			return err
-		}
-	}
-	for _, kv := range st.setopt {
-		c.Setopt(kv[0], kv[1], st.overwrite)
-	}
-	if len(st.load) > 0 {
-		if err := c.LoadModules(st.load...); err != nil {
-			return err
-		}
-	}
-	for _, n := range st.enable {
-		if err := c.Enable(n); err != nil {
-			return err
-		}
-	}
-	for _, n := range st.disable {
-		if err := c.Disable(n); err != nil {
-			return err
-		}
-	}
-	if st.print != "" {
-		if _, err := fmt.Fprintln(c.Stdout(), st.print); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// runAction performs a declarative task.
-func (a *action) runAction(ctx context.Context, c *Context) error {
-	if !a.when.hold(ctx, c) {
-		return nil
-	}
-	if a.builtin != "" {
-		return runBuiltin(ctx, c, a.builtin)
-	}
-	for _, kv := range a.setenv {
-		if err := c.Setenv(ctx, kv[0], kv[1]); err != nil {
-			return err
-		}
-	}
-	for _, kv := range a.setopt {
-		c.Setopt(kv[0], kv[1], a.overwrite)
-	}
-	if a.print != "" {
-		if _, err := fmt.Fprintln(c.Stdout(), a.print); err != nil {
-			return err
-		}
-	}
-	if a.rpc != "" {
-		// As flux-core's context.rpc(topic, payload): to the local
-		// broker's service (FLUX_NODEID_ANY), no payload unless given.
-		var in any
-		if a.payload != nil {
-			in = a.payload
-		}
-		if err := c.RPC(ctx, a.rpc, a.nodeid, in, nil); err != nil {
-			return fmt.Errorf("%s: %w", a.rpc, err)
-		}
-	}
-	if a.run != "" {
-		if err := c.Bash(ctx, a.run); err != nil {
-			return err
-		}
-	}
-	if a.rcScripts != 0 {
-		if err := c.RunRCScripts(ctx, a.rcScripts); err != nil {
-			return err
-		}
-	}
-	if a.fail != "" {
-		return errors.New(a.fail)
-	}
-	return nil
 }

@@ -162,7 +162,7 @@ func (d *doc) keys(path string, table map[string]any) []string {
 			rest = append(rest, k)
 		}
 	}
-	sortStrings(rest)
+	slices.Sort(rest)
 	return append(out, rest...)
 }
 
@@ -179,6 +179,27 @@ func (d *doc) line(path string) int {
 		path = path[:i]
 	}
 	return 0
+}
+
+// eachTable calls fn with the key path and contents of each element of
+// list: key[i], or key alone when single is set (a lone table standing
+// for a list of one). An element that is not a table is an error, its text
+// led by what.
+func (d *doc) eachTable(key string, list []any, single bool, what string, fn func(path string, tbl map[string]any) error) error {
+	for i, item := range list {
+		path := fmt.Sprintf("%s[%d]", key, i)
+		if single {
+			path = key
+		}
+		tbl, ok := item.(map[string]any)
+		if !ok {
+			return d.errorf(path, fmt.Errorf("%sexpected a table, got %s", what, describe(item)))
+		}
+		if err := fn(path, tbl); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (d *doc) errorf(path string, err error) error {

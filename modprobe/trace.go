@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -41,7 +42,7 @@ func (r *Report) WriteTrace(w io.Writer, rank uint32) error {
 		return a.i - b.i
 	})
 	var laneEnd []time.Duration
-	events := []traceEvent{{Name: "process_name", Ph: "M", Pid: int(rank), Args: map[string]any{"name": "flux-modprobe rank " + itoa(int(rank))}}}
+	events := []traceEvent{{Name: "process_name", Ph: "M", Pid: int(rank), Args: map[string]any{"name": "flux-modprobe rank " + strconv.FormatUint(uint64(rank), 10)}}}
 	for _, s := range spans {
 		lane := -1
 		for l, end := range laneEnd {
@@ -76,8 +77,3 @@ func (r *Report) WriteTrace(w io.Writer, rank uint32) error {
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
-
-func itoa(n int) string {
-	b, _ := json.Marshal(n)
-	return string(b)
-}

@@ -314,8 +314,8 @@ func preload(ctx context.Context, o *options, in *instance) error {
 	if o.loaded == "" {
 		return nil
 	}
-	m, err := modprobe.New(modprobe.Config{
-		Handle: in.h, LookupEnv: o.lookup, ConfDir: o.confDir, Shell: in.shell,
+	m, err := modprobe.New(in.h, modprobe.Config{
+		LookupEnv: o.lookup, ConfDir: o.confDir, Shell: in.shell,
 		Stdout: io.Discard, Stderr: io.Discard,
 	})
 	if err != nil {
@@ -402,8 +402,7 @@ func execute(ctx context.Context, o *options, stdout, stderr io.Writer) (err err
 		return err
 	}
 	defer in.close()
-	m, err := modprobe.New(modprobe.Config{
-		Handle:    in.h,
+	m, err := modprobe.New(in.h, modprobe.Config{
 		Modules:   in.modules,
 		LookupEnv: o.lookup,
 		ConfDir:   o.confDir,

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +12,9 @@ import (
 	"time"
 
 	"github.com/fluxkit/fluxkit/internal/leakcheck"
+	"github.com/fluxkit/fluxkit/internal/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestMain lets a test run this package's main as a child process: the
@@ -32,8 +33,7 @@ const runMainEnv = "FLUXKIT_TEST_RUN_FLUX_MODPROBE"
 func invokeFile(t *testing.T, stdout *os.File, args ...string) result {
 	t.Helper()
 	leakcheck.Check(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testutil.Context(t)
 	var errb bytes.Buffer
 	env := map[string]string{"FLUX_MODPROBE_PATH": "(embedded)"}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
@@ -43,9 +43,7 @@ func invokeFile(t *testing.T, stdout *os.File, args ...string) result {
 
 func TestWriteErrorsFail(t *testing.T) {
 	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatalf("this test writes to /dev/full: %v", err)
-	}
+	require.NoError(t, err, "this test writes to /dev/full")
 	defer full.Close()
 	enospc := "write /dev/full: " + syscall.ENOSPC.Error()
 	for _, args := range [][]string{
@@ -57,85 +55,67 @@ func TestWriteErrorsFail(t *testing.T) {
 		{"rc1", "--offline", "--help"},
 	} {
 		r := invokeFile(t, full, args...)
-		if r.code != 1 || !strings.HasPrefix(r.stderr, "flux-modprobe: ERROR: ") || !strings.Contains(r.stderr, enospc) {
-			t.Errorf("%q > /dev/full: want exit 1 naming the write error, got %+v", args, r)
-		}
+		assert.Equal(t, 1, r.code, "%q > /dev/full", args)
+		assert.True(t, strings.HasPrefix(r.stderr, "flux-modprobe: ERROR: "), "%q > /dev/full: %s", args, r.stderr)
+		assert.Contains(t, r.stderr, enospc, "%q > /dev/full names the write error", args)
 	}
 	// Tasks that print fail, each reporting the write error.
 	r := invokeFile(t, full, "rc1", "--offline", "--dry-run")
-	if r.code != 1 || !strings.Contains(r.stderr, ": "+enospc+"\n") {
-		t.Errorf("rc1 --dry-run > /dev/full: %+v", r)
-	}
+	assert.Equal(t, 1, r.code, "rc1 --dry-run > /dev/full")
+	assert.Contains(t, r.stderr, ": "+enospc+"\n", "rc1 --dry-run > /dev/full")
 }
 
 func TestTraceCheckedBeforeAnythingRuns(t *testing.T) {
 	dir := t.TempDir()
 	marker := filepath.Join(dir, "ran")
 	rc := filepath.Join(dir, "rc.toml")
-	if err := os.WriteFile(rc, []byte("[[tasks]]\nname = \"touch\"\nrun = \"touch "+marker+"\"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(rc, []byte("[[tasks]]\nname = \"touch\"\nrun = \"touch "+marker+"\"\n"), 0o644))
 	bad := filepath.Join(dir, "no-such-dir", "trace.json")
 	r := invoke(t, nil, "run", "--offline", "--trace", bad, rc)
 	want := "flux-modprobe: ERROR: --trace: open " + bad + ": " + syscall.ENOENT.Error() + "\n"
-	if r.code != 1 || r.stderr != want {
-		t.Fatalf("want exit 1 and %q, got %+v", want, r)
-	}
-	if _, err := os.Stat(marker); !errors.Is(err, os.ErrNotExist) {
-		t.Fatal("a task ran although the trace file could not be created")
-	}
+	require.Equal(t, result{code: 1, stderr: want}, r)
+	require.NoFileExists(t, marker, "a task ran although the trace file could not be created")
 	r = invoke(t, nil, "run", "--offline", "--trace", dir, rc)
-	if r.code != 1 || !strings.Contains(r.stderr, "--trace: open "+dir+": ") {
-		t.Fatalf("a directory as the trace file: %+v", r)
-	}
+	require.Equal(t, 1, r.code, "a directory as the trace file")
+	require.Contains(t, r.stderr, "--trace: open "+dir+": ")
 
 	// A trace file the command created but never wrote is removed; an
 	// existing one is left as it was.
 	trace := filepath.Join(dir, "trace.json")
 	r = invoke(t, nil, "rc1", "--offline", "--show-deps", "--trace", trace)
-	if _, err := os.Stat(trace); r.code != 0 || !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("%+v: %v", r, err)
-	}
-	if err := os.WriteFile(trace, []byte("old trace"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.Equal(t, 0, r.code, r.stderr)
+	require.NoFileExists(t, trace, "a trace file never written is removed")
+	require.NoError(t, os.WriteFile(trace, []byte("old trace"), 0o644))
 	r = invoke(t, nil, "load", "--offline", "--trace", trace, "nosuch")
-	if b, _ := os.ReadFile(trace); r.code != 1 || string(b) != "old trace" {
-		t.Fatalf("%+v: trace now %q", r, b)
-	}
+	require.Equal(t, 1, r.code)
+	b, _ := os.ReadFile(trace)
+	require.Equal(t, "old trace", string(b), "an existing trace file is left alone")
 	r = invoke(t, nil, "run", "--offline", "--trace", trace, rc)
-	if b, _ := os.ReadFile(trace); r.code != 0 || !bytes.HasPrefix(b, []byte(`{"`)) || bytes.Contains(b, []byte("old trace")) {
-		t.Fatalf("%+v: trace now %q", r, b)
-	}
-	if _, err := os.Stat(marker); err != nil {
-		t.Fatal("the task did not run with a good trace file")
-	}
+	require.Equal(t, 0, r.code, r.stderr)
+	b, _ = os.ReadFile(trace)
+	require.True(t, bytes.HasPrefix(b, []byte(`{"`)), "trace now %q", b)
+	require.NotContains(t, string(b), "old trace")
+	require.FileExists(t, marker, "the task runs with a good trace file")
 }
 
 func TestConfigSyntaxErrorIsLocated(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "broker.toml")
-	if err := os.WriteFile(cfg, []byte("[resource]\nnoverify = true\n[modules]\nkvs.ranks = = \"0\"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(cfg, []byte("[resource]\nnoverify = true\n[modules]\nkvs.ranks = = \"0\"\n"), 0o644))
 	r := invoke(t, nil, "show", "--offline", "--config", cfg, "kvs")
 	want := "flux-modprobe: ERROR: " + cfg + ":4:13: unexpected character U+003D '=' at start of value\n"
-	if r.code != 1 || r.stderr != want {
-		t.Fatalf("want %q, got %+v", want, r)
-	}
+	assert.Equal(t, result{code: 1, stderr: want}, r)
 }
 
 // The in-process instance costs what is used, whatever --size says.
 func TestLargeSizes(t *testing.T) {
 	for _, size := range []string{"1000000", "16777216"} {
 		r := invoke(t, nil, "rc1", "--offline", "--dry-run", "--size", size, "--rank", "999999")
-		if r.code != 0 || !strings.Contains(r.stdout, "load kvs\n") {
-			t.Fatalf("--size %s: %+v", size, r)
-		}
+		require.Equal(t, 0, r.code, "--size %s: %s", size, r.stderr)
+		assert.Contains(t, r.stdout, "load kvs\n", "--size %s", size)
 	}
 	r := invoke(t, nil, "rc1", "--offline", "--timing", "--load-delay", "0s", "--size", "16777216")
-	if r.code != 0 || !strings.Contains(r.stdout, "modprobe.stats (KVS of the in-process 16777216-rank instance):") {
-		t.Fatalf("%+v", r)
-	}
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "modprobe.stats (KVS of the in-process 16777216-rank instance):")
 }
 
 // blockedInFIFO reports whether a thread of process pid waits in the
@@ -157,9 +137,7 @@ func TestInterruptWhileOpeningFIFO(t *testing.T) {
 	leakcheck.Check(t)
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "fifo")
-	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, syscall.Mkfifo(fifo, 0o644))
 	for _, args := range [][]string{
 		{"show", "--offline", "--config", fifo, "kvs"},     // opened for reading
 		{"rc1", "--offline", "--dry-run", "--trace", fifo}, // opened for writing
@@ -169,36 +147,33 @@ func TestInterruptWhileOpeningFIFO(t *testing.T) {
 		cmd.Env = append(os.Environ(), runMainEnv+"=1", "FLUX_MODPROBE_PATH=(embedded)")
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, cmd.Start())
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
 		deadline := time.After(20 * time.Second)
 		for !blockedInFIFO(cmd.Process.Pid) {
 			select {
 			case err := <-done:
-				t.Fatalf("%q ended before blocking on the FIFO: %v\n%s", args, err, stderr.String())
+				require.FailNow(t, "ended before blocking on the FIFO", "%q: %v\n%s", args, err, stderr.String())
 			case <-deadline:
 				_ = cmd.Process.Kill()
 				<-done
-				t.Fatalf("%q never blocked on the FIFO", args)
+				require.FailNow(t, "never blocked on the FIFO", "%q", args)
 			case <-time.After(10 * time.Millisecond):
 			}
 		}
-		if err := cmd.Process.Signal(os.Interrupt); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, cmd.Process.Signal(os.Interrupt))
 		select {
 		case err := <-done:
 			var ee *exec.ExitError
-			if !errors.As(err, &ee) || ee.ExitCode() != 130 || stderr.String() != "flux-modprobe: interrupted\n" {
-				t.Errorf("%q: want exit status 130 and \"interrupted\", got %v, stderr %q", args, err, stderr.String())
+			if assert.ErrorAs(t, err, &ee, "%q", args) {
+				assert.Equal(t, 130, ee.ExitCode(), "%q", args)
 			}
+			assert.Equal(t, "flux-modprobe: interrupted\n", stderr.String(), "%q", args)
 		case <-deadline:
 			_ = cmd.Process.Kill()
 			<-done
-			t.Fatalf("%q: SIGINT did not end the command blocked opening a FIFO", args)
+			require.FailNow(t, "SIGINT did not end the command blocked opening a FIFO", "%q", args)
 		}
 	}
 }

@@ -2,24 +2,24 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fluxkit/fluxkit/internal/realflux"
+	"github.com/fluxkit/fluxkit/internal/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // invokeOn runs the command against the real instance at uri, as it runs
 // inside an instance: FLUX_URI set, every other variable as the test has it.
 func invokeOn(t *testing.T, uri string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	ctx := testutil.ContextTimeout(t, time.Minute)
 	lookup := func(k string) (string, bool) {
 		if k == "FLUX_URI" {
 			return uri, true
@@ -36,8 +36,7 @@ func invokeOn(t *testing.T, uri string, args ...string) result {
 // instance that still runs jobs.
 func TestRealInstanceCommands(t *testing.T) {
 	in := realflux.Start(t, realflux.Options{Size: 2})
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
+	ctx := testutil.ContextTimeout(t, 2*time.Minute)
 	uri := in.URIs[0]
 	for _, args := range [][]string{
 		{"list-dependencies", "sched"},
@@ -47,52 +46,35 @@ func TestRealInstanceCommands(t *testing.T) {
 		{"show", "-S", "sched=sched-simple", "feasibility"},
 	} {
 		want, err := in.Run(ctx, append([]string{"modprobe"}, args...)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := invokeOn(t, uri, args...)
-		if r.code != 0 || r.stdout != want {
-			t.Errorf("%v: exit %d, stderr %q\nfluxkit:\n%s\nflux-core:\n%s", args, r.code, r.stderr, r.stdout, want)
-		}
+		require.NoError(t, err)
+		assert.Equal(t, result{stdout: want}, invokeOn(t, uri, args...), "%v: flux-core's output", args)
 	}
 
 	// --show-deps: the same graph; fluxkit prints it sorted and without
 	// the duplicates flux-core's lists can hold.
 	want, err := in.Run(ctx, "modprobe", "rc1", "--show-deps")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	r := invokeOn(t, uri, "rc1", "--show-deps")
-	if r.code != 0 || !sameGraph(t, want, r.stdout) {
-		t.Errorf("rc1 --show-deps: exit %d, stderr %q\nfluxkit:\n%s\nflux-core:\n%s", r.code, r.stderr, r.stdout, want)
-	}
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, graph(t, want), graph(t, r.stdout), "rc1 --show-deps: flux-core's graph")
 
 	loaded := func() string {
 		out, err := in.Run(ctx, "module", "list")
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		return out
 	}
-	if r := invokeOn(t, uri, "remove", "sched-simple"); r.code != 0 {
-		t.Fatalf("remove sched-simple: %+v", r)
-	}
-	if strings.Contains(loaded(), "sched-simple") {
-		t.Fatalf("sched-simple still loaded after remove:\n%s", loaded())
-	}
-	if r := invokeOn(t, uri, "load", "sched-simple"); r.code != 0 {
-		t.Fatalf("load sched-simple: %+v", r)
-	}
-	if !strings.Contains(loaded(), "sched-simple") {
-		t.Fatalf("sched-simple not loaded after load:\n%s", loaded())
-	}
+	r = invokeOn(t, uri, "remove", "sched-simple")
+	require.Equal(t, 0, r.code, "remove sched-simple: %s", r.stderr)
+	require.NotContains(t, loaded(), "sched-simple", "after remove")
+	r = invokeOn(t, uri, "load", "sched-simple")
+	require.Equal(t, 0, r.code, "load sched-simple: %s", r.stderr)
+	require.Contains(t, loaded(), "sched-simple", "after load")
 	out, err := in.Run(ctx, "run", "hostname")
-	if err != nil || strings.TrimSpace(out) == "" {
-		t.Fatalf("flux run hostname after the reload: %q %v", out, err)
-	}
-	if r := invokeOn(t, uri, "load", "sched-simple"); r.code != 0 || !strings.Contains(r.stderr, "INFO") {
-		t.Errorf("loading a loaded module: %+v", r)
-	}
+	require.NoError(t, err, "flux run hostname after the reload")
+	require.NotEmpty(t, strings.TrimSpace(out), "flux run hostname after the reload")
+	r = invokeOn(t, uri, "load", "sched-simple")
+	assert.Equal(t, 0, r.code, "loading a loaded module")
+	assert.Contains(t, r.stderr, "INFO", "loading a loaded module")
 }
 
 // The in-process what-if instance is chosen explicitly: outside an
@@ -100,36 +82,27 @@ func TestRealInstanceCommands(t *testing.T) {
 // that describe the in-process instance need --offline.
 func TestInstanceIsChosenExplicitly(t *testing.T) {
 	r := invoke(t, nil, "show", "kvs")
-	if r.code != 1 || !strings.Contains(r.stderr, "FLUX_URI is not set") || !strings.Contains(r.stderr, "--offline") {
-		t.Errorf("outside an instance: %+v", r)
-	}
+	assert.Equal(t, 1, r.code, "outside an instance")
+	assert.Contains(t, r.stderr, "FLUX_URI is not set")
+	assert.Contains(t, r.stderr, "--offline")
 	r = invoke(t, map[string]string{"FLUX_URI": "local:///nonexistent/fluxkit/local"}, "show", "--size", "4", "kvs")
-	if r.code != 2 || r.stderr != "flux-modprobe: --size describes the in-process instance: add --offline\n" {
-		t.Errorf("--size without --offline: %+v", r)
-	}
+	assert.Equal(t, result{code: 2, stderr: "flux-modprobe: --size describes the in-process instance: add --offline\n"}, r)
 	r = invoke(t, map[string]string{"FLUX_URI": "local:///nonexistent/fluxkit/local", "FLUX_LOCAL_CONNECTOR_RETRY_COUNT": "0"}, "show", "kvs")
-	if r.code != 1 || !strings.Contains(r.stderr, "broker socket /nonexistent/fluxkit/local was not found") {
-		t.Errorf("an instance that is not there: %+v", r)
-	}
+	assert.Equal(t, 1, r.code, "an instance that is not there")
+	assert.Contains(t, r.stderr, "broker socket /nonexistent/fluxkit/local was not found")
 	r = invoke(t, map[string]string{"FLUX_URI": "local:///nonexistent/fluxkit/local"}, "show", "--offline", "kvs")
-	if r.code != 0 {
-		t.Errorf("--offline inside an instance: %+v", r)
-	}
+	assert.Equal(t, 0, r.code, "--offline inside an instance: %s", r.stderr)
 }
 
-// sameGraph compares two predecessor maps as sets.
-func sameGraph(t *testing.T, a, b string) bool {
+// graph decodes a predecessor map with each list as a sorted set, so that
+// two maps compare as graphs.
+func graph(t *testing.T, s string) map[string][]string {
 	t.Helper()
-	norm := func(s string) map[string][]string {
-		var m map[string][]string
-		if err := json.Unmarshal([]byte(s), &m); err != nil {
-			t.Fatalf("%v: %s", err, s)
-		}
-		for k, v := range m {
-			slices.Sort(v)
-			m[k] = slices.Compact(v)
-		}
-		return m
+	var m map[string][]string
+	require.NoError(t, json.Unmarshal([]byte(s), &m), s)
+	for k, v := range m {
+		slices.Sort(v)
+		m[k] = slices.Compact(v)
 	}
-	return reflect.DeepEqual(norm(a), norm(b))
+	return m
 }

@@ -379,8 +379,8 @@ func phase(ctx context.Context, in *instance, ranks []uint32, rc int, o options,
 // also writes modprobe.stats (on rank 0 only). The simulated shell logs
 // its commands with logf; modprobe's output goes to out.
 func runRC(ctx context.Context, h fluxkit.Handle, rc int, o options, verbose bool, out io.Writer, logf func(string, ...any)) (*modprobe.Report, error) {
-	m, err := modprobe.New(modprobe.Config{
-		Handle: h, LookupEnv: o.lookupEnv, Shell: simShell{rank: h.Rank(), log: logf},
+	m, err := modprobe.New(h, modprobe.Config{
+		LookupEnv: o.lookupEnv, Shell: simShell{rank: h.Rank(), log: logf},
 		Stdout: out, Stderr: out, Verbose: verbose,
 	})
 	if err != nil {

@@ -44,7 +44,7 @@ func plannedModules(t *testing.T, size uint32) map[uint32][]string {
 	out := map[uint32][]string{}
 	for r := uint32(0); r < size; r++ {
 		var buf bytes.Buffer
-		m, err := modprobe.New(modprobe.Config{Handle: tb.Owner(r), LookupEnv: testEnv().lookupEnv, DryRun: true, Stdout: &buf, Stderr: io.Discard})
+		m, err := modprobe.New(tb.Owner(r), modprobe.Config{LookupEnv: testEnv().lookupEnv, DryRun: true, Stdout: &buf, Stderr: io.Discard})
 		require.NoError(t, err)
 		_, err = m.RC1(context.Background())
 		require.NoError(t, err, "dry run on rank %d", r)

@@ -8,14 +8,14 @@ import (
 	"testing"
 
 	"github.com/fluxkit/fluxkit/internal/leakcheck"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestTour(t *testing.T) {
 	leakcheck.Check(t)
 	var out, errb bytes.Buffer
-	if code := run([]string{"--size", "8"}, &out, &errb); code != 0 {
-		t.Fatalf("exit %d: %s", code, errb.String())
-	}
+	require.Equal(t, 0, run([]string{"--size", "8"}, &out, &errb), errb.String())
 	text := out.String()
 	for _, want := range []string{
 		"instance of 8 ranks, kary:2",
@@ -27,9 +27,7 @@ func TestTour(t *testing.T) {
 		"broker.online = 0,2-7",
 		"rank 1 restarted: ping -> <nil>; broker.online = 0-7",
 	} {
-		if !strings.Contains(text, want) {
-			t.Errorf("output lacks %q:\n%s", want, text)
-		}
+		assert.Contains(t, text, want)
 	}
 }
 
@@ -37,9 +35,7 @@ func TestTour(t *testing.T) {
 func TestTourOfTheLargestInstance(t *testing.T) {
 	leakcheck.Check(t)
 	var out, errb bytes.Buffer
-	if code := run([]string{"--size", "16777216", "--fanout", "16"}, &out, &errb); code != 0 {
-		t.Fatalf("exit %d: %s", code, errb.String())
-	}
+	require.Equal(t, 0, run([]string{"--size", "16777216", "--fanout", "16"}, &out, &errb), errb.String())
 	for _, want := range []string{
 		"instance of 16777216 ranks, kary:16",
 		"rank 15 -> parent 0",
@@ -47,9 +43,7 @@ func TestTourOfTheLargestInstance(t *testing.T) {
 		"attr.get size from rank 16777215 via rank 0: 16777216",
 		"broker.online = 0,2-16777215",
 	} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("output lacks %q:\n%s", want, out.String())
-		}
+		assert.Contains(t, out.String(), want)
 	}
 }
 
@@ -66,30 +60,25 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"extra"}, `unexpected argument "extra"`},
 	} {
 		var out, errb bytes.Buffer
-		code := run(c.args, &out, &errb)
-		if code != 2 || errb.String() != "testbroker-tour: "+c.want+"\n" || out.Len() != 0 {
-			t.Errorf("%q: want exit 2 and the one line %q, got %d %q %q", c.args, c.want, code, errb.String(), out.String())
-		}
+		assert.Equal(t, 2, run(c.args, &out, &errb), "%q", c.args)
+		assert.Equal(t, "testbroker-tour: "+c.want+"\n", errb.String(), "%q: one line", c.args)
+		assert.Empty(t, out.String(), "%q", c.args)
 	}
 	for _, help := range []string{"-h", "--help"} {
 		var out, errb bytes.Buffer
-		code := run([]string{help}, &out, &errb)
-		if code != 0 || errb.Len() != 0 || !strings.HasPrefix(out.String(), "usage: testbroker-tour [OPTIONS]") || !strings.Contains(out.String(), "-fanout") {
-			t.Errorf("%s: %d %q %q", help, code, out.String(), errb.String())
-		}
+		assert.Equal(t, 0, run([]string{help}, &out, &errb), help)
+		assert.Empty(t, errb.String(), help)
+		assert.True(t, strings.HasPrefix(out.String(), "usage: testbroker-tour [OPTIONS]"), "%s: %s", help, out.String())
+		assert.Contains(t, out.String(), "-fanout", help)
 	}
 }
 
 func TestWriteErrorFails(t *testing.T) {
 	leakcheck.Check(t)
 	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatalf("this test writes to /dev/full: %v", err)
-	}
+	require.NoError(t, err, "this test writes to /dev/full")
 	defer full.Close()
 	var errb bytes.Buffer
-	code := run(nil, full, &errb)
-	if code != 1 || errb.String() != "testbroker-tour: write /dev/full: "+syscall.ENOSPC.Error()+"\n" {
-		t.Fatalf("exit %d: %q", code, errb.String())
-	}
+	assert.Equal(t, 1, run(nil, full, &errb))
+	assert.Equal(t, "testbroker-tour: write /dev/full: "+syscall.ENOSPC.Error()+"\n", errb.String())
 }

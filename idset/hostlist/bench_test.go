@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/fluxkit/fluxkit/internal/testutil"
+	"github.com/stretchr/testify/require"
 )
 
 // list10k names 10,000 hosts one by one, with a gap after every 50 and a
@@ -29,18 +32,14 @@ func list10k() string {
 	return sb.String()
 }
 
+func benchParse(b *testing.B, in string) {
+	testutil.BenchParse(b, in, func(s string) error { _, err := Parse(s); return err })
+}
+
 func BenchmarkParse10k(b *testing.B) {
 	in := list10k()
-	if h := MustParse(in); h.Len() != 10_000 {
-		b.Fatalf("benchmark list has %d hosts", h.Len())
-	}
-	b.SetBytes(int64(len(in)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := Parse(in); err != nil {
-			b.Fatal(err)
-		}
-	}
+	require.Equal(b, 10_000, MustParse(in).Len())
+	benchParse(b, in)
 }
 
 func BenchmarkString10k(b *testing.B) {
@@ -51,16 +50,7 @@ func BenchmarkString10k(b *testing.B) {
 	}
 }
 
-func BenchmarkParseCompressed10k(b *testing.B) {
-	in := MustParse(list10k()).String()
-	b.SetBytes(int64(len(in)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := Parse(in); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+func BenchmarkParseCompressed10k(b *testing.B) { benchParse(b, MustParse(list10k()).String()) }
 
 func BenchmarkAll10k(b *testing.B) {
 	h := MustParse(list10k())
@@ -90,9 +80,9 @@ func BenchmarkSort10k(b *testing.B) {
 func BenchmarkFind10k(b *testing.B) {
 	h := MustParse(list10k())
 	b.ReportAllocs()
+	found := 0
 	for b.Loop() {
-		if h.Find("node10150") < 0 {
-			b.Fatal("not found")
-		}
+		found = h.Find("node10150")
 	}
+	require.GreaterOrEqual(b, found, 0, "node10150 not found")
 }

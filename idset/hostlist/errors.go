@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strconv"
 	"syscall"
+
+	"github.com/fluxkit/fluxkit/internal/errtext"
 )
 
 // Sentinel errors wrapped by [ParseError]; match them with [errors.Is].
@@ -35,8 +37,8 @@ func (e *ParseError) Error() string {
 	if reason == "" && e.Err != nil {
 		reason = e.Err.Error()
 	}
-	return "hostlist: parsing " + strconv.Quote(shorten(e.Input)) + ": " +
-		strconv.Quote(shorten(e.Token)) + ": " + reason
+	return "hostlist: parsing " + strconv.Quote(errtext.Shorten(e.Input)) + ": " +
+		strconv.Quote(errtext.Shorten(e.Token)) + ": " + reason
 }
 
 // Unwrap exposes the sentinel so errors.Is(err, ErrSyntax) works.
@@ -52,15 +54,4 @@ func (e *ParseError) Is(target error) bool {
 		return e.Err == ErrRange
 	}
 	return false
-}
-
-// maxQuoted bounds how much of an input an error message repeats; inputs
-// can be megabytes long and a log line should not be.
-const maxQuoted = 64
-
-func shorten(s string) string {
-	if len(s) <= maxQuoted {
-		return s
-	}
-	return s[:maxQuoted] + "..."
 }

@@ -1,10 +1,13 @@
 package hostlist
 
 import (
+	"cmp"
 	"errors"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // Bounds on how much checking one fuzz input gets: lists may name 2^20
@@ -60,13 +63,7 @@ func refSort(names []string) []string {
 		if ka.digits != kb.digits {
 			return ka.digits - kb.digits
 		}
-		switch {
-		case ka.value < kb.value:
-			return -1
-		case ka.value > kb.value:
-			return 1
-		}
-		return 0
+		return cmp.Compare(ka.value, kb.value)
 	})
 	return out
 }
@@ -83,7 +80,7 @@ func countHosts(names []string) map[string]int {
 // same host sequence, and that Len, Nth, Find, Sort and Uniq agree with the
 // expanded list.
 func FuzzParse(f *testing.F) {
-	for _, set := range [][]codecTest{specVectors, upstreamVectors, moreVectors} {
+	for _, set := range [][]codecTest{formatVectors, upstreamVectors, moreVectors} {
 		for _, tt := range set {
 			f.Add(tt.in)
 		}
@@ -101,16 +98,11 @@ func FuzzParse(f *testing.F) {
 		h, err := Parse(in)
 		if err != nil {
 			var pe *ParseError
-			if !errors.As(err, &pe) || pe.Input != in {
-				t.Fatalf("Parse(%q): error %v is not a *ParseError for the input", in, err)
-			}
-			if !errors.Is(err, ErrSyntax) && !errors.Is(err, ErrRange) {
-				t.Fatalf("Parse(%q): error %v wraps neither sentinel", in, err)
-			}
+			require.ErrorAs(t, err, &pe, "Parse(%q)", in)
+			require.Equal(t, in, pe.Input, "Parse(%q): the error names the input", in)
+			require.True(t, errors.Is(err, ErrSyntax) || errors.Is(err, ErrRange), "Parse(%q): error %v wraps neither sentinel", in, err)
 			_ = err.Error()
-			if h.Len() != 0 {
-				t.Fatalf("Parse(%q) failed but returned hosts", in)
-			}
+			require.Zero(t, h.Len(), "Parse(%q) failed but returned hosts", in)
 			return
 		}
 		checkInvariants(t, h)
@@ -119,30 +111,20 @@ func FuzzParse(f *testing.F) {
 		var names []string
 		if h.Len() <= fuzzExpandMax {
 			names = hosts(h)
-			if len(names) != h.Len() {
-				t.Fatalf("Parse(%q): Len %d but %d hosts", in, h.Len(), len(names))
-			}
+			require.Len(t, names, h.Len(), "Parse(%q): Len and hosts", in)
 		}
 
 		if roundTrips(h) && len(enc) <= fuzzTextMax {
 			again, err := Parse(enc)
-			if err != nil {
-				t.Fatalf("Parse(%q).String() = %q does not parse: %v", in, enc, err)
-			}
-			if again.Len() != h.Len() {
-				t.Fatalf("Parse(%q).String() = %q: Len %d, re-parsed %d", in, enc, h.Len(), again.Len())
-			}
+			require.NoError(t, err, "Parse(%q).String() = %q", in, enc)
+			require.Equal(t, h.Len(), again.Len(), "Parse(%q).String() = %q re-parsed", in, enc)
 			if names != nil {
-				if got := hosts(again); !slices.Equal(got, names) {
-					t.Fatalf("Parse(%q).String() = %q re-parses to %q, want %q", in, enc, got, names)
-				}
+				require.Equal(t, names, hosts(again), "Parse(%q).String() = %q re-parsed", in, enc)
 			} else {
 				for _, i := range []int{0, h.Len() / 2, h.Len() - 1} {
 					a, _ := h.Nth(i)
 					b, _ := again.Nth(i)
-					if a != b {
-						t.Fatalf("Parse(%q).String() = %q: host %d is %q, re-parsed %q", in, enc, i, a, b)
-					}
+					require.Equal(t, a, b, "Parse(%q).String() = %q: host %d re-parsed", in, enc, i)
 				}
 			}
 		}
@@ -151,14 +133,14 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		for i, want := range names {
-			if got, ok := h.Nth(i); !ok || got != want {
-				t.Fatalf("Parse(%q).Nth(%d) = %q, %t; want %q", in, i, got, ok, want)
-			}
+			got, ok := h.Nth(i)
+			require.True(t, ok, "Parse(%q).Nth(%d)", in, i)
+			require.Equal(t, want, got, "Parse(%q).Nth(%d)", in, i)
 		}
 		for i, name := range names[:min(len(names), fuzzFindMax)] {
-			if got, want := h.Find(name), slices.Index(names, name); got != want || want > i {
-				t.Fatalf("Parse(%q).Find(%q) = %d, want %d", in, name, got, want)
-			}
+			want := slices.Index(names, name)
+			require.LessOrEqual(t, want, i)
+			require.Equal(t, want, h.Find(name), "Parse(%q).Find(%q)", in, name)
 		}
 
 		if h.Len() > fuzzSortMax {
@@ -167,32 +149,20 @@ func FuzzParse(f *testing.F) {
 		sorted := h.Sort()
 		checkInvariants(t, sorted)
 		sortedNames := hosts(sorted)
-		if want := refSort(names); !slices.Equal(sortedNames, want) {
-			t.Fatalf("Sort(%q) = %q, want %q", in, sortedNames, want)
-		}
-		if again := hosts(sorted.Sort()); !slices.Equal(again, sortedNames) {
-			t.Fatalf("Sort is not idempotent on %q: %q then %q", in, sortedNames, again)
-		}
+		require.Equal(t, refSort(names), sortedNames, "Sort(%q)", in)
+		require.Equal(t, sortedNames, hosts(sorted.Sort()), "Sort is idempotent on %q", in)
 		uniq := h.Uniq()
 		checkInvariants(t, uniq)
 		uniqNames := hosts(uniq)
-		counts := countHosts(uniqNames)
-		for name, c := range counts {
-			if c != 1 {
-				t.Fatalf("Uniq(%q) = %q repeats %q", in, uniqNames, name)
-			}
+		for name, c := range countHosts(uniqNames) {
+			require.Equal(t, 1, c, "Uniq(%q) = %q repeats %q", in, uniqNames, name)
 		}
-		if want := slices.Compact(refSort(names)); !slices.Equal(uniqNames, want) {
-			t.Fatalf("Uniq(%q) = %q, want %q", in, uniqNames, want)
-		}
-		if fromSorted := hosts(sorted.Uniq()); !slices.Equal(fromSorted, uniqNames) {
-			t.Fatalf("Uniq(Sort(%q)) = %q, Uniq = %q", in, fromSorted, uniqNames)
-		}
+		require.Equal(t, slices.Compact(refSort(names)), uniqNames, "Uniq(%q)", in)
+		require.Equal(t, uniqNames, hosts(sorted.Uniq()), "Uniq(Sort(%q)) is Uniq", in)
 		if roundTrips(h) {
 			back, err := Parse(sorted.String())
-			if err != nil || !slices.Equal(hosts(back), sortedNames) {
-				t.Fatalf("Sort(%q).String() = %q does not re-parse: %v", in, sorted.String(), err)
-			}
+			require.NoError(t, err, "Sort(%q).String() = %q", in, sorted.String())
+			require.Equal(t, sortedNames, hosts(back), "Sort(%q).String() = %q re-parsed", in, sorted.String())
 		}
 	})
 }

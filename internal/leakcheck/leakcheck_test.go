@@ -4,6 +4,9 @@ import (
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // fakeT records failures instead of failing the real test.
@@ -28,43 +31,32 @@ func TestCatchesGoroutine(t *testing.T) {
 	// Many goroutines, so that unrelated ones ending meanwhile (left over
 	// from earlier tests) cannot hide the leak from a count.
 	stop := make(chan struct{})
-	for i := 0; i < 100; i++ {
+	for range 100 {
 		go func() { <-stop }()
 	}
 	ft.finish()
 	close(stop)
-	if !ft.failed {
-		t.Fatal("a goroutine left running was not reported")
-	}
+	assert.True(t, ft.failed, "a goroutine left running was not reported")
 }
 
 func TestCatchesChild(t *testing.T) {
 	ft := &fakeT{TB: t}
 	check(ft, 200*time.Millisecond)
 	cmd := exec.Command("sleep", "30")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, cmd.Start())
 	ft.finish()
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
-	if !ft.failed {
-		t.Fatal("a child process left running was not reported")
-	}
+	assert.True(t, ft.failed, "a child process left running was not reported")
 }
 
 func TestCleanPasses(t *testing.T) {
 	ft := &fakeT{TB: t}
 	check(ft, 200*time.Millisecond)
-	cmd := exec.Command("true")
-	if err := cmd.Run(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, exec.Command("true").Run())
 	done := make(chan struct{})
 	go func() { close(done) }()
 	<-done
 	ft.finish()
-	if ft.failed {
-		t.Fatal("a clean test was reported as leaking")
-	}
+	assert.False(t, ft.failed, "a clean test was reported as leaking")
 }

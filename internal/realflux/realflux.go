@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fluxkit/fluxkit/internal/testutil"
 )
 
 // Flux returns the path of the flux command, or "" when flux-core is not
@@ -67,7 +69,7 @@ type Instance struct {
 
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	output *lockedBuffer
+	output *testutil.Buffer
 	waited chan struct{}
 	err    error
 	once   sync.Once
@@ -125,7 +127,7 @@ func start(ctx context.Context, flux, dir string, o Options) (*Instance, error) 
 	}
 	args = append(args, o.Args...)
 	args = append(args, "sh", "-c", hold)
-	in := &Instance{Flux: flux, Dir: dir, output: &lockedBuffer{}, waited: make(chan struct{})}
+	in := &Instance{Flux: flux, Dir: dir, output: &testutil.Buffer{}, waited: make(chan struct{})}
 	in.cmd = exec.Command(flux, args...)
 	in.cmd.Dir = dir
 	in.cmd.Env = append(cleanEnv(), o.Env...)
@@ -260,21 +262,4 @@ func (in *Instance) kill() {
 	}
 	_ = in.stdin.Close()
 	<-in.waited
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -3,9 +3,9 @@ package testbroker
 import (
 	"context"
 	"strings"
-	"sync"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/internal/callq"
 )
 
 // Publish sends an event; see fluxkit.Handle. The payload is not copied, and
@@ -50,7 +50,7 @@ func (h *Handle) Publish(ctx context.Context, topic string, payload []byte, flag
 		if !b.reachableBetween(0, s.h.rank.id) {
 			continue
 		}
-		s.push(m)
+		s.Push(m)
 	}
 	return nil
 }
@@ -61,7 +61,7 @@ func (h *Handle) Subscribe(ctx context.Context, prefix string) (fluxkit.Subscrip
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	s := &subscription{h: h, prefix: prefix, signal: make(chan struct{}, 1)}
+	s := &subscription{h: h, prefix: prefix}
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -75,55 +75,16 @@ func (h *Handle) Subscribe(ctx context.Context, prefix string) (fluxkit.Subscrip
 	return s, nil
 }
 
+// subscription is the queue of one Subscribe's events.
 type subscription struct {
+	callq.Events
 	h      *Handle
 	prefix string
-	signal chan struct{}
-
-	mu     sync.Mutex
-	q      []*fluxkit.Message
-	closed bool
 }
 
-func (s *subscription) push(m *fluxkit.Message) {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return
-	}
-	s.q = append(s.q, m)
-	s.mu.Unlock()
-	select {
-	case s.signal <- struct{}{}:
-	default:
-	}
-}
-
-func (s *subscription) Recv(ctx context.Context) (*fluxkit.Message, error) {
-	for {
-		s.mu.Lock()
-		if len(s.q) > 0 {
-			m := s.q[0]
-			s.q[0] = nil
-			s.q = s.q[1:]
-			s.mu.Unlock()
-			return m, nil
-		}
-		if s.closed {
-			s.mu.Unlock()
-			return nil, fluxkit.Errorf(fluxkit.ENODATA, "subscription closed")
-		}
-		s.mu.Unlock()
-		select {
-		case <-s.signal:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-}
-
+// Close ends the subscription.
 func (s *subscription) Close() error {
-	s.close()
+	s.unsubscribe()
 	s.h.mu.Lock()
 	if s.h.subs != nil {
 		delete(s.h.subs, s)
@@ -132,16 +93,10 @@ func (s *subscription) Close() error {
 	return nil
 }
 
-func (s *subscription) close() {
+// unsubscribe stops deliveries and ends the queue.
+func (s *subscription) unsubscribe() {
 	s.h.b.evMu.Lock()
 	delete(s.h.b.subs, s)
 	s.h.b.evMu.Unlock()
-	s.mu.Lock()
-	s.closed = true
-	s.q = nil
-	s.mu.Unlock()
-	select {
-	case s.signal <- struct{}{}:
-	default:
-	}
+	s.Events.Close()
 }

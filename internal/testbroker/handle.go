@@ -2,11 +2,10 @@ package testbroker
 
 import (
 	"context"
-	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/internal/callq"
 )
 
 // Handle is a client connection to one rank. It implements fluxkit.Handle.
@@ -19,10 +18,10 @@ type Handle struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	calls callq.Table
+
 	mu         sync.Mutex
 	closed     bool
-	nextTag    uint32
-	calls      map[uint32]*call
 	handlers   map[string]*registration
 	services   map[string]int // topics registered per service
 	inbox      []delivery
@@ -40,20 +39,6 @@ type target struct {
 	rank  uint32
 }
 
-type registration struct {
-	topic  string
-	allow  fluxkit.Role
-	fn     fluxkit.HandlerFunc
-	ctx    context.Context
-	cancel context.CancelFunc
-}
-
-type delivery struct {
-	req *fluxkit.Message
-	rsp *responder
-	reg *registration
-}
-
 var _ fluxkit.Handle = (*Handle)(nil)
 
 func newHandle(b *Broker, r *Rank, cred fluxkit.Cred) *Handle {
@@ -65,7 +50,6 @@ func newHandle(b *Broker, r *Rank, cred fluxkit.Cred) *Handle {
 		uuid:     b.newUUID(),
 		ctx:      ctx,
 		cancel:   cancel,
-		calls:    map[uint32]*call{},
 		handlers: map[string]*registration{},
 		services: map[string]int{},
 		signal:   make(chan struct{}, 1),
@@ -103,8 +87,6 @@ func (h *Handle) shutdown(disconnect bool) {
 		return
 	}
 	h.closed = true
-	calls := h.calls
-	h.calls = nil
 	pending := h.pending
 	h.pending = nil
 	used := h.used
@@ -123,9 +105,7 @@ func (h *Handle) shutdown(disconnect bool) {
 	h.wake()
 	h.b.forget(h)
 
-	for _, c := range calls {
-		c.terminate(errClosed)
-	}
+	h.calls.Close(errClosed)
 	for svc := range services {
 		h.rank.removeService(svc, h)
 	}
@@ -133,7 +113,7 @@ func (h *Handle) shutdown(disconnect bool) {
 		rsp.fail(fluxkit.Errorf(fluxkit.ENOSYS, "service went away"))
 	}
 	for s := range subs {
-		s.close()
+		s.unsubscribe()
 	}
 	if disconnect {
 		for t := range used {
@@ -157,503 +137,9 @@ func (h *Handle) shutdown(disconnect bool) {
 	}
 }
 
-func (h *Handle) endCalls(err error) {
-	h.mu.Lock()
-	calls := h.calls
-	h.calls = map[uint32]*call{}
-	h.mu.Unlock()
-	for _, c := range calls {
-		c.terminate(err)
-	}
-}
-
 func (h *Handle) wake() {
 	select {
 	case h.signal <- struct{}{}:
 	default:
 	}
-}
-
-// Request sends a request; see fluxkit.Handle. The payload is not copied:
-// the caller must not modify it after sending.
-func (h *Handle) Request(ctx context.Context, req *fluxkit.Message) (fluxkit.Call, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if req.Type != fluxkit.TypeRequest {
-		return nil, fluxkit.Errorf(fluxkit.EINVAL, "message type %s is not a request", req.Type)
-	}
-	if req.Topic == "" {
-		return nil, fluxkit.Errorf(fluxkit.EINVAL, "request has no topic")
-	}
-	noResp := req.Flags&fluxkit.FlagNoResponse != 0
-	if noResp && req.Flags&fluxkit.FlagStreaming != 0 {
-		return nil, fluxkit.Errorf(fluxkit.EINVAL, "NORESPONSE and STREAMING are exclusive")
-	}
-	m := *req
-	m.Route = []string{h.uuid}
-	m.Flags |= fluxkit.FlagRoute
-	if !h.cred.IsOwner() || m.Userid == fluxkit.UseridUnknown {
-		// Guests never choose their credentials; the owner may, as
-		// flux-core's connector allows, to act for another user.
-		m.Userid, m.Rolemask = h.cred.Userid, h.cred.Roles
-	}
-	if m.Nodeid == fluxkit.NodeidUpstream {
-		m.Flags |= fluxkit.FlagUpstream
-		m.Nodeid = h.rank.id
-	}
-
-	var c *call
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
-		return nil, errClosed
-	}
-	if noResp {
-		m.Matchtag = fluxkit.MatchtagNone
-	} else {
-		m.Matchtag = h.allocTag()
-		c = &call{h: h, tag: m.Matchtag, streaming: m.Flags&fluxkit.FlagStreaming != 0, signal: make(chan struct{}, 1)}
-		h.calls[m.Matchtag] = c
-	}
-	h.mu.Unlock()
-
-	rsp := &responder{b: h.b, caller: h, noResponse: noResp}
-	rsp.req = &m
-	provider, dst, err := h.b.route(h, &m)
-	if err != nil {
-		rsp.src, rsp.dst = h.rank.id, h.rank.id
-		rsp.fail(err)
-		return callOrNil(c), nil
-	}
-	rsp.src, rsp.dst = h.rank.id, dst
-	h.mu.Lock()
-	if h.used != nil {
-		h.used[target{disconnectTopic(m.Topic), dst}] = struct{}{}
-	}
-	h.mu.Unlock()
-	if h.b.quiet() {
-		provider.deliver(&m, rsp)
-		return callOrNil(c), nil
-	}
-	h.b.transmit(rsp.src, rsp.dst, func() {
-		if !h.b.reachableBetween(rsp.src, rsp.dst) {
-			rsp.fail(fluxkit.Errorf(fluxkit.EHOSTUNREACH, "rank unreachable"))
-			return
-		}
-		provider.deliver(&m, rsp)
-	})
-	return callOrNil(c), nil
-}
-
-func callOrNil(c *call) fluxkit.Call {
-	if c == nil {
-		return nil
-	}
-	return c
-}
-
-// allocTag returns a free matchtag, never 0. Called with h.mu held.
-func (h *Handle) allocTag() uint32 {
-	for {
-		h.nextTag++
-		if h.nextTag == fluxkit.MatchtagNone {
-			continue
-		}
-		if _, busy := h.calls[h.nextTag]; !busy {
-			return h.nextTag
-		}
-	}
-}
-
-// route finds the handle serving m and its rank.
-func (b *Broker) route(h *Handle, m *fluxkit.Message) (*Handle, uint32, error) {
-	service := m.Service()
-	src := h.rank.id
-	if m.Nodeid == fluxkit.NodeidAny || m.Flags&fluxkit.FlagUpstream != 0 {
-		if !b.up(src) {
-			return nil, 0, fluxkit.Errorf(fluxkit.EHOSTUNREACH, "rank %d is down", src)
-		}
-		r := src
-		if m.Flags&fluxkit.FlagUpstream != 0 {
-			p, ok := b.Parent(src)
-			if !ok {
-				return nil, 0, fluxkit.Errorf(fluxkit.EHOSTUNREACH, "rank 0 has no upstream")
-			}
-			r = p
-		}
-		for {
-			if !b.up(r) {
-				return nil, 0, fluxkit.Errorf(fluxkit.EHOSTUNREACH, "rank %d is down", r)
-			}
-			if p := b.provider(r, service); p != nil {
-				return p, r, nil
-			}
-			parent, ok := b.Parent(r)
-			if !ok {
-				return nil, 0, noService(m.Topic)
-			}
-			r = parent
-		}
-	}
-	if int(m.Nodeid) >= b.size {
-		return nil, 0, fluxkit.Errorf(fluxkit.EHOSTUNREACH, "no route to rank %d", m.Nodeid)
-	}
-	if !b.reachableBetween(src, m.Nodeid) {
-		return nil, 0, fluxkit.Errorf(fluxkit.EHOSTUNREACH, "no route to rank %d", m.Nodeid)
-	}
-	p := b.provider(m.Nodeid, service)
-	if p == nil {
-		return nil, 0, noService(m.Topic)
-	}
-	return p, m.Nodeid, nil
-}
-
-// noService is the broker's answer for a topic no service matches, in
-// flux-core's words.
-func noService(topic string) error {
-	return fluxkit.Errorf(fluxkit.ENOSYS, "No service matching %s is registered", topic)
-}
-
-// noMethod is a service provider's answer for a topic it did not register,
-// in the words of flux-core's message dispatch.
-func noMethod(topic string) error {
-	return fluxkit.Errorf(fluxkit.ENOSYS, "Unknown service method '%s'", topic)
-}
-
-// notAllowed is a provider's answer to a sender without the roles a
-// handler allows, in the words of flux-core's message dispatch.
-func notAllowed(allow fluxkit.Role) error {
-	if allow == 0 || allow == fluxkit.RoleOwner {
-		return fluxkit.Errorf(fluxkit.EPERM, fluxkit.TextOwnerRequired)
-	}
-	return fluxkit.Errorf(fluxkit.EPERM, "Request rejected due to insufficient privilege")
-}
-
-// disconnectTopic is the topic of the message a client's departure sends
-// for a request topic: its last component replaced, as flux-core does
-// ("a.b.c" gives "a.b.disconnect").
-func disconnectTopic(topic string) string {
-	if i := strings.LastIndexByte(topic, '.'); i >= 0 {
-		return topic[:i] + ".disconnect"
-	}
-	return "disconnect"
-}
-
-// deliver queues a routed request for this handle's dispatcher, after the
-// checks the broker makes on the provider's side: the topic is known and the
-// sender's roles are allowed.
-func (h *Handle) deliver(m *fluxkit.Message, rsp *responder) {
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
-		rsp.fail(noService(m.Topic))
-		return
-	}
-	reg := h.handlers[m.Topic]
-	if reg == nil {
-		h.mu.Unlock()
-		rsp.fail(noMethod(m.Topic))
-		return
-	}
-	if !m.Cred().Allowed(reg.allow) {
-		h.mu.Unlock()
-		rsp.fail(notAllowed(reg.allow))
-		return
-	}
-	rsp.provider = h
-	if !rsp.noResponse {
-		h.pending[rsp] = struct{}{}
-	}
-	h.inbox = append(h.inbox, delivery{req: m, rsp: rsp, reg: reg})
-	h.mu.Unlock()
-	h.wake()
-}
-
-func (h *Handle) donePending(rsp *responder) {
-	h.mu.Lock()
-	if h.pending != nil {
-		delete(h.pending, rsp)
-	}
-	h.mu.Unlock()
-}
-
-func (h *Handle) pendingResponders() []*responder {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	out := make([]*responder, 0, len(h.pending))
-	for r := range h.pending {
-		out = append(out, r)
-	}
-	return out
-}
-
-// Register serves topic; see fluxkit.Handle.
-func (h *Handle) Register(topic string, allow fluxkit.Role, fn fluxkit.HandlerFunc) (func(), error) {
-	service, _, ok := strings.Cut(topic, ".")
-	if !ok || service == "" {
-		return nil, fluxkit.Errorf(fluxkit.EINVAL, "topic %q has no service part", topic)
-	}
-	// As flux-core's broker: guests may add only services named after
-	// their userid ("1001-myservice").
-	if !h.cred.IsOwner() && !strings.HasPrefix(service, strconv.FormatUint(uint64(h.cred.Userid), 10)+"-") {
-		return nil, &fluxkit.Error{Errnum: fluxkit.EPERM}
-	}
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
-		return nil, errClosed
-	}
-	if _, dup := h.handlers[topic]; dup {
-		h.mu.Unlock()
-		return nil, fluxkit.Errorf(fluxkit.EEXIST, "topic %s is already registered", topic)
-	}
-	if h.services[service] == 0 {
-		if err := h.rank.addService(service, h); err != nil {
-			h.mu.Unlock()
-			return nil, err
-		}
-	}
-	ctx, cancel := context.WithCancel(h.ctx)
-	reg := &registration{topic: topic, allow: allow, fn: fn, ctx: ctx, cancel: cancel}
-	h.handlers[topic] = reg
-	h.services[service]++
-	startDispatcher := !h.dispatcher
-	h.dispatcher = true
-	h.mu.Unlock()
-	if startDispatcher && !h.b.goOwned(h.dispatch) {
-		return nil, errClosed
-	}
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			cancel()
-			h.mu.Lock()
-			defer h.mu.Unlock()
-			if h.handlers == nil || h.handlers[topic] != reg {
-				return
-			}
-			delete(h.handlers, topic)
-			h.services[service]--
-			if h.services[service] == 0 {
-				delete(h.services, service)
-				h.rank.removeService(service, h)
-			}
-		})
-	}, nil
-}
-
-func (h *Handle) dispatch() {
-	for {
-		h.mu.Lock()
-		for len(h.inbox) == 0 && !h.closed {
-			h.mu.Unlock()
-			select {
-			case <-h.signal:
-			case <-h.ctx.Done():
-				return
-			}
-			h.mu.Lock()
-		}
-		if h.closed {
-			h.mu.Unlock()
-			return
-		}
-		d := h.inbox[0]
-		h.inbox[0] = delivery{}
-		h.inbox = h.inbox[1:]
-		h.mu.Unlock()
-		if d.reg.ctx.Err() != nil {
-			// Unregistered after the request was queued.
-			d.rsp.fail(noService(d.req.Topic))
-			continue
-		}
-		d.reg.fn(d.reg.ctx, d.rsp, d.req)
-	}
-}
-
-// responder answers one delivered request.
-type responder struct {
-	b          *Broker
-	req        *fluxkit.Message
-	caller     *Handle
-	provider   *Handle
-	src, dst   uint32 // caller's rank, provider's rank
-	noResponse bool
-
-	mu   sync.Mutex
-	done bool
-}
-
-func (r *responder) Respond(payload []byte) error {
-	if r.noResponse {
-		return nil
-	}
-	return r.send(fluxkit.ResponseTo(r.req, payload, 0), !r.req.IsStreaming())
-}
-
-func (r *responder) RespondError(err error) error {
-	if r.noResponse {
-		return nil
-	}
-	return r.send(errorResponse(r.req, err), true)
-}
-
-func errorResponse(req *fluxkit.Message, err error) *fluxkit.Message {
-	var text []byte
-	if t := fluxkit.ErrorText(err); t != "" {
-		text = []byte(t)
-	}
-	errno := fluxkit.Errno(err)
-	if errno == 0 {
-		errno = fluxkit.EINVAL
-	}
-	return fluxkit.ResponseTo(req, text, uint32(errno))
-}
-
-func (r *responder) send(resp *fluxkit.Message, final bool) error {
-	r.mu.Lock()
-	if r.done {
-		r.mu.Unlock()
-		return nil
-	}
-	if final {
-		r.done = true
-	}
-	r.mu.Unlock()
-	if final && r.provider != nil {
-		r.provider.donePending(r)
-	}
-	if r.provider != nil {
-		resp.Userid, resp.Rolemask = r.provider.cred.Userid, r.provider.cred.Roles
-	}
-	if !r.b.reachableBetween(r.src, r.dst) {
-		return nil
-	}
-	if r.b.quiet() {
-		r.caller.deliverResponse(resp)
-		return nil
-	}
-	r.b.transmit(r.dst, r.src, func() { r.caller.deliverResponse(resp) })
-	return nil
-}
-
-// fail ends the request with err, delivered to the caller without crossing
-// links: it models errors raised by the broker, not by the service.
-func (r *responder) fail(err error) {
-	if r.noResponse {
-		return
-	}
-	r.mu.Lock()
-	if r.done {
-		r.mu.Unlock()
-		return
-	}
-	r.done = true
-	r.mu.Unlock()
-	if r.provider != nil {
-		r.provider.donePending(r)
-	}
-	r.caller.deliverResponse(errorResponse(r.req, err))
-}
-
-func (h *Handle) deliverResponse(resp *fluxkit.Message) {
-	h.mu.Lock()
-	c := h.calls[resp.Matchtag]
-	if c == nil {
-		h.mu.Unlock()
-		return
-	}
-	final := resp.Errnum != 0 || !c.streaming
-	if final {
-		delete(h.calls, resp.Matchtag)
-	}
-	h.mu.Unlock()
-	c.push(resp, final)
-}
-
-// call is an RPC in flight on the caller's side.
-type call struct {
-	h         *Handle
-	tag       uint32
-	streaming bool
-	signal    chan struct{}
-
-	mu     sync.Mutex
-	q      []*fluxkit.Message
-	ended  bool  // the final response is queued
-	err    error // a local end: handle closed
-	closed bool
-}
-
-func (c *call) Matchtag() uint32 { return c.tag }
-
-func (c *call) push(m *fluxkit.Message, final bool) {
-	c.mu.Lock()
-	if c.closed || c.ended {
-		c.mu.Unlock()
-		return
-	}
-	c.q = append(c.q, m)
-	c.ended = final
-	c.mu.Unlock()
-	select {
-	case c.signal <- struct{}{}:
-	default:
-	}
-}
-
-func (c *call) terminate(err error) {
-	c.mu.Lock()
-	c.err = err
-	c.mu.Unlock()
-	select {
-	case c.signal <- struct{}{}:
-	default:
-	}
-}
-
-func (c *call) Recv(ctx context.Context) (*fluxkit.Message, error) {
-	for {
-		c.mu.Lock()
-		if len(c.q) > 0 {
-			m := c.q[0]
-			c.q[0] = nil
-			c.q = c.q[1:]
-			c.mu.Unlock()
-			return m, fluxkit.ErrorFromResponse(m)
-		}
-		switch {
-		case c.ended || c.closed:
-			c.mu.Unlock()
-			return nil, fluxkit.Errorf(fluxkit.ENODATA, "no more responses")
-		case c.err != nil:
-			err := c.err
-			c.mu.Unlock()
-			return nil, err
-		}
-		c.mu.Unlock()
-		select {
-		case <-c.signal:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-}
-
-func (c *call) Close() {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return
-	}
-	c.closed = true
-	c.q = nil
-	c.mu.Unlock()
-	h := c.h
-	h.mu.Lock()
-	if h.calls != nil && h.calls[c.tag] == c {
-		delete(h.calls, c.tag)
-	}
-	h.mu.Unlock()
 }

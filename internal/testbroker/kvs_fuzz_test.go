@@ -1,9 +1,10 @@
 package testbroker
 
 import (
-	"bytes"
 	"encoding/json"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // commitOps must decode exactly what encoding/json decodes, whenever it
@@ -26,16 +27,12 @@ func FuzzCommitOps(f *testing.F) {
 		var in struct {
 			Ops []kvsOp `json:"ops"`
 		}
-		if err := json.Unmarshal(p, &in); err != nil {
-			t.Fatalf("%q: commitOps accepted what encoding/json refuses: %v", p, err)
-		}
-		if len(ops) != len(in.Ops) || (in.Ops == nil) != (ops == nil) {
-			t.Fatalf("%q: commitOps %q, encoding/json %q", p, ops, in.Ops)
-		}
+		require.NoError(t, json.Unmarshal(p, &in), "%q: commitOps accepted what encoding/json refuses", p)
+		require.Equal(t, in.Ops == nil, ops == nil, "%q: commitOps %q, encoding/json %q", p, ops, in.Ops)
+		require.Len(t, ops, len(in.Ops), "%q: commitOps %q, encoding/json %q", p, ops, in.Ops)
 		for i := range ops {
-			if ops[i].Key != in.Ops[i].Key || !bytes.Equal(ops[i].Value, in.Ops[i].Value) {
-				t.Fatalf("%q: op %d: commitOps %q=%s, encoding/json %q=%s", p, i, ops[i].Key, ops[i].Value, in.Ops[i].Key, in.Ops[i].Value)
-			}
+			require.Equal(t, in.Ops[i].Key, ops[i].Key, "%q: op %d", p, i)
+			require.Equal(t, string(in.Ops[i].Value), string(ops[i].Value), "%q: op %d", p, i)
 		}
 	})
 }

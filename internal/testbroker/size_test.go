@@ -7,6 +7,7 @@ import (
 
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/internal/leakcheck"
+	"github.com/fluxkit/fluxkit/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -33,7 +34,7 @@ func TestRanksAreCreatedWhenUsed(t *testing.T) {
 	assert.LessOrEqual(t, goroutines, 0, "goroutines started by Start of %d ranks", size)
 
 	// Using a rank far down the tree creates it and nothing else.
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	h := b.Owner(size - 1)
 	var attr struct{ Value string }
 	require.NoError(t, fluxkit.RPC(ctx, h, "attr.get", fluxkit.NodeidAny, map[string]string{"name": "rank"}, &attr))
@@ -71,7 +72,7 @@ func TestMaxSize(t *testing.T) {
 	var b *Broker
 	bytes, _ := allocated(func() { b = New(t, Config{Size: MaxSize}) })
 	assert.Less(t, bytes, uint64(1<<20), "bytes allocated by Start of MaxSize ranks")
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	var attr struct{ Value string }
 	require.NoError(t, fluxkit.RPC(ctx, b.Owner(MaxSize-1), "attr.get", 0, map[string]string{"name": "size"}, &attr))
 	assert.Equal(t, fmt.Sprint(MaxSize), attr.Value)

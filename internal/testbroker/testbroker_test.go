@@ -8,19 +8,15 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/internal/leakcheck"
+	"github.com/fluxkit/fluxkit/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 // serveEcho registers "<svc>.echo" on h, answering {"rank":R,"in":payload}.
 func serveEcho(t *testing.T, h *Handle, svc string, allow fluxkit.Role) {
@@ -41,7 +37,7 @@ type echoOut struct {
 func TestRoutingByRank(t *testing.T) {
 	leakcheck.Check(t)
 	b := New(t, Config{Size: 15, Fanout: 2})
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	for r := uint32(0); r < 15; r++ {
 		serveEcho(t, b.Owner(r), "svc", 0)
 	}
@@ -78,7 +74,7 @@ func TestTreeAndPaths(t *testing.T) {
 
 func TestRoutingAnyAndUpstream(t *testing.T) {
 	b := New(t, Config{Size: 7, Fanout: 2})
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	// The service lives on 0 and 1; rank 3 (child of 1) reaches 1 first.
 	serveEcho(t, b.Owner(0), "svc", 0)
 	serveEcho(t, b.Owner(1), "svc", 0)
@@ -98,7 +94,7 @@ func TestRoutingAnyAndUpstream(t *testing.T) {
 
 func TestRoles(t *testing.T) {
 	b := New(t, Config{Size: 2})
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	serveEcho(t, b.Owner(1), "owner", 0)
 	serveEcho(t, b.Owner(1), "open", fluxkit.RoleUser)
 	guest := b.Guest(0, 4242)
@@ -154,7 +150,7 @@ func TestRegisterConflicts(t *testing.T) {
 func TestStreamingAndCancel(t *testing.T) {
 	leakcheck.Check(t)
 	b := New(t, Config{Size: 3})
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	srv := b.Owner(2)
 	var mu sync.Mutex
 	streams := map[string]fluxkit.Responder{} // sender/matchtag -> responder
@@ -239,7 +235,7 @@ func TestStreamingAndCancel(t *testing.T) {
 func TestDisconnect(t *testing.T) {
 	leakcheck.Check(t)
 	b := New(t, Config{Size: 2})
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	srv := b.Owner(0)
 	got := make(chan string, 4)
 	held := make(chan fluxkit.Responder, 1)
@@ -259,7 +255,7 @@ func TestDisconnect(t *testing.T) {
 	case s := <-got:
 		assert.Equal(t, client.UUID(), s)
 	case <-ctx.Done():
-		t.Fatal("no disconnect message")
+		require.FailNow(t, "no disconnect message")
 	}
 	// The closed client's call ends, and responses to it are dropped.
 	_, err = call.Recv(ctx)
@@ -283,7 +279,7 @@ func TestDisconnect(t *testing.T) {
 func TestStopAndStartRank(t *testing.T) {
 	leakcheck.Check(t)
 	b := New(t, Config{Size: 7, Fanout: 2})
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	held := make(chan struct{}, 8)
 	for _, r := range []uint32{1, 3, 4} {
 		_, err := b.Owner(r).Register("svc.hold", 0, func(context.Context, fluxkit.Responder, *fluxkit.Message) { held <- struct{}{} })
@@ -327,52 +323,55 @@ func TestStopAndStartRank(t *testing.T) {
 	online.Close()
 }
 
+// Link faults in virtual time (testing/synctest): a delay is exact, and a
+// dropped message is a wait that only a deadline ends.
 func TestLinkFaults(t *testing.T) {
 	leakcheck.Check(t)
-	b := New(t, Config{Size: 3, Seed: 1})
-	ctx := ctxT(t)
-	serveEcho(t, b.Owner(2), "echo", 0)
-	c := b.Owner(0)
+	synctest.Test(t, func(t *testing.T) {
+		b := New(t, Config{Size: 3, Seed: 1})
+		ctx := testutil.Context(t)
+		serveEcho(t, b.Owner(2), "echo", 0)
+		c := b.Owner(0)
 
-	b.SetLink(2, Link{Delay: 30 * time.Millisecond})
-	start := time.Now()
-	require.NoError(t, fluxkit.RPC(ctx, c, "echo.echo", 2, nil, nil))
-	// Both the request and the response cross the link.
-	assert.GreaterOrEqual(t, time.Since(start), 60*time.Millisecond)
+		b.SetLink(2, Link{Delay: 30 * time.Millisecond})
+		start := time.Now()
+		require.NoError(t, fluxkit.RPC(ctx, c, "echo.echo", 2, nil, nil))
+		assert.Equal(t, 60*time.Millisecond, time.Since(start), "the request and the response each cross the link")
 
-	b.SetLink(2, Link{DropRate: 1})
-	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-	defer cancel()
-	err := fluxkit.RPC(short, c, "echo.echo", 2, nil, nil)
-	assert.ErrorIs(t, err, context.DeadlineExceeded, "a dropped request is never answered")
+		b.SetLink(2, Link{DropRate: 1})
+		short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		err := fluxkit.RPC(short, c, "echo.echo", 2, nil, nil)
+		assert.ErrorIs(t, err, context.DeadlineExceeded, "a dropped request is never answered")
 
-	// With a seeded RNG, the same seed drops the same messages.
-	drops := func(seed int64) []bool {
-		b := New(t, Config{Size: 2, Seed: seed})
-		serveEcho(t, b.Owner(1), "echo", 0)
-		b.SetLink(1, Link{DropRate: 0.5})
-		var out []bool
-		for i := 0; i < 40; i++ {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-			err := fluxkit.RPC(ctx, b.Owner(0), "echo.echo", 1, nil, nil)
-			cancel()
-			out = append(out, err != nil)
+		// With a seeded RNG, the same seed drops the same messages.
+		drops := func(seed int64) []bool {
+			b := New(t, Config{Size: 2, Seed: seed})
+			serveEcho(t, b.Owner(1), "echo", 0)
+			b.SetLink(1, Link{DropRate: 0.5})
+			var out []bool
+			for i := 0; i < 40; i++ {
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+				err := fluxkit.RPC(ctx, b.Owner(0), "echo.echo", 1, nil, nil)
+				cancel()
+				out = append(out, err != nil)
+			}
+			return out
 		}
-		return out
-	}
-	d1, d2 := drops(7), drops(7)
-	assert.Equal(t, d1, d2)
-	assert.Contains(t, d1, true)
-	assert.Contains(t, d1, false)
+		d1, d2 := drops(7), drops(7)
+		assert.Equal(t, d1, d2)
+		assert.Contains(t, d1, true)
+		assert.Contains(t, d1, false)
 
-	b.SetLink(2, Link{})
-	require.NoError(t, fluxkit.RPC(ctx, c, "echo.echo", 2, nil, nil))
+		b.SetLink(2, Link{})
+		require.NoError(t, fluxkit.RPC(ctx, c, "echo.echo", 2, nil, nil))
+	})
 }
 
 func TestEvents(t *testing.T) {
 	leakcheck.Check(t)
 	b := New(t, Config{Size: 4})
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	all, err := b.Owner(3).Subscribe(ctx, "job-")
 	require.NoError(t, err)
 	guest, err := b.Guest(2, 500).Subscribe(ctx, "job-")
@@ -424,7 +423,7 @@ func TestBuiltins(t *testing.T) {
 		Config: "[resource]\nnoverify = true\n[modules.sched]\nranks = \"0\"\n",
 		Env:    map[string]string{"FOO": "bar"},
 	})
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	h := b.Owner(1)
 	var attr struct {
 		Value string `json:"value"`
@@ -500,7 +499,7 @@ func TestBuiltins(t *testing.T) {
 func TestModules(t *testing.T) {
 	leakcheck.Check(t)
 	b := New(t, Config{Size: 2})
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	h := b.Owner(0)
 	r0 := b.Rank(0)
 	r0.SetModuleLatency("kvs", 40*time.Millisecond)
@@ -576,7 +575,7 @@ func TestCloseWaits(t *testing.T) {
 
 func TestRequestValidation(t *testing.T) {
 	b := New(t, Config{})
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	h := b.Owner(0)
 	_, err := h.Request(ctx, &fluxkit.Message{Type: fluxkit.TypeEvent, Topic: "x.y"})
 	assert.ErrorIs(t, err, syscall.EINVAL)
@@ -601,7 +600,7 @@ func TestRequestValidation(t *testing.T) {
 
 func TestManyRanks(t *testing.T) {
 	b := New(t, Config{Size: 1000, Fanout: 2})
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	h := b.Owner(999)
 	var attr struct{ Value string }
 	for _, r := range []uint32{0, 1, 500, 998} {

@@ -8,7 +8,9 @@ package testutil
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -79,6 +81,47 @@ func RPCMap(ctx context.Context, h fluxkit.Handle, topic string, nodeid uint32, 
 	var out map[string]any
 	err := fluxkit.RPC(ctx, h, topic, nodeid, in, &out)
 	return out, err
+}
+
+// Unhex decodes s, hex digits that may be grouped with spaces, failing
+// the test when s is not hex.
+func Unhex(t testing.TB, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
+	if err != nil {
+		t.Fatalf("testutil.Unhex: %v", err)
+	}
+	return b
+}
+
+// WireEqual reports whether a and b are the same RFC 3 message as a round
+// trip through the wire keeps it: an empty payload equals none, and
+// payloads and topics compare without trailing NULs (flux-core payloads
+// never end in one of their own, and a payload that ended in two loses one
+// per trip).
+func WireEqual(a, b *fluxkit.Message) bool {
+	ap, bp := bytes.TrimRight(a.Payload, "\x00"), bytes.TrimRight(b.Payload, "\x00")
+	at, bt := strings.TrimRight(a.Topic, "\x00"), strings.TrimRight(b.Topic, "\x00")
+	return a.Type == b.Type && a.Flags == b.Flags && at == bt && bytes.Equal(ap, bp) &&
+		a.Userid == b.Userid && a.Rolemask == b.Rolemask && a.Nodeid == b.Nodeid &&
+		a.Matchtag == b.Matchtag && a.Errnum == b.Errnum && a.Seq == b.Seq &&
+		a.ControlType == b.ControlType && a.ControlStatus == b.ControlStatus &&
+		slices.Equal(a.Route, b.Route)
+}
+
+// BenchParse measures parse of in, reporting bytes per second and
+// allocations. No assertion runs on the clock: the error of the last
+// iteration is checked after the loop (parsers are deterministic).
+func BenchParse(b *testing.B, in string, parse func(string) error) {
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	var err error
+	for b.Loop() {
+		err = parse(in)
+	}
+	if err != nil {
+		b.Fatalf("parsing the benchmark input: %v", err)
+	}
 }
 
 // Buffer is a bytes.Buffer safe for concurrent use, for the output of

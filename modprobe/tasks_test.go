@@ -9,44 +9,47 @@ import (
 	"testing"
 
 	"github.com/fluxkit/fluxkit/internal/testbroker"
+	"github.com/fluxkit/fluxkit/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// Acceptance cases M1-M36 of the spec (t/t0100-modprobe.t). Tasks that
-// flux-core writes in Python are Go tasks or declarative rc files here.
+// These tests follow flux-core's t/t0100-modprobe.t: tasks, ordering,
+// needs-* conditions, ranks and failures. Tasks that flux-core writes in
+// Python are Go tasks or declarative rc files here; modules_test.go has the
+// module cases.
 
-func TestM01SingleTask(t *testing.T) {
+func TestRunRunsAGoTask(t *testing.T) {
 	h := newHarness(t, testbroker.Config{})
-	_, err := h.mp(0).Run(ctxT(t), RC{Tasks: []Task{printTask(Task{Name: "test"}, "ran a task")}})
+	_, err := h.mp(0).Run(testutil.Context(t), RC{Tasks: []Task{printTask(Task{Name: "test"}, "ran a task")}})
 	require.NoError(t, err)
 	assert.Contains(t, h.stdout.String(), "ran a task")
 }
 
-func TestM02UnknownTaskArgument(t *testing.T) {
+func TestUnknownTaskKeyIsNamedWithItsLineAndTheLikelyKey(t *testing.T) {
 	h := newHarness(t, testbroker.Config{})
 	f := h.write("t.toml", "[[tasks]]\nname = \"test\"\nbranks = \"0\"\n")
-	_, err := h.mp(0).PrepareRunFile(ctxT(t), f)
+	_, err := h.mp(0).PrepareRunFile(testutil.Context(t), f)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "test: unknown task argument branks")
 	assert.Contains(t, err.Error(), `did you mean "ranks"?`)
 	assert.Contains(t, err.Error(), "t.toml:3:")
 }
 
-func TestM03TaskNameRequired(t *testing.T) {
+func TestTaskWithoutANameIsRefused(t *testing.T) {
 	h := newHarness(t, testbroker.Config{})
-	_, err := h.mp(0).Run(ctxT(t), RC{Tasks: []Task{{Ranks: "0"}}})
+	_, err := h.mp(0).Run(testutil.Context(t), RC{Tasks: []Task{{Ranks: MustParseRanks("0")}}})
 	require.EqualError(t, err, `task missing required name argument: @task("name")`)
 	f := h.write("t.toml", "[[tasks]]\nranks = \"0\"\n")
-	_, err = h.mp(0).PrepareRunFile(ctxT(t), f)
+	_, err = h.mp(0).PrepareRunFile(testutil.Context(t), f)
 	require.ErrorContains(t, err, "missing required name argument")
 }
 
-func TestM04MultipleTasks(t *testing.T) {
+func TestRunRunsEveryTask(t *testing.T) {
 	h := newHarness(t, testbroker.Config{})
-	_, err := h.mp(0).Run(ctxT(t), RC{Tasks: []Task{printTask(Task{Name: "test"}), printTask(Task{Name: "test2"})}})
+	_, err := h.mp(0).Run(testutil.Context(t), RC{Tasks: []Task{printTask(Task{Name: "test"}), printTask(Task{Name: "test2"})}})
 	require.NoError(t, err)
-	got := lines(h.stdout.String())
+	got := testutil.Lines(h.stdout.String())
 	slices.Sort(got)
 	assert.Equal(t, []string{"test", "test2"}, got)
 }
@@ -56,31 +59,31 @@ func setupPrint(ctx context.Context, c *Context) error {
 	return err
 }
 
-func TestM05SetupFirst(t *testing.T) {
+func TestSetupRunsBeforeTheTasks(t *testing.T) {
 	h := newHarness(t, testbroker.Config{})
-	_, err := h.mp(0).Run(ctxT(t), RC{Setup: setupPrint, Tasks: []Task{printTask(Task{Name: "task"})}})
+	_, err := h.mp(0).Run(testutil.Context(t), RC{Setup: setupPrint, Tasks: []Task{printTask(Task{Name: "task"})}})
 	require.NoError(t, err)
 	assert.Equal(t, "setup\ntask\n", h.stdout.String())
 }
 
-func TestM06BeforeStar(t *testing.T) {
+func TestBeforeStarRunsFirst(t *testing.T) {
 	h := newHarness(t, testbroker.Config{})
-	_, err := h.mp(0).Run(ctxT(t), RC{Setup: setupPrint, Tasks: []Task{
+	_, err := h.mp(0).Run(testutil.Context(t), RC{Setup: setupPrint, Tasks: []Task{
 		printTask(Task{Name: "last"}), printTask(Task{Name: "first", Before: []string{"*"}}),
 	}})
 	require.NoError(t, err)
 	assert.Equal(t, "setup\nfirst\nlast\n", h.stdout.String())
 }
 
-func TestM07MultipleBeforeStar(t *testing.T) {
+func TestSeveralBeforeStarTasksAllRunFirst(t *testing.T) {
 	h := newHarness(t, testbroker.Config{})
-	_, err := h.mp(0).Run(ctxT(t), RC{Setup: setupPrint, Tasks: []Task{
+	_, err := h.mp(0).Run(testutil.Context(t), RC{Setup: setupPrint, Tasks: []Task{
 		printTask(Task{Name: "first", Before: []string{"*"}}),
 		printTask(Task{Name: "also-before", Before: []string{"*"}}),
 		printTask(Task{Name: "last"}),
 	}})
 	require.NoError(t, err)
-	got := lines(h.stdout.String())
+	got := testutil.Lines(h.stdout.String())
 	require.Len(t, got, 4)
 	assert.Equal(t, "setup", got[0])
 	mid := slices.Clone(got[1:3])
@@ -89,9 +92,9 @@ func TestM07MultipleBeforeStar(t *testing.T) {
 	assert.Equal(t, "last", got[3])
 }
 
-func TestM08CycleViaBeforeStar(t *testing.T) {
+func TestATaskBeforeABeforeStarTaskIsACycle(t *testing.T) {
 	h := newHarness(t, testbroker.Config{})
-	_, err := h.mp(0).Run(ctxT(t), RC{Tasks: []Task{
+	_, err := h.mp(0).Run(testutil.Context(t), RC{Tasks: []Task{
 		printTask(Task{Name: "first", Before: []string{"*"}}),
 		printTask(Task{Name: "before-first", Before: []string{"first"}}),
 	}})
@@ -100,9 +103,9 @@ func TestM08CycleViaBeforeStar(t *testing.T) {
 	assert.Empty(t, h.stdout.String(), "nothing runs when the graph has a cycle")
 }
 
-func TestM09AfterStar(t *testing.T) {
+func TestAfterStarRunsLast(t *testing.T) {
 	h := newHarness(t, testbroker.Config{})
-	_, err := h.mp(0).Run(ctxT(t), RC{Setup: setupPrint, Tasks: []Task{
+	_, err := h.mp(0).Run(testutil.Context(t), RC{Setup: setupPrint, Tasks: []Task{
 		printTask(Task{Name: "really-last", After: []string{"*"}}),
 		printTask(Task{Name: "first", Before: []string{"*"}}),
 		printTask(Task{Name: "last"}),
@@ -111,16 +114,16 @@ func TestM09AfterStar(t *testing.T) {
 	assert.Equal(t, "setup\nfirst\nlast\nreally-last\n", h.stdout.String())
 }
 
-func TestM10MultipleAfterStar(t *testing.T) {
+func TestSeveralAfterStarTasksAllRunLast(t *testing.T) {
 	h := newHarness(t, testbroker.Config{})
-	_, err := h.mp(0).Run(ctxT(t), RC{Setup: setupPrint, Tasks: []Task{
+	_, err := h.mp(0).Run(testutil.Context(t), RC{Setup: setupPrint, Tasks: []Task{
 		printTask(Task{Name: "first", Before: []string{"*"}}),
 		printTask(Task{Name: "last"}),
 		printTask(Task{Name: "really-last", After: []string{"*"}}),
 		printTask(Task{Name: "also-really-last", After: []string{"*"}}),
 	}})
 	require.NoError(t, err)
-	got := lines(h.stdout.String())
+	got := testutil.Lines(h.stdout.String())
 	require.Len(t, got, 5)
 	assert.Equal(t, []string{"setup", "first", "last"}, got[:3])
 	tail := slices.Clone(got[3:])
@@ -128,9 +131,9 @@ func TestM10MultipleAfterStar(t *testing.T) {
 	assert.Equal(t, []string{"also-really-last", "really-last"}, tail)
 }
 
-func TestM11CycleViaAfterStar(t *testing.T) {
+func TestATaskAfterAnAfterStarTaskIsACycle(t *testing.T) {
 	h := newHarness(t, testbroker.Config{})
-	_, err := h.mp(0).Run(ctxT(t), RC{Tasks: []Task{
+	_, err := h.mp(0).Run(testutil.Context(t), RC{Tasks: []Task{
 		printTask(Task{Name: "first"}),
 		printTask(Task{Name: "really-last", After: []string{"*"}}),
 		printTask(Task{Name: "after-really-last", After: []string{"really-last"}}),
@@ -139,39 +142,39 @@ func TestM11CycleViaAfterStar(t *testing.T) {
 	assert.EqualError(t, err, "('nodes are in a cycle', ['really-last', 'after-really-last', 'really-last'])")
 }
 
-func TestM12StarWithOppositeList(t *testing.T) {
+func TestStarCannotBeCombinedWithTheOppositeList(t *testing.T) {
 	h := newHarness(t, testbroker.Config{})
-	_, err := h.mp(0).Run(ctxT(t), RC{Tasks: []Task{{Name: "next", Before: []string{"*"}, After: []string{"first"}}}})
+	_, err := h.mp(0).Run(testutil.Context(t), RC{Tasks: []Task{{Name: "next", Before: []string{"*"}, After: []string{"first"}}}})
 	require.Error(t, err)
 	assert.Regexp(t, regexp.MustCompile(`next: cannot specify.*before=.*after.*is also set`), err.Error())
 	assert.EqualError(t, err, `next: cannot specify 'before=["*"]' when 'after' is also set (after=['first'])`)
-	_, err = h.mp(0).Run(ctxT(t), RC{Tasks: []Task{{Name: "before", After: []string{"*"}, Before: []string{"last"}}}})
+	_, err = h.mp(0).Run(testutil.Context(t), RC{Tasks: []Task{{Name: "before", After: []string{"*"}, Before: []string{"last"}}}})
 	assert.EqualError(t, err, `before: cannot specify 'after=["*"]' when 'before' is also set (before=['last'])`)
 	// The same rule for declarative tasks and modules.
 	f := h.write("t.toml", "[[tasks]]\nname = \"x\"\nbefore = [\"*\"]\nafter = [\"y\"]\n")
-	_, err = h.mp(0).PrepareRunFile(ctxT(t), f)
+	_, err = h.mp(0).PrepareRunFile(testutil.Context(t), f)
 	assert.ErrorContains(t, err, `x: cannot specify 'before=["*"]'`)
 }
 
-func TestM13NeedsUnknown(t *testing.T) {
+func TestNeedingAnUnknownNameDropsTheTask(t *testing.T) {
 	h := newHarness(t, testbroker.Config{})
-	_, err := h.mp(0).Run(ctxT(t), RC{Tasks: []Task{
+	_, err := h.mp(0).Run(testutil.Context(t), RC{Tasks: []Task{
 		printTask(Task{Name: "first"}), printTask(Task{Name: "last", Needs: []string{"noexist"}}),
 	}})
 	require.NoError(t, err)
 	assert.Equal(t, "first\n", h.stdout.String())
 }
 
-func TestM14NeedsSatisfied(t *testing.T) {
+func TestSatisfiedNeedsKeepTheTask(t *testing.T) {
 	h := newHarness(t, testbroker.Config{})
-	_, err := h.mp(0).Run(ctxT(t), RC{Tasks: []Task{
+	_, err := h.mp(0).Run(testutil.Context(t), RC{Tasks: []Task{
 		printTask(Task{Name: "first", Before: []string{"*"}}), printTask(Task{Name: "last", Needs: []string{"first"}}),
 	}})
 	require.NoError(t, err)
 	assert.Equal(t, "first\nlast\n", h.stdout.String())
 }
 
-func m15Tasks() RC {
+func needsFirstTasks() RC {
 	return RC{Tasks: []Task{
 		printTask(Task{Name: "first", Before: []string{"*"}}),
 		printTask(Task{Name: "2nd", After: []string{"first"}}, "second"),
@@ -179,24 +182,24 @@ func m15Tasks() RC {
 	}}
 }
 
-func TestM15DisableWithNeeds(t *testing.T) {
+func TestModprobeDisableDropsNeedersAndRefusesUnknownNames(t *testing.T) {
 	h := newHarness(t, testbroker.Config{})
 	h.env["FLUX_MODPROBE_DISABLE"] = "first"
-	_, err := h.mp(0).Run(ctxT(t), m15Tasks())
+	_, err := h.mp(0).Run(testutil.Context(t), needsFirstTasks())
 	require.NoError(t, err)
 	assert.Equal(t, "second\n", h.stdout.String())
 
 	for _, v := range []string{"", "first,,last"} {
 		h.env["FLUX_MODPROBE_DISABLE"] = v
-		_, err = h.mp(0).Run(ctxT(t), m15Tasks())
+		_, err = h.mp(0).Run(testutil.Context(t), needsFirstTasks())
 		assert.EqualError(t, err, "no such module or task ''", "FLUX_MODPROBE_DISABLE=%q", v)
 	}
 	h.env["FLUX_MODPROBE_DISABLE"] = "nosuch"
-	_, err = h.mp(0).Run(ctxT(t), m15Tasks())
+	_, err = h.mp(0).Run(testutil.Context(t), needsFirstTasks())
 	assert.EqualError(t, err, "no such module or task 'nosuch'")
 }
 
-func TestM16NeedsAttrs(t *testing.T) {
+func TestNeedsAttrsLooksAtBrokerAttributes(t *testing.T) {
 	cases := []struct {
 		last  Task
 		attrs map[string]string
@@ -213,14 +216,14 @@ func TestM16NeedsAttrs(t *testing.T) {
 		t.Run(strings.Join(c.last.NeedsAttrs, ","), func(t *testing.T) {
 			h := newHarness(t, testbroker.Config{Attrs: c.attrs})
 			c.last.Name = "last"
-			_, err := h.mp(0).Run(ctxT(t), RC{Tasks: []Task{printTask(Task{Name: "first"}), printTask(c.last)}})
+			_, err := h.mp(0).Run(testutil.Context(t), RC{Tasks: []Task{printTask(Task{Name: "first"}), printTask(c.last)}})
 			require.NoError(t, err)
 			assert.Equal(t, c.want, h.stdout.String())
 		})
 	}
 }
 
-func TestM17NeedsConfig(t *testing.T) {
+func TestNeedsConfigLooksAtBrokerConfigKeys(t *testing.T) {
 	cases := []struct {
 		spec   string
 		config string
@@ -238,7 +241,7 @@ func TestM17NeedsConfig(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.spec+"/"+c.config, func(t *testing.T) {
 			h := newHarness(t, testbroker.Config{Config: c.config})
-			_, err := h.mp(0).Run(ctxT(t), RC{Tasks: []Task{
+			_, err := h.mp(0).Run(testutil.Context(t), RC{Tasks: []Task{
 				printTask(Task{Name: "first", Before: []string{"*"}}),
 				printTask(Task{Name: "last", NeedsConfig: []string{c.spec}}),
 			}})
@@ -252,7 +255,7 @@ func TestM17NeedsConfig(t *testing.T) {
 	}
 }
 
-func TestM18NeedsEnv(t *testing.T) {
+func TestNeedsEnvLooksAtLocalThenBrokerEnvironment(t *testing.T) {
 	cases := []struct {
 		spec      string
 		local     map[string]string
@@ -274,7 +277,7 @@ func TestM18NeedsEnv(t *testing.T) {
 			for k, v := range c.local {
 				h.env[k] = v
 			}
-			_, err := h.mp(0).Run(ctxT(t), RC{Tasks: []Task{
+			_, err := h.mp(0).Run(testutil.Context(t), RC{Tasks: []Task{
 				printTask(Task{Name: "first", Before: []string{"*"}}),
 				printTask(Task{Name: "last", NeedsEnv: []string{c.spec}}),
 			}})
@@ -288,37 +291,39 @@ func TestM18NeedsEnv(t *testing.T) {
 	}
 }
 
-func TestM19BadRanks(t *testing.T) {
+func TestBadRanksAreConfigErrors(t *testing.T) {
 	h := newHarness(t, testbroker.Config{})
-	_, err := h.mp(0).Run(ctxT(t), RC{Tasks: []Task{{Name: "x", Ranks: "=0"}}})
-	assert.EqualError(t, err, "ranks: invalid idset: =0")
-	_, err = h.mp(0).Run(ctxT(t), RC{Tasks: []Task{{Name: "x", Ranks: ">=1"}}})
-	assert.EqualError(t, err, "invalid literal for int() with base 10: '=1'")
+	f := h.write("bad.toml", "[[tasks]]\nname = \"x\"\nranks = \"=0\"\n")
+	_, err := h.mp(0).PrepareRunFile(testutil.Context(t), f)
+	assert.ErrorContains(t, err, "ranks: invalid idset: =0")
+	f = h.write("bad.toml", "[[tasks]]\nname = \"x\"\nranks = \">=1\"\n")
+	_, err = h.mp(0).PrepareRunFile(testutil.Context(t), f)
+	assert.ErrorContains(t, err, "invalid literal for int() with base 10: '=1'")
 	h.write("modprobe.d/x.toml", "[[modules]]\nname = \"m\"\nranks = 0\n")
 	h.env["FLUX_MODPROBE_PATH"] = h.dir
-	_, err = h.mp(0).Show(ctxT(t), "m", Selection{})
+	_, err = h.mp(0).Show(testutil.Context(t), "m", Selection{})
 	assert.ErrorContains(t, err, "x.toml:3: modules[0]: invalid modules entry: key ranks: expected a string, got integer 0")
 }
 
-func TestM20RankConditionals(t *testing.T) {
+func TestRankConditionsSelectWhereATaskRuns(t *testing.T) {
 	cases := []struct {
-		ranks string
+		ranks Ranks
 		after []string
 		rank  uint32
 		want  string
 	}{
-		{">0", nil, 0, "first\n"},
-		{">0", nil, 1, "first\nlast\n"},
-		{"<1", nil, 1, "first\n"},
-		{"<1", nil, 0, "first\nlast\n"},
-		{"0", []string{"first"}, 0, "first\nlast\n"},
-		{"0", nil, 1, "first\n"},
-		{"", nil, 1, "first\nlast\n"},
+		{MustParseRanks(">0"), nil, 0, "first\n"},
+		{MustParseRanks(">0"), nil, 1, "first\nlast\n"},
+		{MustParseRanks("<1"), nil, 1, "first\n"},
+		{MustParseRanks("<1"), nil, 0, "first\nlast\n"},
+		{MustParseRanks("0"), []string{"first"}, 0, "first\nlast\n"},
+		{MustParseRanks("0"), nil, 1, "first\n"},
+		{Ranks{}, nil, 1, "first\nlast\n"},
 	}
 	for _, c := range cases {
-		t.Run(c.ranks, func(t *testing.T) {
+		t.Run(c.ranks.String(), func(t *testing.T) {
 			h := newHarness(t, testbroker.Config{Size: 2})
-			_, err := h.mp(c.rank).Run(ctxT(t), RC{Tasks: []Task{
+			_, err := h.mp(c.rank).Run(testutil.Context(t), RC{Tasks: []Task{
 				printTask(Task{Name: "first", Before: []string{"*"}}),
 				printTask(Task{Name: "last", Ranks: c.ranks, After: c.after}),
 			}})
@@ -328,51 +333,51 @@ func TestM20RankConditionals(t *testing.T) {
 	}
 }
 
-func TestM21NeedsAcrossRanks(t *testing.T) {
+func TestNeedsFollowTheRanksOfWhatIsNeeded(t *testing.T) {
 	h := newHarness(t, testbroker.Config{Size: 2})
 	simple := func() RC {
 		return RC{Tasks: []Task{
 			printTask(Task{Name: "first", Before: []string{"*"}}),
-			printTask(Task{Name: "needed", Ranks: "0"}),
+			printTask(Task{Name: "needed", Ranks: MustParseRanks("0")}),
 			printTask(Task{Name: "last", Needs: []string{"needed"}, After: []string{"needed"}}),
 		}}
 	}
-	_, err := h.mp(0).Run(ctxT(t), simple())
+	_, err := h.mp(0).Run(testutil.Context(t), simple())
 	require.NoError(t, err)
 	assert.Equal(t, "first\nneeded\nlast\n", h.stdout.String())
 	h.stdout.Reset()
-	_, err = h.mp(1).Run(ctxT(t), simple())
+	_, err = h.mp(1).Run(testutil.Context(t), simple())
 	require.NoError(t, err)
 	assert.Equal(t, "first\n", h.stdout.String())
 
 	chained := func() RC {
 		return RC{Tasks: []Task{
 			printTask(Task{Name: "first", Before: []string{"*"}}),
-			printTask(Task{Name: "needed", Ranks: "1"}),
+			printTask(Task{Name: "needed", Ranks: MustParseRanks("1")}),
 			printTask(Task{Name: "next", Needs: []string{"needed"}, After: []string{"needed"}}),
 			printTask(Task{Name: "last", Needs: []string{"next"}, After: []string{"next"}}),
 		}}
 	}
 	h.stdout.Reset()
-	_, err = h.mp(0).Run(ctxT(t), chained())
+	_, err = h.mp(0).Run(testutil.Context(t), chained())
 	require.NoError(t, err)
 	assert.Equal(t, "first\n", h.stdout.String())
 	h.stdout.Reset()
-	_, err = h.mp(1).Run(ctxT(t), chained())
+	_, err = h.mp(1).Run(testutil.Context(t), chained())
 	require.NoError(t, err)
 	assert.Equal(t, "first\nneeded\nnext\nlast\n", h.stdout.String())
 }
 
-func TestM22TaskFailure(t *testing.T) {
+func TestFailedTaskIsReportedAsTaskColonError(t *testing.T) {
 	h := newHarness(t, testbroker.Config{})
-	_, err := h.mp(0).Run(ctxT(t), RC{Tasks: []Task{{Name: "next", Run: func(ctx context.Context, c *Context) error {
+	_, err := h.mp(0).Run(testutil.Context(t), RC{Tasks: []Task{{Name: "next", Run: func(ctx context.Context, c *Context) error {
 		return c.Bash(ctx, "false")
 	}}}})
 	require.ErrorIs(t, err, ErrTaskFailed)
 	assert.Equal(t, "next: bash: exited with exit status 1\n", h.stderr.String())
 
 	h.stderr.Reset()
-	_, err = h.mp(0).Run(ctxT(t), RC{Tasks: []Task{{Name: "next", Run: func(context.Context, *Context) error {
+	_, err = h.mp(0).Run(testutil.Context(t), RC{Tasks: []Task{{Name: "next", Run: func(context.Context, *Context) error {
 		return errors.New("test exception")
 	}}}})
 	require.Error(t, err)
@@ -381,18 +386,18 @@ func TestM22TaskFailure(t *testing.T) {
 	// A declarative task running a shell command, and one killed by a signal.
 	h.stderr.Reset()
 	f := h.write("t.toml", "[[tasks]]\nname = \"next\"\nrun = \"exit 3\"\n[[tasks]]\nname = \"sig\"\nrun = \"kill -9 $$\"\n")
-	s, err := h.mp(0).PrepareRunFile(ctxT(t), f)
+	s, err := h.mp(0).PrepareRunFile(testutil.Context(t), f)
 	require.NoError(t, err)
-	_, err = s.Execute(ctxT(t))
+	_, err = s.Execute(testutil.Context(t))
 	require.Error(t, err)
 	assert.Contains(t, h.stderr.String(), "next: bash: exited with exit status 3\n")
 	assert.Contains(t, h.stderr.String(), "sig: bash: died by signal 9\n")
 }
 
-func TestM23Abort(t *testing.T) {
+func TestFailureSkipsWhatFollowsAndLetsRunningTasksFinish(t *testing.T) {
 	h := newHarness(t, testbroker.Config{})
 	release := make(chan struct{})
-	rep, err := h.mp(0).Run(ctxT(t), RC{Tasks: []Task{
+	rep, err := h.mp(0).Run(testutil.Context(t), RC{Tasks: []Task{
 		printTask(Task{Name: "first", Before: []string{"*"}}),
 		{Name: "next", Run: func(context.Context, *Context) error {
 			close(release)
@@ -420,7 +425,7 @@ func TestM23Abort(t *testing.T) {
 
 func checking(stderr string) []string {
 	var out []string
-	for _, l := range lines(stderr) {
+	for _, l := range testutil.Lines(stderr) {
 		if strings.HasPrefix(l, "checking ") {
 			out = append(out, l)
 		}
@@ -428,26 +433,26 @@ func checking(stderr string) []string {
 	return out
 }
 
-func TestM24SearchPath(t *testing.T) {
+func TestSearchPathOrderFromModprobePathAndAppend(t *testing.T) {
 	cases := []struct {
 		path, appendPath *string
 		want             []string
 	}{
-		{ptr("/test/path"), nil, []string{
+		{new("/test/path"), nil, []string{
 			"checking (embedded)/modprobe.toml", "checking /test/path/modprobe.d/*.toml",
 			"checking (embedded)/rc1.toml", "checking /test/path/rc1.d/*.toml"}},
-		{nil, ptr("/test/path"), []string{
+		{nil, new("/test/path"), []string{
 			"checking (embedded)/modprobe.toml", "checking (embedded)/modprobe.d/*.toml", "checking CONF/modprobe/modprobe.d/*.toml", "checking /test/path/modprobe.d/*.toml",
 			"checking (embedded)/rc1.toml", "checking (embedded)/rc1.d/*.toml", "checking CONF/modprobe/rc1.d/*.toml", "checking /test/path/rc1.d/*.toml"}},
-		{ptr("/test/path"), ptr("/append"), []string{
+		{new("/test/path"), new("/append"), []string{
 			"checking (embedded)/modprobe.toml", "checking /test/path/modprobe.d/*.toml", "checking /append/modprobe.d/*.toml",
 			"checking (embedded)/rc1.toml", "checking /test/path/rc1.d/*.toml", "checking /append/rc1.d/*.toml"}},
-		{ptr("/path1::/path2"), ptr(":/append1:: /append2: "), []string{
+		{new("/path1::/path2"), new(":/append1:: /append2: "), []string{
 			"checking (embedded)/modprobe.toml", "checking /path1/modprobe.d/*.toml", "checking /path2/modprobe.d/*.toml",
 			"checking /append1/modprobe.d/*.toml", "checking  /append2/modprobe.d/*.toml",
 			"checking (embedded)/rc1.toml", "checking /path1/rc1.d/*.toml", "checking /path2/rc1.d/*.toml",
 			"checking /append1/rc1.d/*.toml", "checking  /append2/rc1.d/*.toml"}},
-		{ptr("/test/path:/other/path"), ptr("/test/path:/third/path"), []string{
+		{new("/test/path:/other/path"), new("/test/path:/third/path"), []string{
 			"checking (embedded)/modprobe.toml", "checking /test/path/modprobe.d/*.toml", "checking /other/path/modprobe.d/*.toml", "checking /third/path/modprobe.d/*.toml",
 			"checking (embedded)/rc1.toml", "checking /test/path/rc1.d/*.toml", "checking /other/path/rc1.d/*.toml", "checking /third/path/rc1.d/*.toml"}},
 	}
@@ -461,9 +466,9 @@ func TestM24SearchPath(t *testing.T) {
 				h.env["FLUX_MODPROBE_PATH_APPEND"] = *c.appendPath
 			}
 			m := h.mp(0, dryRun, verbose)
-			s, err := m.PrepareRC1(ctxT(t))
+			s, err := m.PrepareRC1(testutil.Context(t))
 			require.NoError(t, err)
-			_, err = s.Execute(ctxT(t))
+			_, err = s.Execute(testutil.Context(t))
 			require.NoError(t, err)
 			conf := m.cfg.ConfDir
 			want := make([]string, len(c.want))
@@ -475,33 +480,31 @@ func TestM24SearchPath(t *testing.T) {
 	}
 }
 
-func ptr(s string) *string { return &s }
-
-func TestM25TOMLValidation(t *testing.T) {
+func TestModulesFileErrorsNameFileLineAndKey(t *testing.T) {
 	h := newHarness(t, testbroker.Config{})
 	h.env["FLUX_MODPROBE_PATH"] = h.dir
 	h.write("modprobe.d/x.toml", "[[modules]]\nmodule = \"a\"\n")
-	_, err := h.mp(0).Show(ctxT(t), "a", Selection{})
+	_, err := h.mp(0).Show(testutil.Context(t), "a", Selection{})
 	require.Error(t, err)
 	assert.Regexp(t, `(?i)missing required config key`, err.Error())
 	assert.Contains(t, err.Error(), "x.toml:1: modules[0]: invalid modules entry: Missing required config key 'name'")
 	require.ErrorIs(t, err, ErrConfig)
 
 	h.write("modprobe.d/x.toml", "[[modules]]\nname = \"a\"\n\n[[modules]]\nname = \"b\"\nbadkey = \"\"\n")
-	_, err = h.mp(0).Show(ctxT(t), "a", Selection{})
+	_, err = h.mp(0).Show(testutil.Context(t), "a", Selection{})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "x.toml:6: modules[1]: invalid modules entry: invalid config key badkey")
 
 	h.write("modprobe.d/x.toml", "[[modules]]\nname = \"b\"\nneeds_config = [\"x\"]\n")
-	_, err = h.mp(0).Show(ctxT(t), "b", Selection{})
+	_, err = h.mp(0).Show(testutil.Context(t), "b", Selection{})
 	assert.ErrorContains(t, err, `x.toml:3: modules[0]: invalid modules entry: invalid config key needs_config (did you mean "needs-config"?)`)
 }
 
-func TestM27ModprobeDExtends(t *testing.T) {
+func TestModprobeDFilesAddModules(t *testing.T) {
 	h := newHarness(t, testbroker.Config{})
 	h.env["FLUX_MODPROBE_PATH"] = h.dir
 	h.write("modprobe.d/test.toml", "[[modules]]\nname=\"test\"\nrequires=[\"heartbeat\"]\n")
 	var out strings.Builder
-	require.NoError(t, h.mp(0).ListDependencies(ctxT(t), &out, "test", false, 0, Selection{}))
+	require.NoError(t, h.mp(0).ListDependencies(testutil.Context(t), &out, "test", false, 0, Selection{}))
 	assert.Equal(t, "test\n└── heartbeat\n", out.String())
 }
