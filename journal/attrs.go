@@ -2,6 +2,7 @@ package journal
 
 import (
 	"encoding/json"
+	"github.com/fluxkit/fluxkit/internal/jsonscan"
 	"sort"
 	"strconv"
 
@@ -60,14 +61,14 @@ type attrSet struct {
 // parseAttrs decodes the attrs array; a non-array is an immediate EPROTO.
 func parseAttrs(raw []byte) (attrSet, error) {
 	var as attrSet
-	if kind(raw) != kindArray {
+	if jsonscan.KindOf(raw) != jsonscan.Array {
 		return as, fluxkit.Errorf(fluxkit.EPROTO, "invalid payload: attrs must be an array")
 	}
-	err := eachElem(raw, func(v []byte) error {
+	err := jsonscan.Elems(raw, func(v []byte) error {
 		if as.err != nil {
 			return nil
 		}
-		s, err := asString(v)
+		s, err := jsonscan.Unquote(v)
 		if err != nil {
 			as.err = fluxkit.Errorf(fluxkit.EINVAL, "attr has no string value")
 			return nil
@@ -102,11 +103,11 @@ func appendInt(b []byte, k string, v int64) []byte {
 }
 
 func appendF(b []byte, k string, v float64) []byte {
-	return appendFloat(appendKey(b, k), v)
+	return jsonscan.AppendFloat(appendKey(b, k), v)
 }
 
 func appendS(b []byte, k, v string) []byte {
-	return appendString(appendKey(b, k), v)
+	return jsonscan.AppendString(appendKey(b, k), v)
 }
 
 func appendBool(b []byte, k string, v bool) []byte {
@@ -229,7 +230,7 @@ func appendJob(b []byte, j *job, a uint64) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, d)
+			b = jsonscan.AppendString(b, d)
 		}
 		b = append(b, ']')
 	}

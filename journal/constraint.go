@@ -3,6 +3,7 @@ package journal
 import (
 	"errors"
 	"fmt"
+	"github.com/fluxkit/fluxkit/internal/jsonscan"
 	"math"
 	"strconv"
 	"strings"
@@ -59,11 +60,11 @@ func cerr(format string, args ...any) error {
 // ParseConstraint compiles a constraint; nil, empty input or {} matches
 // every job. Error texts are Flux's.
 func ParseConstraint(b []byte) (*Constraint, error) {
-	b = trim(b)
+	b = jsonscan.Trim(b)
 	if len(b) == 0 {
 		return &Constraint{root: &cnode{op: opTrue}}, nil
 	}
-	if err := checkValue(b); err != nil {
+	if err := jsonscan.Check(b); err != nil {
 		return nil, cerr("%v", err)
 	}
 	n, err := compile(b, 0)
@@ -77,13 +78,13 @@ func compile(b []byte, depth int) (*cnode, error) {
 	if depth > 64 {
 		return nil, cerr("constraint nested too deeply")
 	}
-	if kind(b) != kindObject {
+	if jsonscan.KindOf(b) != jsonscan.Object {
 		return nil, cerr("constraint must be JSON object")
 	}
 	var op string
 	var vals []byte
 	n := 0
-	_ = eachMember(b, func(k string, v []byte) error {
+	_ = jsonscan.Members(b, func(k string, v []byte) error {
 		op, vals = k, v
 		n++
 		return nil
@@ -95,11 +96,11 @@ func compile(b []byte, depth int) (*cnode, error) {
 		return nil, cerr("constraint must only contain 1 element")
 	}
 	op = strings.Clone(op)
-	if kind(vals) != kindArray {
+	if jsonscan.KindOf(vals) != jsonscan.Array {
 		return nil, cerr("operator %s values not an array", op)
 	}
 	var elems [][]byte
-	_ = eachElem(vals, func(v []byte) error { elems = append(elems, v); return nil })
+	_ = jsonscan.Elems(vals, func(v []byte) error { elems = append(elems, v); return nil })
 	switch op {
 	case "and", "or", "not":
 		c := &cnode{op: map[string]cop{"and": opAnd, "or": opOr, "not": opNot}[op]}
@@ -114,7 +115,7 @@ func compile(b []byte, depth int) (*cnode, error) {
 	case "userid":
 		c := &cnode{op: opUserid}
 		for _, e := range elems {
-			v, err := asInt(e)
+			v, err := jsonscan.Int(e)
 			if err != nil || v < 0 || v > math.MaxUint32 {
 				return nil, cerr("userid value must be an integer")
 			}
@@ -127,7 +128,7 @@ func compile(b []byte, depth int) (*cnode, error) {
 			c.op = opQueue
 		}
 		for _, e := range elems {
-			s, err := asString(e)
+			s, err := jsonscan.Unquote(e)
 			if err != nil {
 				return nil, cerr("%s value must be a string", op)
 			}
@@ -141,9 +142,9 @@ func compile(b []byte, depth int) (*cnode, error) {
 			c.op, all = opResults, uint32(resultAll)
 		}
 		for _, e := range elems {
-			switch kind(e) {
-			case kindString:
-				s, _ := asString(e)
+			switch jsonscan.KindOf(e) {
+			case jsonscan.String:
+				s, _ := jsonscan.Unquote(e)
 				var bit uint32
 				if op == "states" {
 					st, err := ParseState(s)
@@ -159,8 +160,8 @@ func compile(b []byte, depth int) (*cnode, error) {
 					bit = uint32(r)
 				}
 				c.mask |= bit
-			case kindInt:
-				v, _ := asInt(e)
+			case jsonscan.Integer:
+				v, _ := jsonscan.Int(e)
 				if v < 0 || v > math.MaxUint32 || uint32(v)&^all != 0 {
 					return nil, cerr("invalid %s value '%Xh' specified", op, v)
 				}
@@ -178,7 +179,7 @@ func compile(b []byte, depth int) (*cnode, error) {
 		}
 		c := &cnode{op: opAnd}
 		for _, e := range elems {
-			s, err := asString(e)
+			s, err := jsonscan.Unquote(e)
 			if err != nil {
 				return nil, cerr("%s value must be a string", op)
 			}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/fluxkit/fluxkit/internal/jsonscan"
 	"io"
 	"math"
 )
@@ -29,23 +30,23 @@ func entryErr(format string, args ...any) error {
 // present) an object; extra keys are allowed. Context aliases b.
 func ParseEntry(b []byte) (Entry, error) {
 	var e Entry
-	b = trim(b)
+	b = jsonscan.Trim(b)
 	haveTS, haveName := false, false
-	err := eachMember(b, func(k string, v []byte) error {
+	err := jsonscan.Members(b, func(k string, v []byte) error {
 		switch k {
 		case "timestamp":
-			f, err := asFloat(v)
+			f, err := jsonscan.Float(v)
 			if err != nil {
 				return entryErr("timestamp is not a number")
 			}
 			e.Timestamp, haveTS = f, true
 		case "name":
-			if kind(v) != kindString {
+			if jsonscan.KindOf(v) != jsonscan.String {
 				return entryErr("name is not a string")
 			}
 			e.Name, haveName = internName(v), true
 		case "context":
-			if kind(v) != kindObject {
+			if jsonscan.KindOf(v) != jsonscan.Object {
 				return entryErr("context is not an object")
 			}
 			e.Context = v
@@ -123,7 +124,7 @@ func internName(v []byte) string {
 	case "epilog-finish":
 		return "epilog-finish"
 	}
-	s, err := asString(v)
+	s, err := jsonscan.Unquote(v)
 	if err != nil {
 		return string(raw) // unreachable for a checked string
 	}
@@ -134,9 +135,9 @@ func internName(v []byte) string {
 // when present. The caller guarantees a valid entry (see [NewEntry]).
 func AppendEntry(b []byte, e Entry) []byte {
 	b = append(b, `{"timestamp":`...)
-	b = appendFloat(b, e.Timestamp)
+	b = jsonscan.AppendFloat(b, e.Timestamp)
 	b = append(b, `,"name":`...)
-	b = appendString(b, e.Name)
+	b = jsonscan.AppendString(b, e.Name)
 	if e.Context != nil {
 		b = append(b, `,"context":`...)
 		b = append(b, e.Context...)
@@ -158,11 +159,11 @@ func NewEntry(timestamp float64, name string, context []byte, now float64) (Entr
 		return Entry{}, entryErr("empty name")
 	}
 	if context != nil {
-		context = trim(context)
-		if err := checkValue(context); err != nil {
+		context = jsonscan.Trim(context)
+		if err := jsonscan.Check(context); err != nil {
 			return Entry{}, entryErr("event %s: context: %v", name, err)
 		}
-		if kind(context) != kindObject {
+		if jsonscan.KindOf(context) != jsonscan.Object {
 			return Entry{}, entryErr("event %s: context is not an object", name)
 		}
 	}
@@ -193,7 +194,7 @@ func DecodeEventlog(r io.Reader) ([]Entry, error) {
 		if len(l) == 0 {
 			return nil, entryErr("line %d: empty line", line)
 		}
-		if err := checkValue(l); err != nil {
+		if err := jsonscan.Check(l); err != nil {
 			return nil, entryErr("line %d: %v", line, err)
 		}
 		e, err := ParseEntry(l)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/fluxkit/fluxkit/internal/jsonscan"
 	"strings"
 
 	"github.com/fluxkit/fluxkit/idset"
@@ -19,15 +20,15 @@ type jobspecInfo struct {
 }
 
 func countOf(v []byte) (int64, error) {
-	switch kind(v) {
-	case kindInt:
-		return asInt(v)
-	case kindObject:
-		m := fastMember(v, "min")
+	switch jsonscan.KindOf(v) {
+	case jsonscan.Integer:
+		return jsonscan.Int(v)
+	case jsonscan.Object:
+		m := jsonscan.FastMember(v, "min")
 		if m == nil {
 			return 0, errors.New("count object without min")
 		}
-		return asInt(m)
+		return jsonscan.Int(m)
 	}
 	return 0, errors.New("count must be an integer or object")
 }
@@ -41,22 +42,22 @@ func (c *jjCounts) walk(vs []byte, depth int) error {
 	if depth > 16 {
 		return errors.New("resources nested too deeply")
 	}
-	return fastElems(vs, func(v []byte) error {
+	return jsonscan.FastElems(vs, func(v []byte) error {
 		var typ string
 		var count int64 = -1
 		var with []byte
 		excl := false
-		err := fastMembers(v, func(k string, val []byte) error {
+		err := jsonscan.FastMembers(v, func(k string, val []byte) error {
 			var err error
 			switch k {
 			case "type":
-				typ, err = viewString(val)
+				typ, err = jsonscan.View(val)
 			case "count":
 				count, err = countOf(val)
 			case "with":
 				with = val
 			case "exclusive":
-				excl, err = asBool(val)
+				excl, err = jsonscan.Bool(val)
 			}
 			if err != nil {
 				return fmt.Errorf("resource %s: %w", k, err)
@@ -124,12 +125,12 @@ const maxInterned = 4096
 
 func (in *interner) str(v []byte) (string, error) {
 	if in == nil || len(v) < 2 || v[0] != '"' || bytes.IndexByte(v, '\\') >= 0 {
-		return asString(v)
+		return jsonscan.Unquote(v)
 	}
 	if s, ok := in.strs[string(v[1:len(v)-1])]; ok {
 		return s, nil
 	}
-	s, err := asString(v)
+	s, err := jsonscan.Unquote(v)
 	if err == nil && len(in.strs) < maxInterned {
 		in.strs[s] = s
 	}
@@ -167,7 +168,7 @@ func (in *interner) setMemo(v []byte) (setMemo, []byte, error) {
 			return m, v[1 : len(v)-1], m.err
 		}
 	}
-	s, err := asString(v)
+	s, err := jsonscan.Unquote(v)
 	if err != nil {
 		return setMemo{}, nil, errNotString
 	}
@@ -202,10 +203,10 @@ func parseJobspecIn(js []byte, in *interner) (jobspecInfo, error) {
 	info := jobspecInfo{duration: -1, nnodes: -1, ntasks: -1, ncores: -1}
 	var resources, tasks, attrs []byte
 	version := int64(-1)
-	err := fastMembers(js, func(k string, v []byte) error {
+	err := jsonscan.FastMembers(js, func(k string, v []byte) error {
 		switch k {
 		case "version":
-			n, err := asInt(v)
+			n, err := jsonscan.Int(v)
 			if err != nil {
 				return errors.New("version must be an integer")
 			}
@@ -227,11 +228,11 @@ func parseJobspecIn(js []byte, in *interner) (jobspecInfo, error) {
 	var command0 string
 	totalTasks := int64(-1)
 	if attrs != nil {
-		if kind(attrs) != kindObject {
+		if jsonscan.KindOf(attrs) != jsonscan.Object {
 			return info, errors.New("jobspec: attributes is not an object")
 		}
-		if sys := fastMember(attrs, "system"); sys != nil {
-			err := fastMembers(sys, func(k string, v []byte) error {
+		if sys := jsonscan.FastMember(attrs, "system"); sys != nil {
+			err := jsonscan.FastMembers(sys, func(k string, v []byte) error {
 				var err error
 				switch k {
 				case "cwd":
@@ -243,22 +244,22 @@ func parseJobspecIn(js []byte, in *interner) (jobspecInfo, error) {
 				case "bank":
 					info.bank, err = in.str(v)
 				case "duration":
-					info.duration, err = asFloat(v)
+					info.duration, err = jsonscan.Float(v)
 				case "job":
-					if n := fastMember(v, "name"); n != nil {
+					if n := jsonscan.FastMember(v, "name"); n != nil {
 						info.name, err = in.str(n)
 					}
 				case "shell":
-					opts := fastMember(v, "options")
-					if opts != nil && kind(opts) == kindObject {
-						pr := fastMember(opts, "per-resource")
-						if pr != nil && kind(pr) == kindObject {
-							t := fastMember(pr, "type")
-							if perType, err = asString(t); err != nil {
+					opts := jsonscan.FastMember(v, "options")
+					if opts != nil && jsonscan.KindOf(opts) == jsonscan.Object {
+						pr := jsonscan.FastMember(opts, "per-resource")
+						if pr != nil && jsonscan.KindOf(pr) == jsonscan.Object {
+							t := jsonscan.FastMember(pr, "type")
+							if perType, err = jsonscan.Unquote(t); err != nil {
 								return fmt.Errorf("per-resource type: %w", err)
 							}
-							if c := fastMember(pr, "count"); c != nil {
-								if perCount, err = asInt(c); err != nil {
+							if c := jsonscan.FastMember(pr, "count"); c != nil {
+								if perCount, err = jsonscan.Int(c); err != nil {
 									return fmt.Errorf("per-resource count: %w", err)
 								}
 							}
@@ -275,17 +276,17 @@ func parseJobspecIn(js []byte, in *interner) (jobspecInfo, error) {
 			}
 		}
 	}
-	if tasks != nil && kind(tasks) == kindArray {
+	if tasks != nil && jsonscan.KindOf(tasks) == jsonscan.Array {
 		first := true
-		_ = fastElems(tasks, func(t []byte) error {
-			if !first || kind(t) != kindObject {
+		_ = jsonscan.FastElems(tasks, func(t []byte) error {
+			if !first || jsonscan.KindOf(t) != jsonscan.Object {
 				return nil
 			}
 			first = false
 			// One walk for both keys; the last of a repeated key counts, as
 			// with fastMember.
 			var cmd, cnt []byte
-			_ = fastMembers(t, func(k string, v []byte) error {
+			_ = jsonscan.FastMembers(t, func(k string, v []byte) error {
 				switch k {
 				case "command":
 					cmd = v
@@ -294,9 +295,9 @@ func parseJobspecIn(js []byte, in *interner) (jobspecInfo, error) {
 				}
 				return nil
 			})
-			if kind(cmd) == kindArray {
+			if jsonscan.KindOf(cmd) == jsonscan.Array {
 				c0 := true
-				_ = fastElems(cmd, func(c []byte) error {
+				_ = jsonscan.FastElems(cmd, func(c []byte) error {
 					if c0 {
 						command0, _ = in.str(c)
 						c0 = false
@@ -304,9 +305,9 @@ func parseJobspecIn(js []byte, in *interner) (jobspecInfo, error) {
 					return nil
 				})
 			}
-			if kind(cnt) == kindObject {
-				if tot := fastMember(cnt, "total"); tot != nil {
-					if n, err := asInt(tot); err == nil {
+			if jsonscan.KindOf(cnt) == jsonscan.Object {
+				if tot := jsonscan.FastMember(cnt, "total"); tot != nil {
+					if n, err := jsonscan.Int(tot); err == nil {
 						totalTasks = n
 					}
 				}
@@ -376,11 +377,11 @@ func parseR(r []byte) (rInfo, error) { return parseRIn(r, nil) }
 
 func parseRIn(r []byte, in *interner) (rInfo, error) {
 	var info rInfo
-	if kind(r) != kindObject {
+	if jsonscan.KindOf(r) != jsonscan.Object {
 		return info, errors.New("R: not an object")
 	}
-	exec := fastMember(r, "execution")
-	if exec == nil || kind(exec) != kindObject {
+	exec := jsonscan.FastMember(r, "execution")
+	if exec == nil || jsonscan.KindOf(exec) != jsonscan.Object {
 		return info, errors.New("R: execution missing")
 	}
 	var b idset.Builder
@@ -392,10 +393,10 @@ func parseRIn(r []byte, in *interner) (rInfo, error) {
 	var node0 string
 	var nodes []string
 	nnodes := 0
-	err := fastMembers(exec, func(k string, v []byte) error {
+	err := jsonscan.FastMembers(exec, func(k string, v []byte) error {
 		switch k {
 		case "expiration":
-			f, err := asFloat(v)
+			f, err := jsonscan.Float(v)
 			if err != nil {
 				return errors.New("expiration must be a number")
 			}
@@ -403,8 +404,8 @@ func parseRIn(r []byte, in *interner) (rInfo, error) {
 				info.expiration = f
 			}
 		case "R_lite":
-			return fastElems(v, func(e []byte) error {
-				rv := fastMember(e, "rank")
+			return jsonscan.FastElems(v, func(e []byte) error {
+				rv := jsonscan.FastMember(e, "rank")
 				m, key, err := in.setMemo(rv)
 				if errors.Is(err, errNotString) {
 					return errors.New("rank of an R_lite entry must be a string")
@@ -422,11 +423,11 @@ func parseRIn(r []byte, in *interner) (rInfo, error) {
 					b.AddSet(set)
 				}
 				nsets++
-				ch := fastMember(e, "children")
+				ch := jsonscan.FastMember(e, "children")
 				if ch == nil {
 					return errors.New("children of an R_lite entry missing")
 				}
-				cv := fastMember(ch, "core")
+				cv := jsonscan.FastMember(ch, "core")
 				if cv != nil {
 					cores, err := in.set(cv)
 					if errors.Is(err, errNotString) {
@@ -440,7 +441,7 @@ func parseRIn(r []byte, in *interner) (rInfo, error) {
 				return nil
 			})
 		case "nodelist":
-			return fastElems(v, func(e []byte) error {
+			return jsonscan.FastElems(v, func(e []byte) error {
 				s, err := in.str(e)
 				if err != nil {
 					return errors.New("nodelist entries must be strings")

@@ -3,6 +3,7 @@ package journal
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/fluxkit/fluxkit/internal/jsonscan"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -35,45 +36,45 @@ func FuzzScanner(f *testing.F) {
 		if depth(b) > 200 {
 			return
 		}
-		got := checkValue(b) == nil
+		got := jsonscan.Check(b) == nil
 		if want := json.Valid(b); got != want {
-			t.Fatalf("checkValue(%q) = %v, json.Valid = %v", b, got, want)
+			t.Fatalf("jsonscan.Check(%q) = %v, json.Valid = %v", b, got, want)
 		}
-		if got && kind(trim(b)) == kindObject {
+		if got && jsonscan.KindOf(jsonscan.Trim(b)) == jsonscan.Object {
 			ref := map[string]json.RawMessage{}
 			if err := json.Unmarshal(b, &ref); err != nil {
 				t.Fatal(err)
 			}
 			n := 0
 			seen := map[string]bool{}
-			if err := eachMember(trim(b), func(k string, v []byte) error {
+			if err := jsonscan.Members(jsonscan.Trim(b), func(k string, v []byte) error {
 				if !seen[k] {
 					n++
 				}
 				seen[k] = true
 				return nil
 			}); err != nil {
-				t.Fatalf("eachMember(%q): %v", b, err)
+				t.Fatalf("jsonscan.Members(%q): %v", b, err)
 			}
 			if utf8.Valid(b) && n != len(ref) {
 				t.Fatalf("%q: %d members, encoding/json %d", b, n, len(ref))
 			}
 			// The fast walker finds the same members on validated input.
 			var slow, fast []string
-			_ = eachMember(trim(b), func(k string, v []byte) error { slow = append(slow, k+"="+string(v)); return nil })
-			if err := fastMembers(trim(b), func(k string, v []byte) error { fast = append(fast, k+"="+string(v)); return nil }); err != nil {
-				t.Fatalf("fastMembers(%q): %v", b, err)
+			_ = jsonscan.Members(jsonscan.Trim(b), func(k string, v []byte) error { slow = append(slow, k+"="+string(v)); return nil })
+			if err := jsonscan.FastMembers(jsonscan.Trim(b), func(k string, v []byte) error { fast = append(fast, k+"="+string(v)); return nil }); err != nil {
+				t.Fatalf("jsonscan.FastMembers(%q): %v", b, err)
 			}
 			if strings.Join(slow, "\x00") != strings.Join(fast, "\x00") {
-				t.Fatalf("%q: eachMember %q, fastMembers %q", b, slow, fast)
+				t.Fatalf("%q: jsonscan.Members %q, jsonscan.FastMembers %q", b, slow, fast)
 			}
 		}
-		if got && (kind(trim(b)) == kindInt || kind(trim(b)) == kindReal) {
-			f1, err1 := asFloat(trim(b))
+		if got && (jsonscan.KindOf(jsonscan.Trim(b)) == jsonscan.Integer || jsonscan.KindOf(jsonscan.Trim(b)) == jsonscan.Real) {
+			f1, err1 := jsonscan.Float(jsonscan.Trim(b))
 			var f2 float64
 			err2 := json.Unmarshal(b, &f2)
 			if (err1 == nil) != (err2 == nil) || err1 == nil && f1 != f2 {
-				t.Fatalf("asFloat(%q) = %v %v, encoding/json %v %v", b, f1, err1, f2, err2)
+				t.Fatalf("jsonscan.Float(%q) = %v %v, encoding/json %v %v", b, f1, err1, f2, err2)
 			}
 		}
 	})
@@ -91,11 +92,11 @@ func FuzzParseEntry(f *testing.F) {
 		// (and Flux) does not, so the reference decodes into a map.
 		var ref struct{ Timestamp, Name, Context json.RawMessage }
 		var m map[string]json.RawMessage
-		refOK := json.Valid(b) && kind(trim(b)) == kindObject && json.Unmarshal(b, &m) == nil
+		refOK := json.Valid(b) && jsonscan.KindOf(jsonscan.Trim(b)) == jsonscan.Object && json.Unmarshal(b, &m) == nil
 		ref.Timestamp, ref.Name, ref.Context = m["timestamp"], m["name"], m["context"]
 		refOK = refOK &&
-			(kind(ref.Timestamp) == kindInt || kind(ref.Timestamp) == kindReal) && kind(ref.Name) == kindString &&
-			(ref.Context == nil || kind(ref.Context) == kindObject) && depth(b) <= 200
+			(jsonscan.KindOf(ref.Timestamp) == jsonscan.Integer || jsonscan.KindOf(ref.Timestamp) == jsonscan.Real) && jsonscan.KindOf(ref.Name) == jsonscan.String &&
+			(ref.Context == nil || jsonscan.KindOf(ref.Context) == jsonscan.Object) && depth(b) <= 200
 		if refOK != (err == nil) {
 			t.Fatalf("ParseEntry(%q) = %v, reference ok %v", b, err, refOK)
 		}
@@ -200,10 +201,10 @@ func FuzzJobspecR(f *testing.F) {
 	f.Add(rFor("0-3", "0-3", "n[1-4]", 5))
 	f.Add([]byte(`{"version":1,"resources":[{"type":"slot","count":{"min":2},"with":[{"type":"core","count":1}]}],"attributes":{"system":{"duration":1,"shell":{"options":{"per-resource":{"type":"core","count":2}}}}}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if checkValue(b) != nil || kind(trim(b)) != kindObject {
+		if jsonscan.Check(b) != nil || jsonscan.KindOf(jsonscan.Trim(b)) != jsonscan.Object {
 			return
 		}
-		_, _ = parseJobspec(trim(b))
-		_, _ = parseR(trim(b))
+		_, _ = parseJobspec(jsonscan.Trim(b))
+		_, _ = parseR(jsonscan.Trim(b))
 	})
 }

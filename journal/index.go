@@ -3,6 +3,7 @@ package journal
 import (
 	"errors"
 	"fmt"
+	"github.com/fluxkit/fluxkit/internal/jsonscan"
 
 	"github.com/fluxkit/fluxkit"
 )
@@ -262,33 +263,33 @@ type message struct {
 // the walk over the events is most of a backlog's parsing).
 func parseMessage(b []byte, buf []Entry) (message, error) {
 	m := message{entries: buf[:0], entryAt: -1}
-	b = trim(b)
-	if kind(b) != kindObject {
+	b = jsonscan.Trim(b)
+	if jsonscan.KindOf(b) != jsonscan.Object {
 		return m, &ProtocolError{Index: -1, Err: errors.New("response is not a JSON object")}
 	}
 	err := m.members(b)
 	if err != nil {
 		return m, &ProtocolError{Job: m.id, Index: -1, Err: err}
 	}
-	if !m.sentinel && kind(m.events) != kindArray {
+	if !m.sentinel && jsonscan.KindOf(m.events) != jsonscan.Array {
 		return m, &ProtocolError{Job: m.id, Index: -1, Err: errors.New("events is not an array")}
 	}
 	return m, nil
 }
 
-// members is eachMember over the response object with its checks, the
+// members is jsonscan.Members over the response object with its checks, the
 // events array walked by scanEvents.
 func (m *message) members(b []byte) error {
 	haveID := false
-	i := skipWS(b, 1)
+	i := jsonscan.SkipWS(b, 1)
 	if i < len(b) && b[i] == '}' {
 		if i+1 != len(b) {
-			return errSyntax
+			return jsonscan.ErrSyntax
 		}
 		return errors.New("response has no id")
 	}
 	for {
-		k, next, err := memberKey(b, i)
+		k, next, err := jsonscan.MemberKey(b, i)
 		if err != nil {
 			return err
 		}
@@ -297,7 +298,7 @@ func (m *message) members(b []byte) error {
 		if k == "events" && i < len(b) && b[i] == '[' {
 			ve, err = m.scanEvents(b, i)
 		} else {
-			ve, err = valueEnd(b, i)
+			ve, err = jsonscan.ValueEnd(b, i)
 		}
 		if err != nil {
 			return err
@@ -305,7 +306,7 @@ func (m *message) members(b []byte) error {
 		v := b[i:ve]
 		switch k {
 		case "id":
-			n, err := asInt(v)
+			n, err := jsonscan.Int(v)
 			switch {
 			case err == nil && n == -1:
 				m.sentinel = true
@@ -322,30 +323,30 @@ func (m *message) members(b []byte) error {
 			}
 			m.events = v
 		case "jobspec":
-			if kind(v) != kindObject {
+			if jsonscan.KindOf(v) != jsonscan.Object {
 				return errors.New("jobspec is not an object")
 			}
 			m.jobspec = v
 		case "R":
-			if kind(v) != kindObject {
+			if jsonscan.KindOf(v) != jsonscan.Object {
 				return errors.New("R is not an object")
 			}
 			m.r = v
 		}
-		i = skipWS(b, ve)
+		i = jsonscan.SkipWS(b, ve)
 		if i >= len(b) {
-			return errSyntax
+			return jsonscan.ErrSyntax
 		}
 		if b[i] == '}' {
 			if i+1 != len(b) {
-				return errSyntax
+				return jsonscan.ErrSyntax
 			}
 			break
 		}
 		if b[i] != ',' {
-			return errSyntax
+			return jsonscan.ErrSyntax
 		}
-		i = skipWS(b, i+1)
+		i = jsonscan.SkipWS(b, i+1)
 	}
 	if !haveID {
 		return errors.New("response has no id")
@@ -353,12 +354,12 @@ func (m *message) members(b []byte) error {
 	return nil
 }
 
-// scanEvents validates the array at b[i] as valueEnd does (same errors,
+// scanEvents validates the array at b[i] as jsonscan.ValueEnd does (same errors,
 // same depth accounting) and decodes its entries as parseCheckedEntry
 // does, stopping decoding (not validating) at the first bad entry.
 func (m *message) scanEvents(b []byte, i int) (int, error) {
 	m.entries, m.entryAt, m.entryErr = m.entries[:0], -1, nil
-	i = skipWS(b, i+1)
+	i = jsonscan.SkipWS(b, i+1)
 	if i < len(b) && b[i] == ']' {
 		return i + 1, nil
 	}
@@ -377,20 +378,20 @@ func (m *message) scanEvents(b []byte, i int) (int, error) {
 			} else {
 				m.entries = append(m.entries, en)
 			}
-		} else if e, err = valueEndDepth(b, i, 1); err != nil {
+		} else if e, err = jsonscan.ValueEndDepth(b, i, 1); err != nil {
 			return 0, err
 		}
-		i = skipWS(b, e)
+		i = jsonscan.SkipWS(b, e)
 		if i >= len(b) {
-			return 0, errSyntax
+			return 0, jsonscan.ErrSyntax
 		}
 		if b[i] == ']' {
 			return i + 1, nil
 		}
 		if b[i] != ',' {
-			return 0, errSyntax
+			return 0, jsonscan.ErrSyntax
 		}
-		i = skipWS(b, i+1)
+		i = jsonscan.SkipWS(b, i+1)
 	}
 }
 
@@ -399,23 +400,23 @@ func (m *message) scanEvents(b []byte, i int) (int, error) {
 // parseCheckedEntry words it), err a syntax error of the message.
 func scanEntry(b []byte, i int) (end int, en Entry, bad, err error) {
 	if i >= len(b) || b[i] != '{' {
-		if end, err = valueEndDepth(b, i, 1); err != nil {
+		if end, err = jsonscan.ValueEndDepth(b, i, 1); err != nil {
 			return 0, en, nil, err
 		}
-		return end, en, entryErr("%v", errNotObj), nil
+		return end, en, entryErr("%v", jsonscan.ErrNotObject), nil
 	}
 	haveTS, haveName := false, false
-	i = skipWS(b, i+1)
+	i = jsonscan.SkipWS(b, i+1)
 	if i < len(b) && b[i] == '}' {
 		return i + 1, en, entryErr("timestamp missing"), nil
 	}
 	for {
-		k, next, err := memberKey(b, i)
+		k, next, err := jsonscan.MemberKey(b, i)
 		if err != nil {
 			return 0, en, nil, err
 		}
 		i = next
-		ve, err := valueEndDepth(b, i, 2)
+		ve, err := jsonscan.ValueEndDepth(b, i, 2)
 		if err != nil {
 			return 0, en, nil, err
 		}
@@ -423,7 +424,7 @@ func scanEntry(b []byte, i int) (end int, en Entry, bad, err error) {
 			v := b[i:ve]
 			switch k {
 			case "timestamp":
-				if f, err := asFloat(v); err != nil {
+				if f, err := jsonscan.Float(v); err != nil {
 					bad = entryErr("timestamp is not a number")
 				} else {
 					en.Timestamp, haveTS = f, true
@@ -442,18 +443,18 @@ func scanEntry(b []byte, i int) (end int, en Entry, bad, err error) {
 				}
 			}
 		}
-		i = skipWS(b, ve)
+		i = jsonscan.SkipWS(b, ve)
 		if i >= len(b) {
-			return 0, en, nil, errSyntax
+			return 0, en, nil, jsonscan.ErrSyntax
 		}
 		if b[i] == '}' {
 			end = i + 1
 			break
 		}
 		if b[i] != ',' {
-			return 0, en, nil, errSyntax
+			return 0, en, nil, jsonscan.ErrSyntax
 		}
-		i = skipWS(b, i+1)
+		i = jsonscan.SkipWS(b, i+1)
 	}
 	switch {
 	case bad != nil:
@@ -507,7 +508,7 @@ func ctxInt(ctx []byte, key string) (int64, error) {
 	if ctx == nil {
 		return 0, errors.New("context missing")
 	}
-	return ctxIntOf(fastMember(ctx, key), key)
+	return ctxIntOf(jsonscan.FastMember(ctx, key), key)
 }
 
 // ctxIntOf is ctxInt for the raw value v of key (nil: absent).
@@ -515,7 +516,7 @@ func ctxIntOf(v []byte, key string) (int64, error) {
 	if v == nil {
 		return 0, fmt.Errorf("context has no %s", key)
 	}
-	n, err := asInt(v)
+	n, err := jsonscan.Int(v)
 	if err != nil {
 		return 0, fmt.Errorf("context %s is not an integer", key)
 	}
@@ -526,11 +527,11 @@ func ctxString(ctx []byte, key string) (string, error) {
 	if ctx == nil {
 		return "", errors.New("context missing")
 	}
-	v := fastMember(ctx, key)
+	v := jsonscan.FastMember(ctx, key)
 	if v == nil {
 		return "", fmt.Errorf("context has no %s", key)
 	}
-	s, err := asString(v)
+	s, err := jsonscan.Unquote(v)
 	if err != nil {
 		return "", fmt.Errorf("context %s is not a string", key)
 	}
@@ -649,17 +650,17 @@ func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
 		j.urgency = int32(u)
 		x.step(j, e, false)
 	case "annotations":
-		v := fastMember(e.Context, "annotations")
+		v := jsonscan.FastMember(e.Context, "annotations")
 		if v == nil {
 			return errors.New("context has no annotations")
 		}
-		if k := kind(v); k != kindNull && k != kindObject {
+		if k := jsonscan.KindOf(v); k != jsonscan.Null && k != jsonscan.Object {
 			return errors.New("annotations is not an object or null")
 		}
 		if !taken {
 			break
 		}
-		if kind(v) == kindObject {
+		if jsonscan.KindOf(v) == jsonscan.Object {
 			j.coldFor().annotations = clone(v)
 		} else if j.cold != nil {
 			j.cold.annotations = nil
@@ -727,7 +728,7 @@ func (x *Index) submit(j *job, id fluxkit.JobID, e Entry, jobspec, r []byte) err
 	// One walk for the three keys (each lookup would walk it again); the
 	// last of a repeated key counts, as with fastMember.
 	var uv, gv, vv []byte
-	_ = fastMembers(e.Context, func(k string, v []byte) error {
+	_ = jsonscan.FastMembers(e.Context, func(k string, v []byte) error {
 		switch k {
 		case "userid":
 			uv = v
@@ -748,7 +749,7 @@ func (x *Index) submit(j *job, id fluxkit.JobID, e Entry, jobspec, r []byte) err
 	}
 	version := int64(-1)
 	if vv != nil {
-		if version, err = asInt(vv); err != nil {
+		if version, err = jsonscan.Int(vv); err != nil {
 			return errors.New("context version is not an integer")
 		}
 	}
@@ -801,7 +802,7 @@ func (x *Index) updateR(j *job, e Entry) {
 		x.cfg.Logf("received resource update before R")
 		return
 	}
-	v := fastMember(e.Context, "expiration")
+	v := jsonscan.FastMember(e.Context, "expiration")
 	if v == nil {
 		return
 	}
@@ -1174,13 +1175,13 @@ func (x *Index) forget(id fluxkit.JobID) {
 
 // ParsePurge decodes a job-purge-inactive payload.
 func ParsePurge(b []byte) ([]fluxkit.JobID, error) {
-	jobs, err := member(trim(b), "jobs")
+	jobs, err := jsonscan.Member(jsonscan.Trim(b), "jobs")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", EventPurge, err)
 	}
 	var ids []fluxkit.JobID
-	err = eachElem(jobs, func(v []byte) error {
-		n, err := asInt(v)
+	err = jsonscan.Elems(jobs, func(v []byte) error {
+		n, err := jsonscan.Int(v)
 		if err != nil || n < 0 {
 			return fmt.Errorf("job id %s is not an integer", v)
 		}

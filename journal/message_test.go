@@ -3,6 +3,7 @@ package journal
 import (
 	"errors"
 	"fmt"
+	"github.com/fluxkit/fluxkit/internal/jsonscan"
 	"reflect"
 	"testing"
 
@@ -10,7 +11,7 @@ import (
 )
 
 // The reference decoder: the two-pass parse parseMessage replaced (validate
-// the whole response with eachMember, then walk the events again and
+// the whole response with jsonscan.Members, then walk the events again and
 // decode each entry). The single pass must agree with it on every input:
 // same members, same entries up to the first bad one, same errors.
 
@@ -19,21 +20,21 @@ import (
 func parseCheckedEntry(b []byte) (Entry, error) {
 	var e Entry
 	haveTS, haveName := false, false
-	err := fastMembers(b, func(k string, v []byte) error {
+	err := jsonscan.FastMembers(b, func(k string, v []byte) error {
 		switch k {
 		case "timestamp":
-			f, err := asFloat(v)
+			f, err := jsonscan.Float(v)
 			if err != nil {
 				return entryErr("timestamp is not a number")
 			}
 			e.Timestamp, haveTS = f, true
 		case "name":
-			if kind(v) != kindString {
+			if jsonscan.KindOf(v) != jsonscan.String {
 				return entryErr("name is not a string")
 			}
 			e.Name, haveName = internName(v), true
 		case "context":
-			if kind(v) != kindObject {
+			if jsonscan.KindOf(v) != jsonscan.Object {
 				return entryErr("context is not an object")
 			}
 			e.Context = v
@@ -63,15 +64,15 @@ type refMessage struct {
 
 func refParseMessage(b []byte) (refMessage, error) {
 	var m refMessage
-	b = trim(b)
-	if kind(b) != kindObject {
+	b = jsonscan.Trim(b)
+	if jsonscan.KindOf(b) != jsonscan.Object {
 		return m, &ProtocolError{Index: -1, Err: errors.New("response is not a JSON object")}
 	}
 	haveID := false
-	err := eachMember(b, func(k string, v []byte) error {
+	err := jsonscan.Members(b, func(k string, v []byte) error {
 		switch k {
 		case "id":
-			n, err := asInt(v)
+			n, err := jsonscan.Int(v)
 			switch {
 			case err == nil && n == -1:
 				m.sentinel = true
@@ -84,12 +85,12 @@ func refParseMessage(b []byte) (refMessage, error) {
 		case "events":
 			m.events = v
 		case "jobspec":
-			if kind(v) != kindObject {
+			if jsonscan.KindOf(v) != jsonscan.Object {
 				return errors.New("jobspec is not an object")
 			}
 			m.jobspec = v
 		case "R":
-			if kind(v) != kindObject {
+			if jsonscan.KindOf(v) != jsonscan.Object {
 				return errors.New("R is not an object")
 			}
 			m.r = v
@@ -102,7 +103,7 @@ func refParseMessage(b []byte) (refMessage, error) {
 	if err != nil {
 		return m, &ProtocolError{Job: m.id, Index: -1, Err: err}
 	}
-	if !m.sentinel && kind(m.events) != kindArray {
+	if !m.sentinel && jsonscan.KindOf(m.events) != jsonscan.Array {
 		return m, &ProtocolError{Job: m.id, Index: -1, Err: errors.New("events is not an array")}
 	}
 	return m, nil
@@ -124,13 +125,13 @@ func checkAgainstReference(t *testing.T, msg []byte) {
 		string(got.jobspec) != string(want.jobspec) || string(got.r) != string(want.r) {
 		t.Fatalf("%q: members differ from the reference", msg)
 	}
-	if want.sentinel && kind(want.events) != kindArray {
+	if want.sentinel && jsonscan.KindOf(want.events) != jsonscan.Array {
 		return
 	}
 	var entries []Entry
 	at, eerr := -1, error(nil)
 	i := -1
-	_ = fastElems(want.events, func(raw []byte) error {
+	_ = jsonscan.FastElems(want.events, func(raw []byte) error {
 		i++
 		e, err := parseCheckedEntry(raw)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/fluxkit/fluxkit/internal/jsonscan"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -414,12 +415,12 @@ func parseFilter(raw json.RawMessage, what string) (map[string]struct{}, error) 
 	if raw == nil {
 		return nil, nil
 	}
-	raw = trim(raw)
-	if kind(raw) != kindObject {
+	raw = jsonscan.Trim(raw)
+	if jsonscan.KindOf(raw) != jsonscan.Object {
 		return nil, fluxkit.Errorf(fluxkit.EPROTO, "job-manager.events %s should be an object", what)
 	}
 	m := map[string]struct{}{}
-	err := eachMember(raw, func(k string, _ []byte) error {
+	err := jsonscan.Members(raw, func(k string, _ []byte) error {
 		m[k] = struct{}{}
 		return nil
 	})
@@ -428,7 +429,7 @@ func parseFilter(raw json.RawMessage, what string) (map[string]struct{}, error) 
 
 func (p *Producer) handleJournal(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
 	var r journalRequest
-	if len(req.Payload) == 0 || kind(trim(req.Payload)) != kindObject {
+	if len(req.Payload) == 0 || jsonscan.KindOf(jsonscan.Trim(req.Payload)) != jsonscan.Object {
 		_ = w.RespondError(fluxkit.Errorf(fluxkit.EPROTO, "%s: payload must be a JSON object", req.Topic))
 		return
 	}
@@ -669,7 +670,7 @@ func (p *Producer) handleGetattr(ctx context.Context, w fluxkit.Responder, req *
 			if i > 0 {
 				out = append(out, ',')
 			}
-			out = append(appendString(out, a), ':')
+			out = append(jsonscan.AppendString(out, a), ':')
 			out = append(out, v...)
 		}
 		return nil

@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"github.com/fluxkit/fluxkit/internal/jsonscan"
 	"strings"
 
 	"github.com/fluxkit/fluxkit"
@@ -58,7 +59,7 @@ func (x *Index) Request(w fluxkit.Responder, req *fluxkit.Message) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, n)
+			b = jsonscan.AppendString(b, n)
 		}
 		_ = w.Respond(append(b, "]}"...))
 	case TopicStatsGet:
@@ -106,17 +107,17 @@ type field struct {
 }
 
 // jsonTypes are jansson's names of the kinds of value.
-var jsonTypes = [...]string{kindObject: "object", kindArray: "array", kindString: "string",
-	kindInt: "integer", kindReal: "real", kindNull: "null"}
+var jsonTypes = [...]string{jsonscan.Object: "object", jsonscan.Array: "array", jsonscan.String: "string",
+	jsonscan.Integer: "integer", jsonscan.Real: "real", jsonscan.Null: "null"}
 
 func jsonType(v []byte) string {
-	if kind(v) == kindBool {
+	if jsonscan.KindOf(v) == jsonscan.Boolean {
 		if v[0] == 't' {
 			return "true"
 		}
 		return "false"
 	}
-	return jsonTypes[kind(v)]
+	return jsonTypes[jsonscan.KindOf(v)]
 }
 
 // unpack checks a request payload as flux_request_unpack does, key by key
@@ -126,15 +127,15 @@ func unpack(payload []byte, fields ...field) error {
 	if len(payload) == 0 {
 		return invalid("message does not have a string payload")
 	}
-	b := trim(payload)
-	if err := checkValue(b); err != nil {
+	b := jsonscan.Trim(payload)
+	if err := jsonscan.Check(b); err != nil {
 		return invalid("%v", err)
 	}
-	if kind(b) != kindObject {
+	if jsonscan.KindOf(b) != jsonscan.Object {
 		return invalid("payload is not a JSON object")
 	}
 	for _, f := range fields {
-		v, err := member(b, f.key)
+		v, err := jsonscan.Member(b, f.key)
 		if err != nil {
 			return invalid("%v", err)
 		}
@@ -145,13 +146,13 @@ func unpack(payload []byte, fields ...field) error {
 			}
 			continue
 		}
-		k := kind(v)
+		k := jsonscan.KindOf(v)
 		switch {
-		case f.format == 'i' && k != kindInt:
+		case f.format == 'i' && k != jsonscan.Integer:
 			return invalid("Expected integer, got %s", jsonType(v))
-		case f.format == 'F' && k != kindInt && k != kindReal:
+		case f.format == 'F' && k != jsonscan.Integer && k != jsonscan.Real:
 			return invalid("Expected real or integer, got %s", jsonType(v))
-		case f.format == 's' && k != kindString:
+		case f.format == 's' && k != jsonscan.String:
 			return invalid("Expected string, got %s", jsonType(v))
 		}
 	}
@@ -168,9 +169,9 @@ func legacyConstraint(payload []byte) (c []byte, ok bool) {
 		field{"since", 'F', true, &since}, field{"name", 's', true, &name}, field{"queue", 's', true, &queue}) != nil {
 		return nil, false
 	}
-	uid, _ := asInt(userid)
-	st, _ := asInt(states)
-	res, _ := asInt(results)
+	uid, _ := jsonscan.Int(userid)
+	st, _ := jsonscan.Int(states)
+	res, _ := jsonscan.Int(results)
 	var parts []string
 	if uint32(uid) != fluxkit.UseridUnknown {
 		parts = append(parts, fmtS(`{"userid":[%d]}`, uid))
@@ -208,7 +209,7 @@ func (x *Index) doList(w fluxkit.Responder, req *fluxkit.Message) error {
 	if cons == nil {
 		cons, _ = legacyConstraint(req.Payload)
 	}
-	max, err := asInt(maxv)
+	max, err := jsonscan.Int(maxv)
 	if err != nil {
 		return invalid("max_entries %s out of range", maxv)
 	}
@@ -217,7 +218,7 @@ func (x *Index) doList(w fluxkit.Responder, req *fluxkit.Message) error {
 	}
 	since := 0.0
 	if sincev != nil {
-		if since, err = asFloat(sincev); err != nil {
+		if since, err = jsonscan.Float(sincev); err != nil {
 			return invalid("since %s out of range", sincev)
 		}
 		if since < 0 {
@@ -299,7 +300,7 @@ func (x *Index) listID(w fluxkit.Responder, req *fluxkit.Message) {
 		return
 	}
 	// flux-core takes the id as a signed integer and uses its bits.
-	id, err := asInt(idv)
+	id, err := jsonscan.Int(idv)
 	if err != nil {
 		_ = w.RespondError(invalid("id %s out of range", idv))
 		return
@@ -310,7 +311,7 @@ func (x *Index) listID(w fluxkit.Responder, req *fluxkit.Message) {
 		return
 	}
 	// The state is a C int; 0 is none.
-	v, _ := asInt(statev)
+	v, _ := jsonscan.Int(statev)
 	st := State(int32(v))
 	if st&^(StateActive|StateInactive) != 0 {
 		_ = w.RespondError(invalid("invalid state specified"))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/fluxkit/fluxkit/internal/jsonscan"
 	"io"
 	"math"
 	"slices"
@@ -259,19 +260,19 @@ func (s *Store) check(j *pjob, e Entry) (State, error) {
 		return StateNew, nil
 	}
 	intKey := func(key string, lo, hi int64) error {
-		v, err := member(e.Context, key)
+		v, err := jsonscan.Member(e.Context, key)
 		if err != nil || v == nil {
 			return fmt.Errorf("%s missing", key)
 		}
-		n, err := asInt(v)
+		n, err := jsonscan.Int(v)
 		if err != nil || n < lo || n > hi {
 			return fmt.Errorf("%s must be an integer in %d..%d", key, lo, hi)
 		}
 		return nil
 	}
 	strKey := func(key string) error {
-		v, err := member(e.Context, key)
-		if err != nil || kind(v) != kindString {
+		v, err := jsonscan.Member(e.Context, key)
+		if err != nil || jsonscan.KindOf(v) != jsonscan.String {
 			return fmt.Errorf("%s must be a string", key)
 		}
 		return nil
@@ -320,11 +321,11 @@ func (s *Store) check(j *pjob, e Entry) (State, error) {
 		if j.r == nil {
 			return bad()
 		}
-		v, err := member(e.Context, "expiration")
+		v, err := jsonscan.Member(e.Context, "expiration")
 		if err != nil || v == nil {
 			return ctxErr("expiration missing")
 		}
-		if _, err := asFloat(v); err != nil {
+		if _, err := jsonscan.Float(v); err != nil {
 			return ctxErr("expiration must be a number")
 		}
 	case "alloc":
@@ -367,8 +368,8 @@ func (s *Store) check(j *pjob, e Entry) (State, error) {
 		if err := intKey("severity", 0, 7); err != nil {
 			return ctxErr(err.Error())
 		}
-		v, _ := member(e.Context, "severity")
-		if sev, _ := asInt(v); sev == 0 {
+		v, _ := jsonscan.Member(e.Context, "severity")
+		if sev, _ := jsonscan.Int(v); sev == 0 {
 			if st == StateNew {
 				return bad()
 			}
@@ -386,8 +387,8 @@ func (s *Store) check(j *pjob, e Entry) (State, error) {
 			return ctxErr(err.Error())
 		}
 	case "annotations":
-		v, err := member(e.Context, "annotations")
-		if err != nil || (kind(v) != kindObject && kind(v) != kindNull) {
+		v, err := jsonscan.Member(e.Context, "annotations")
+		if err != nil || (jsonscan.KindOf(v) != jsonscan.Object && jsonscan.KindOf(v) != jsonscan.Null) {
 			return ctxErr("annotations must be an object or null")
 		}
 	case "memo":
@@ -395,8 +396,8 @@ func (s *Store) check(j *pjob, e Entry) (State, error) {
 			return ctxErr("context required")
 		}
 	case "set-flags":
-		v, err := member(e.Context, "flags")
-		if err != nil || kind(v) != kindArray {
+		v, err := jsonscan.Member(e.Context, "flags")
+		if err != nil || jsonscan.KindOf(v) != jsonscan.Array {
 			return ctxErr("flags must be an array")
 		}
 	}
@@ -410,17 +411,17 @@ func checkSubmit(ctx []byte) error {
 		return errors.New("context required")
 	}
 	for _, k := range []string{"userid", "urgency", "flags"} {
-		v, err := member(ctx, k)
-		if err != nil || kind(v) != kindInt {
+		v, err := jsonscan.Member(ctx, k)
+		if err != nil || jsonscan.KindOf(v) != jsonscan.Integer {
 			return fmt.Errorf("%s must be an integer", k)
 		}
 	}
-	v, _ := member(ctx, "urgency")
-	if u, _ := asInt(v); u < 0 || u > 31 {
+	v, _ := jsonscan.Member(ctx, "urgency")
+	if u, _ := jsonscan.Int(v); u < 0 || u > 31 {
 		return fmt.Errorf("urgency %d outside 0..31", u)
 	}
-	if v, _ := member(ctx, "version"); v != nil {
-		if n, err := asInt(v); err != nil || n != 1 {
+	if v, _ := jsonscan.Member(ctx, "version"); v != nil {
+		if n, err := jsonscan.Int(v); err != nil || n != 1 {
 			return errors.New("version must be 1")
 		}
 	}
@@ -435,8 +436,8 @@ func (s *Store) apply(j *pjob, e Entry, next State) {
 		s.active--
 		return
 	case "priority":
-		v, _ := member(e.Context, "priority")
-		j.priority, _ = asInt(v)
+		v, _ := jsonscan.Member(e.Context, "priority")
+		j.priority, _ = jsonscan.Int(v)
 	case "flux-restart", "urgency", "jobspec-update":
 		if j.state == StateSched {
 			j.priority = -1
@@ -449,7 +450,7 @@ func (s *Store) apply(j *pjob, e Entry, next State) {
 			}
 		}
 	case "resource-update":
-		v, _ := member(e.Context, "expiration")
+		v, _ := jsonscan.Member(e.Context, "expiration")
 		if upd, err := setExpiration(j.r, v); err == nil {
 			j.r = upd
 		} else {
@@ -531,12 +532,12 @@ func (s *Store) journal(j *pjob, name string, raw []byte) {
 // redact returns obj without the member at path (a JSON object path). An
 // object without it is returned as is.
 func redact(obj []byte, path ...string) ([]byte, error) {
-	obj = trim(obj)
-	if err := checkValue(obj); err != nil {
+	obj = jsonscan.Trim(obj)
+	if err := jsonscan.Check(obj); err != nil {
 		return nil, err
 	}
-	if kind(obj) != kindObject {
-		return nil, errNotObj
+	if jsonscan.KindOf(obj) != jsonscan.Object {
+		return nil, jsonscan.ErrNotObject
 	}
 	return redactPath(obj, path)
 }
@@ -544,7 +545,7 @@ func redact(obj []byte, path ...string) ([]byte, error) {
 func redactPath(obj []byte, path []string) ([]byte, error) {
 	var out []byte
 	found := false
-	err := eachMember(obj, func(k string, v []byte) error {
+	err := jsonscan.Members(obj, func(k string, v []byte) error {
 		if k != path[0] {
 			return nil
 		}
@@ -556,12 +557,12 @@ func redactPath(obj []byte, path []string) ([]byte, error) {
 	}
 	out = append(out, '{')
 	first := true
-	err = eachMember(obj, func(k string, v []byte) error {
+	err = jsonscan.Members(obj, func(k string, v []byte) error {
 		if k == path[0] {
 			if len(path) == 1 {
 				return nil
 			}
-			if kind(v) == kindObject {
+			if jsonscan.KindOf(v) == jsonscan.Object {
 				nv, err := redactPath(v, path[1:])
 				if err != nil {
 					return err
@@ -573,7 +574,7 @@ func redactPath(obj []byte, path []string) ([]byte, error) {
 			out = append(out, ',')
 		}
 		first = false
-		out = appendString(out, k)
+		out = jsonscan.AppendString(out, k)
 		out = append(out, ':')
 		out = append(out, v...)
 		return nil
@@ -730,7 +731,7 @@ func encodeBacklog(sj *snapJob, l *Listener) []byte {
 			raw := sj.log[start:end]
 			start = int(end) + 1
 			name := ""
-			if v, err := member(raw, "name"); err == nil && kind(v) == kindString {
+			if v, err := jsonscan.Member(raw, "name"); err == nil && jsonscan.KindOf(v) == jsonscan.String {
 				name = internName(v)
 			}
 			if !l.passes(name) {
@@ -912,7 +913,7 @@ func (s *Store) Eventlog(id fluxkit.JobID) ([]byte, error) {
 	for _, end := range j.ends {
 		raw := j.log[start:end]
 		start = int(end) + 1
-		if v, err := member(raw, "name"); err == nil && journalOnly(v) {
+		if v, err := jsonscan.Member(raw, "name"); err == nil && journalOnly(v) {
 			continue
 		}
 		out = append(out, raw...)
@@ -1014,8 +1015,8 @@ func (s *Store) Restore(jobs []SavedJob) error {
 				return fmt.Errorf("journal: restore %s: eventlog line %d: %w", sj.ID, i+1, err)
 			}
 			if i == 0 {
-				v, _ := member(e.Context, "userid")
-				u, _ := asInt(v)
+				v, _ := jsonscan.Member(e.Context, "userid")
+				u, _ := jsonscan.Int(v)
 				j.userid = uint32(u)
 			}
 			if len(j.log) > 0 {
@@ -1027,8 +1028,8 @@ func (s *Store) Restore(jobs []SavedJob) error {
 				j.tInact = e.Timestamp
 			}
 			if e.Name == "priority" {
-				v, _ := member(e.Context, "priority")
-				j.priority, _ = asInt(v)
+				v, _ := jsonscan.Member(e.Context, "priority")
+				j.priority, _ = jsonscan.Int(v)
 			}
 			if e.Name == "finish" {
 				j.finished = true

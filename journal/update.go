@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/fluxkit/fluxkit/internal/jsonscan"
 	"strings"
 )
 
@@ -19,7 +20,7 @@ func decodeGeneric(b []byte) (map[string]any, error) {
 		return nil, err
 	}
 	if m == nil {
-		return nil, errNotObj
+		return nil, jsonscan.ErrNotObject
 	}
 	return m, nil
 }
