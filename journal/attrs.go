@@ -2,11 +2,11 @@ package journal
 
 import (
 	"encoding/json"
-	"github.com/fluxkit/fluxkit/internal/jsonscan"
 	"sort"
 	"strconv"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/internal/jsonscan"
 )
 
 // attribute bits, in list-attrs order.

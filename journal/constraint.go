@@ -3,10 +3,11 @@ package journal
 import (
 	"errors"
 	"fmt"
-	"github.com/fluxkit/fluxkit/internal/jsonscan"
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/fluxkit/fluxkit/internal/jsonscan"
 )
 
 // Constraint is a compiled RFC 31 job constraint with the RFC 43

@@ -5,9 +5,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/fluxkit/fluxkit/internal/jsonscan"
 	"io"
 	"math"
+
+	"github.com/fluxkit/fluxkit/internal/jsonscan"
 )
 
 // Entry is one RFC 18 eventlog entry. Context is the raw JSON object, or

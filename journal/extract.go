@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/fluxkit/fluxkit/internal/jsonscan"
 	"strings"
 
 	"github.com/fluxkit/fluxkit/idset"
 	"github.com/fluxkit/fluxkit/idset/hostlist"
+	"github.com/fluxkit/fluxkit/internal/jsonscan"
 )
 
 // jobspecInfo is what job-list derives from an RFC 14/25 jobspec.

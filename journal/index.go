@@ -3,9 +3,9 @@ package journal
 import (
 	"errors"
 	"fmt"
-	"github.com/fluxkit/fluxkit/internal/jsonscan"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/internal/jsonscan"
 )
 
 // ProtocolError is the terminal error of a consumer fed malformed input:

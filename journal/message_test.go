@@ -3,11 +3,11 @@ package journal
 import (
 	"errors"
 	"fmt"
-	"github.com/fluxkit/fluxkit/internal/jsonscan"
 	"reflect"
 	"testing"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/internal/jsonscan"
 )
 
 // The reference decoder: the two-pass parse parseMessage replaced (validate

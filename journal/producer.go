@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/fluxkit/fluxkit/internal/jsonscan"
 	"log/slog"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/internal/jsonscan"
 )
 
 // Topics the producer serves and publishes.

@@ -1,10 +1,10 @@
 package journal
 
 import (
-	"github.com/fluxkit/fluxkit/internal/jsonscan"
 	"strings"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/internal/jsonscan"
 )
 
 // Topics the consumer serves.

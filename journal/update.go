@@ -5,8 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/fluxkit/fluxkit/internal/jsonscan"
 	"strings"
+
+	"github.com/fluxkit/fluxkit/internal/jsonscan"
 )
 
 // Updates are rare, so they go through encoding/json's generic decoding;
