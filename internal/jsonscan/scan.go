@@ -521,11 +521,17 @@ func Bool(v []byte) (bool, error) {
 	return false, ErrType
 }
 
-// AppendFloat appends f the way jansson's real encoding reads back exactly.
+// AppendFloat appends f as a JSON real that reads back exactly: the
+// shortest decimal that does, as Python writes it, with ".0" on an
+// integral value so that jansson reads a real, not an integer.
 func AppendFloat(b []byte, f float64) []byte {
-	if f == math.Trunc(f) && math.Abs(f) < 1e15 {
+	a := math.Abs(f)
+	switch {
+	case f == math.Trunc(f) && a < 1e15:
 		b = strconv.AppendFloat(b, f, 'f', -1, 64)
 		return append(b, ".0"...)
+	case a >= 1e-4 && a < 1e16:
+		return strconv.AppendFloat(b, f, 'f', -1, 64)
 	}
 	return strconv.AppendFloat(b, f, 'g', -1, 64)
 }

@@ -1,0 +1,159 @@
+package job_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/fluxkit/fluxkit/job"
+)
+
+// shallow bounds the nesting a fuzz input may have: the scanner refuses
+// JSON deeper than encoding/json does.
+func shallow(b []byte) bool { return bytes.Count(b, []byte("{"))+bytes.Count(b, []byte("[")) <= 200 }
+
+// FuzzParseJobspec: the scanner and the encoding/json reference accept the
+// same documents and read the same values; a trusted decoder (input known
+// to be valid JSON) reads what the checking one reads; and a decoder
+// reused across documents reads as a fresh one.
+func FuzzParseJobspec(f *testing.F) {
+	for _, s := range []string{realJobspec,
+		jobspecWith(`{"duration":60,"cwd":"/a","queue":"batch","project":"p","bank":"b","environment":{"A":"1"},"job":{"name":"x"},"shell":{"options":{"per-resource":{"type":"node","count":2}}}}`,
+			`[{"type":"node","count":2,"exclusive":true,"with":[{"type":"slot","count":1,"label":"task","with":[{"type":"core","count":4}]}]}]`,
+			`[{"command":["a","b"],"slot":"task","count":{"total":5,"per_slot":1}}]`),
+		`{"version":1,"resources":[],"attributes":{"system":{"duration":1.5},"user":{}}}`,
+		`{"version":1,"resources":[{"type":"slot","count":1.0}],"attributes":{"system":{"duration":0}}}`,
+		`{"version":1,"version":"x","resources":[],"attributes":{"system":{"duration":0}}}`,
+		`{"Version":1,"resources":[],"attributes":{"system":{"duration":0}}}`,
+		`{"version":1,"resources":[],"attributes":{"system":{"duration":0,"cwd":null}}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	var reused job.Jobspec
+	var rd job.Decoder
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !shallow(b) {
+			return
+		}
+		got, err := job.ParseJobspec(b)
+		ref, rerr := refJobspec(b)
+		if (err == nil) != (rerr == nil) {
+			t.Fatalf("%q: scanner error %v, encoding/json error %v", b, err, rerr)
+		}
+		if err != nil {
+			return
+		}
+		// Keys are read raw, where encoding/json replaces bytes that are not
+		// UTF-8.
+		if utf8.Valid(b) && !same(got, ref) {
+			t.Fatalf("%q: scanner %+v, encoding/json %+v", b, got, ref)
+		}
+		trusted := job.Decoder{Trusted: true}
+		var tj job.Jobspec
+		if err := trusted.Jobspec(b, &tj); err != nil || !same(&tj, got) {
+			t.Fatalf("%q: trusted decoder %+v %v, checking one %+v", b, tj, err, got)
+		}
+		if err := rd.Jobspec(b, &reused); err != nil || !same(&reused, got) {
+			t.Fatalf("%q: reused decoder %+v %v, fresh %+v", b, reused, err, got)
+		}
+		if _, err := got.Counts(); err != nil {
+			return
+		}
+	})
+}
+
+// FuzzParseR is FuzzParseJobspec for R.
+func FuzzParseR(f *testing.F) {
+	for _, s := range []string{realR,
+		`{"version":1,"execution":{"R_lite":[{"rank":"0-3","children":{"core":"0-3","gpu":"0"}}],"nodelist":["node[1-4]"],"properties":{"big":"0"},"starttime":1,"expiration":2,"nslots":4},"scheduling":{"x":1}}`,
+		`{"version":1,"execution":{"R_lite":[{"rank":"0","children":{"core":"0"}},{"rank":"0","children":{"core":"1"}}],"nodelist":["a","b"]}}`,
+		`{"version":2,"execution":{"R_lite":[]}}`,
+		`{"version":1,"execution":{"R_lite":[{"rank":"[0-1]","children":{}}],"nodelist":["a,b"]}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	var reused job.R
+	var rd job.Decoder
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !shallow(b) {
+			return
+		}
+		got, err := job.ParseR(b)
+		ref, rerr := refR(b)
+		if (err == nil) != (rerr == nil) {
+			t.Fatalf("%q: scanner error %v, encoding/json error %v", b, err, rerr)
+		}
+		if err != nil {
+			return
+		}
+		if utf8.Valid(b) && !same(got, ref) {
+			t.Fatalf("%q: scanner %+v, encoding/json %+v", b, got, ref)
+		}
+		if err := rd.R(b, &reused); err != nil || !same(&reused, got) {
+			t.Fatalf("%q: reused decoder %+v %v, fresh %+v", b, reused, err, got)
+		}
+		_ = got.Count("core")
+		_, _ = got.Hosts()
+	})
+}
+
+// FuzzParseEvent: the scanner agrees with encoding/json on what an entry
+// is, and an entry it accepts survives encoding.
+func FuzzParseEvent(f *testing.F) {
+	for _, s := range []string{`{"timestamp":1796403402.262248,"name":"submit","context":{"userid":0,"urgency":16,"flags":0,"version":1}}`,
+		`{"timestamp":1,"name":"clean"}`, `{"timestamp":"1","name":"x"}`, `{"name":"x"}`, `{"timestamp":1,"name":"x","context":[]}`,
+		`{"timestamp":1e3,"name":"a\u00e9","context":{}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !shallow(b) {
+			return
+		}
+		e, err := job.ParseEvent(b)
+		var ref struct {
+			Timestamp *float64
+			Name      *string
+			Context   json.RawMessage
+		}
+		o, rerr := refObj(b)
+		if rerr == nil {
+			switch {
+			case o["timestamp"] == nil || o["name"] == nil:
+				rerr = errMissing
+			default:
+				var ts float64
+				var name string
+				if ts, rerr = refNum(o["timestamp"]); rerr == nil {
+					if name, rerr = refStr(o["name"]); rerr == nil {
+						ref.Timestamp, ref.Name = &ts, &name
+						if c := o["context"]; c != nil {
+							if _, rerr = refObj(c); rerr == nil {
+								ref.Context = c
+							}
+						}
+					}
+				}
+			}
+		}
+		if (err == nil) != (rerr == nil) {
+			t.Fatalf("%q: ParseEvent error %v, encoding/json error %v", b, err, rerr)
+		}
+		if err != nil {
+			return
+		}
+		if e.Timestamp != *ref.Timestamp || e.Name != *ref.Name || (e.Context == nil) != (ref.Context == nil) {
+			t.Fatalf("%q: ParseEvent %+v, encoding/json %v %v %s", b, e, *ref.Timestamp, *ref.Name, ref.Context)
+		}
+		again, err := job.ParseEvent(e.AppendJSON(nil))
+		if err != nil || again.Timestamp != e.Timestamp || again.Name != e.Name {
+			t.Fatalf("%q: re-encoded %s: %+v %v", b, e.AppendJSON(nil), again, err)
+		}
+	})
+}
+
+var errMissing = jsonErr("missing")
+
+type jsonErr string
+
+func (e jsonErr) Error() string { return string(e) }
