@@ -152,6 +152,36 @@ func FuzzParseEvent(f *testing.F) {
 	})
 }
 
+const realSubmit = `{"timestamp":1796403402.262248,"name":"submit","context":{"userid":0,"urgency":16,"flags":0,"version":1}}`
+
+// FuzzDecodeEventlog: an eventlog that decodes survives encoding.
+func FuzzDecodeEventlog(f *testing.F) {
+	f.Add([]byte(realSubmit + "\n" + `{"timestamp":2,"name":"validate"}` + "\n"))
+	f.Add([]byte(realSubmit + "\ntrailing"))
+	f.Add([]byte(realSubmit))
+	f.Add([]byte("\n"))
+	f.Add([]byte(""))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		es, err := job.DecodeEventlog(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		var buf bytes.Buffer
+		if err := job.EncodeEventlog(&buf, es); err != nil {
+			t.Fatal(err)
+		}
+		es2, err := job.DecodeEventlog(&buf)
+		if err != nil || len(es2) != len(es) {
+			t.Fatalf("round trip: %v %d/%d", err, len(es2), len(es))
+		}
+		for i := range es {
+			if es[i].Name != es2[i].Name || es[i].Timestamp != es2[i].Timestamp || !bytes.Equal(es[i].Context, es2[i].Context) {
+				t.Fatalf("entry %d: %+v vs %+v", i, es[i], es2[i])
+			}
+		}
+	})
+}
+
 var errMissing = jsonErr("missing")
 
 type jsonErr string

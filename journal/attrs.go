@@ -115,7 +115,7 @@ func appendBool(b []byte, k string, v bool) []byte {
 }
 
 // appendJob serialises j with the attributes in a (job_to_json).
-func appendJob(b []byte, j *job, a uint64) []byte {
+func appendJob(b []byte, j *jobRec, a uint64) []byte {
 	b = append(b, `{"id":`...)
 	b = strconv.AppendUint(b, uint64(j.id), 10)
 	if a&aUserid != 0 {

@@ -216,9 +216,9 @@ func compile(b []byte, depth int) (*cnode, error) {
 }
 
 // match reports whether j satisfies the constraint.
-func (c *Constraint) match(j *job) bool { return c.root.match(j) }
+func (c *Constraint) match(j *jobRec) bool { return c.root.match(j) }
 
-func (n *cnode) match(j *job) bool {
+func (n *cnode) match(j *jobRec) bool {
 	switch n.op {
 	case opTrue:
 		return true

@@ -1,78 +1,13 @@
 package journal
 
 import (
-	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
-	"unicode/utf8"
 
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/internal/jsonscan"
 )
-
-func FuzzParseEntry(f *testing.F) {
-	for _, s := range []string{submitOK, `{"timestamp":1,"name":"x"}`, `{"name":"depend"}`,
-		`{"timestamp":1,"name":"a","context":[]}`, `{"timestamp":"1","name":"a"}`, `{"timestamp":1.5e9,"name":"a\"b","context":{"x":{"y":[1]}}}`,
-		`{"timestamp":1,"name":"a","timestamp":2}`, `[]`, ``} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		e, err := ParseEntry(b)
-		// encoding/json matches struct keys case-insensitively; jansson
-		// (and Flux) does not, so the reference decodes into a map.
-		var ref struct{ Timestamp, Name, Context json.RawMessage }
-		var m map[string]json.RawMessage
-		refOK := json.Valid(b) && jsonscan.KindOf(jsonscan.Trim(b)) == jsonscan.Object && json.Unmarshal(b, &m) == nil
-		ref.Timestamp, ref.Name, ref.Context = m["timestamp"], m["name"], m["context"]
-		refOK = refOK &&
-			(jsonscan.KindOf(ref.Timestamp) == jsonscan.Integer || jsonscan.KindOf(ref.Timestamp) == jsonscan.Real) && jsonscan.KindOf(ref.Name) == jsonscan.String &&
-			(ref.Context == nil || jsonscan.KindOf(ref.Context) == jsonscan.Object) && bytes.Count(b, []byte("{"))+bytes.Count(b, []byte("[")) <= 200
-		if refOK != (err == nil) {
-			t.Fatalf("ParseEntry(%q) = %v, reference ok %v", b, err, refOK)
-		}
-		if err != nil {
-			return
-		}
-		var name string
-		_ = json.Unmarshal(ref.Name, &name)
-		if utf8.Valid(b) && name != e.Name {
-			t.Fatalf("name %q, reference %q", e.Name, name)
-		}
-		// Encoding and parsing again is lossless.
-		e2, err := ParseEntry(AppendEntry(nil, e))
-		if err != nil || e2.Name != e.Name || e2.Timestamp != e.Timestamp || !bytes.Equal(e2.Context, e.Context) {
-			t.Fatalf("round trip of %q: %+v %v", b, e2, err)
-		}
-	})
-}
-
-func FuzzDecodeEventlog(f *testing.F) {
-	f.Add([]byte(submitOK + "\n" + `{"timestamp":2,"name":"validate"}` + "\n"))
-	f.Add([]byte(submitOK + "\ntrailing"))
-	f.Add([]byte(submitOK))
-	f.Add([]byte("\n"))
-	f.Add([]byte(""))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		es, err := DecodeEventlog(bytes.NewReader(b))
-		if err != nil {
-			return
-		}
-		var buf bytes.Buffer
-		if err := EncodeEventlog(&buf, es); err != nil {
-			t.Fatal(err)
-		}
-		es2, err := DecodeEventlog(&buf)
-		if err != nil || len(es2) != len(es) {
-			t.Fatalf("round trip: %v %d/%d", err, len(es2), len(es))
-		}
-		for i := range es {
-			if es[i].Name != es2[i].Name || es[i].Timestamp != es2[i].Timestamp || !bytes.Equal(es[i].Context, es2[i].Context) {
-				t.Fatalf("entry %d: %+v vs %+v", i, es[i], es2[i])
-			}
-		}
-	})
-}
 
 // FuzzIndex feeds arbitrary journal responses (after a valid backlog) and
 // then queries: the consumer must never panic, and after an error it
@@ -110,7 +45,7 @@ func FuzzConstraint(f *testing.F) {
 		`{"results":["CD"]}`, `{"t_submit":[">=1.5"]}`, `{"t_run":["<"]}`, `{"name":["a","b"]}`, `{"a":1,"b":2}`, `[]`} {
 		f.Add([]byte(s))
 	}
-	jobs := []*job{newJob(1), newJob(2)}
+	jobs := []*jobRec{newJob(1), newJob(2)}
 	jobs[1].state, jobs[1].mask, jobs[1].jsParsed, jobs[1].js.name = StateInactive, StateNew|StateInactive, true, "a"
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := ParseConstraint(b)

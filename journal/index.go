@@ -6,6 +6,7 @@ import (
 
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/internal/jsonscan"
+	"github.com/fluxkit/fluxkit/job"
 )
 
 // ProtocolError is the terminal error of a consumer fed malformed input:
@@ -58,7 +59,7 @@ func (c *counts) add(s State, d int) {
 
 // addResult counts an INACTIVE job's result: fixed when the job became
 // INACTIVE, so a job always leaves the category it was counted in.
-func (c *counts) addResult(j *job, d int) {
+func (c *counts) addResult(j *jobRec, d int) {
 	switch j.result {
 	case ResultCompleted:
 		c.successful += d
@@ -77,7 +78,7 @@ func (c *counts) addResult(j *job, d int) {
 // performs KVS lookups through [IndexConfig.Lookup].
 type Index struct {
 	cfg         IndexConfig
-	jobs        map[fluxkit.JobID]*job
+	jobs        map[fluxkit.JobID]*jobRec
 	pending     slist
 	running     slist
 	inactive    slist
@@ -103,8 +104,8 @@ type Index struct {
 	failed    error
 	done      bool
 	strs      *interner
-	entries   []Entry // parseMessage's buffer
-	last      *job    // lookup's memory: a job in jobs, or nil
+	entries   []job.Event // parseMessage's buffer
+	last      *jobRec     // lookup's memory: a job in jobs, or nil
 }
 
 // IndexConfig configures an [Index].
@@ -139,7 +140,7 @@ func NewIndex(cfg IndexConfig) *Index {
 	if cfg.MaxLatePurges <= 0 {
 		cfg.MaxLatePurges = 65536
 	}
-	x := &Index{cfg: cfg, jobs: make(map[fluxkit.JobID]*job), queues: map[string]*counts{},
+	x := &Index{cfg: cfg, jobs: make(map[fluxkit.JobID]*jobRec), queues: map[string]*counts{},
 		waiters: map[fluxkit.JobID][]*waiter{}, gone: map[fluxkit.JobID]struct{}{}, strs: newInterner()}
 	x.pending.cmp = cmpPending
 	x.running.cmp = cmpTime
@@ -243,229 +244,6 @@ func (x *Index) fail(err error) error {
 	return err
 }
 
-// message is a decoded journal response.
-type message struct {
-	id       fluxkit.JobID
-	sentinel bool
-	events   []byte
-	jobspec  []byte
-	r        []byte
-	// entries are the events decoded in the validating walk, up to the
-	// first malformed one (entryErr, at position entryAt), which is
-	// reported when processing reaches it, as a second walk would.
-	entries  []Entry
-	entryAt  int
-	entryErr error
-}
-
-// parseMessage validates the whole payload in one walk and decodes the
-// events' entries on the way, into buf's storage (reused across messages:
-// the walk over the events is most of a backlog's parsing).
-func parseMessage(b []byte, buf []Entry) (message, error) {
-	m := message{entries: buf[:0], entryAt: -1}
-	b = jsonscan.Trim(b)
-	if jsonscan.KindOf(b) != jsonscan.Object {
-		return m, &ProtocolError{Index: -1, Err: errors.New("response is not a JSON object")}
-	}
-	err := m.members(b)
-	if err != nil {
-		return m, &ProtocolError{Job: m.id, Index: -1, Err: err}
-	}
-	if !m.sentinel && jsonscan.KindOf(m.events) != jsonscan.Array {
-		return m, &ProtocolError{Job: m.id, Index: -1, Err: errors.New("events is not an array")}
-	}
-	return m, nil
-}
-
-// members is jsonscan.Members over the response object with its checks, the
-// events array walked by scanEvents.
-func (m *message) members(b []byte) error {
-	haveID := false
-	i := jsonscan.SkipWS(b, 1)
-	if i < len(b) && b[i] == '}' {
-		if i+1 != len(b) {
-			return jsonscan.ErrSyntax
-		}
-		return errors.New("response has no id")
-	}
-	for {
-		k, next, err := jsonscan.MemberKey(b, i)
-		if err != nil {
-			return err
-		}
-		i = next
-		var ve int
-		if k == "events" && i < len(b) && b[i] == '[' {
-			ve, err = m.scanEvents(b, i)
-		} else {
-			ve, err = jsonscan.ValueEnd(b, i)
-		}
-		if err != nil {
-			return err
-		}
-		v := b[i:ve]
-		switch k {
-		case "id":
-			n, err := jsonscan.Int(v)
-			switch {
-			case err == nil && n == -1:
-				m.sentinel = true
-			case err == nil && n >= 0:
-				m.id = fluxkit.JobID(n)
-			default:
-				return fmt.Errorf("id %s is not a job id", v)
-			}
-			haveID = true
-		case "events":
-			if v[0] != '[' {
-				// A later "events" replaces an earlier one.
-				m.entries, m.entryAt, m.entryErr = m.entries[:0], -1, nil
-			}
-			m.events = v
-		case "jobspec":
-			if jsonscan.KindOf(v) != jsonscan.Object {
-				return errors.New("jobspec is not an object")
-			}
-			m.jobspec = v
-		case "R":
-			if jsonscan.KindOf(v) != jsonscan.Object {
-				return errors.New("R is not an object")
-			}
-			m.r = v
-		}
-		i = jsonscan.SkipWS(b, ve)
-		if i >= len(b) {
-			return jsonscan.ErrSyntax
-		}
-		if b[i] == '}' {
-			if i+1 != len(b) {
-				return jsonscan.ErrSyntax
-			}
-			break
-		}
-		if b[i] != ',' {
-			return jsonscan.ErrSyntax
-		}
-		i = jsonscan.SkipWS(b, i+1)
-	}
-	if !haveID {
-		return errors.New("response has no id")
-	}
-	return nil
-}
-
-// scanEvents validates the array at b[i] as jsonscan.ValueEnd does (same errors,
-// same depth accounting) and decodes its entries as parseCheckedEntry
-// does, stopping decoding (not validating) at the first bad entry.
-func (m *message) scanEvents(b []byte, i int) (int, error) {
-	m.entries, m.entryAt, m.entryErr = m.entries[:0], -1, nil
-	i = jsonscan.SkipWS(b, i+1)
-	if i < len(b) && b[i] == ']' {
-		return i + 1, nil
-	}
-	for n := 0; ; n++ {
-		var e int
-		var err error
-		if m.entryErr == nil {
-			var en Entry
-			var bad error
-			e, en, bad, err = scanEntry(b, i)
-			if err != nil {
-				return 0, err
-			}
-			if bad != nil {
-				m.entryAt, m.entryErr = n, bad
-			} else {
-				m.entries = append(m.entries, en)
-			}
-		} else if e, err = jsonscan.ValueEndDepth(b, i, 1); err != nil {
-			return 0, err
-		}
-		i = jsonscan.SkipWS(b, e)
-		if i >= len(b) {
-			return 0, jsonscan.ErrSyntax
-		}
-		if b[i] == ']' {
-			return i + 1, nil
-		}
-		if b[i] != ',' {
-			return 0, jsonscan.ErrSyntax
-		}
-		i = jsonscan.SkipWS(b, i+1)
-	}
-}
-
-// scanEntry validates the value at b[i] (an element of the events array,
-// depth 1) and decodes it as an entry: bad is the entry's problem (as
-// parseCheckedEntry words it), err a syntax error of the message.
-func scanEntry(b []byte, i int) (end int, en Entry, bad, err error) {
-	if i >= len(b) || b[i] != '{' {
-		if end, err = jsonscan.ValueEndDepth(b, i, 1); err != nil {
-			return 0, en, nil, err
-		}
-		return end, en, entryErr("%v", jsonscan.ErrNotObject), nil
-	}
-	haveTS, haveName := false, false
-	i = jsonscan.SkipWS(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return i + 1, en, entryErr("timestamp missing"), nil
-	}
-	for {
-		k, next, err := jsonscan.MemberKey(b, i)
-		if err != nil {
-			return 0, en, nil, err
-		}
-		i = next
-		ve, err := jsonscan.ValueEndDepth(b, i, 2)
-		if err != nil {
-			return 0, en, nil, err
-		}
-		if bad == nil {
-			v := b[i:ve]
-			switch k {
-			case "timestamp":
-				if f, err := jsonscan.Float(v); err != nil {
-					bad = entryErr("timestamp is not a number")
-				} else {
-					en.Timestamp, haveTS = f, true
-				}
-			case "name":
-				if v[0] != '"' {
-					bad = entryErr("name is not a string")
-				} else {
-					en.Name, haveName = internName(v), true
-				}
-			case "context":
-				if v[0] != '{' {
-					bad = entryErr("context is not an object")
-				} else {
-					en.Context = v
-				}
-			}
-		}
-		i = jsonscan.SkipWS(b, ve)
-		if i >= len(b) {
-			return 0, en, nil, jsonscan.ErrSyntax
-		}
-		if b[i] == '}' {
-			end = i + 1
-			break
-		}
-		if b[i] != ',' {
-			return 0, en, nil, jsonscan.ErrSyntax
-		}
-		i = jsonscan.SkipWS(b, i+1)
-	}
-	switch {
-	case bad != nil:
-	case !haveTS:
-		bad = entryErr("timestamp missing")
-	case !haveName:
-		bad = entryErr("name missing")
-	}
-	return end, en, bad, nil
-}
-
 // process applies one (non-sentinel) journal response.
 func (x *Index) process(m *message) error {
 	err := x.processEvents(m)
@@ -552,7 +330,7 @@ func clone(b []byte) []byte {
 // repeated depend, a finish after clean, an event repeated where the
 // backlog and the live stream overlap) is logged and changes nothing; its
 // context is checked all the same.
-func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
+func (x *Index) apply(id fluxkit.JobID, e job.Event, jobspec, r []byte) error {
 	j := x.lookup(id)
 	if j != nil && j.rRaw == nil && r != nil && j.state != StateInactive {
 		j.rRaw = r // borrowed from the message until process ends
@@ -721,7 +499,7 @@ func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
 // submit creates the job a submit event announces. A job is submitted once
 // (the event is always its first): a copy for a job already here, or for
 // one purged or invalidated since, is logged and ignored.
-func (x *Index) submit(j *job, id fluxkit.JobID, e Entry, jobspec, r []byte) error {
+func (x *Index) submit(j *jobRec, id fluxkit.JobID, e job.Event, jobspec, r []byte) error {
 	if e.Context == nil {
 		return errors.New("context missing")
 	}
@@ -773,7 +551,7 @@ func (x *Index) submit(j *job, id fluxkit.JobID, e Entry, jobspec, r []byte) err
 
 // updateJobspec applies a jobspec-update to the job's jobspec and what is
 // derived from it.
-func (x *Index) updateJobspec(j *job, e Entry) {
+func (x *Index) updateJobspec(j *jobRec, e job.Event) {
 	if j.jobspec == nil {
 		x.cfg.Logf("received jobspec update before jobspec")
 		return
@@ -797,7 +575,7 @@ func (x *Index) updateJobspec(j *job, e Entry) {
 }
 
 // updateR applies a resource-update to the job's R.
-func (x *Index) updateR(j *job, e Entry) {
+func (x *Index) updateR(j *jobRec, e job.Event) {
 	if j.rRaw == nil {
 		x.cfg.Logf("received resource update before R")
 		return
@@ -818,7 +596,7 @@ func (x *Index) updateR(j *job, e Entry) {
 	x.changed()
 }
 
-func (x *Index) dependency(j *job, add bool, d string) {
+func (x *Index) dependency(j *jobRec, add bool, d string) {
 	if add {
 		j.depsEverAdded = true
 		c := j.coldFor()
@@ -881,7 +659,7 @@ func mergeMemo(ann, memo []byte) ([]byte, error) {
 	return marshalSorted(m)
 }
 
-func (x *Index) parseJobspec(j *job) {
+func (x *Index) parseJobspec(j *jobRec) {
 	j.jsParsed = true
 	if j.jobspec == nil {
 		j.js = jobspecInfo{duration: -1, nnodes: -1, ntasks: -1, ncores: -1}
@@ -894,7 +672,7 @@ func (x *Index) parseJobspec(j *job) {
 	j.js = info
 }
 
-func (x *Index) parseR(j *job) {
+func (x *Index) parseR(j *jobRec) {
 	j.rParsed = true
 	if j.rRaw == nil {
 		j.r = rInfo{expiration: -1}
@@ -918,7 +696,7 @@ func (x *Index) queueCounts(q string) *counts {
 	return c
 }
 
-func (x *Index) moveQueue(j *job, old string) {
+func (x *Index) moveQueue(j *jobRec, old string) {
 	if j.state == StateNew {
 		return
 	}
@@ -943,7 +721,7 @@ func (x *Index) changed() { x.statsGen++ }
 
 // step moves j as event e moves a job in its state ([State.after]), fatal
 // telling a severity 0 exception; it reports whether j moved.
-func (x *Index) step(j *job, e Entry, fatal bool) bool {
+func (x *Index) step(j *jobRec, e job.Event, fatal bool) bool {
 	to := j.state.after(e.Name, fatal)
 	if to == j.state {
 		return false
@@ -960,7 +738,7 @@ func (x *Index) step(j *job, e Entry, fatal bool) bool {
 // enter puts j in state s with job-list's bookkeeping: the state's
 // timestamp, the jobspec parsed at DEPEND and R at RUN, the result fixed
 // at INACTIVE; once initialised, lists, statistics and waiters.
-func (x *Index) enter(j *job, s State, ts float64) {
+func (x *Index) enter(j *jobRec, s State, ts float64) {
 	if x.initialized {
 		x.count(j, j.state, -1)
 	}
@@ -992,7 +770,7 @@ func (x *Index) enter(j *job, s State, ts float64) {
 
 // count adds d to the stats of j in state s (NEW excluded); at INACTIVE
 // the result category too.
-func (x *Index) count(j *job, s State, d int) {
+func (x *Index) count(j *jobRec, s State, d int) {
 	if s == StateNew || s == 0 {
 		return
 	}
@@ -1022,7 +800,7 @@ func listFor(x *Index, s State) *slist {
 	return nil
 }
 
-func (x *Index) insert(j *job, l *slist) {
+func (x *Index) insert(j *jobRec, l *slist) {
 	j.key = entry{j: j, id: j.id}
 	switch l {
 	case &x.pending:
@@ -1036,7 +814,7 @@ func (x *Index) insert(j *job, l *slist) {
 	l.insert(j.key)
 }
 
-func (x *Index) relist(j *job) {
+func (x *Index) relist(j *jobRec) {
 	l := listFor(x, j.state)
 	if j.list == l {
 		if l == &x.pending && j.state == StateSched {
@@ -1059,7 +837,7 @@ func (x *Index) relist(j *job) {
 
 // lookup is x.jobs[id] with the last job remembered: a message's events,
 // and the message's epilogue, are all for one job.
-func (x *Index) lookup(id fluxkit.JobID) *job {
+func (x *Index) lookup(id fluxkit.JobID) *jobRec {
 	if j := x.last; j != nil && j.id == id {
 		return j
 	}
@@ -1071,7 +849,7 @@ func (x *Index) lookup(id fluxkit.JobID) *job {
 }
 
 // detach removes j from its list and the index.
-func (x *Index) detach(j *job) {
+func (x *Index) detach(j *jobRec) {
 	if x.last == j {
 		x.last = nil
 	}
@@ -1149,7 +927,7 @@ func (x *Index) Purge(ids []fluxkit.JobID) {
 	}
 }
 
-func (x *Index) purgeJob(j *job) {
+func (x *Index) purgeJob(j *jobRec) {
 	x.count(j, StateInactive, -1)
 	x.stats.purged++
 	if j.jsParsed && j.js.queue != "" {
@@ -1171,25 +949,4 @@ func (x *Index) forget(id fluxkit.JobID) {
 		delete(x.gone, x.goneOrder[0])
 		x.goneOrder = x.goneOrder[1:]
 	}
-}
-
-// ParsePurge decodes a job-purge-inactive payload.
-func ParsePurge(b []byte) ([]fluxkit.JobID, error) {
-	jobs, err := jsonscan.Member(jsonscan.Trim(b), "jobs")
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", EventPurge, err)
-	}
-	var ids []fluxkit.JobID
-	err = jsonscan.Elems(jobs, func(v []byte) error {
-		n, err := jsonscan.Int(v)
-		if err != nil || n < 0 {
-			return fmt.Errorf("job id %s is not an integer", v)
-		}
-		ids = append(ids, fluxkit.JobID(n))
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", EventPurge, err)
-	}
-	return ids, nil
 }

@@ -5,7 +5,7 @@ import (
 )
 
 // job is the consumer's record of one job (job-list's struct job).
-type job struct {
+type jobRec struct {
 	id            fluxkit.JobID
 	userid        uint32
 	urgency       int32
@@ -46,47 +46,47 @@ type jobCold struct {
 	depsHeld    []string // every value ever held
 }
 
-func (j *job) coldFor() *jobCold {
+func (j *jobRec) coldFor() *jobCold {
 	if j.cold == nil {
 		j.cold = &jobCold{}
 	}
 	return j.cold
 }
 
-func (j *job) excType() string {
+func (j *jobRec) excType() string {
 	if j.cold == nil {
 		return ""
 	}
 	return j.cold.excType
 }
 
-func (j *job) excNote() string {
+func (j *jobRec) excNote() string {
 	if j.cold == nil {
 		return ""
 	}
 	return j.cold.excNote
 }
 
-func (j *job) annotations() []byte {
+func (j *jobRec) annotations() []byte {
 	if j.cold == nil {
 		return nil
 	}
 	return j.cold.annotations
 }
 
-func (j *job) deps() []string {
+func (j *jobRec) deps() []string {
 	if j.cold == nil {
 		return nil
 	}
 	return j.cold.deps
 }
 
-func newJob(id fluxkit.JobID) *job {
-	return &job{id: id, urgency: -1, submitVersion: -1, waitstatus: -1, excSeverity: -1,
+func newJob(id fluxkit.JobID) *jobRec {
+	return &jobRec{id: id, urgency: -1, submitVersion: -1, waitstatus: -1, excSeverity: -1,
 		result: ResultFailed, js: jobspecInfo{duration: -1, nnodes: -1, ntasks: -1, ncores: -1}}
 }
 
-func (j *job) nnodes() int32 {
+func (j *jobRec) nnodes() int32 {
 	if j.rParsed && j.r.nnodes > 0 {
 		return j.r.nnodes
 	}
@@ -96,7 +96,7 @@ func (j *job) nnodes() int32 {
 	return -1
 }
 
-func (j *job) ncores() int32 {
+func (j *jobRec) ncores() int32 {
 	if j.rParsed {
 		return j.r.ncores
 	}
@@ -106,7 +106,7 @@ func (j *job) ncores() int32 {
 	return -1
 }
 
-func (j *job) ntasks() int32 {
+func (j *jobRec) ntasks() int32 {
 	if !j.jsParsed {
 		return -1
 	}
@@ -119,14 +119,14 @@ func (j *job) ntasks() int32 {
 	return j.js.ntasks
 }
 
-func (j *job) field(s string) string {
+func (j *jobRec) field(s string) string {
 	if !j.jsParsed {
 		return ""
 	}
 	return s
 }
 
-func (j *job) expiration() float64 {
+func (j *jobRec) expiration() float64 {
 	if j.rParsed && j.mask&StateRun != 0 {
 		return j.r.expiration
 	}
@@ -134,7 +134,7 @@ func (j *job) expiration() float64 {
 }
 
 // t returns a state timestamp by state bit, ok false when never reached.
-func (j *job) t(s State) (float64, bool) {
+func (j *jobRec) t(s State) (float64, bool) {
 	switch s {
 	case StateDepend:
 		if j.submitVersion < 1 {
@@ -153,7 +153,7 @@ func (j *job) t(s State) (float64, bool) {
 
 // finalResult is the job's result as job-list fixes it on the job's
 // transition to INACTIVE.
-func (j *job) finalResult() Result {
+func (j *jobRec) finalResult() Result {
 	switch {
 	case j.success:
 		return ResultCompleted

@@ -8,51 +8,13 @@ import (
 
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/internal/jsonscan"
+	"github.com/fluxkit/fluxkit/job"
 )
 
 // The reference decoder: the two-pass parse parseMessage replaced (validate
 // the whole response with jsonscan.Members, then walk the events again and
 // decode each entry). The single pass must agree with it on every input:
 // same members, same entries up to the first bad one, same errors.
-
-// parseCheckedEntry is ParseEntry for input inside an already validated
-// message (the reference).
-func parseCheckedEntry(b []byte) (Entry, error) {
-	var e Entry
-	haveTS, haveName := false, false
-	err := jsonscan.FastMembers(b, func(k string, v []byte) error {
-		switch k {
-		case "timestamp":
-			f, err := jsonscan.Float(v)
-			if err != nil {
-				return entryErr("timestamp is not a number")
-			}
-			e.Timestamp, haveTS = f, true
-		case "name":
-			if jsonscan.KindOf(v) != jsonscan.String {
-				return entryErr("name is not a string")
-			}
-			e.Name, haveName = internName(v), true
-		case "context":
-			if jsonscan.KindOf(v) != jsonscan.Object {
-				return entryErr("context is not an object")
-			}
-			e.Context = v
-		}
-		return nil
-	})
-	switch {
-	case errors.Is(err, ErrEntry):
-		return Entry{}, err
-	case err != nil:
-		return Entry{}, entryErr("%v", err)
-	case !haveTS:
-		return Entry{}, entryErr("timestamp missing")
-	case !haveName:
-		return Entry{}, entryErr("name missing")
-	}
-	return e, nil
-}
 
 type refMessage struct {
 	id       fluxkit.JobID
@@ -128,12 +90,12 @@ func checkAgainstReference(t *testing.T, msg []byte) {
 	if want.sentinel && jsonscan.KindOf(want.events) != jsonscan.Array {
 		return
 	}
-	var entries []Entry
+	var entries []job.Event
 	at, eerr := -1, error(nil)
 	i := -1
 	_ = jsonscan.FastElems(want.events, func(raw []byte) error {
 		i++
-		e, err := parseCheckedEntry(raw)
+		e, err := job.ParseEvent(raw)
 		if err != nil {
 			at, eerr = i, err
 			return err

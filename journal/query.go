@@ -241,7 +241,7 @@ func (x *Index) doList(w fluxkit.Responder, req *fluxkit.Message) error {
 	}
 	n := 0
 	var serr error
-	visit := func(j *job) bool {
+	visit := func(j *jobRec) bool {
 		if !c.match(j) {
 			return true
 		}
@@ -268,13 +268,13 @@ func (x *Index) doList(w fluxkit.Responder, req *fluxkit.Message) error {
 	}
 	cont := true
 	if possible&StatePending != 0 {
-		x.pending.each(func(j *job) bool { cont = visit(j); return cont })
+		x.pending.each(func(j *jobRec) bool { cont = visit(j); return cont })
 	}
 	if cont && serr == nil && possible&StateRunning != 0 {
-		x.running.each(func(j *job) bool { cont = visit(j); return cont })
+		x.running.each(func(j *jobRec) bool { cont = visit(j); return cont })
 	}
 	if cont && serr == nil && possible&StateInactive != 0 {
-		x.inactive.each(func(j *job) bool {
+		x.inactive.each(func(j *jobRec) bool {
 			if since > 0 && j.tInactive <= since {
 				return false
 			}
@@ -364,7 +364,7 @@ func errnoError(err error) error {
 	return fluxkit.Errorf(e, "%s", fluxkit.Strerror(e))
 }
 
-func (wt *waiter) ready(j *job) bool {
+func (wt *waiter) ready(j *jobRec) bool {
 	if j.state == StateInactive {
 		return true
 	}
@@ -379,7 +379,7 @@ func (x *Index) addWaiter(wt *waiter) {
 	x.nwaits++
 }
 
-func (x *Index) answer(wt *waiter, j *job) {
+func (x *Index) answer(wt *waiter, j *jobRec) {
 	if wt.attrs.err != nil {
 		_ = wt.w.RespondError(wt.attrs.err)
 		return
@@ -388,7 +388,7 @@ func (x *Index) answer(wt *waiter, j *job) {
 	_ = wt.w.Respond(append(b, '}'))
 }
 
-func (x *Index) checkWaiters(j *job) {
+func (x *Index) checkWaiters(j *jobRec) {
 	ws := x.waiters[j.id]
 	if len(ws) == 0 {
 		return

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/internal/jsonscan"
+	"github.com/fluxkit/fluxkit/job"
 )
 
 // Errors of the producer's job store, matched with errors.Is.
@@ -217,7 +218,10 @@ func (s *Store) ClearR(id fluxkit.JobID) {
 }
 
 func (s *Store) post(j *pjob, ts float64, name string, context []byte) error {
-	e, err := NewEntry(ts, name, context, s.now())
+	if ts == 0 {
+		ts = s.now()
+	}
+	e, err := job.NewEvent(ts, name, context)
 	if err != nil {
 		return fmt.Errorf("journal: post %s to %s: %w", name, j.id, err)
 	}
@@ -230,7 +234,7 @@ func (s *Store) post(j *pjob, ts float64, name string, context []byte) error {
 		j.log = append(j.log, ',')
 		start++
 	}
-	j.log = AppendEntry(j.log, e)
+	j.log = e.AppendJSON(j.log)
 	j.ends = append(j.ends, uint32(len(j.log)))
 	s.events++
 	s.journal(j, e.Name, j.log[start:])
@@ -239,7 +243,7 @@ func (s *Store) post(j *pjob, ts float64, name string, context []byte) error {
 }
 
 // check validates e against j's state and returns the next state.
-func (s *Store) check(j *pjob, e Entry) (State, error) {
+func (s *Store) check(j *pjob, e job.Event) (State, error) {
 	bad := func() (State, error) {
 		return 0, fmt.Errorf("journal: %s: event %s in state %s: %w", j.id, e.Name, j.state, ErrTransition)
 	}
@@ -429,7 +433,7 @@ func checkSubmit(ctx []byte) error {
 }
 
 // apply updates the job after its event was journaled.
-func (s *Store) apply(j *pjob, e Entry, next State) {
+func (s *Store) apply(j *pjob, e job.Event, next State) {
 	switch e.Name {
 	case "invalidate":
 		delete(s.jobs, j.id)
@@ -732,7 +736,7 @@ func encodeBacklog(sj *snapJob, l *Listener) []byte {
 			start = int(end) + 1
 			name := ""
 			if v, err := jsonscan.Member(raw, "name"); err == nil && jsonscan.KindOf(v) == jsonscan.String {
-				name = internName(v)
+				name = job.EventName(v)
 			}
 			if !l.passes(name) {
 				continue
@@ -988,7 +992,7 @@ func (s *Store) Restore(jobs []SavedJob) error {
 	var sched []*pjob
 	var inact []*pjob
 	for _, sj := range jobs {
-		entries, err := DecodeEventlog(sj.Eventlog)
+		entries, err := job.DecodeEventlog(sj.Eventlog)
 		if err != nil {
 			return fmt.Errorf("journal: restore %s: %w", sj.ID, err)
 		}
@@ -1022,7 +1026,7 @@ func (s *Store) Restore(jobs []SavedJob) error {
 			if len(j.log) > 0 {
 				j.log = append(j.log, ',')
 			}
-			j.log = AppendEntry(j.log, e)
+			j.log = e.AppendJSON(j.log)
 			j.ends = append(j.ends, uint32(len(j.log)))
 			if next == StateInactive {
 				j.tInact = e.Timestamp

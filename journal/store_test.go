@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/job"
 )
 
 func TestStoreTransitions(t *testing.T) {
@@ -30,9 +31,9 @@ func TestStoreTransitions(t *testing.T) {
 		{"jobspec-update", `{}`, ErrContext},
 		{"annotations", `{"annotations":5}`, ErrContext},
 		{"dependency-add", `{}`, ErrContext},
-		{"", "", ErrEntry},
-		{"x", `[]`, ErrEntry},
-		{"x", `{`, ErrEntry},
+		{"", "", job.ErrEvent},
+		{"x", `[]`, job.ErrEvent},
+		{"x", `{`, job.ErrEvent},
 	}
 	for _, b := range bad {
 		var c []byte
@@ -43,7 +44,7 @@ func TestStoreTransitions(t *testing.T) {
 			t.Errorf("%s %s in NEW: %v, want %v", b.name, b.ctx, err, b.want)
 		}
 	}
-	if err := p.s.Post(1, -1, "validate", nil); !errors.Is(err, ErrEntry) {
+	if err := p.s.Post(1, -1, "validate", nil); !errors.Is(err, job.ErrEvent) {
 		t.Errorf("negative timestamp: %v", err)
 	}
 	if err := p.s.Post(99, 1, "validate", nil); !errors.Is(err, ErrUnknownJob) {
@@ -130,32 +131,6 @@ func TestRestoreErrors(t *testing.T) {
 	}
 	if st, _ := s.JobState(7); st != StateDepend {
 		t.Errorf("state %v", st)
-	}
-}
-
-func TestEntryRules(t *testing.T) {
-	if _, err := NewEntry(1, "x", []byte(` {"a":1} `), 0); err != nil {
-		t.Error(err)
-	}
-	for _, c := range []struct {
-		ts   float64
-		name string
-		ctx  string
-	}{{-1, "x", ""}, {1, "", ""}, {1, "x", "[]"}, {1, "x", "5"}, {1, "x", `{"a":}`}} {
-		var ctx []byte
-		if c.ctx != "" {
-			ctx = []byte(c.ctx)
-		}
-		if _, err := NewEntry(c.ts, c.name, ctx, 0); !errors.Is(err, ErrEntry) {
-			t.Errorf("%+v: %v", c, err)
-		}
-	}
-	es, err := DecodeEventlog(strings.NewReader(""))
-	if err != nil || len(es) != 0 {
-		t.Errorf("empty: %v %v", es, err)
-	}
-	if _, err := DecodeEventlog(strings.NewReader(submitOK + "\n\n")); err == nil || !strings.Contains(err.Error(), "line 2") {
-		t.Errorf("empty line: %v", err)
 	}
 }
 
