@@ -30,7 +30,7 @@ func TestC2HappyPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]any{"id": 42.0, "state": 64.0, "result": 1.0, "success": true, "t_submit": 1.0,
-		"t_depend": 2.0, "t_run": 5.0, "t_cleanup": 7.0, "t_inactive": 10.0, "waitstatus": 0.0,
+		"t_depend": 2.0, "t_priority": 3.0, "t_sched": 4.0, "t_run": 5.0, "t_cleanup": 7.0, "t_inactive": 10.0, "waitstatus": 0.0,
 		"priority": 16.0, "nnodes": 1.0, "ranks": "0", "nodelist": "node1", "ncores": 4.0,
 		"exception_occurred": false, "userid": 100.0, "urgency": 16.0, "name": "hostname",
 		"cwd": "/home/u", "ntasks": 1.0, "duration": 0.0, "expiration": 0.0}

@@ -2,11 +2,12 @@ package journal
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/fluxkit/fluxkit"
-	"github.com/fluxkit/fluxkit/internal/jsonscan"
+	"github.com/fluxkit/fluxkit/job"
 )
 
 // FuzzIndex feeds arbitrary journal responses (after a valid backlog) and
@@ -46,7 +47,9 @@ func FuzzConstraint(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	jobs := []*jobRec{newJob(1), newJob(2)}
-	jobs[1].state, jobs[1].mask, jobs[1].jsParsed, jobs[1].js.name = StateInactive, StateNew|StateInactive, true, "a"
+	jobs[1].state, jobs[1].mask, jobs[1].js.name = StateInactive, StateNew|StateInactive, "a"
+	jobs[1].r = rFields{ok: true, hasNodelist: true, nodelist: "n[1-2]", ranks: "[0-1]"}
+	x := NewIndex(IndexConfig{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := ParseConstraint(b)
 		if err != nil {
@@ -55,22 +58,34 @@ func FuzzConstraint(f *testing.F) {
 			}
 			return
 		}
+		m := x.matcher(c)
 		for _, j := range jobs {
-			c.match(j)
+			_, _ = m.match(j)
 		}
-		_ = c.root.states()
+		for s := StateDepend; s <= StateInactive; s <<= 1 {
+			_ = c.mayMatch(s)
+		}
 	})
 }
 
-func FuzzJobspecR(f *testing.F) {
-	f.Add(jobspecFor("a", "q", 4, 1, 4, true, 0))
-	f.Add(rFor("0-3", "0-3", "n[1-4]", 5))
-	f.Add([]byte(`{"version":1,"resources":[{"type":"slot","count":{"min":2},"with":[{"type":"core","count":1}]}],"attributes":{"system":{"duration":1,"shell":{"options":{"per-resource":{"type":"core","count":2}}}}}}`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if jsonscan.Check(b) != nil || jsonscan.KindOf(jsonscan.Trim(b)) != jsonscan.Object {
-			return
+// FuzzDerive: whatever the jobspec and R, deriving job-list's fields
+// from them never panics, and a jobspec or R the job package refuses
+// changes nothing.
+func FuzzDerive(f *testing.F) {
+	f.Add(jobspecFor("a", "q", 4, 1, 4, true, 0), rFor("0-3", "0-3", "n[1-4]", 5))
+	f.Add([]byte(`{"version":1,"resources":[{"type":"slot","count":{"min":2},"with":[{"type":"core","count":1}]}],"attributes":{"system":{"duration":1,"shell":{"options":{"per-resource":{"type":"core","count":2}}}}}}`), []byte(`{}`))
+	d := newDeriver()
+	f.Fuzz(func(t *testing.T, js, r []byte) {
+		j := newJob(1)
+		before := *j
+		_ = d.applyJobspec(j, js)
+		if _, err := job.ParseJobspec(js); err != nil && !reflect.DeepEqual(*j, before) {
+			t.Fatalf("%q: refused (%v) but changed %+v", js, err, *j)
 		}
-		_, _ = parseJobspec(jsonscan.Trim(b))
-		_, _ = parseR(jsonscan.Trim(b))
+		before = *j
+		_ = d.applyR(j, r)
+		if _, err := job.ParseR(r); err != nil && !reflect.DeepEqual(*j, before) {
+			t.Fatalf("%q: refused (%v) but changed %+v", r, err, *j)
+		}
 	})
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/idset"
+	"github.com/fluxkit/fluxkit/idset/hostlist"
 	"github.com/fluxkit/fluxkit/internal/jsonscan"
 	"github.com/fluxkit/fluxkit/job"
 )
@@ -100,10 +102,12 @@ type Index struct {
 	nwaits    int
 	lookups   int
 	watchers  []*statsWatcher
-	statsGen  uint64 // incremented on every change stats or lists may show
+	hostsMemo map[string]hostlist.Hostlist // nodelist → parsed, for hostlist constraints
+	ranksMemo map[string]idset.Set         // ranks → parsed, for ranks constraints
+	statsGen  uint64                       // incremented on every change stats or lists may show
 	failed    error
 	done      bool
-	strs      *interner
+	der       *deriver
 	entries   []job.Event // parseMessage's buffer
 	last      *jobRec     // lookup's memory: a job in jobs, or nil
 }
@@ -120,11 +124,44 @@ type IndexConfig struct {
 	Logf func(format string, args ...any)
 	// Queues are configured queue names (empty per-queue stats entries).
 	Queues []string
+	// Send delivers a list answer: the payloads in order, then, when end is
+	// not nil, end as the closing error response (ENODATA for a stream).
+	// It may send later, from another goroutine, so that one large answer
+	// holds up neither the index nor other clients. Default: respond at
+	// once.
+	Send func(w fluxkit.Responder, payloads [][]byte, end error)
+	// MaxComparisons caps the constraint comparisons of one list request
+	// (flux-core's job-list.max_comparisons); 0 is no cap. Default (nil):
+	// 1,000,000.
+	MaxComparisons *uint64
+	// MaxHosts is the most hosts or ranks a hostlist or ranks constraint
+	// may name. Default: 1024, flux-core's floor (it allows the instance
+	// size when that is larger).
+	MaxHosts int
+	// PrivateMode limits guests (neither owner nor admin) to their own
+	// jobs, as flux-core's [access] private-mode does: list shows only
+	// theirs, list-id answers ENOENT for another's, job-stats and
+	// stats-get answer EPERM.
+	PrivateMode bool
 	// MaxLatePurges bounds the purged and invalidated ids remembered: so
 	// that a job whose purge event overtakes its last events is purged once
 	// it is INACTIVE, and a late copy of its submit is not taken for a new
 	// job. Default 65536.
 	MaxLatePurges int
+}
+
+// DefaultMaxComparisons is flux-core's default cap on the constraint
+// comparisons of one list request.
+const DefaultMaxComparisons = 1_000_000
+
+// sendNow is the default IndexConfig.Send.
+func sendNow(w fluxkit.Responder, payloads [][]byte, end error) {
+	for _, p := range payloads {
+		_ = w.Respond(p)
+	}
+	if end != nil {
+		_ = w.RespondError(end)
+	}
 }
 
 // NewIndex returns an empty, uninitialised index.
@@ -140,8 +177,19 @@ func NewIndex(cfg IndexConfig) *Index {
 	if cfg.MaxLatePurges <= 0 {
 		cfg.MaxLatePurges = 65536
 	}
+	if cfg.Send == nil {
+		cfg.Send = sendNow
+	}
+	if cfg.MaxComparisons == nil {
+		n := uint64(DefaultMaxComparisons)
+		cfg.MaxComparisons = &n
+	}
+	if cfg.MaxHosts < minMaxHosts {
+		cfg.MaxHosts = minMaxHosts
+	}
 	x := &Index{cfg: cfg, jobs: make(map[fluxkit.JobID]*jobRec), queues: map[string]*counts{},
-		waiters: map[fluxkit.JobID][]*waiter{}, gone: map[fluxkit.JobID]struct{}{}, strs: newInterner()}
+		waiters: map[fluxkit.JobID][]*waiter{}, gone: map[fluxkit.JobID]struct{}{}, der: newDeriver(),
+		hostsMemo: map[string]hostlist.Hostlist{}, ranksMemo: map[string]idset.Set{}}
 	x.pending.cmp = cmpPending
 	x.running.cmp = cmpTime
 	x.inactive.cmp = cmpTime
@@ -451,10 +499,7 @@ func (x *Index) apply(id fluxkit.JobID, e job.Event, jobspec, r []byte) error {
 		if !taken {
 			break
 		}
-		ann, err := mergeMemo(j.annotations(), e.Context)
-		if err != nil {
-			return err
-		}
+		ann := mergeMemo(j.annotations(), e.Context)
 		if ann != nil || j.cold != nil {
 			j.coldFor().annotations = ann
 		}
@@ -566,12 +611,14 @@ func (x *Index) updateJobspec(j *jobRec, e job.Event) {
 	}
 	oldQueue := j.js.queue
 	j.jobspec = upd
-	if j.jsParsed {
-		x.parseJobspec(j)
-		if j.js.queue != oldQueue && x.initialized {
-			x.moveQueue(j, oldQueue)
-		}
+	// flux-core parses the updated jobspec at once, whatever the state.
+	if err := x.der.applyJobspec(j, upd); err != nil {
+		x.cfg.Logf("job %s: jobspec-update: %v", j.id, err)
 	}
+	if j.js.queue != oldQueue && x.initialized {
+		x.moveQueue(j, oldQueue)
+	}
+	x.changed()
 }
 
 // updateR applies a resource-update to the job's R.
@@ -590,8 +637,8 @@ func (x *Index) updateR(j *jobRec, e job.Event) {
 		return
 	}
 	j.rRaw = upd
-	if j.rParsed {
-		x.parseR(j)
+	if err := x.der.applyR(j, upd); err != nil {
+		x.cfg.Logf("job %s: resource-update: %v", j.id, err)
 	}
 	x.changed()
 }
@@ -620,71 +667,6 @@ func (x *Index) dependency(j *jobRec, add bool, d string) {
 		return
 	}
 	x.changed()
-}
-
-// mergeMemo merges a memo context into annotations.user; null deletes.
-func mergeMemo(ann, memo []byte) ([]byte, error) {
-	var m map[string]any
-	if ann != nil {
-		var err error
-		if m, err = decodeGeneric(ann); err != nil {
-			return nil, err
-		}
-	} else {
-		m = map[string]any{}
-	}
-	upd, err := decodeGeneric(memo)
-	if err != nil {
-		return nil, err
-	}
-	user, _ := m["user"].(map[string]any)
-	if user == nil {
-		user = map[string]any{}
-	}
-	for k, v := range upd {
-		if v == nil {
-			delete(user, k)
-		} else {
-			user[k] = v
-		}
-	}
-	if len(user) == 0 {
-		delete(m, "user")
-	} else {
-		m["user"] = user
-	}
-	if len(m) == 0 {
-		return nil, nil
-	}
-	return marshalSorted(m)
-}
-
-func (x *Index) parseJobspec(j *jobRec) {
-	j.jsParsed = true
-	if j.jobspec == nil {
-		j.js = jobspecInfo{duration: -1, nnodes: -1, ntasks: -1, ncores: -1}
-		return
-	}
-	info, err := parseJobspecIn(j.jobspec, x.strs)
-	if err != nil {
-		x.cfg.Logf("job %s: %v", j.id, err)
-	}
-	j.js = info
-}
-
-func (x *Index) parseR(j *jobRec) {
-	j.rParsed = true
-	if j.rRaw == nil {
-		j.r = rInfo{expiration: -1}
-		x.cfg.Logf("job %s: no R at RUN", j.id)
-		return
-	}
-	info, err := parseRIn(j.rRaw, x.strs)
-	if err != nil {
-		x.cfg.Logf("job %s: %v", j.id, err)
-		info = rInfo{expiration: -1}
-	}
-	j.r = info
 }
 
 func (x *Index) queueCounts(q string) *counts {
@@ -746,10 +728,22 @@ func (x *Index) enter(j *jobRec, s State, ts float64) {
 	switch s {
 	case StateDepend:
 		j.tDepend = ts
-		x.parseJobspec(j)
+		if err := x.der.applyJobspec(j, j.jobspec); err != nil {
+			x.cfg.Logf("%s: error parsing jobspec: %v", j.id, err)
+		}
+	case StatePriority:
+		if j.tPriority == 0 {
+			j.tPriority = ts
+		}
+	case StateSched:
+		if j.tSched == 0 {
+			j.tSched = ts
+		}
 	case StateRun:
 		j.tRun = ts
-		x.parseR(j)
+		if err := x.der.applyR(j, j.rRaw); err != nil {
+			x.cfg.Logf("%s: error parsing R: %v", j.id, err)
+		}
 	case StateCleanup:
 		j.tCleanup = ts
 	case StateInactive:
@@ -776,7 +770,7 @@ func (x *Index) count(j *jobRec, s State, d int) {
 	}
 	x.stats.add(s, d)
 	var q *counts
-	if j.jsParsed && j.js.queue != "" {
+	if j.js.queue != "" {
 		q = x.queueCounts(j.js.queue)
 		q.add(s, d)
 	}
@@ -930,7 +924,7 @@ func (x *Index) Purge(ids []fluxkit.JobID) {
 func (x *Index) purgeJob(j *jobRec) {
 	x.count(j, StateInactive, -1)
 	x.stats.purged++
-	if j.jsParsed && j.js.queue != "" {
+	if j.js.queue != "" {
 		x.queueCounts(j.js.queue).purged++
 	}
 	x.detach(j)

@@ -4,7 +4,12 @@ import (
 	"github.com/fluxkit/fluxkit"
 )
 
-// job is the consumer's record of one job (job-list's struct job).
+// jobRec is the consumer's record of one job: flux-core's job-list struct
+// job. What the jobspec and R give is kept apart (js, r) and combined when
+// shown, as flux-core's fields stand after it parses the jobspec and then
+// R: so a jobspec-update repeated after R (a duplicate a live stream
+// carries where it overlaps the backlog) changes nothing, where flux-core
+// would show the jobspec's node count until R is parsed again.
 type jobRec struct {
 	id            fluxkit.JobID
 	userid        uint32
@@ -13,22 +18,22 @@ type jobRec struct {
 	waitstatus    int32
 	excSeverity   int32
 	state         State
-	mask          State
+	mask          State // states reached (states_mask)
 	result        Result
 	success       bool
 	excOccurred   bool
 	excNoteSet    bool
-	jsParsed      bool
-	rParsed       bool
 	depsEverAdded bool
 	priority      int64 // last priority event's value; 0 before any
 	tSubmit       float64
 	tDepend       float64
+	tPriority     float64 // first entry to PRIORITY, 0 before
+	tSched        float64 // first entry to SCHED, 0 before
 	tRun          float64
 	tCleanup      float64
 	tInactive     float64
-	js            jobspecInfo
-	r             rInfo
+	js            jsFields
+	r             rFields
 	cold          *jobCold // nil until an exception, annotation or dependency
 	jobspec       []byte
 	rRaw          []byte
@@ -36,8 +41,60 @@ type jobRec struct {
 	key           entry
 }
 
-// jobCold holds what most jobs never get, out of line: it keeps job small
-// (one size class less per job; a backlog is millions of them).
+// jsFields are what job-list derives from the jobspec (parse_jobspec).
+type jsFields struct {
+	duration                  float64 // -1 unset
+	nnodes, ntasks, ncores    int32   // -1 unset
+	perNode                   int32   // >0: ntasks = nodes in R × perNode
+	perCore                   int32   // >0: ntasks = cores in R × perCore
+	name, cwd, queue, project string
+	bank                      string
+}
+
+// rFields are what job-list derives from R (parse_R).
+type rFields struct {
+	ok          bool // librlist read R: expiration, nnodes and ranks are set
+	hasNodelist bool // and R named the hosts: nodelist and ncores are set
+	expiration  float64
+	nnodes      int32
+	ncores      int32
+	ranks       string
+	nodelist    string
+}
+
+func (j *jobRec) nnodes() int32 {
+	if j.r.ok {
+		return j.r.nnodes
+	}
+	return j.js.nnodes
+}
+
+func (j *jobRec) ncores() int32 {
+	if j.r.hasNodelist {
+		return j.r.ncores
+	}
+	return j.js.ncores
+}
+
+func (j *jobRec) ntasks() int32 {
+	switch {
+	case j.r.ok && j.js.perNode > 0:
+		return j.r.nnodes * j.js.perNode
+	case j.r.hasNodelist && j.js.perCore > 0:
+		return j.r.ncores * j.js.perCore
+	}
+	return j.js.ntasks
+}
+
+func (j *jobRec) expiration() float64 {
+	if j.r.ok {
+		return j.r.expiration
+	}
+	return -1
+}
+
+// jobCold holds what most jobs never get, out of line: it keeps jobRec
+// small (a backlog is millions of them).
 type jobCold struct {
 	excType     string
 	excNote     string
@@ -83,57 +140,12 @@ func (j *jobRec) deps() []string {
 
 func newJob(id fluxkit.JobID) *jobRec {
 	return &jobRec{id: id, urgency: -1, submitVersion: -1, waitstatus: -1, excSeverity: -1,
-		result: ResultFailed, js: jobspecInfo{duration: -1, nnodes: -1, ntasks: -1, ncores: -1}}
-}
-
-func (j *jobRec) nnodes() int32 {
-	if j.rParsed && j.r.nnodes > 0 {
-		return j.r.nnodes
-	}
-	if j.jsParsed {
-		return j.js.nnodes
-	}
-	return -1
-}
-
-func (j *jobRec) ncores() int32 {
-	if j.rParsed {
-		return j.r.ncores
-	}
-	if j.jsParsed {
-		return j.js.ncores
-	}
-	return -1
-}
-
-func (j *jobRec) ntasks() int32 {
-	if !j.jsParsed {
-		return -1
-	}
-	if j.js.perCore > 0 {
-		if j.rParsed {
-			return j.r.ncores * j.js.perCore
-		}
-		return -1
-	}
-	return j.js.ntasks
-}
-
-func (j *jobRec) field(s string) string {
-	if !j.jsParsed {
-		return ""
-	}
-	return s
-}
-
-func (j *jobRec) expiration() float64 {
-	if j.rParsed && j.mask&StateRun != 0 {
-		return j.r.expiration
-	}
-	return -1
+		result: ResultFailed, js: jsFields{duration: -1, nnodes: -1, ntasks: -1, ncores: -1}}
 }
 
 // t returns a state timestamp by state bit, ok false when never reached.
+// PRIORITY and SCHED may be entered more than once: theirs is the first
+// entry's, present once it is set.
 func (j *jobRec) t(s State) (float64, bool) {
 	switch s {
 	case StateDepend:
@@ -141,6 +153,10 @@ func (j *jobRec) t(s State) (float64, bool) {
 			return j.tSubmit, true
 		}
 		return j.tDepend, j.mask&StateDepend != 0
+	case StatePriority:
+		return j.tPriority, j.tPriority != 0
+	case StateSched:
+		return j.tSched, j.tSched != 0
 	case StateRun:
 		return j.tRun, j.mask&StateRun != 0
 	case StateCleanup:

@@ -4,6 +4,8 @@ import (
 	"strings"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/idset"
+	"github.com/fluxkit/fluxkit/idset/hostlist"
 	"github.com/fluxkit/fluxkit/internal/jsonscan"
 )
 
@@ -20,10 +22,12 @@ const (
 )
 
 type waiter struct {
-	id    fluxkit.JobID
-	state State
-	attrs attrSet
-	w     fluxkit.Responder
+	id         fluxkit.JobID
+	state      State
+	attrs      attrSet
+	w          fluxkit.Responder
+	owner      uint32 // the guest's userid, when restricted
+	restricted bool
 }
 
 type statsWatcher struct {
@@ -63,6 +67,10 @@ func (x *Index) Request(w fluxkit.Responder, req *fluxkit.Message) {
 		}
 		_ = w.Respond(append(b, "]}"...))
 	case TopicStatsGet:
+		if x.restricted(req) {
+			_ = w.RespondError(errnoError(fluxkit.EPERM))
+			return
+		}
 		_ = w.Respond(fmtAppend(nil, `{"jobs":{"pending":%d,"running":%d,"inactive":%d},"idsync":{"lookups":%d,"waits":%d},"stats_watchers":%d}`,
 			x.pending.len(), x.running.len(), x.inactive.len(), x.lookups, x.nwaits, len(x.watchers)))
 	case TopicPause:
@@ -194,55 +202,74 @@ func legacyConstraint(payload []byte) (c []byte, ok bool) {
 }
 
 func (x *Index) list(w fluxkit.Responder, req *fluxkit.Message) {
-	err := x.doList(w, req)
+	payloads, err := x.doList(req)
 	if err != nil {
 		_ = w.RespondError(err)
+		return
 	}
+	var end error
+	if req.IsStreaming() {
+		end = errNoData
+	}
+	x.cfg.Send(w, payloads, end)
 }
 
-func (x *Index) doList(w fluxkit.Responder, req *fluxkit.Message) error {
+// doList answers job-list.list (list_cb): the payloads to send, in order.
+func (x *Index) doList(req *fluxkit.Message) ([][]byte, error) {
 	var maxv, attrsv, sincev, cons []byte
 	if err := unpack(req.Payload, field{"max_entries", 'i', false, &maxv}, field{"attrs", 'o', false, &attrsv},
 		field{"since", 'F', true, &sincev}, field{"constraint", 'o', true, &cons}); err != nil {
-		return err
+		return nil, err
 	}
 	if cons == nil {
 		cons, _ = legacyConstraint(req.Payload)
 	}
 	max, err := jsonscan.Int(maxv)
 	if err != nil {
-		return invalid("max_entries %s out of range", maxv)
+		return nil, invalid("max_entries %s out of range", maxv)
 	}
 	if max < 0 {
-		return invalid("max_entries < 0 not allowed")
+		return nil, invalid("max_entries < 0 not allowed")
 	}
 	since := 0.0
 	if sincev != nil {
 		if since, err = jsonscan.Float(sincev); err != nil {
-			return invalid("since %s out of range", sincev)
+			return nil, invalid("since %s out of range", sincev)
 		}
 		if since < 0 {
-			return invalid("since < 0.0 not allowed")
+			return nil, invalid("since < 0.0 not allowed")
 		}
 	}
 	attrs, err := parseAttrs(attrsv)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	c, err := ParseConstraint(cons)
+	// In private mode a guest sees only its own jobs.
+	if x.restricted(req) {
+		own := fmtS(`{"userid":[%d]}`, req.Userid)
+		if cons != nil {
+			cons = []byte(`{"and":[` + string(cons) + `,` + own + `]}`)
+		} else {
+			cons = []byte(own)
+		}
+	}
+	c, err := parseConstraint(cons, x.cfg.MaxHosts)
 	if err != nil {
-		return invalid("%v", err)
+		return nil, invalid("%v", err)
 	}
-	possible := c.root.states()
+	m := x.matcher(c)
 	streaming := req.IsStreaming()
-	var out []byte
-	if !streaming {
-		out = append(out, `{"jobs":[`...)
-	}
+	var buf []byte
+	var ends []int
 	n := 0
 	var serr error
 	visit := func(j *jobRec) bool {
-		if !c.match(j) {
+		ok, err := m.match(j)
+		if err != nil {
+			serr = fluxkit.Errorf(fluxkit.EINVAL, "%v", err)
+			return false
+		}
+		if !ok {
 			return true
 		}
 		if attrs.err != nil {
@@ -250,30 +277,33 @@ func (x *Index) doList(w fluxkit.Responder, req *fluxkit.Message) error {
 			return false
 		}
 		if streaming {
-			b := append([]byte(`{"jobs":[`), appendJob(nil, j, attrs.bits)...)
+			buf = append(buf, `{"jobs":[`...)
+			buf = appendJob(buf, j, attrs.order)
 			if n == 0 {
-				b = append(b, `],"version":1}`...)
+				buf = append(buf, `],"version":1}`...)
 			} else {
-				b = append(b, "]}"...)
+				buf = append(buf, "]}"...)
 			}
-			_ = w.Respond(b)
+			ends = append(ends, len(buf))
 		} else {
-			if n > 0 {
-				out = append(out, ',')
+			if n == 0 {
+				buf = append(buf, `{"jobs":[`...)
+			} else {
+				buf = append(buf, ',')
 			}
-			out = appendJob(out, j, attrs.bits)
+			buf = appendJob(buf, j, attrs.order)
 		}
 		n++
 		return max == 0 || int64(n) < max
 	}
 	cont := true
-	if possible&StatePending != 0 {
+	if c.mayMatch(StatePending) {
 		x.pending.each(func(j *jobRec) bool { cont = visit(j); return cont })
 	}
-	if cont && serr == nil && possible&StateRunning != 0 {
+	if cont && serr == nil && c.mayMatch(StateRunning) {
 		x.running.each(func(j *jobRec) bool { cont = visit(j); return cont })
 	}
-	if cont && serr == nil && possible&StateInactive != 0 {
+	if cont && serr == nil && c.mayMatch(StateInactive) {
 		x.inactive.each(func(j *jobRec) bool {
 			if since > 0 && j.tInactive <= since {
 				return false
@@ -283,13 +313,68 @@ func (x *Index) doList(w fluxkit.Responder, req *fluxkit.Message) error {
 		})
 	}
 	if serr != nil {
-		return serr
+		return nil, serr
 	}
-	if streaming {
-		return errNoData
+	if !streaming {
+		if n == 0 {
+			buf = append(buf, `{"jobs":[`...)
+		}
+		return [][]byte{append(buf, "]}"...)}, nil
 	}
-	_ = w.Respond(append(out, "]}"...))
-	return nil
+	out := make([][]byte, len(ends))
+	start := 0
+	for i, e := range ends {
+		out[i] = buf[start:e:e]
+		start = e
+	}
+	return out, nil
+}
+
+// matcher returns a matcher of c over this index's jobs.
+func (x *Index) matcher(c *Constraint) *matcher {
+	return &matcher{c: c, max: *x.cfg.MaxComparisons, hosts: x.jobHosts, ranks: x.jobRanks}
+}
+
+// jobHosts is j's nodelist as a hostlist, remembered per nodelist.
+func (x *Index) jobHosts(j *jobRec) (hostlist.Hostlist, bool) {
+	if !j.r.hasNodelist {
+		return hostlist.Hostlist{}, false
+	}
+	if h, ok := x.hostsMemo[j.r.nodelist]; ok {
+		return h, true
+	}
+	h, err := hostlist.Parse(j.r.nodelist)
+	if err != nil {
+		return hostlist.Hostlist{}, false
+	}
+	if len(x.hostsMemo) < maxMemo {
+		x.hostsMemo[j.r.nodelist] = h
+	}
+	return h, true
+}
+
+// jobRanks is j's ranks as an idset, remembered per ranks string.
+func (x *Index) jobRanks(j *jobRec) (idset.Set, bool) {
+	if !j.r.ok {
+		return idset.Set{}, false
+	}
+	if s, ok := x.ranksMemo[j.r.ranks]; ok {
+		return s, true
+	}
+	s, err := idset.Parse(j.r.ranks)
+	if err != nil {
+		return idset.Set{}, false
+	}
+	if len(x.ranksMemo) < maxMemo {
+		x.ranksMemo[j.r.ranks] = s
+	}
+	return s, true
+}
+
+// restricted tells whether req comes from a guest limited to its own jobs
+// (private mode; owner and admin are exempt).
+func (x *Index) restricted(req *fluxkit.Message) bool {
+	return x.cfg.PrivateMode && req.Rolemask&(fluxkit.RoleOwner|fluxkit.RoleAdmin) == 0
 }
 
 func (x *Index) listID(w fluxkit.Responder, req *fluxkit.Message) {
@@ -318,7 +403,14 @@ func (x *Index) listID(w fluxkit.Responder, req *fluxkit.Message) {
 		return
 	}
 	wt := &waiter{id: fluxkit.JobID(id), state: st, attrs: attrs, w: w}
+	if x.restricted(req) {
+		wt.owner, wt.restricted = req.Userid, true
+	}
 	if j := x.jobs[wt.id]; j != nil {
+		if !wt.visible(j) {
+			_ = w.RespondError(errNoEnt)
+			return
+		}
 		if !wt.ready(j) {
 			x.addWaiter(wt)
 			return
@@ -334,6 +426,10 @@ func (x *Index) listID(w fluxkit.Responder, req *fluxkit.Message) {
 	x.cfg.Lookup(wt.id, func(err error) {
 		x.lookups--
 		if j := x.jobs[wt.id]; j != nil {
+			if !wt.visible(j) {
+				_ = w.RespondError(errNoEnt)
+				return
+			}
 			if wt.ready(j) {
 				x.answer(wt, j)
 			} else {
@@ -364,6 +460,10 @@ func errnoError(err error) error {
 	return fluxkit.Errorf(e, "%s", fluxkit.Strerror(e))
 }
 
+// visible tells whether the waiter may see j: in private mode a guest
+// sees only its own jobs, and another's is as if it did not exist.
+func (wt *waiter) visible(j *jobRec) bool { return !wt.restricted || j.userid == wt.owner }
+
 func (wt *waiter) ready(j *jobRec) bool {
 	if j.state == StateInactive {
 		return true
@@ -380,11 +480,15 @@ func (x *Index) addWaiter(wt *waiter) {
 }
 
 func (x *Index) answer(wt *waiter, j *jobRec) {
+	if !wt.visible(j) {
+		_ = wt.w.RespondError(errNoEnt)
+		return
+	}
 	if wt.attrs.err != nil {
 		_ = wt.w.RespondError(wt.attrs.err)
 		return
 	}
-	b := append([]byte(`{"job":`), appendJob(nil, j, wt.attrs.bits)...)
+	b := append([]byte(`{"job":`), appendJob(nil, j, wt.attrs.order)...)
 	_ = wt.w.Respond(append(b, '}'))
 }
 
@@ -421,6 +525,10 @@ func (x *Index) answerGone(id fluxkit.JobID) {
 }
 
 func (x *Index) jobStats(w fluxkit.Responder, req *fluxkit.Message) {
+	if x.restricted(req) {
+		_ = w.RespondError(errnoError(fluxkit.EPERM))
+		return
+	}
 	_ = w.Respond(x.statsJSON())
 	if req.IsStreaming() {
 		x.watchers = append(x.watchers, &statsWatcher{sender: req.Sender(), w: w, gen: x.statsGen})
