@@ -239,24 +239,28 @@ func (p *Producer) Submit(sub Submission) (fluxkit.JobID, error) {
 	return id, err
 }
 
-// kvsPut creates (exists) or removes the KVS directories of ids.
+// kvsPut creates (exists) or removes the KVS directories of ids, in one
+// flux-core kvs.commit: an empty RFC 11 directory, or a null dirent to
+// unlink.
 func (p *Producer) kvsPut(ctx context.Context, ids []fluxkit.JobID, exists bool) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	type op struct {
-		Key   string          `json:"key"`
-		Value json.RawMessage `json:"value"`
+		Key    string          `json:"key"`
+		Flags  int             `json:"flags"`
+		Dirent json.RawMessage `json:"dirent"`
 	}
 	ops := make([]op, len(ids))
 	for i, id := range ids {
-		v := json.RawMessage(`null`)
+		d := json.RawMessage(`null`)
 		if exists {
-			v = fmt.Appendf(nil, `{"id":%d}`, uint64(id))
+			d = json.RawMessage(`{"ver":1,"type":"dir","data":{}}`)
 		}
-		ops[i] = op{Key: id.KVS(), Value: v}
+		ops[i] = op{Key: id.KVS(), Dirent: d}
 	}
-	if err := fluxkit.RPC(ctx, p.h, "kvs.commit", 0, map[string]any{"ops": ops}, nil); err != nil {
+	if err := fluxkit.RPC(ctx, p.h, "kvs.commit", fluxkit.NodeidAny,
+		map[string]any{"namespace": "primary", "flags": 0, "ops": ops}, nil); err != nil {
 		return fmt.Errorf("journal: kvs commit: %w", err)
 	}
 	return nil
