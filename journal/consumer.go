@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,6 +35,10 @@ type ConsumerConfig struct {
 	// Nodeid), which holds every job from its submission until it is
 	// purged, as the KVS holds the job's directory.
 	Lookup func(ctx context.Context, id fluxkit.JobID) error
+	// Service is the name the consumer serves under: its requests are
+	// "<Service>.list" and so on. Default "job-list", flux-core's; another
+	// name lets a consumer run beside flux-core's module, to compare them.
+	Service string
 	// MaxComparisons, MaxHosts and PrivateMode: see [IndexConfig]. A
 	// job-list.config-reload request (the broker's, on a config reload)
 	// sets them and Queues from the new configuration.
@@ -82,6 +87,12 @@ func NewConsumer(h fluxkit.Handle, cfg ConsumerConfig) (*Consumer, error) {
 	if cfg.StatsPeriod == 0 {
 		cfg.StatsPeriod = 200 * time.Millisecond
 	}
+	if cfg.Service == "" {
+		cfg.Service = service
+	}
+	if strings.ContainsAny(cfg.Service, ". ") {
+		return nil, fmt.Errorf("journal: ConsumerConfig.Service %q is not a service name", cfg.Service)
+	}
 	if cfg.StatsPeriod < 0 {
 		return nil, fmt.Errorf("journal: ConsumerConfig.StatsPeriod %v is negative", cfg.StatsPeriod)
 	}
@@ -105,7 +116,7 @@ func NewConsumer(h fluxkit.Handle, cfg ConsumerConfig) (*Consumer, error) {
 		if t == TopicConfigReload {
 			allow = fluxkit.RoleNone // the owner's (the broker's) alone
 		}
-		u, err := h.Register(t, allow, c.handle)
+		u, err := h.Register(cfg.Service+strings.TrimPrefix(t, service), allow, c.handle)
 		if err != nil {
 			c.unregister()
 			_ = sub.Close()
@@ -387,6 +398,12 @@ func (c *Consumer) handle(ctx context.Context, w fluxkit.Responder, req *fluxkit
 	if c.closed {
 		_ = w.RespondError(fluxkit.Errorf(fluxkit.ENOSYS, "job-list is shutting down"))
 		return
+	}
+	if c.cfg.Service != service {
+		// The index knows job-list's own topics.
+		r := *req
+		r.Topic = service + strings.TrimPrefix(req.Topic, c.cfg.Service)
+		req = &r
 	}
 	if req.Topic == TopicConfigReload {
 		c.reload(w, req)

@@ -183,3 +183,34 @@ func TestConfigReload(t *testing.T) {
 		t.Errorf("bad reload: %v", err)
 	}
 }
+
+// A consumer serving under another name answers beside the default one,
+// the same answers under its own topics.
+func TestServiceName(t *testing.T) {
+	e := newEnv(t)
+	e.complete(1, 10, 0)
+	c := e.consumer(ConsumerConfig{})
+	e.waitInit(c)
+	shadow, err := NewConsumer(e.b.Owner(0), ConsumerConfig{Service: "shadow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shadow.Close()
+	select {
+	case <-shadow.Initialized():
+	case <-e.ctx.Done():
+		t.Fatal("shadow never initialised")
+	}
+	in := map[string]any{"max_entries": 0, "attrs": []string{"all"}}
+	a, err := rpc(e.ctx, e.ch, TopicList, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := rpc(e.ctx, e.ch, "shadow.list", in)
+	if err != nil || fmt.Sprint(a) != fmt.Sprint(b) {
+		t.Fatalf("shadow.list %v %v, job-list.list %v", b, err, a)
+	}
+	if _, err := NewConsumer(e.b.Owner(0), ConsumerConfig{Service: "a.b"}); err == nil {
+		t.Error("a dotted service name was taken")
+	}
+}

@@ -9,6 +9,9 @@ import (
 	"github.com/fluxkit/fluxkit/internal/jsonscan"
 )
 
+// service is flux-core's job-list service name.
+const service = "job-list"
+
 // Topics the consumer serves.
 const (
 	TopicList       = "job-list.list"
