@@ -305,6 +305,9 @@ type matcher struct {
 	ranks       func(j *jobRec) (idset.Set, bool)
 }
 
+// errComparisons is flux-core's error, in its words.
+//
+//lint:ignore ST1005 flux-core's text, which clients show
 var errComparisons = errors.New("Excessive comparisons made, limit search via states or since")
 
 func (m *matcher) inc(n uint64) error {
