@@ -13,10 +13,33 @@ import (
 // JSON deeper than encoding/json does.
 func shallow(b []byte) bool { return bytes.Count(b, []byte("{"))+bytes.Count(b, []byte("[")) <= 200 }
 
+// agree checks one input against the encoding/json reference: both
+// accept it or neither does, and they read the same value (keys are read
+// raw, where encoding/json replaces bytes that are not UTF-8); decoding
+// again into reused storage reads the same value too.
+func agree[T any](t *testing.T, b []byte, parse, ref, reused func([]byte) (*T, error)) *T {
+	t.Helper()
+	got, err := parse(b)
+	want, rerr := ref(b)
+	if (err == nil) != (rerr == nil) {
+		t.Fatalf("%q: scanner error %v, encoding/json error %v", b, err, rerr)
+	}
+	if err != nil {
+		return nil
+	}
+	if utf8.Valid(b) && !same(got, want) {
+		t.Fatalf("%q: scanner %+v, encoding/json %+v", b, got, want)
+	}
+	if again, err := reused(b); err != nil || !same(again, got) {
+		t.Fatalf("%q: decoded again %+v %v, first %+v", b, again, err, got)
+	}
+	return got
+}
+
 // FuzzParseJobspec: the scanner and the encoding/json reference accept the
 // same documents and read the same values; a trusted decoder (input known
-// to be valid JSON) reads what the checking one reads; and a decoder
-// reused across documents reads as a fresh one.
+// to be valid JSON) and a decoder reused across documents read what a
+// fresh checking one reads.
 func FuzzParseJobspec(f *testing.F) {
 	for _, s := range []string{realJobspec,
 		jobspecWith(`{"duration":60,"cwd":"/a","queue":"batch","project":"p","bank":"b","environment":{"A":"1"},"job":{"name":"x"},"shell":{"options":{"per-resource":{"type":"node","count":2}}}}`,
@@ -31,35 +54,23 @@ func FuzzParseJobspec(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	var reused job.Jobspec
-	var rd job.Decoder
+	rd := job.Decoder{}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if !shallow(b) {
 			return
 		}
-		got, err := job.ParseJobspec(b)
-		ref, rerr := refJobspec(b)
-		if (err == nil) != (rerr == nil) {
-			t.Fatalf("%q: scanner error %v, encoding/json error %v", b, err, rerr)
-		}
-		if err != nil {
+		js := agree(t, b, job.ParseJobspec, refJobspec, func(b []byte) (*job.Jobspec, error) {
+			return &reused, rd.Jobspec(b, &reused)
+		})
+		if js == nil {
 			return
-		}
-		// Keys are read raw, where encoding/json replaces bytes that are not
-		// UTF-8.
-		if utf8.Valid(b) && !same(got, ref) {
-			t.Fatalf("%q: scanner %+v, encoding/json %+v", b, got, ref)
 		}
 		trusted := job.Decoder{Trusted: true}
 		var tj job.Jobspec
-		if err := trusted.Jobspec(b, &tj); err != nil || !same(&tj, got) {
-			t.Fatalf("%q: trusted decoder %+v %v, checking one %+v", b, tj, err, got)
+		if err := trusted.Jobspec(b, &tj); err != nil || !same(&tj, js) {
+			t.Fatalf("%q: trusted decoder %+v %v, checking one %+v", b, tj, err, js)
 		}
-		if err := rd.Jobspec(b, &reused); err != nil || !same(&reused, got) {
-			t.Fatalf("%q: reused decoder %+v %v, fresh %+v", b, reused, err, got)
-		}
-		if _, err := got.Counts(); err != nil {
-			return
-		}
+		_, _ = js.Counts()
 	})
 }
 
@@ -74,27 +85,19 @@ func FuzzParseR(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	var reused job.R
-	var rd job.Decoder
+	rd := job.Decoder{}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if !shallow(b) {
 			return
 		}
-		got, err := job.ParseR(b)
-		ref, rerr := refR(b)
-		if (err == nil) != (rerr == nil) {
-			t.Fatalf("%q: scanner error %v, encoding/json error %v", b, err, rerr)
-		}
-		if err != nil {
+		r := agree(t, b, job.ParseR, refR, func(b []byte) (*job.R, error) {
+			return &reused, rd.R(b, &reused)
+		})
+		if r == nil {
 			return
 		}
-		if utf8.Valid(b) && !same(got, ref) {
-			t.Fatalf("%q: scanner %+v, encoding/json %+v", b, got, ref)
-		}
-		if err := rd.R(b, &reused); err != nil || !same(&reused, got) {
-			t.Fatalf("%q: reused decoder %+v %v, fresh %+v", b, reused, err, got)
-		}
-		_ = got.Count("core")
-		_, _ = got.Hosts()
+		_ = r.Count("core")
+		_, _ = r.Hosts()
 	})
 }
 

@@ -27,12 +27,13 @@ var (
 // real instance holding -realflux.jobs inactive jobs, side by side:
 //
 //   - Startup: flux-core's "flux module reload job-list" until a list
-//     request is answered, against starting flux-job-list until its ready
-//     line (and until a list request is answered).
+//     request is answered, against starting flux-job-list until a list
+//     request is answered (and until its ready line).
 //   - FluxJobsA: the wall time of "flux jobs -a" (its first 1000 jobs),
 //     and of "flux jobs -a -c 0" (all of them), with either serving.
 //   - ListAll: one job-list.list of every job with every attribute,
-//     streaming, as flux jobs sends it, timed from Go.
+//     streaming, as flux jobs sends it, timed from Go, flux-core's module
+//     and flux-job-list beside it.
 func BenchmarkReal(b *testing.B) {
 	realflux.Require(b)
 	bin := buildProgram(b)
@@ -68,91 +69,109 @@ func BenchmarkReal(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	// Both modes measured in turn: flux-core's module loaded, or
-	// flux-job-list in its place.
-	fluxcore := func() func() { return func() {} }
-	fluxkitMode := func() func() {
+	// flux-core's module and flux-job-list in its place, in turn, so
+	// that the machine's load falls on both alike; the figures are
+	// medians, and ratio is fluxkit's over flux-core's.
+	var withFluxkit *program
+	useFluxkit := func() {
 		run("module", "remove", "job-list")
-		p := startProgram(b, bin, uri)
-		return func() {
-			p.stop(b)
-			run("module", "load", "job-list")
-		}
+		withFluxkit = startProgramQuiet(b, bin, uri)
 	}
-	modes := []struct {
-		name  string
-		setup func() func()
-	}{{"flux-core", fluxcore}, {"fluxkit", fluxkitMode}}
+	useFluxCore := func() {
+		withFluxkit.stop(b)
+		run("module", "load", "job-list")
+	}
 
-	b.Run("Startup/flux-core", func(b *testing.B) {
+	b.Run("Startup", func(b *testing.B) {
+		var fc, ready, answered []time.Duration
 		for b.Loop() {
 			start := time.Now()
 			run("module", "reload", "job-list")
 			listAnswered("job-list")
-			b.ReportMetric(float64(time.Since(start).Microseconds())/1000, "ms/answer")
-		}
-	})
-	b.Run("Startup/fluxkit", func(b *testing.B) {
-		run("module", "remove", "job-list")
-		defer run("module", "load", "job-list")
-		for b.Loop() {
-			start := time.Now()
+			fc = append(fc, time.Since(start))
+			run("module", "remove", "job-list")
+			start = time.Now()
 			p := startProgramQuiet(b, bin, uri)
-			ready := time.Since(start)
+			ready = append(ready, time.Since(start))
 			listAnswered("job-list")
-			answered := time.Since(start)
-			b.StopTimer()
+			answered = append(answered, time.Since(start))
 			p.stop(b)
-			b.StartTimer()
-			b.ReportMetric(float64(ready.Microseconds())/1000, "ms/ready")
-			b.ReportMetric(float64(answered.Microseconds())/1000, "ms/answer")
+			run("module", "load", "job-list")
 		}
+		reportSideBySide(b, "answer", fc, answered)
+		b.ReportMetric(ms(median(ready)), "fluxkit-ms/ready")
+		b.ReportMetric(ms(median(ready))/ms(median(fc)), "ratio/ready")
 	})
-	for _, m := range modes {
-		for _, count := range []string{"1000", "0"} {
-			b.Run(fmt.Sprintf("FluxJobsA/count=%s/%s", count, m.name), func(b *testing.B) {
-				done := m.setup()
-				defer done()
-				var times []time.Duration
-				for b.Loop() {
-					start := time.Now()
-					out := run("jobs", "-a", "-c", count, "-n")
-					times = append(times, time.Since(start))
-					if n := strings.Count(out, "\n"); count == "0" && n != *benchJobs || count == "1000" && n != 1000 {
-						b.Fatalf("flux jobs -a -c %s: %d lines", count, n)
-					}
+	for _, count := range []string{"1000", "0"} {
+		b.Run("FluxJobsA/count="+count, func(b *testing.B) {
+			jobsA := func() time.Duration {
+				start := time.Now()
+				out := run("jobs", "-a", "-c", count, "-n")
+				d := time.Since(start)
+				if n := strings.Count(out, "\n"); count == "0" && n != *benchJobs || count == "1000" && n != 1000 {
+					b.Fatalf("flux jobs -a -c %s: %d lines", count, n)
 				}
-				b.ReportMetric(float64(median(times).Microseconds())/1000, "ms-median")
-			})
-		}
-		b.Run("ListAll/"+m.name, func(b *testing.B) {
-			done := m.setup()
-			defer done()
-			for b.Loop() {
-				m := fluxkit.NewRequest("job-list.list", fluxkit.NodeidAny, []byte(`{"max_entries":0,"attrs":["all"],"since":0.0,"constraint":{"and":[]}}`))
-				m.Flags |= fluxkit.FlagStreaming
-				call, err := h.Request(ctx, m)
-				if err != nil {
-					b.Fatal(err)
-				}
-				n := 0
-				for {
-					_, err := call.Recv(ctx)
-					if err != nil {
-						if fluxkit.Errno(err) != fluxkit.ENODATA {
-							b.Fatal(err)
-						}
-						break
-					}
-					n++
-				}
-				call.Close()
-				if n != *benchJobs {
-					b.Fatalf("%d jobs", n)
-				}
+				return d
 			}
+			var fc, fk []time.Duration
+			for b.Loop() {
+				for range 3 {
+					fc = append(fc, jobsA())
+				}
+				useFluxkit()
+				for range 3 {
+					fk = append(fk, jobsA())
+				}
+				useFluxCore()
+			}
+			reportSideBySide(b, "flux-jobs", fc, fk)
 		})
 	}
+	b.Run("ListAll", func(b *testing.B) {
+		shadow := startProgramQuiet(b, bin, uri, "--service", "fluxkit-job-list")
+		defer shadow.stop(b)
+		listAll := func(svc string) time.Duration {
+			start := time.Now()
+			m := fluxkit.NewRequest(svc+".list", fluxkit.NodeidAny, []byte(`{"max_entries":0,"attrs":["all"],"since":0.0,"constraint":{"and":[]}}`))
+			m.Flags |= fluxkit.FlagStreaming
+			call, err := h.Request(ctx, m)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer call.Close()
+			n := 0
+			for {
+				_, err := call.Recv(ctx)
+				if err != nil {
+					if fluxkit.Errno(err) != fluxkit.ENODATA {
+						b.Fatal(err)
+					}
+					break
+				}
+				n++
+			}
+			if n != *benchJobs {
+				b.Fatalf("%d jobs", n)
+			}
+			return time.Since(start)
+		}
+		var fc, fk []time.Duration
+		for b.Loop() {
+			fc = append(fc, listAll("job-list"))
+			fk = append(fk, listAll("fluxkit-job-list"))
+		}
+		reportSideBySide(b, "list", fc, fk)
+	})
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// reportSideBySide reports both medians and their ratio.
+func reportSideBySide(b *testing.B, what string, fluxcore, fluxkit []time.Duration) {
+	fc, fk := median(fluxcore), median(fluxkit)
+	b.ReportMetric(ms(fc), "flux-core-ms/"+what)
+	b.ReportMetric(ms(fk), "fluxkit-ms/"+what)
+	b.ReportMetric(ms(fk)/ms(fc), "ratio/"+what)
 }
 
 func median(ds []time.Duration) time.Duration {
@@ -165,10 +184,10 @@ func median(ds []time.Duration) time.Duration {
 }
 
 // startProgramQuiet is startProgram without its log line, for benchmarks.
-func startProgramQuiet(b *testing.B, bin, uri string) *program {
+func startProgramQuiet(b *testing.B, bin, uri string, args ...string) *program {
 	b.Helper()
 	p := &program{ready: make(chan struct{}), done: make(chan struct{})}
-	p.cmd = exec.Command(bin)
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(cleanEnv(), "FLUX_URI="+uri)
 	r, err := p.cmd.StderrPipe()
 	if err != nil {
