@@ -3,6 +3,7 @@ package journal
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/idset"
@@ -530,9 +531,14 @@ func (x *Index) apply(id fluxkit.JobID, e job.Event, jobspec, r []byte) error {
 		if taken {
 			x.dependency(j, e.Name == "dependency-add", d)
 		}
+	case "start", "release", "free", "set-flags", "prolog-start", "prolog-finish", "epilog-start", "epilog-finish":
+		// Events job-list has no use for.
 	default:
-		if len(e.Name) > 11 && e.Name[:11] == "dependency-" {
+		if strings.HasPrefix(e.Name, "dependency-") {
 			return fmt.Errorf("unknown dependency event %s", e.Name)
+		}
+		if !strings.HasPrefix(e.Name, "debug.") {
+			x.cfg.Logf("event %s: job %s: an event job-list does not know: skipped", e.Name, id)
 		}
 	}
 	if !taken {

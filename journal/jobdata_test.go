@@ -320,3 +320,26 @@ func TestPrivateMode(t *testing.T) {
 		t.Errorf("job-stats for the owner: %v", r.err)
 	}
 }
+
+// An event job-list does not know is logged and skipped, never fatal;
+// the events it has no use for pass quietly.
+func TestUnknownEventSkipped(t *testing.T) {
+	p := newPipe(t).connect()
+	p.sched(1, 1, 16)
+	p.post(1, 10, "future-event", `{"x":1}`)
+	p.post(1, 11, "set-flags", `{"flags":["debug"]}`)
+	p.post(1, 12, "debug.alloc-request", "")
+	p.must(p.pump())
+	var logged []string
+	for _, l := range p.logs {
+		if strings.Contains(l, "does not know") {
+			logged = append(logged, l)
+		}
+	}
+	if len(logged) != 1 || !strings.Contains(logged[0], "future-event") {
+		t.Errorf("logged %q", logged)
+	}
+	if j := p.job(1); j["state"] != 8.0 {
+		t.Errorf("job after unknown events: %v", j)
+	}
+}
