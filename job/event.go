@@ -31,13 +31,76 @@ func eventErr(format string, args ...any) error {
 
 // ParseEvent decodes one entry object with the checks flux-core applies to
 // every entry it reads: timestamp a JSON number, name a string, context
-// (if present) an object; extra keys are allowed. Context aliases b.
+// (if present) an object; extra keys are allowed, and a key given twice
+// counts with its last value, as in jansson. Context aliases b.
 func ParseEvent(b []byte) (Event, error) {
 	b = jsonscan.Trim(b)
-	if err := jsonscan.Check(b); err != nil {
+	end, e, bad, err := ScanEvent(b, 0, 0)
+	switch {
+	case err != nil:
 		return Event{}, eventErr("%v", err)
+	case end != len(b):
+		return Event{}, eventErr("%v", jsonscan.ErrSyntax)
+	case bad != nil:
+		return Event{}, bad
 	}
-	return parseCheckedEvent(b)
+	return e, nil
+}
+
+// ScanEvent decodes the entry that starts at b[i] inside a larger JSON
+// document being walked (depth is how deep in it the entry is), in the one
+// pass that checks the entry's JSON as jsonscan's walkers check it: end is
+// the index just past the entry. err is a syntax error of the document;
+// bad is an entry that is JSON but not a valid entry ([ParseEvent]'s
+// checks), with end set so that the walk can go on. Context aliases b.
+func ScanEvent(b []byte, i, depth int) (end int, e Event, bad, err error) {
+	if i >= len(b) || b[i] != '{' {
+		if end, err = jsonscan.ValueEndDepth(b, i, depth); err != nil {
+			return 0, e, nil, err
+		}
+		return end, e, eventErr("%v", jsonscan.ErrNotObject), nil
+	}
+	if depth >= jsonscan.MaxDepth {
+		return 0, e, nil, jsonscan.ErrTooDeep
+	}
+	var ts, name, ctx []byte
+	i = jsonscan.SkipWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return i + 1, e, eventErr("timestamp missing"), nil
+	}
+	for {
+		k, next, err := jsonscan.MemberKey(b, i)
+		if err != nil {
+			return 0, e, nil, err
+		}
+		i = next
+		ve, err := jsonscan.ValueEndDepth(b, i, depth+1)
+		if err != nil {
+			return 0, e, nil, err
+		}
+		switch k {
+		case "timestamp":
+			ts = b[i:ve]
+		case "name":
+			name = b[i:ve]
+		case "context":
+			ctx = b[i:ve]
+		}
+		i = jsonscan.SkipWS(b, ve)
+		if i >= len(b) {
+			return 0, e, nil, jsonscan.ErrSyntax
+		}
+		if b[i] == '}' {
+			end = i + 1
+			break
+		}
+		if b[i] != ',' {
+			return 0, e, nil, jsonscan.ErrSyntax
+		}
+		i = jsonscan.SkipWS(b, i+1)
+	}
+	e, bad = checkEvent(ts, name, ctx)
+	return end, e, bad, nil
 }
 
 // parseCheckedEvent is ParseEvent for input known to be one well-formed
@@ -58,6 +121,11 @@ func parseCheckedEvent(b []byte) (Event, error) {
 	if err != nil {
 		return Event{}, eventErr("%v", err)
 	}
+	return checkEvent(ts, name, ctx)
+}
+
+// checkEvent makes an entry of its members' raw values (nil: absent).
+func checkEvent(ts, name, ctx []byte) (Event, error) {
 	var e Event
 	switch {
 	case ts == nil:
@@ -65,6 +133,7 @@ func parseCheckedEvent(b []byte) (Event, error) {
 	case name == nil:
 		return Event{}, eventErr("name missing")
 	}
+	var err error
 	if e.Timestamp, err = jsonscan.Float(ts); err != nil {
 		return Event{}, eventErr("timestamp is not a number")
 	}
@@ -101,8 +170,59 @@ func (e Event) MarshalJSON() ([]byte, error) { return e.AppendJSON(nil), nil }
 // string) without allocating for the names flux-core's job manager posts.
 func EventName(v []byte) string {
 	raw := v[1 : len(v)-1]
-	if s, ok := eventNames[string(raw)]; ok {
-		return s
+	// A switch on the bytes compiles to length and byte comparisons, with
+	// no hashing: this runs for every entry of a backlog.
+	switch string(raw) {
+	case "submit":
+		return "submit"
+	case "validate":
+		return "validate"
+	case "invalidate":
+		return "invalidate"
+	case "depend":
+		return "depend"
+	case "priority":
+		return "priority"
+	case "alloc":
+		return "alloc"
+	case "start":
+		return "start"
+	case "finish":
+		return "finish"
+	case "release":
+		return "release"
+	case "free":
+		return "free"
+	case "clean":
+		return "clean"
+	case "exception":
+		return "exception"
+	case "urgency":
+		return "urgency"
+	case "memo":
+		return "memo"
+	case "annotations":
+		return "annotations"
+	case "flux-restart":
+		return "flux-restart"
+	case "jobspec-update":
+		return "jobspec-update"
+	case "resource-update":
+		return "resource-update"
+	case "dependency-add":
+		return "dependency-add"
+	case "dependency-remove":
+		return "dependency-remove"
+	case "set-flags":
+		return "set-flags"
+	case "prolog-start":
+		return "prolog-start"
+	case "prolog-finish":
+		return "prolog-finish"
+	case "epilog-start":
+		return "epilog-start"
+	case "epilog-finish":
+		return "epilog-finish"
 	}
 	s, err := jsonscan.Unquote(v)
 	if err != nil {
@@ -110,19 +230,6 @@ func EventName(v []byte) string {
 	}
 	return s
 }
-
-// eventNames are the names flux-core's job manager and its plugins post
-// (RFC 21 and the journal-only ones).
-var eventNames = func() map[string]string {
-	m := map[string]string{}
-	for _, n := range []string{"submit", "validate", "invalidate", "depend", "priority", "alloc",
-		"start", "finish", "release", "free", "clean", "exception", "urgency", "memo", "annotations",
-		"flux-restart", "jobspec-update", "resource-update", "dependency-add", "dependency-remove",
-		"set-flags", "prolog-start", "prolog-finish", "epilog-start", "epilog-finish"} {
-		m[n] = n
-	}
-	return m
-}()
 
 // AppendJSON appends e encoded as flux-core encodes an entry: timestamp,
 // name, and context when present. e must be valid (see [NewEvent]).

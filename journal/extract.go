@@ -21,8 +21,11 @@ type deriver struct {
 	nodelists map[string]string
 }
 
+// newDeriver returns a deriver for jobspecs and Rs known to be well-formed
+// JSON: those of journal responses, which are checked whole as they are
+// read, and those the consumer re-encodes after an update.
 func newDeriver() *deriver {
-	return &deriver{ranks: map[[2]uint32]string{}, nodelists: map[string]string{}}
+	return &deriver{dec: job.Decoder{Trusted: true}, ranks: map[[2]uint32]string{}, nodelists: map[string]string{}}
 }
 
 // applyJobspec is job-list's parse_jobspec on j's jobspec fields: they

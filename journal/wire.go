@@ -125,8 +125,8 @@ func (m *message) members(b []byte) error {
 
 // scanEvents validates the array at b[i] as jsonscan.ValueEnd does (same
 // errors, same depth accounting) and decodes its entries as
-// [job.ParseEvent] does, stopping decoding (not validating) at the first
-// bad entry.
+// [job.ParseEvent] does, in the same pass, stopping decoding (not
+// validating) at the first bad entry.
 func (m *message) scanEvents(b []byte, i int) (int, error) {
 	m.entries, m.entryAt, m.entryErr = m.entries[:0], -1, nil
 	i = jsonscan.SkipWS(b, i+1)
@@ -134,18 +134,22 @@ func (m *message) scanEvents(b []byte, i int) (int, error) {
 		return i + 1, nil
 	}
 	for n := 0; ; n++ {
-		e, err := jsonscan.ValueEndDepth(b, i, 1)
-		if err != nil {
-			return 0, err
-		}
+		var e int
+		var err error
 		if m.entryErr == nil {
-			// Checked by the walk above: decoded without a second check.
-			en, bad := trustedEvents.Event(b[i:e])
+			var en job.Event
+			var bad error
+			// One pass checks the entry's JSON and decodes it.
+			if e, en, bad, err = job.ScanEvent(b, i, 1); err != nil {
+				return 0, err
+			}
 			if bad != nil {
 				m.entryAt, m.entryErr = n, bad
 			} else {
 				m.entries = append(m.entries, en)
 			}
+		} else if e, err = jsonscan.ValueEndDepth(b, i, 1); err != nil {
+			return 0, err
 		}
 		i = jsonscan.SkipWS(b, e)
 		if i >= len(b) {
@@ -160,10 +164,6 @@ func (m *message) scanEvents(b []byte, i int) (int, error) {
 		i = jsonscan.SkipWS(b, i+1)
 	}
 }
-
-// trustedEvents decodes entries the message walk has checked. Its Event
-// method keeps no state, so it is shared.
-var trustedEvents = job.Decoder{Trusted: true}
 
 // ParsePurge decodes a job-purge-inactive payload.
 func ParsePurge(b []byte) ([]fluxkit.JobID, error) {
