@@ -417,7 +417,7 @@ func (x *Index) apply(id fluxkit.JobID, e job.Event, jobspec, r []byte) error {
 		}
 		if p != j.priority {
 			if x.initialized && j.list == &x.pending {
-				x.pending.remove(j.key)
+				x.pending.remove(x.keyOf(j))
 				j.priority = p
 				x.insert(j, &x.pending)
 			} else {
@@ -801,17 +801,24 @@ func listFor(x *Index, s State) *slist {
 }
 
 func (x *Index) insert(j *jobRec, l *slist) {
-	j.key = entry{j: j, id: j.id}
-	switch l {
+	j.list, j.listP = l, j.priority
+	l.insert(x.keyOf(j))
+}
+
+// keyOf is j's slot in its list: the keys it is sorted under there.
+// Running and inactive jobs are sorted by times that never change; a
+// pending job by the priority it had when put there (listP).
+func (x *Index) keyOf(j *jobRec) entry {
+	e := entry{j: j, id: j.id}
+	switch j.list {
 	case &x.pending:
-		j.key.p = j.priority
+		e.p = j.listP
 	case &x.running:
-		j.key.k = j.tRun
+		e.k = j.tRun
 	case &x.inactive:
-		j.key.k = j.tInactive
+		e.k = j.tInactive
 	}
-	j.list = l
-	l.insert(j.key)
+	return e
 }
 
 func (x *Index) relist(j *jobRec) {
@@ -819,15 +826,15 @@ func (x *Index) relist(j *jobRec) {
 	if j.list == l {
 		if l == &x.pending && j.state == StateSched {
 			// Re-sorted on entering SCHED (the key is the priority).
-			if j.key.p != j.priority {
-				l.remove(j.key)
+			if j.listP != j.priority {
+				l.remove(x.keyOf(j))
 				x.insert(j, l)
 			}
 		}
 		return
 	}
 	if j.list != nil {
-		j.list.remove(j.key)
+		j.list.remove(x.keyOf(j))
 		j.list = nil
 	}
 	if l != nil {
@@ -854,7 +861,7 @@ func (x *Index) detach(j *jobRec) {
 		x.last = nil
 	}
 	if j.list != nil {
-		j.list.remove(j.key)
+		j.list.remove(x.keyOf(j))
 		j.list = nil
 	}
 	delete(x.jobs, j.id)
@@ -871,18 +878,14 @@ func (x *Index) initialize() {
 		if l == nil {
 			continue
 		}
-		j.list = l
-		j.key = entry{j: j, id: j.id}
+		j.list, j.listP = l, j.priority
 		switch l {
 		case &x.pending:
-			j.key.p = j.priority
-			pend = append(pend, j.key)
+			pend = append(pend, x.keyOf(j))
 		case &x.running:
-			j.key.k = j.tRun
-			run = append(run, j.key)
+			run = append(run, x.keyOf(j))
 		case &x.inactive:
-			j.key.k = j.tInactive
-			inact = append(inact, j.key)
+			inact = append(inact, x.keyOf(j))
 		}
 		x.count(j, j.state, 1)
 	}

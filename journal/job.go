@@ -38,7 +38,7 @@ type jobRec struct {
 	jobspec       []byte
 	rRaw          []byte
 	list          *slist
-	key           entry
+	listP         int64 // the priority the job is sorted under on the pending list
 }
 
 // jsFields are what job-list derives from the jobspec (parse_jobspec).
@@ -53,13 +53,13 @@ type jsFields struct {
 
 // rFields are what job-list derives from R (parse_R).
 type rFields struct {
-	ok          bool // librlist read R: expiration, nnodes and ranks are set
-	hasNodelist bool // and R named the hosts: nodelist and ncores are set
 	expiration  float64
 	nnodes      int32
 	ncores      int32
 	ranks       string
 	nodelist    string
+	ok          bool // librlist read R: expiration, nnodes and ranks are set
+	hasNodelist bool // and R named the hosts: nodelist and ncores are set
 }
 
 func (j *jobRec) nnodes() int32 {

@@ -459,8 +459,10 @@ func Float(v []byte) (float64, error) {
 	if k != Integer && k != Real {
 		return 0, ErrType
 	}
-	// Exact fast path (Clinger): up to 15 significant digits and a short
-	// fraction, which covers every timestamp Flux writes.
+	// Exact fast path (Clinger): a mantissa a float64 holds exactly (at
+	// most 2^53) and a power of ten it holds exactly (a fraction of at
+	// most 22 digits): one correctly rounded division. That covers every
+	// timestamp Flux writes (16 or 17 digits, microseconds or finer).
 	var mant uint64
 	digits, frac := 0, 0
 	i := 0
@@ -488,12 +490,12 @@ func Float(v []byte) (float64, error) {
 		default:
 			ok = false
 		}
-		if !ok || digits > 15 {
+		if !ok || digits > 19 {
 			ok = false
 			break
 		}
 	}
-	if ok && frac < len(pow10) {
+	if ok && mant <= 1<<53 && frac < len(pow10) {
 		f := float64(mant) / pow10[frac]
 		if neg {
 			f = -f
