@@ -116,12 +116,13 @@ func NewConsumer(h fluxkit.Handle, cfg ConsumerConfig) (*Consumer, error) {
 		if t == TopicConfigReload {
 			allow = fluxkit.RoleNone // the owner's (the broker's) alone
 		}
-		u, err := h.Register(cfg.Service+strings.TrimPrefix(t, service), allow, c.handle)
+		topic := cfg.Service + strings.TrimPrefix(t, service)
+		u, err := h.Register(topic, allow, c.handle)
 		if err != nil {
 			c.unregister()
 			_ = sub.Close()
 			cancel()
-			return nil, fmt.Errorf("journal: register %s: %w", t, err)
+			return nil, fmt.Errorf("journal: register %s: %w", topic, err)
 		}
 		c.unreg = append(c.unreg, u)
 	}
