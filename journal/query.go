@@ -343,17 +343,7 @@ func (x *Index) jobHosts(j *jobRec) (hostlist.Hostlist, bool) {
 	if !j.r.hasNodelist {
 		return hostlist.Hostlist{}, false
 	}
-	if h, ok := x.hostsMemo[j.r.nodelist]; ok {
-		return h, true
-	}
-	h, err := hostlist.Parse(j.r.nodelist)
-	if err != nil {
-		return hostlist.Hostlist{}, false
-	}
-	if len(x.hostsMemo) < maxMemo {
-		x.hostsMemo[j.r.nodelist] = h
-	}
-	return h, true
+	return remembered(x.hostsMemo, j.r.nodelist, hostlist.Parse)
 }
 
 // jobRanks is j's ranks as an idset, remembered per ranks string.
@@ -361,17 +351,23 @@ func (x *Index) jobRanks(j *jobRec) (idset.Set, bool) {
 	if !j.r.ok {
 		return idset.Set{}, false
 	}
-	if s, ok := x.ranksMemo[j.r.ranks]; ok {
-		return s, true
+	return remembered(x.ranksMemo, j.r.ranks, idset.Parse)
+}
+
+// remembered is parse(s), kept in memo (bounded) for the next job with
+// the same string.
+func remembered[T any](memo map[string]T, s string, parse func(string) (T, error)) (T, bool) {
+	if v, ok := memo[s]; ok {
+		return v, true
 	}
-	s, err := idset.Parse(j.r.ranks)
+	v, err := parse(s)
 	if err != nil {
-		return idset.Set{}, false
+		return v, false
 	}
-	if len(x.ranksMemo) < maxMemo {
-		x.ranksMemo[j.r.ranks] = s
+	if len(memo) < maxMemo {
+		memo[s] = v
 	}
-	return s, true
+	return v, true
 }
 
 // restricted tells whether req comes from a guest limited to its own jobs
