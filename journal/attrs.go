@@ -1,20 +1,22 @@
 package journal
 
 import (
-	"encoding/json"
 	"sort"
 	"strconv"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/internal/jsonscan"
 )
 
-// attribute bits, in list-attrs order.
+// Attributes, in list-attrs order.
 const (
-	aUserid = 1 << iota
+	aUserid = iota
 	aUrgency
 	aPriority
 	aTSubmit
 	aTDepend
+	aTPriority
+	aTSched
 	aTRun
 	aTCleanup
 	aTInactive
@@ -40,49 +42,77 @@ const (
 	aAnnotations
 	aWaitstatus
 	aDependencies
-	aAll = 1<<iota - 1
+	nAttrs
 )
 
-// AttrNames is the list-attrs answer, in Flux's order ("all" last).
-var AttrNames = []string{"userid", "urgency", "priority", "t_submit", "t_depend", "t_run",
-	"t_cleanup", "t_inactive", "state", "name", "cwd", "queue", "project", "bank", "ntasks",
-	"ncores", "duration", "nnodes", "ranks", "nodelist", "success", "exception_occurred",
+// AttrNames is the list-attrs answer, in flux-core's order ("all" last).
+var AttrNames = []string{"userid", "urgency", "priority", "t_submit", "t_depend", "t_priority",
+	"t_sched", "t_run", "t_cleanup", "t_inactive", "state", "name", "cwd", "queue", "project", "bank",
+	"ntasks", "ncores", "duration", "nnodes", "ranks", "nodelist", "success", "exception_occurred",
 	"exception_type", "exception_severity", "exception_note", "result", "expiration",
 	"annotations", "waitstatus", "dependencies", "all"}
 
-// attrSet is a parsed attrs array. err, when set, is raised only when a
-// job is serialised (Flux checks attributes lazily).
+var attrIndex = func() map[string]uint8 {
+	m := map[string]uint8{}
+	for i, n := range AttrNames[:nAttrs] {
+		m[n] = uint8(i)
+	}
+	return m
+}()
+
+// allAttrs is "all": every attribute, in order.
+var allAttrs = func() []uint8 {
+	o := make([]uint8, nAttrs)
+	for i := range o {
+		o[i] = uint8(i)
+	}
+	return o
+}()
+
+// attrSet is a parsed attrs array: the attributes in the order a job
+// object shows them, which is the request's (flux-core adds them to the
+// object in that order; one asked again keeps its first place). err, when
+// set, is raised only when a job is serialised: flux-core checks
+// attributes as it adds them to a matched job.
 type attrSet struct {
-	bits uint64
-	err  error
+	order []uint8
+	err   error
 }
 
 // parseAttrs decodes the attrs array; a non-array is an immediate EPROTO.
 func parseAttrs(raw []byte) (attrSet, error) {
 	var as attrSet
-	if kind(raw) != kindArray {
+	if jsonscan.KindOf(raw) != jsonscan.Array {
 		return as, fluxkit.Errorf(fluxkit.EPROTO, "invalid payload: attrs must be an array")
 	}
-	err := eachElem(raw, func(v []byte) error {
+	var have [nAttrs]bool
+	add := func(a uint8) {
+		if !have[a] {
+			have[a] = true
+			as.order = append(as.order, a)
+		}
+	}
+	err := jsonscan.Elems(raw, func(v []byte) error {
 		if as.err != nil {
 			return nil
 		}
-		s, err := asString(v)
+		s, err := jsonscan.Unquote(v)
 		if err != nil {
 			as.err = fluxkit.Errorf(fluxkit.EINVAL, "attr has no string value")
 			return nil
 		}
-		for i, n := range AttrNames {
-			if n == s {
-				if s == "all" {
-					as.bits |= aAll
-				} else {
-					as.bits |= 1 << i
-				}
-				return nil
+		if s == "all" {
+			for _, a := range allAttrs {
+				add(a)
 			}
+			return nil
 		}
-		as.err = fluxkit.Errorf(fluxkit.EINVAL, "%s is not a valid attribute", s)
+		a, ok := attrIndex[s]
+		if !ok {
+			as.err = fluxkit.Errorf(fluxkit.EINVAL, "%s is not a valid attribute", s)
+			return nil
+		}
+		add(a)
 		return nil
 	})
 	if err != nil {
@@ -102,144 +132,144 @@ func appendInt(b []byte, k string, v int64) []byte {
 }
 
 func appendF(b []byte, k string, v float64) []byte {
-	return appendFloat(appendKey(b, k), v)
+	return jsonscan.AppendFloat(appendKey(b, k), v)
 }
 
 func appendS(b []byte, k, v string) []byte {
-	return appendString(appendKey(b, k), v)
+	return jsonscan.AppendString(appendKey(b, k), v)
 }
 
 func appendBool(b []byte, k string, v bool) []byte {
 	return strconv.AppendBool(appendKey(b, k), v)
 }
 
-// appendJob serialises j with the attributes in a (job_to_json).
-func appendJob(b []byte, j *job, a uint64) []byte {
+// appendJob serialises j with the attributes in order (job_to_json).
+func appendJob(b []byte, j *jobRec, order []uint8) []byte {
 	b = append(b, `{"id":`...)
 	b = strconv.AppendUint(b, uint64(j.id), 10)
-	if a&aUserid != 0 {
-		b = appendInt(b, "userid", int64(j.userid))
-	}
-	if a&aUrgency != 0 {
-		b = appendInt(b, "urgency", int64(j.urgency))
-	}
-	if a&aPriority != 0 && j.mask&StateSched != 0 {
-		b = appendInt(b, "priority", j.priority)
-	}
-	if a&aTSubmit != 0 {
-		b = appendF(b, "t_submit", j.tSubmit)
-	}
-	if a&aTDepend != 0 {
-		if t, ok := j.t(StateDepend); ok {
-			b = appendF(b, "t_depend", t)
-		}
-	}
-	if a&aTRun != 0 && j.mask&StateRun != 0 {
-		b = appendF(b, "t_run", j.tRun)
-	}
-	if a&aTCleanup != 0 && j.mask&StateCleanup != 0 {
-		b = appendF(b, "t_cleanup", j.tCleanup)
-	}
-	if a&aTInactive != 0 && j.mask&StateInactive != 0 {
-		b = appendF(b, "t_inactive", j.tInactive)
-	}
-	if a&aState != 0 {
-		b = appendInt(b, "state", int64(j.state))
-	}
-	if j.jsParsed {
-		if a&aName != 0 && j.js.name != "" {
-			b = appendS(b, "name", j.js.name)
-		}
-		if a&aCwd != 0 && j.js.cwd != "" {
-			b = appendS(b, "cwd", j.js.cwd)
-		}
-		if a&aQueue != 0 && j.js.queue != "" {
-			b = appendS(b, "queue", j.js.queue)
-		}
-		if a&aProject != 0 && j.js.project != "" {
-			b = appendS(b, "project", j.js.project)
-		}
-		if a&aBank != 0 && j.js.bank != "" {
-			b = appendS(b, "bank", j.js.bank)
-		}
-	}
-	if a&aNtasks != 0 {
-		if n := j.ntasks(); n >= 0 {
-			b = appendInt(b, "ntasks", int64(n))
-		}
-	}
-	if a&aNcores != 0 {
-		if n := j.ncores(); n >= 0 {
-			b = appendInt(b, "ncores", int64(n))
-		}
-	}
-	if a&aDuration != 0 && j.jsParsed && j.js.duration >= 0 {
-		b = appendF(b, "duration", j.js.duration)
-	}
-	if a&aNnodes != 0 {
-		if n := j.nnodes(); n >= 0 {
-			b = appendInt(b, "nnodes", int64(n))
-		}
-	}
-	if j.mask&StateRun != 0 && j.rParsed {
-		if a&aRanks != 0 && j.r.ranks != "" {
-			b = appendS(b, "ranks", j.r.ranks)
-		}
-		if a&aNodelist != 0 && j.r.nodelist != "" {
-			b = appendS(b, "nodelist", j.r.nodelist)
-		}
-	}
-	if j.mask&StateInactive != 0 {
-		if a&aSuccess != 0 {
-			b = appendBool(b, "success", j.success)
-		}
-		if a&aExcOccurred != 0 {
-			b = appendBool(b, "exception_occurred", j.excOccurred)
-		}
-		if j.excOccurred {
-			if a&aExcType != 0 {
-				b = appendS(b, "exception_type", j.excType())
-			}
-			if a&aExcSeverity != 0 {
-				b = appendInt(b, "exception_severity", int64(j.excSeverity))
-			}
-			if a&aExcNote != 0 && j.excNoteSet {
-				b = appendS(b, "exception_note", j.excNote())
-			}
-		}
-		if a&aResult != 0 {
-			b = appendInt(b, "result", int64(j.result))
-		}
-	}
-	if a&aExpiration != 0 {
-		if e := j.expiration(); e >= 0 {
-			b = appendF(b, "expiration", e)
-		}
-	}
-	if a&aAnnotations != 0 && j.annotations() != nil {
-		b = append(appendKey(b, "annotations"), j.annotations()...)
-	}
-	if a&aWaitstatus != 0 && j.waitstatus >= 0 {
-		b = appendInt(b, "waitstatus", int64(j.waitstatus))
-	}
-	if a&aDependencies != 0 && j.depsEverAdded {
-		b = appendKey(b, "dependencies")
-		b = append(b, '[')
-		for i, d := range j.deps() {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, d)
-		}
-		b = append(b, ']')
+	for _, a := range order {
+		b = appendAttr(b, j, a)
 	}
 	return append(b, '}')
 }
 
-// marshalSorted encodes a generic map (encoding/json sorts keys, which
-// keeps annotations comparable across consumers).
-func marshalSorted(m map[string]any) ([]byte, error) {
-	return json.Marshal(m)
+// appendAttr appends attribute a of j when j has it (store_attr).
+func appendAttr(b []byte, j *jobRec, a uint8) []byte {
+	k := AttrNames[a]
+	switch a {
+	case aUserid:
+		return appendInt(b, k, int64(j.userid))
+	case aUrgency:
+		return appendInt(b, k, int64(j.urgency))
+	case aPriority:
+		if j.mask&StateSched != 0 {
+			return appendInt(b, k, j.priority)
+		}
+	case aTSubmit:
+		return appendF(b, k, j.tSubmit)
+	case aTDepend, aTPriority, aTSched, aTRun, aTCleanup, aTInactive:
+		if t, ok := j.t(attrState[a]); ok {
+			return appendF(b, k, t)
+		}
+	case aState:
+		return appendInt(b, k, int64(j.state))
+	case aName, aCwd, aQueue, aProject, aBank:
+		if v := *attrString(j, a); v != "" {
+			return appendS(b, k, v)
+		}
+	case aNtasks, aNcores, aNnodes:
+		if v := attrCount(j, a); v >= 0 {
+			return appendInt(b, k, int64(v))
+		}
+	case aDuration:
+		if j.js.duration >= 0 {
+			return appendF(b, k, j.js.duration)
+		}
+	case aRanks:
+		if j.mask&StateRun != 0 && j.r.ok {
+			return appendS(b, k, j.r.ranks)
+		}
+	case aNodelist:
+		if j.mask&StateRun != 0 && j.r.hasNodelist {
+			return appendS(b, k, j.r.nodelist)
+		}
+	case aExpiration:
+		if e := j.expiration(); j.mask&StateRun != 0 && e >= 0 {
+			return appendF(b, k, e)
+		}
+	case aWaitstatus:
+		if j.waitstatus >= 0 {
+			return appendInt(b, k, int64(j.waitstatus))
+		}
+	case aSuccess:
+		if j.mask&StateInactive != 0 {
+			return appendBool(b, k, j.success)
+		}
+	case aExcOccurred:
+		if j.mask&StateInactive != 0 {
+			return appendBool(b, k, j.excOccurred)
+		}
+	case aExcSeverity:
+		if j.mask&StateInactive != 0 && j.excOccurred {
+			return appendInt(b, k, int64(j.excSeverity))
+		}
+	case aExcType:
+		if j.mask&StateInactive != 0 && j.excOccurred {
+			return appendS(b, k, j.excType())
+		}
+	case aExcNote:
+		if j.mask&StateInactive != 0 && j.excOccurred && j.excNoteSet {
+			return appendS(b, k, j.excNote())
+		}
+	case aResult:
+		if j.mask&StateInactive != 0 {
+			return appendInt(b, k, int64(j.result))
+		}
+	case aAnnotations:
+		if ann := j.annotations(); ann != nil {
+			return append(appendKey(b, k), ann...)
+		}
+	case aDependencies:
+		if j.depsEverAdded {
+			b = append(appendKey(b, k), '[')
+			for i, d := range j.deps() {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = jsonscan.AppendString(b, d)
+			}
+			return append(b, ']')
+		}
+	}
+	return b
+}
+
+// attrState maps the timestamp attributes to their states.
+var attrState = [nAttrs]State{aTDepend: StateDepend, aTPriority: StatePriority, aTSched: StateSched,
+	aTRun: StateRun, aTCleanup: StateCleanup, aTInactive: StateInactive}
+
+func attrString(j *jobRec, a uint8) *string {
+	switch a {
+	case aName:
+		return &j.js.name
+	case aCwd:
+		return &j.js.cwd
+	case aQueue:
+		return &j.js.queue
+	case aProject:
+		return &j.js.project
+	}
+	return &j.js.bank
+}
+
+func attrCount(j *jobRec, a uint8) int32 {
+	switch a {
+	case aNtasks:
+		return j.ntasks()
+	case aNcores:
+		return j.ncores()
+	}
+	return j.nnodes()
 }
 
 func (c *counts) appendJSON(b []byte, name string) []byte {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,11 +30,21 @@ type ConsumerConfig struct {
 	StatsPeriod time.Duration
 	// Lookup tells whether a job the consumer has not seen exists, for
 	// list-id: nil when it does, ENOENT when it does not (any other error
-	// is the answer's errno). Default: ask the job manager
-	// (job-manager.getattr at Nodeid), which holds every job from its
-	// submission until it is purged, as Flux's KVS holds the job's
-	// directory that flux-core's job-list looks up.
+	// is the answer's errno). flux-core's job-list looks up the job's KVS
+	// directory. Default: ask the job manager (job-manager.getattr at
+	// Nodeid), which holds every job from its submission until it is
+	// purged, as the KVS holds the job's directory.
 	Lookup func(ctx context.Context, id fluxkit.JobID) error
+	// Service is the name the consumer serves under: its requests are
+	// "<Service>.list" and so on. Default "job-list", flux-core's; another
+	// name lets a consumer run beside flux-core's module, to compare them.
+	Service string
+	// MaxComparisons, MaxHosts and PrivateMode: see [IndexConfig]. A
+	// job-list.config-reload request (the broker's, on a config reload)
+	// sets them and Queues from the new configuration.
+	MaxComparisons *uint64
+	MaxHosts       int
+	PrivateMode    bool
 }
 
 // Consumer is the job-list side on a Handle: it registers job-list's
@@ -76,6 +87,12 @@ func NewConsumer(h fluxkit.Handle, cfg ConsumerConfig) (*Consumer, error) {
 	if cfg.StatsPeriod == 0 {
 		cfg.StatsPeriod = 200 * time.Millisecond
 	}
+	if cfg.Service == "" {
+		cfg.Service = service
+	}
+	if strings.ContainsAny(cfg.Service, ". ") {
+		return nil, fmt.Errorf("journal: ConsumerConfig.Service %q is not a service name", cfg.Service)
+	}
 	if cfg.StatsPeriod < 0 {
 		return nil, fmt.Errorf("journal: ConsumerConfig.StatsPeriod %v is negative", cfg.StatsPeriod)
 	}
@@ -94,13 +111,18 @@ func NewConsumer(h fluxkit.Handle, cfg ConsumerConfig) (*Consumer, error) {
 	}
 	c.sub = sub
 	for _, t := range []string{TopicList, TopicListID, TopicListAttrs, TopicJobStats, TopicStatsGet,
-		TopicPause, TopicUnpause, TopicListDiscon} {
-		u, err := h.Register(t, fluxkit.RoleUser, c.handle)
+		TopicPause, TopicUnpause, TopicListDiscon, TopicConfigReload} {
+		allow := fluxkit.RoleUser
+		if t == TopicConfigReload {
+			allow = fluxkit.RoleNone // the owner's (the broker's) alone
+		}
+		topic := cfg.Service + strings.TrimPrefix(t, service)
+		u, err := h.Register(topic, allow, c.handle)
 		if err != nil {
 			c.unregister()
 			_ = sub.Close()
 			cancel()
-			return nil, fmt.Errorf("journal: register %s: %w", t, err)
+			return nil, fmt.Errorf("journal: register %s: %w", topic, err)
 		}
 		c.unreg = append(c.unreg, u)
 	}
@@ -136,8 +158,12 @@ func (c *Consumer) unregister() {
 
 func (c *Consumer) newIndex() *Index {
 	return NewIndex(IndexConfig{
-		Queues: c.cfg.Queues,
-		Logf:   func(format string, args ...any) { c.log.Debug(fmt.Sprintf(format, args...)) },
+		Queues:         c.cfg.Queues,
+		MaxComparisons: c.cfg.MaxComparisons,
+		MaxHosts:       c.cfg.MaxHosts,
+		PrivateMode:    c.cfg.PrivateMode,
+		Send:           c.send,
+		Logf:           func(format string, args ...any) { c.log.Debug(fmt.Sprintf(format, args...)) },
 		Lookup: func(id fluxkit.JobID, done func(error)) {
 			c.wg.Add(1)
 			go func() {
@@ -374,7 +400,51 @@ func (c *Consumer) handle(ctx context.Context, w fluxkit.Responder, req *fluxkit
 		_ = w.RespondError(fluxkit.Errorf(fluxkit.ENOSYS, "job-list is shutting down"))
 		return
 	}
+	if c.cfg.Service != service {
+		// The index knows job-list's own topics.
+		r := *req
+		r.Topic = service + strings.TrimPrefix(req.Topic, c.cfg.Service)
+		req = &r
+	}
+	if req.Topic == TopicConfigReload {
+		c.reload(w, req)
+		return
+	}
 	c.idx.Request(w, req)
+}
+
+// reload applies a new configuration (job-list.config-reload, whose
+// payload is the configuration object): [queues] names, job-list's
+// max_comparisons and [access] private-mode.
+func (c *Consumer) reload(w fluxkit.Responder, req *fluxkit.Message) {
+	conf, err := ParseConfig(req.Payload)
+	if err != nil {
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.EINVAL, "%v", err))
+		return
+	}
+	c.cfg.Queues, c.cfg.MaxComparisons, c.cfg.PrivateMode = conf.Queues, &conf.MaxComparisons, conf.PrivateMode
+	c.idx.reconfigure(conf)
+	_ = w.Respond(nil)
+}
+
+// send is the index's Send: each list answer goes out from a goroutine of
+// its own, so that neither the index's lock nor the handler waits for it,
+// and a client slow to take a huge answer holds up no other.
+func (c *Consumer) send(w fluxkit.Responder, payloads [][]byte, end error) {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		for _, p := range payloads {
+			if c.ctx.Err() != nil {
+				_ = w.RespondError(fluxkit.Errorf(fluxkit.ECANCELED, "job-list shutting down"))
+				return
+			}
+			_ = w.Respond(p)
+		}
+		if end != nil {
+			_ = w.RespondError(end)
+		}
+	}()
 }
 
 // Initialized is closed when the current stream's backlog has been applied.

@@ -37,13 +37,28 @@
 //
 // # Consumer
 //
-// [Index] is job-list as a pure state machine: it applies journal
-// responses, indexes jobs into the pending, running and inactive lists,
-// derives attributes from jobspec (RFC 14/25) and R (RFC 20), and answers
-// job-list.list (RFC 31 constraints with the RFC 43 operators, streaming or
-// not), list-id (with state waits), list-attrs, job-stats and stats-get.
-// Requests that arrive before the sentinel are answered in order once the
-// backlog is applied; the lists are sorted once at the sentinel.
+// [Index] is job-list as a pure state machine, as flux-core v0.88's
+// job-list module behaves: it applies journal responses, indexes jobs into
+// the pending, running and inactive lists, derives attributes from the
+// jobspec and R (package job decodes them: RFC 14/25 and RFC 20, read as
+// job-list's job_data.c reads them, tasks per node or per core deferred to
+// R, an R without hosts keeping the jobspec's cores), and answers
+// job-list.list (RFC 31 constraints with the RFC 43 operators, hostlist,
+// ranks and every timestamp included, flux-core's comparisons cap and the
+// state match that skips lists no job of can match; streaming or not),
+// list-id (with state waits), list-attrs, job-stats and stats-get. Job
+// objects show their attributes in the order the request names them,
+// t_priority and t_sched are the first entries to PRIORITY and SCHED, a
+// memo merges into annotations.user keeping key order, and [access]
+// private-mode limits guests to their own jobs. Requests that arrive
+// before the sentinel are answered in order once the backlog is applied;
+// the lists are sorted once at the sentinel.
+//
+// [Consumer] runs an Index on a Handle under the service name job-list (or
+// another, to run beside flux-core's module): each list answer is sent
+// from a goroutine of its own, so that a client slow to take a huge answer
+// holds up neither the index nor other clients; job-list.config-reload
+// applies a new configuration ([ParseConfig]).
 //
 // fluxkit fixes three gaps of flux-core's job-list: a job-purge-inactive
 // event that arrives before the sentinel (or before the job's last events)

@@ -11,6 +11,7 @@ import (
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/internal/leakcheck"
 	"github.com/fluxkit/fluxkit/internal/testbroker"
+	"github.com/fluxkit/fluxkit/kvs"
 )
 
 func TestConfigValidation(t *testing.T) {
@@ -232,7 +233,7 @@ func TestPeriodicPurge(t *testing.T) {
 		}
 		for _, id := range ids {
 			purged[id] = true
-			if _, ok := b.KVSGet(id.KVS()); ok {
+			if _, err := b.KVS().Lookup(kvs.Primary, id.KVS(), kvs.FlagReadDir); err == nil {
 				t.Errorf("purged job %d still in the KVS when its purge is published", id)
 			}
 		}
@@ -240,7 +241,7 @@ func TestPeriodicPurge(t *testing.T) {
 	if !purged[1] || !purged[2] || p.Stats().InactiveJobs != 1 {
 		t.Errorf("purged %v, %d inactive left", purged, p.Stats().InactiveJobs)
 	}
-	if _, ok := b.KVSGet(fluxkit.JobID(3).KVS()); !ok {
+	if _, err := b.KVS().Lookup(kvs.Primary, fluxkit.JobID(3).KVS(), kvs.FlagReadDir); err != nil {
 		t.Error("job kept is not in the KVS")
 	}
 	for {

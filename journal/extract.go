@@ -1,491 +1,175 @@
 package journal
 
 import (
-	"bytes"
 	"errors"
-	"fmt"
 	"strings"
 
 	"github.com/fluxkit/fluxkit/idset"
-	"github.com/fluxkit/fluxkit/idset/hostlist"
+	"github.com/fluxkit/fluxkit/job"
 )
 
-// jobspecInfo is what job-list derives from an RFC 14/25 jobspec.
-type jobspecInfo struct {
-	name, cwd, queue, project, bank string
-	duration                        float64 // -1 unset
-	nnodes, ntasks, ncores          int32   // -1 unset
-	perCore                         int32   // >0: ntasks = cores in R × perCore
+// deriver derives job-list's fields from jobspecs and Rs (flux-core's
+// job_data.c) with one job.Decoder, so that the strings and sets a
+// backlog repeats are kept once, and the encodings job-list shows (ranks
+// with brackets, the nodelist in RFC 29 form) are computed once per
+// distinct value.
+type deriver struct {
+	dec       job.Decoder
+	js        job.Jobspec // scratch, reused
+	r         job.R       // scratch, reused
+	ranks     map[[2]uint32]string
+	nodelists map[string]string
 }
 
-func countOf(v []byte) (int64, error) {
-	switch kind(v) {
-	case kindInt:
-		return asInt(v)
-	case kindObject:
-		m := fastMember(v, "min")
-		if m == nil {
-			return 0, errors.New("count object without min")
+// newDeriver returns a deriver for jobspecs and Rs known to be well-formed
+// JSON: those of journal responses, which are checked whole as they are
+// read, and those the consumer re-encodes after an update.
+func newDeriver() *deriver {
+	return &deriver{dec: job.Decoder{Trusted: true}, ranks: map[[2]uint32]string{}, nodelists: map[string]string{}}
+}
+
+// applyJobspec is job-list's parse_jobspec on j's jobspec fields: they
+// are set in flux-core's order, and a step that fails leaves the fields
+// after it as they were. A jobspec job.Decoder refuses changes nothing.
+// The error is for the log (non-fatal, as in flux-core).
+func (d *deriver) applyJobspec(rec *jobRec, raw []byte) error {
+	j := &rec.js
+	if raw == nil {
+		return errors.New("no jobspec")
+	}
+	js := &d.js
+	if err := d.dec.Jobspec(raw, js); err != nil {
+		return err
+	}
+	sys := &js.Attributes.System
+	// attributes.system.job: a name given there, else (without the key)
+	// none; with the key but no name the previous name stands.
+	if _, ok := sys.Other["job"]; !ok {
+		j.name = ""
+	}
+	if sys.JobName != "" {
+		j.name = sys.JobName
+	}
+	if j.name == "" {
+		if len(js.Tasks) == 0 || len(js.Tasks[0].Command) == 0 {
+			return errors.New("jobspec: tasks[0].command[0] missing: no job name")
 		}
-		return asInt(m)
+		j.name = baseName(js.Tasks[0].Command[0])
 	}
-	return 0, errors.New("count must be an integer or object")
-}
-
-type jjCounts struct {
-	nnodes, nslots, slotSize, gpus int64
-	exclusive                      bool
-}
-
-func (c *jjCounts) walk(vs []byte, depth int) error {
-	if depth > 16 {
-		return errors.New("resources nested too deeply")
+	j.cwd, j.queue, j.duration = sys.Cwd, sys.Queue, sys.Duration
+	if sys.Project != "" {
+		j.project = sys.Project
 	}
-	return fastElems(vs, func(v []byte) error {
-		var typ string
-		var count int64 = -1
-		var with []byte
-		excl := false
-		err := fastMembers(v, func(k string, val []byte) error {
-			var err error
-			switch k {
-			case "type":
-				typ, err = viewString(val)
-			case "count":
-				count, err = countOf(val)
-			case "with":
-				with = val
-			case "exclusive":
-				excl, err = asBool(val)
-			}
-			if err != nil {
-				return fmt.Errorf("resource %s: %w", k, err)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		if count <= 0 {
-			return fmt.Errorf("resource %q: count must be > 0", typ)
-		}
-		switch typ {
-		case "node":
-			c.nnodes = count
-			if excl {
-				c.exclusive = true
-			}
-		case "slot":
-			c.nslots = count
-			if excl {
-				c.exclusive = true
-			}
-		case "core":
-			c.slotSize = count
-		case "gpu":
-			c.gpus = count
-		default:
-			return fmt.Errorf("unknown resource type %q", typ)
-		}
-		if with != nil {
-			return c.walk(with, depth+1)
-		}
-		return nil
-	})
-}
-
-// parseJobspec extracts job-list's fields from a jobspec; errors are
-// reported to the caller, which logs them (non-fatal) and leaves fields
-// unset.
-func parseJobspec(js []byte) (jobspecInfo, error) { return parseJobspecIn(js, nil) }
-
-// interner shares the strings many jobs repeat (queue, cwd, name, nodelist)
-// instead of allocating a copy per job, and remembers parsed idsets (R's
-// rank and core strings repeat just as much). Bounded: past maxInterned
-// distinct values it just decodes. A nil *interner decodes every time.
-type interner struct {
-	strs map[string]string
-	sets map[string]setMemo
-}
-
-// setMemo is a parsed idset string: the set, or the parse error.
-type setMemo struct {
-	set idset.Set
-	err error
-	enc string // Ranges|Brackets encoding, filled on first use
-	has bool   // enc is filled
-}
-
-func newInterner() *interner {
-	return &interner{strs: map[string]string{}, sets: map[string]setMemo{}}
-}
-
-const maxInterned = 4096
-
-func (in *interner) str(v []byte) (string, error) {
-	if in == nil || len(v) < 2 || v[0] != '"' || bytes.IndexByte(v, '\\') >= 0 {
-		return asString(v)
+	if sys.Bank != "" {
+		j.bank = sys.Bank
 	}
-	if s, ok := in.strs[string(v[1:len(v)-1])]; ok {
-		return s, nil
-	}
-	s, err := asString(v)
-	if err == nil && len(in.strs) < maxInterned {
-		in.strs[s] = s
-	}
-	return s, err
-}
-
-func (in *interner) of(s string) string {
-	if in == nil {
-		return s
-	}
-	if t, ok := in.strs[s]; ok {
-		return t
-	}
-	if len(in.strs) < maxInterned {
-		in.strs[s] = s
-	}
-	return s
-}
-
-// set parses the idset in raw JSON string v. errNotString reports a value
-// that is not a string; other errors are idset's.
-func (in *interner) set(v []byte) (idset.Set, error) {
-	m, _, err := in.setMemo(v)
-	return m.set, err
-}
-
-var errNotString = errors.New("not a string")
-
-// setMemo returns the memo of v and, when it is remembered, its key (the
-// string's bytes, for filling enc).
-func (in *interner) setMemo(v []byte) (setMemo, []byte, error) {
-	plain := in != nil && len(v) >= 2 && v[0] == '"' && bytes.IndexByte(v, '\\') < 0
-	if plain {
-		if m, ok := in.sets[string(v[1:len(v)-1])]; ok {
-			return m, v[1 : len(v)-1], m.err
-		}
-	}
-	s, err := asString(v)
+	c, err := js.Counts()
 	if err != nil {
-		return setMemo{}, nil, errNotString
+		return err
 	}
-	set, err := idset.Parse(s)
-	m := setMemo{set: set, err: err}
-	if plain && len(in.sets) < maxInterned {
-		in.sets[s] = m
-		return m, v[1 : len(v)-1], err
+	j.nnodes = int32(c.Nodes)
+	if c.Nodes == 0 {
+		j.nnodes = -1
 	}
-	return m, nil, err
-}
-
-// ranksOf is set.Encode(Ranges|Brackets), remembered for a set parsed from
-// the remembered string key.
-func (in *interner) ranksOf(set idset.Set, key []byte) string {
-	if in != nil && key != nil {
-		if m, ok := in.sets[string(key)]; ok {
-			if !m.has {
-				m.enc, _ = set.Encode(idset.Ranges | idset.Brackets)
-				m.enc = in.of(m.enc)
-				m.has = true
-				in.sets[string(key)] = m
-			}
-			return m.enc
-		}
-	}
-	enc, _ := set.Encode(idset.Ranges | idset.Brackets)
-	return in.of(enc)
-}
-
-func parseJobspecIn(js []byte, in *interner) (jobspecInfo, error) {
-	info := jobspecInfo{duration: -1, nnodes: -1, ntasks: -1, ncores: -1}
-	var resources, tasks, attrs []byte
-	version := int64(-1)
-	err := fastMembers(js, func(k string, v []byte) error {
-		switch k {
-		case "version":
-			n, err := asInt(v)
-			if err != nil {
-				return errors.New("version must be an integer")
-			}
-			version = n
-		case "resources":
-			resources = v
-		case "tasks":
-			tasks = v
-		case "attributes":
-			attrs = v
-		}
-		return nil
-	})
-	if err != nil {
-		return info, fmt.Errorf("jobspec: %w", err)
-	}
-	var perType string
-	perCount := int64(1)
-	var command0 string
-	totalTasks := int64(-1)
-	if attrs != nil {
-		if kind(attrs) != kindObject {
-			return info, errors.New("jobspec: attributes is not an object")
-		}
-		if sys := fastMember(attrs, "system"); sys != nil {
-			err := fastMembers(sys, func(k string, v []byte) error {
-				var err error
-				switch k {
-				case "cwd":
-					info.cwd, err = in.str(v)
-				case "queue":
-					info.queue, err = in.str(v)
-				case "project":
-					info.project, err = in.str(v)
-				case "bank":
-					info.bank, err = in.str(v)
-				case "duration":
-					info.duration, err = asFloat(v)
-				case "job":
-					if n := fastMember(v, "name"); n != nil {
-						info.name, err = in.str(n)
-					}
-				case "shell":
-					opts := fastMember(v, "options")
-					if opts != nil && kind(opts) == kindObject {
-						pr := fastMember(opts, "per-resource")
-						if pr != nil && kind(pr) == kindObject {
-							t := fastMember(pr, "type")
-							if perType, err = asString(t); err != nil {
-								return fmt.Errorf("per-resource type: %w", err)
-							}
-							if c := fastMember(pr, "count"); c != nil {
-								if perCount, err = asInt(c); err != nil {
-									return fmt.Errorf("per-resource count: %w", err)
-								}
-							}
-						}
-					}
-				}
-				if err != nil {
-					return fmt.Errorf("attributes.system.%s: %w", k, err)
-				}
-				return nil
-			})
-			if err != nil {
-				return info, fmt.Errorf("jobspec: %w", err)
-			}
-		}
-	}
-	if tasks != nil && kind(tasks) == kindArray {
-		first := true
-		_ = fastElems(tasks, func(t []byte) error {
-			if !first || kind(t) != kindObject {
-				return nil
-			}
-			first = false
-			// One walk for both keys; the last of a repeated key counts, as
-			// with fastMember.
-			var cmd, cnt []byte
-			_ = fastMembers(t, func(k string, v []byte) error {
-				switch k {
-				case "command":
-					cmd = v
-				case "count":
-					cnt = v
-				}
-				return nil
-			})
-			if kind(cmd) == kindArray {
-				c0 := true
-				_ = fastElems(cmd, func(c []byte) error {
-					if c0 {
-						command0, _ = in.str(c)
-						c0 = false
-					}
-					return nil
-				})
-			}
-			if kind(cnt) == kindObject {
-				if tot := fastMember(cnt, "total"); tot != nil {
-					if n, err := asInt(tot); err == nil {
-						totalTasks = n
-					}
-				}
-			}
-			return nil
-		})
-	}
-	if info.name == "" && command0 != "" {
-		info.name = command0
-		if i := strings.LastIndexByte(command0, '/'); i >= 0 && i < len(command0)-1 {
-			info.name = in.of(command0[i+1:])
-		}
-	}
-	if version != 1 {
-		return info, fmt.Errorf("jobspec: version %d is not 1", version)
-	}
-	if info.duration < 0 && attrs != nil {
-		return info, errors.New("jobspec: attributes.system.duration missing")
-	}
-	if resources == nil {
-		return info, errors.New("jobspec: resources missing")
-	}
-	var c jjCounts
-	if err := c.walk(resources, 0); err != nil {
-		return info, fmt.Errorf("jobspec: %w", err)
-	}
-	if c.nslots <= 0 {
-		return info, errors.New("jobspec: slot count missing")
-	}
-	if c.slotSize <= 0 {
-		return info, errors.New("jobspec: core count missing")
-	}
-	if c.nnodes > 0 {
-		c.nslots *= c.nnodes
-		info.nnodes = int32(c.nnodes)
-	}
-	switch {
-	case perType == "node" && c.nnodes > 0:
-		info.ntasks = int32(c.nnodes * perCount)
-	case perType == "core":
-		if c.nnodes <= 0 {
-			info.ntasks = int32(c.nslots * c.slotSize * perCount)
+	j.ntasks = -1
+	switch pr := sys.PerResource; {
+	case pr != nil && pr.Type == "node":
+		if c.Nodes > 0 {
+			j.ntasks = int32(c.Nodes * pr.Count)
 		} else {
-			info.perCore = int32(perCount)
+			j.perNode = int32(pr.Count)
 		}
-	case totalTasks >= 0:
-		info.ntasks = int32(totalTasks)
+	case pr != nil && pr.Type == "core":
+		if c.Nodes == 0 {
+			j.ntasks = int32(c.Slots * c.SlotSize * pr.Count)
+		} else {
+			j.perCore = int32(pr.Count)
+		}
+	case len(js.Tasks) > 0 && js.Tasks[0].Count.Total > 0:
+		j.ntasks = int32(js.Tasks[0].Count.Total)
 	default:
-		info.ntasks = int32(c.nslots)
+		j.ntasks = int32(c.Slots)
 	}
-	if !(c.nnodes > 0 && c.exclusive) {
-		info.ncores = int32(c.nslots * c.slotSize)
+	if c.Nodes > 0 && c.Exclusive {
+		j.ncores = -1
+	} else {
+		j.ncores = int32(c.Slots * c.SlotSize)
 	}
-	return info, nil
+	return nil
 }
 
-// rInfo is what job-list derives from an RFC 20 R.
-type rInfo struct {
-	expiration float64
-	nnodes     int32
-	ncores     int32
-	ranks      string
-	nodelist   string
+// baseName is job-list's job name from a command: the part after the
+// last slash, or the whole path when it ends in one.
+func baseName(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 && i < len(p)-1 {
+		return p[i+1:]
+	}
+	return p
 }
 
-func parseR(r []byte) (rInfo, error) { return parseRIn(r, nil) }
-
-func parseRIn(r []byte, in *interner) (rInfo, error) {
-	var info rInfo
-	if kind(r) != kindObject {
-		return info, errors.New("R: not an object")
+// applyR is job-list's parse_R on j's R fields: an R librlist cannot
+// read changes nothing; one without a nodelist sets the expiration and
+// ranks but not the nodelist or cores.
+func (d *deriver) applyR(rec *jobRec, raw []byte) error {
+	j := &rec.r
+	if raw == nil {
+		return errors.New("no R")
 	}
-	exec := fastMember(r, "execution")
-	if exec == nil || kind(exec) != kindObject {
-		return info, errors.New("R: execution missing")
+	r := &d.r
+	if err := d.dec.R(raw, r); err != nil {
+		return err
 	}
-	var b idset.Builder
-	var first idset.Set
-	var firstKey []byte
-	nsets := 0
-	var ncores int64
-	// The usual R has one nodelist entry: it is kept without a slice.
-	var node0 string
-	var nodes []string
-	nnodes := 0
-	err := fastMembers(exec, func(k string, v []byte) error {
-		switch k {
-		case "expiration":
-			f, err := asFloat(v)
-			if err != nil {
-				return errors.New("expiration must be a number")
-			}
-			if f > 0 {
-				info.expiration = f
-			}
-		case "R_lite":
-			return fastElems(v, func(e []byte) error {
-				rv := fastMember(e, "rank")
-				m, key, err := in.setMemo(rv)
-				if errors.Is(err, errNotString) {
-					return errors.New("rank of an R_lite entry must be a string")
-				}
-				if err != nil {
-					return fmt.Errorf("rank of an R_lite entry: %w", err)
-				}
-				set := m.set
-				if nsets == 0 {
-					first, firstKey = set, key
-				} else {
-					if nsets == 1 {
-						b.AddSet(first)
-					}
-					b.AddSet(set)
-				}
-				nsets++
-				ch := fastMember(e, "children")
-				if ch == nil {
-					return errors.New("children of an R_lite entry missing")
-				}
-				cv := fastMember(ch, "core")
-				if cv != nil {
-					cores, err := in.set(cv)
-					if errors.Is(err, errNotString) {
-						return errors.New("core of an R_lite entry must be a string")
-					}
-					if err != nil {
-						return fmt.Errorf("core of an R_lite entry: %w", err)
-					}
-					ncores += int64(set.Len()) * int64(cores.Len())
-				}
-				return nil
-			})
-		case "nodelist":
-			return fastElems(v, func(e []byte) error {
-				s, err := in.str(e)
-				if err != nil {
-					return errors.New("nodelist entries must be strings")
-				}
-				switch nnodes {
-				case 0:
-					node0 = s
-				case 1:
-					nodes = append(nodes, node0, s)
-				default:
-					nodes = append(nodes, s)
-				}
-				nnodes++
-				return nil
-			})
-		}
-		return nil
-	})
+	j.expiration = 0
+	if e := r.Execution.Expiration; e > 0 {
+		j.expiration = e
+	}
+	ranks := r.Ranks()
+	j.nnodes = int32(ranks.Len())
+	j.ranks, j.ok = d.ranksOf(ranks), true
+	hosts, err := d.dec.Hosts(r)
 	if err != nil {
-		return info, fmt.Errorf("R: %w", err)
+		return err
 	}
-	ranks := first
-	if nsets > 1 {
-		ranks = b.Set()
-		firstKey = nil
-	}
-	info.nnodes = int32(ranks.Len())
-	info.ncores = int32(ncores)
-	info.ranks = in.ranksOf(ranks, firstKey)
-	if nnodes == 1 && strings.IndexByte(node0, ',') < 0 {
-		// The usual single bracketed range is already in RFC 29 form.
-		info.nodelist = node0
-	} else if nnodes > 0 {
-		if nnodes == 1 {
-			nodes = []string{node0}
-		}
-		var hb hostlist.Builder
-		for _, n := range nodes {
-			h, err := hostlist.Parse(n)
-			if err != nil {
-				return info, fmt.Errorf("R: nodelist: %w", err)
+	if nl := r.Execution.Nodelist; len(nl) == 1 {
+		enc, ok := d.nodelists[nl[0]]
+		if !ok {
+			enc = hosts.String()
+			if len(d.nodelists) < maxMemo {
+				d.nodelists[nl[0]] = enc
 			}
-			hb.AppendList(h)
 		}
-		info.nodelist = in.of(hb.Hostlist().String())
+		j.nodelist = enc
+	} else {
+		j.nodelist = hosts.String()
 	}
-	return info, nil
+	j.hasNodelist = true
+	j.ncores = int32(r.Count("core"))
+	return nil
+}
+
+// maxMemo bounds the deriver's tables.
+const maxMemo = 4096
+
+// ranksOf is the idset with brackets around ranges ("0", "[0-3]"), as
+// job-list shows ranks; a single range's encoding is remembered.
+func (d *deriver) ranksOf(s idset.Set) string {
+	var key [2]uint32
+	n := 0
+	for lo, hi := range s.Ranges() {
+		key = [2]uint32{lo, hi}
+		n++
+		if n > 1 {
+			break
+		}
+	}
+	if n == 1 {
+		if enc, ok := d.ranks[key]; ok {
+			return enc
+		}
+	}
+	enc, _ := s.Encode(idset.Ranges | idset.Brackets)
+	if n == 1 && len(d.ranks) < maxMemo {
+		d.ranks[key] = enc
+	}
+	return enc
 }

@@ -1,146 +1,14 @@
 package journal
 
 import (
-	"bytes"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
-	"unicode/utf8"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/job"
 )
-
-func depth(b []byte) int {
-	d, max := 0, 0
-	for _, c := range b {
-		switch c {
-		case '[', '{':
-			d++
-			if d > max {
-				max = d
-			}
-		case ']', '}':
-			d--
-		}
-	}
-	return max
-}
-
-func FuzzScanner(f *testing.F) {
-	for _, s := range []string{`{}`, `[]`, `{"a":[1,2.5e3,-0,"x\u00e9\n",true,false,null]}`, `{"a":}`,
-		`[1,]`, `"\ud800"`, `01`, `1.`, `-`, `{"a" 1}`, ` 1 `, `"\x"`, "\"\x01\"", `{"a":1}x`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if depth(b) > 200 {
-			return
-		}
-		got := checkValue(b) == nil
-		if want := json.Valid(b); got != want {
-			t.Fatalf("checkValue(%q) = %v, json.Valid = %v", b, got, want)
-		}
-		if got && kind(trim(b)) == kindObject {
-			ref := map[string]json.RawMessage{}
-			if err := json.Unmarshal(b, &ref); err != nil {
-				t.Fatal(err)
-			}
-			n := 0
-			seen := map[string]bool{}
-			if err := eachMember(trim(b), func(k string, v []byte) error {
-				if !seen[k] {
-					n++
-				}
-				seen[k] = true
-				return nil
-			}); err != nil {
-				t.Fatalf("eachMember(%q): %v", b, err)
-			}
-			if utf8.Valid(b) && n != len(ref) {
-				t.Fatalf("%q: %d members, encoding/json %d", b, n, len(ref))
-			}
-			// The fast walker finds the same members on validated input.
-			var slow, fast []string
-			_ = eachMember(trim(b), func(k string, v []byte) error { slow = append(slow, k+"="+string(v)); return nil })
-			if err := fastMembers(trim(b), func(k string, v []byte) error { fast = append(fast, k+"="+string(v)); return nil }); err != nil {
-				t.Fatalf("fastMembers(%q): %v", b, err)
-			}
-			if strings.Join(slow, "\x00") != strings.Join(fast, "\x00") {
-				t.Fatalf("%q: eachMember %q, fastMembers %q", b, slow, fast)
-			}
-		}
-		if got && (kind(trim(b)) == kindInt || kind(trim(b)) == kindReal) {
-			f1, err1 := asFloat(trim(b))
-			var f2 float64
-			err2 := json.Unmarshal(b, &f2)
-			if (err1 == nil) != (err2 == nil) || err1 == nil && f1 != f2 {
-				t.Fatalf("asFloat(%q) = %v %v, encoding/json %v %v", b, f1, err1, f2, err2)
-			}
-		}
-	})
-}
-
-func FuzzParseEntry(f *testing.F) {
-	for _, s := range []string{submitOK, `{"timestamp":1,"name":"x"}`, `{"name":"depend"}`,
-		`{"timestamp":1,"name":"a","context":[]}`, `{"timestamp":"1","name":"a"}`, `{"timestamp":1.5e9,"name":"a\"b","context":{"x":{"y":[1]}}}`,
-		`{"timestamp":1,"name":"a","timestamp":2}`, `[]`, ``} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		e, err := ParseEntry(b)
-		// encoding/json matches struct keys case-insensitively; jansson
-		// (and Flux) does not, so the reference decodes into a map.
-		var ref struct{ Timestamp, Name, Context json.RawMessage }
-		var m map[string]json.RawMessage
-		refOK := json.Valid(b) && kind(trim(b)) == kindObject && json.Unmarshal(b, &m) == nil
-		ref.Timestamp, ref.Name, ref.Context = m["timestamp"], m["name"], m["context"]
-		refOK = refOK &&
-			(kind(ref.Timestamp) == kindInt || kind(ref.Timestamp) == kindReal) && kind(ref.Name) == kindString &&
-			(ref.Context == nil || kind(ref.Context) == kindObject) && depth(b) <= 200
-		if refOK != (err == nil) {
-			t.Fatalf("ParseEntry(%q) = %v, reference ok %v", b, err, refOK)
-		}
-		if err != nil {
-			return
-		}
-		var name string
-		_ = json.Unmarshal(ref.Name, &name)
-		if utf8.Valid(b) && name != e.Name {
-			t.Fatalf("name %q, reference %q", e.Name, name)
-		}
-		// Encoding and parsing again is lossless.
-		e2, err := ParseEntry(AppendEntry(nil, e))
-		if err != nil || e2.Name != e.Name || e2.Timestamp != e.Timestamp || !bytes.Equal(e2.Context, e.Context) {
-			t.Fatalf("round trip of %q: %+v %v", b, e2, err)
-		}
-	})
-}
-
-func FuzzDecodeEventlog(f *testing.F) {
-	f.Add([]byte(submitOK + "\n" + `{"timestamp":2,"name":"validate"}` + "\n"))
-	f.Add([]byte(submitOK + "\ntrailing"))
-	f.Add([]byte(submitOK))
-	f.Add([]byte("\n"))
-	f.Add([]byte(""))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		es, err := DecodeEventlog(bytes.NewReader(b))
-		if err != nil {
-			return
-		}
-		var buf bytes.Buffer
-		if err := EncodeEventlog(&buf, es); err != nil {
-			t.Fatal(err)
-		}
-		es2, err := DecodeEventlog(&buf)
-		if err != nil || len(es2) != len(es) {
-			t.Fatalf("round trip: %v %d/%d", err, len(es2), len(es))
-		}
-		for i := range es {
-			if es[i].Name != es2[i].Name || es[i].Timestamp != es2[i].Timestamp || !bytes.Equal(es[i].Context, es2[i].Context) {
-				t.Fatalf("entry %d: %+v vs %+v", i, es[i], es2[i])
-			}
-		}
-	})
-}
 
 // FuzzIndex feeds arbitrary journal responses (after a valid backlog) and
 // then queries: the consumer must never panic, and after an error it
@@ -178,8 +46,10 @@ func FuzzConstraint(f *testing.F) {
 		`{"results":["CD"]}`, `{"t_submit":[">=1.5"]}`, `{"t_run":["<"]}`, `{"name":["a","b"]}`, `{"a":1,"b":2}`, `[]`} {
 		f.Add([]byte(s))
 	}
-	jobs := []*job{newJob(1), newJob(2)}
-	jobs[1].state, jobs[1].mask, jobs[1].jsParsed, jobs[1].js.name = StateInactive, StateNew|StateInactive, true, "a"
+	jobs := []*jobRec{newJob(1), newJob(2)}
+	jobs[1].state, jobs[1].mask, jobs[1].js.name = StateInactive, StateNew|StateInactive, "a"
+	jobs[1].r = rFields{ok: true, hasNodelist: true, nodelist: "n[1-2]", ranks: "[0-1]"}
+	x := NewIndex(IndexConfig{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := ParseConstraint(b)
 		if err != nil {
@@ -188,22 +58,35 @@ func FuzzConstraint(f *testing.F) {
 			}
 			return
 		}
+		m := x.matcher(c)
 		for _, j := range jobs {
-			c.match(j)
+			_, _ = m.match(j)
 		}
-		_ = c.root.states()
+		for s := StateDepend; s <= StateInactive; s <<= 1 {
+			_ = c.mayMatch(s)
+		}
 	})
 }
 
-func FuzzJobspecR(f *testing.F) {
-	f.Add(jobspecFor("a", "q", 4, 1, 4, true, 0))
-	f.Add(rFor("0-3", "0-3", "n[1-4]", 5))
-	f.Add([]byte(`{"version":1,"resources":[{"type":"slot","count":{"min":2},"with":[{"type":"core","count":1}]}],"attributes":{"system":{"duration":1,"shell":{"options":{"per-resource":{"type":"core","count":2}}}}}}`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if checkValue(b) != nil || kind(trim(b)) != kindObject {
-			return
+// FuzzDerive: whatever the jobspec and R, deriving job-list's fields
+// from them never panics (the consumer's decoder trusts that they are
+// JSON, as journal responses are checked whole), and valid JSON that the
+// job package refuses as a jobspec or R changes nothing.
+func FuzzDerive(f *testing.F) {
+	f.Add(jobspecFor("a", "q", 4, 1, 4, true, 0), rFor("0-3", "0-3", "n[1-4]", 5))
+	f.Add([]byte(`{"version":1,"resources":[{"type":"slot","count":{"min":2},"with":[{"type":"core","count":1}]}],"attributes":{"system":{"duration":1,"shell":{"options":{"per-resource":{"type":"core","count":2}}}}}}`), []byte(`{}`))
+	d := newDeriver()
+	f.Fuzz(func(t *testing.T, js, r []byte) {
+		j := newJob(1)
+		before := *j
+		_ = d.applyJobspec(j, js)
+		if _, err := job.ParseJobspec(js); err != nil && json.Valid(js) && !reflect.DeepEqual(*j, before) {
+			t.Fatalf("%q: refused (%v) but changed %+v", js, err, *j)
 		}
-		_, _ = parseJobspec(trim(b))
-		_, _ = parseR(trim(b))
+		before = *j
+		_ = d.applyR(j, r)
+		if _, err := job.ParseR(r); err != nil && json.Valid(r) && !reflect.DeepEqual(*j, before) {
+			t.Fatalf("%q: refused (%v) but changed %+v", r, err, *j)
+		}
 	})
 }

@@ -3,8 +3,13 @@ package journal
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/idset"
+	"github.com/fluxkit/fluxkit/idset/hostlist"
+	"github.com/fluxkit/fluxkit/internal/jsonscan"
+	"github.com/fluxkit/fluxkit/job"
 )
 
 // ProtocolError is the terminal error of a consumer fed malformed input:
@@ -57,7 +62,7 @@ func (c *counts) add(s State, d int) {
 
 // addResult counts an INACTIVE job's result: fixed when the job became
 // INACTIVE, so a job always leaves the category it was counted in.
-func (c *counts) addResult(j *job, d int) {
+func (c *counts) addResult(j *jobRec, d int) {
 	switch j.result {
 	case ResultCompleted:
 		c.successful += d
@@ -76,7 +81,7 @@ func (c *counts) addResult(j *job, d int) {
 // performs KVS lookups through [IndexConfig.Lookup].
 type Index struct {
 	cfg         IndexConfig
-	jobs        map[fluxkit.JobID]*job
+	jobs        map[fluxkit.JobID]*jobRec
 	pending     slist
 	running     slist
 	inactive    slist
@@ -98,12 +103,14 @@ type Index struct {
 	nwaits    int
 	lookups   int
 	watchers  []*statsWatcher
-	statsGen  uint64 // incremented on every change stats or lists may show
+	hostsMemo map[string]hostlist.Hostlist // nodelist → parsed, for hostlist constraints
+	ranksMemo map[string]idset.Set         // ranks → parsed, for ranks constraints
+	statsGen  uint64                       // incremented on every change stats or lists may show
 	failed    error
 	done      bool
-	strs      *interner
-	entries   []Entry // parseMessage's buffer
-	last      *job    // lookup's memory: a job in jobs, or nil
+	der       *deriver
+	entries   []job.Event // parseMessage's buffer
+	last      *jobRec     // lookup's memory: a job in jobs, or nil
 }
 
 // IndexConfig configures an [Index].
@@ -118,11 +125,44 @@ type IndexConfig struct {
 	Logf func(format string, args ...any)
 	// Queues are configured queue names (empty per-queue stats entries).
 	Queues []string
+	// Send delivers a list answer: the payloads in order, then, when end is
+	// not nil, end as the closing error response (ENODATA for a stream).
+	// It may send later, from another goroutine, so that one large answer
+	// holds up neither the index nor other clients. Default: respond at
+	// once.
+	Send func(w fluxkit.Responder, payloads [][]byte, end error)
+	// MaxComparisons caps the constraint comparisons of one list request
+	// (flux-core's job-list.max_comparisons); 0 is no cap. Default (nil):
+	// 1,000,000.
+	MaxComparisons *uint64
+	// MaxHosts is the most hosts or ranks a hostlist or ranks constraint
+	// may name. Default: 1024, flux-core's floor (it allows the instance
+	// size when that is larger).
+	MaxHosts int
+	// PrivateMode limits guests (neither owner nor admin) to their own
+	// jobs, as flux-core's [access] private-mode does: list shows only
+	// theirs, list-id answers ENOENT for another's, job-stats and
+	// stats-get answer EPERM.
+	PrivateMode bool
 	// MaxLatePurges bounds the purged and invalidated ids remembered: so
 	// that a job whose purge event overtakes its last events is purged once
 	// it is INACTIVE, and a late copy of its submit is not taken for a new
 	// job. Default 65536.
 	MaxLatePurges int
+}
+
+// DefaultMaxComparisons is flux-core's default cap on the constraint
+// comparisons of one list request.
+const DefaultMaxComparisons = 1_000_000
+
+// sendNow is the default IndexConfig.Send.
+func sendNow(w fluxkit.Responder, payloads [][]byte, end error) {
+	for _, p := range payloads {
+		_ = w.Respond(p)
+	}
+	if end != nil {
+		_ = w.RespondError(end)
+	}
 }
 
 // NewIndex returns an empty, uninitialised index.
@@ -138,8 +178,19 @@ func NewIndex(cfg IndexConfig) *Index {
 	if cfg.MaxLatePurges <= 0 {
 		cfg.MaxLatePurges = 65536
 	}
-	x := &Index{cfg: cfg, jobs: make(map[fluxkit.JobID]*job), queues: map[string]*counts{},
-		waiters: map[fluxkit.JobID][]*waiter{}, gone: map[fluxkit.JobID]struct{}{}, strs: newInterner()}
+	if cfg.Send == nil {
+		cfg.Send = sendNow
+	}
+	if cfg.MaxComparisons == nil {
+		n := uint64(DefaultMaxComparisons)
+		cfg.MaxComparisons = &n
+	}
+	if cfg.MaxHosts < minMaxHosts {
+		cfg.MaxHosts = minMaxHosts
+	}
+	x := &Index{cfg: cfg, jobs: make(map[fluxkit.JobID]*jobRec), queues: map[string]*counts{},
+		waiters: map[fluxkit.JobID][]*waiter{}, gone: map[fluxkit.JobID]struct{}{}, der: newDeriver(),
+		hostsMemo: map[string]hostlist.Hostlist{}, ranksMemo: map[string]idset.Set{}}
 	x.pending.cmp = cmpPending
 	x.running.cmp = cmpTime
 	x.inactive.cmp = cmpTime
@@ -242,229 +293,6 @@ func (x *Index) fail(err error) error {
 	return err
 }
 
-// message is a decoded journal response.
-type message struct {
-	id       fluxkit.JobID
-	sentinel bool
-	events   []byte
-	jobspec  []byte
-	r        []byte
-	// entries are the events decoded in the validating walk, up to the
-	// first malformed one (entryErr, at position entryAt), which is
-	// reported when processing reaches it, as a second walk would.
-	entries  []Entry
-	entryAt  int
-	entryErr error
-}
-
-// parseMessage validates the whole payload in one walk and decodes the
-// events' entries on the way, into buf's storage (reused across messages:
-// the walk over the events is most of a backlog's parsing).
-func parseMessage(b []byte, buf []Entry) (message, error) {
-	m := message{entries: buf[:0], entryAt: -1}
-	b = trim(b)
-	if kind(b) != kindObject {
-		return m, &ProtocolError{Index: -1, Err: errors.New("response is not a JSON object")}
-	}
-	err := m.members(b)
-	if err != nil {
-		return m, &ProtocolError{Job: m.id, Index: -1, Err: err}
-	}
-	if !m.sentinel && kind(m.events) != kindArray {
-		return m, &ProtocolError{Job: m.id, Index: -1, Err: errors.New("events is not an array")}
-	}
-	return m, nil
-}
-
-// members is eachMember over the response object with its checks, the
-// events array walked by scanEvents.
-func (m *message) members(b []byte) error {
-	haveID := false
-	i := skipWS(b, 1)
-	if i < len(b) && b[i] == '}' {
-		if i+1 != len(b) {
-			return errSyntax
-		}
-		return errors.New("response has no id")
-	}
-	for {
-		k, next, err := memberKey(b, i)
-		if err != nil {
-			return err
-		}
-		i = next
-		var ve int
-		if k == "events" && i < len(b) && b[i] == '[' {
-			ve, err = m.scanEvents(b, i)
-		} else {
-			ve, err = valueEnd(b, i)
-		}
-		if err != nil {
-			return err
-		}
-		v := b[i:ve]
-		switch k {
-		case "id":
-			n, err := asInt(v)
-			switch {
-			case err == nil && n == -1:
-				m.sentinel = true
-			case err == nil && n >= 0:
-				m.id = fluxkit.JobID(n)
-			default:
-				return fmt.Errorf("id %s is not a job id", v)
-			}
-			haveID = true
-		case "events":
-			if v[0] != '[' {
-				// A later "events" replaces an earlier one.
-				m.entries, m.entryAt, m.entryErr = m.entries[:0], -1, nil
-			}
-			m.events = v
-		case "jobspec":
-			if kind(v) != kindObject {
-				return errors.New("jobspec is not an object")
-			}
-			m.jobspec = v
-		case "R":
-			if kind(v) != kindObject {
-				return errors.New("R is not an object")
-			}
-			m.r = v
-		}
-		i = skipWS(b, ve)
-		if i >= len(b) {
-			return errSyntax
-		}
-		if b[i] == '}' {
-			if i+1 != len(b) {
-				return errSyntax
-			}
-			break
-		}
-		if b[i] != ',' {
-			return errSyntax
-		}
-		i = skipWS(b, i+1)
-	}
-	if !haveID {
-		return errors.New("response has no id")
-	}
-	return nil
-}
-
-// scanEvents validates the array at b[i] as valueEnd does (same errors,
-// same depth accounting) and decodes its entries as parseCheckedEntry
-// does, stopping decoding (not validating) at the first bad entry.
-func (m *message) scanEvents(b []byte, i int) (int, error) {
-	m.entries, m.entryAt, m.entryErr = m.entries[:0], -1, nil
-	i = skipWS(b, i+1)
-	if i < len(b) && b[i] == ']' {
-		return i + 1, nil
-	}
-	for n := 0; ; n++ {
-		var e int
-		var err error
-		if m.entryErr == nil {
-			var en Entry
-			var bad error
-			e, en, bad, err = scanEntry(b, i)
-			if err != nil {
-				return 0, err
-			}
-			if bad != nil {
-				m.entryAt, m.entryErr = n, bad
-			} else {
-				m.entries = append(m.entries, en)
-			}
-		} else if e, err = valueEndDepth(b, i, 1); err != nil {
-			return 0, err
-		}
-		i = skipWS(b, e)
-		if i >= len(b) {
-			return 0, errSyntax
-		}
-		if b[i] == ']' {
-			return i + 1, nil
-		}
-		if b[i] != ',' {
-			return 0, errSyntax
-		}
-		i = skipWS(b, i+1)
-	}
-}
-
-// scanEntry validates the value at b[i] (an element of the events array,
-// depth 1) and decodes it as an entry: bad is the entry's problem (as
-// parseCheckedEntry words it), err a syntax error of the message.
-func scanEntry(b []byte, i int) (end int, en Entry, bad, err error) {
-	if i >= len(b) || b[i] != '{' {
-		if end, err = valueEndDepth(b, i, 1); err != nil {
-			return 0, en, nil, err
-		}
-		return end, en, entryErr("%v", errNotObj), nil
-	}
-	haveTS, haveName := false, false
-	i = skipWS(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return i + 1, en, entryErr("timestamp missing"), nil
-	}
-	for {
-		k, next, err := memberKey(b, i)
-		if err != nil {
-			return 0, en, nil, err
-		}
-		i = next
-		ve, err := valueEndDepth(b, i, 2)
-		if err != nil {
-			return 0, en, nil, err
-		}
-		if bad == nil {
-			v := b[i:ve]
-			switch k {
-			case "timestamp":
-				if f, err := asFloat(v); err != nil {
-					bad = entryErr("timestamp is not a number")
-				} else {
-					en.Timestamp, haveTS = f, true
-				}
-			case "name":
-				if v[0] != '"' {
-					bad = entryErr("name is not a string")
-				} else {
-					en.Name, haveName = internName(v), true
-				}
-			case "context":
-				if v[0] != '{' {
-					bad = entryErr("context is not an object")
-				} else {
-					en.Context = v
-				}
-			}
-		}
-		i = skipWS(b, ve)
-		if i >= len(b) {
-			return 0, en, nil, errSyntax
-		}
-		if b[i] == '}' {
-			end = i + 1
-			break
-		}
-		if b[i] != ',' {
-			return 0, en, nil, errSyntax
-		}
-		i = skipWS(b, i+1)
-	}
-	switch {
-	case bad != nil:
-	case !haveTS:
-		bad = entryErr("timestamp missing")
-	case !haveName:
-		bad = entryErr("name missing")
-	}
-	return end, en, bad, nil
-}
-
 // process applies one (non-sentinel) journal response.
 func (x *Index) process(m *message) error {
 	err := x.processEvents(m)
@@ -507,7 +335,7 @@ func ctxInt(ctx []byte, key string) (int64, error) {
 	if ctx == nil {
 		return 0, errors.New("context missing")
 	}
-	return ctxIntOf(fastMember(ctx, key), key)
+	return ctxIntOf(jsonscan.FastMember(ctx, key), key)
 }
 
 // ctxIntOf is ctxInt for the raw value v of key (nil: absent).
@@ -515,7 +343,7 @@ func ctxIntOf(v []byte, key string) (int64, error) {
 	if v == nil {
 		return 0, fmt.Errorf("context has no %s", key)
 	}
-	n, err := asInt(v)
+	n, err := jsonscan.Int(v)
 	if err != nil {
 		return 0, fmt.Errorf("context %s is not an integer", key)
 	}
@@ -526,11 +354,11 @@ func ctxString(ctx []byte, key string) (string, error) {
 	if ctx == nil {
 		return "", errors.New("context missing")
 	}
-	v := fastMember(ctx, key)
+	v := jsonscan.FastMember(ctx, key)
 	if v == nil {
 		return "", fmt.Errorf("context has no %s", key)
 	}
-	s, err := asString(v)
+	s, err := jsonscan.Unquote(v)
 	if err != nil {
 		return "", fmt.Errorf("context %s is not a string", key)
 	}
@@ -551,7 +379,7 @@ func clone(b []byte) []byte {
 // repeated depend, a finish after clean, an event repeated where the
 // backlog and the live stream overlap) is logged and changes nothing; its
 // context is checked all the same.
-func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
+func (x *Index) apply(id fluxkit.JobID, e job.Event, jobspec, r []byte) error {
 	j := x.lookup(id)
 	if j != nil && j.rRaw == nil && r != nil && j.state != StateInactive {
 		j.rRaw = r // borrowed from the message until process ends
@@ -589,7 +417,7 @@ func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
 		}
 		if p != j.priority {
 			if x.initialized && j.list == &x.pending {
-				x.pending.remove(j.key)
+				x.pending.remove(x.keyOf(j))
 				j.priority = p
 				x.insert(j, &x.pending)
 			} else {
@@ -649,17 +477,17 @@ func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
 		j.urgency = int32(u)
 		x.step(j, e, false)
 	case "annotations":
-		v := fastMember(e.Context, "annotations")
+		v := jsonscan.FastMember(e.Context, "annotations")
 		if v == nil {
 			return errors.New("context has no annotations")
 		}
-		if k := kind(v); k != kindNull && k != kindObject {
+		if k := jsonscan.KindOf(v); k != jsonscan.Null && k != jsonscan.Object {
 			return errors.New("annotations is not an object or null")
 		}
 		if !taken {
 			break
 		}
-		if kind(v) == kindObject {
+		if jsonscan.KindOf(v) == jsonscan.Object {
 			j.coldFor().annotations = clone(v)
 		} else if j.cold != nil {
 			j.cold.annotations = nil
@@ -672,10 +500,7 @@ func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
 		if !taken {
 			break
 		}
-		ann, err := mergeMemo(j.annotations(), e.Context)
-		if err != nil {
-			return err
-		}
+		ann := mergeMemo(j.annotations(), e.Context)
 		if ann != nil || j.cold != nil {
 			j.coldFor().annotations = ann
 		}
@@ -706,9 +531,14 @@ func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
 		if taken {
 			x.dependency(j, e.Name == "dependency-add", d)
 		}
+	case "start", "release", "free", "set-flags", "prolog-start", "prolog-finish", "epilog-start", "epilog-finish":
+		// Events job-list has no use for.
 	default:
-		if len(e.Name) > 11 && e.Name[:11] == "dependency-" {
+		if strings.HasPrefix(e.Name, "dependency-") {
 			return fmt.Errorf("unknown dependency event %s", e.Name)
+		}
+		if !strings.HasPrefix(e.Name, "debug.") {
+			x.cfg.Logf("event %s: job %s: an event job-list does not know: skipped", e.Name, id)
 		}
 	}
 	if !taken {
@@ -720,14 +550,14 @@ func (x *Index) apply(id fluxkit.JobID, e Entry, jobspec, r []byte) error {
 // submit creates the job a submit event announces. A job is submitted once
 // (the event is always its first): a copy for a job already here, or for
 // one purged or invalidated since, is logged and ignored.
-func (x *Index) submit(j *job, id fluxkit.JobID, e Entry, jobspec, r []byte) error {
+func (x *Index) submit(j *jobRec, id fluxkit.JobID, e job.Event, jobspec, r []byte) error {
 	if e.Context == nil {
 		return errors.New("context missing")
 	}
 	// One walk for the three keys (each lookup would walk it again); the
 	// last of a repeated key counts, as with fastMember.
 	var uv, gv, vv []byte
-	_ = fastMembers(e.Context, func(k string, v []byte) error {
+	_ = jsonscan.FastMembers(e.Context, func(k string, v []byte) error {
 		switch k {
 		case "userid":
 			uv = v
@@ -748,7 +578,7 @@ func (x *Index) submit(j *job, id fluxkit.JobID, e Entry, jobspec, r []byte) err
 	}
 	version := int64(-1)
 	if vv != nil {
-		if version, err = asInt(vv); err != nil {
+		if version, err = jsonscan.Int(vv); err != nil {
 			return errors.New("context version is not an integer")
 		}
 	}
@@ -772,7 +602,7 @@ func (x *Index) submit(j *job, id fluxkit.JobID, e Entry, jobspec, r []byte) err
 
 // updateJobspec applies a jobspec-update to the job's jobspec and what is
 // derived from it.
-func (x *Index) updateJobspec(j *job, e Entry) {
+func (x *Index) updateJobspec(j *jobRec, e job.Event) {
 	if j.jobspec == nil {
 		x.cfg.Logf("received jobspec update before jobspec")
 		return
@@ -787,21 +617,23 @@ func (x *Index) updateJobspec(j *job, e Entry) {
 	}
 	oldQueue := j.js.queue
 	j.jobspec = upd
-	if j.jsParsed {
-		x.parseJobspec(j)
-		if j.js.queue != oldQueue && x.initialized {
-			x.moveQueue(j, oldQueue)
-		}
+	// flux-core parses the updated jobspec at once, whatever the state.
+	if err := x.der.applyJobspec(j, upd); err != nil {
+		x.cfg.Logf("job %s: jobspec-update: %v", j.id, err)
 	}
+	if j.js.queue != oldQueue && x.initialized {
+		x.moveQueue(j, oldQueue)
+	}
+	x.changed()
 }
 
 // updateR applies a resource-update to the job's R.
-func (x *Index) updateR(j *job, e Entry) {
+func (x *Index) updateR(j *jobRec, e job.Event) {
 	if j.rRaw == nil {
 		x.cfg.Logf("received resource update before R")
 		return
 	}
-	v := fastMember(e.Context, "expiration")
+	v := jsonscan.FastMember(e.Context, "expiration")
 	if v == nil {
 		return
 	}
@@ -811,13 +643,13 @@ func (x *Index) updateR(j *job, e Entry) {
 		return
 	}
 	j.rRaw = upd
-	if j.rParsed {
-		x.parseR(j)
+	if err := x.der.applyR(j, upd); err != nil {
+		x.cfg.Logf("job %s: resource-update: %v", j.id, err)
 	}
 	x.changed()
 }
 
-func (x *Index) dependency(j *job, add bool, d string) {
+func (x *Index) dependency(j *jobRec, add bool, d string) {
 	if add {
 		j.depsEverAdded = true
 		c := j.coldFor()
@@ -843,71 +675,6 @@ func (x *Index) dependency(j *job, add bool, d string) {
 	x.changed()
 }
 
-// mergeMemo merges a memo context into annotations.user; null deletes.
-func mergeMemo(ann, memo []byte) ([]byte, error) {
-	var m map[string]any
-	if ann != nil {
-		var err error
-		if m, err = decodeGeneric(ann); err != nil {
-			return nil, err
-		}
-	} else {
-		m = map[string]any{}
-	}
-	upd, err := decodeGeneric(memo)
-	if err != nil {
-		return nil, err
-	}
-	user, _ := m["user"].(map[string]any)
-	if user == nil {
-		user = map[string]any{}
-	}
-	for k, v := range upd {
-		if v == nil {
-			delete(user, k)
-		} else {
-			user[k] = v
-		}
-	}
-	if len(user) == 0 {
-		delete(m, "user")
-	} else {
-		m["user"] = user
-	}
-	if len(m) == 0 {
-		return nil, nil
-	}
-	return marshalSorted(m)
-}
-
-func (x *Index) parseJobspec(j *job) {
-	j.jsParsed = true
-	if j.jobspec == nil {
-		j.js = jobspecInfo{duration: -1, nnodes: -1, ntasks: -1, ncores: -1}
-		return
-	}
-	info, err := parseJobspecIn(j.jobspec, x.strs)
-	if err != nil {
-		x.cfg.Logf("job %s: %v", j.id, err)
-	}
-	j.js = info
-}
-
-func (x *Index) parseR(j *job) {
-	j.rParsed = true
-	if j.rRaw == nil {
-		j.r = rInfo{expiration: -1}
-		x.cfg.Logf("job %s: no R at RUN", j.id)
-		return
-	}
-	info, err := parseRIn(j.rRaw, x.strs)
-	if err != nil {
-		x.cfg.Logf("job %s: %v", j.id, err)
-		info = rInfo{expiration: -1}
-	}
-	j.r = info
-}
-
 func (x *Index) queueCounts(q string) *counts {
 	c := x.queues[q]
 	if c == nil {
@@ -917,7 +684,7 @@ func (x *Index) queueCounts(q string) *counts {
 	return c
 }
 
-func (x *Index) moveQueue(j *job, old string) {
+func (x *Index) moveQueue(j *jobRec, old string) {
 	if j.state == StateNew {
 		return
 	}
@@ -942,7 +709,7 @@ func (x *Index) changed() { x.statsGen++ }
 
 // step moves j as event e moves a job in its state ([State.after]), fatal
 // telling a severity 0 exception; it reports whether j moved.
-func (x *Index) step(j *job, e Entry, fatal bool) bool {
+func (x *Index) step(j *jobRec, e job.Event, fatal bool) bool {
 	to := j.state.after(e.Name, fatal)
 	if to == j.state {
 		return false
@@ -959,7 +726,7 @@ func (x *Index) step(j *job, e Entry, fatal bool) bool {
 // enter puts j in state s with job-list's bookkeeping: the state's
 // timestamp, the jobspec parsed at DEPEND and R at RUN, the result fixed
 // at INACTIVE; once initialised, lists, statistics and waiters.
-func (x *Index) enter(j *job, s State, ts float64) {
+func (x *Index) enter(j *jobRec, s State, ts float64) {
 	if x.initialized {
 		x.count(j, j.state, -1)
 	}
@@ -967,10 +734,22 @@ func (x *Index) enter(j *job, s State, ts float64) {
 	switch s {
 	case StateDepend:
 		j.tDepend = ts
-		x.parseJobspec(j)
+		if err := x.der.applyJobspec(j, j.jobspec); err != nil {
+			x.cfg.Logf("%s: error parsing jobspec: %v", j.id, err)
+		}
+	case StatePriority:
+		if j.tPriority == 0 {
+			j.tPriority = ts
+		}
+	case StateSched:
+		if j.tSched == 0 {
+			j.tSched = ts
+		}
 	case StateRun:
 		j.tRun = ts
-		x.parseR(j)
+		if err := x.der.applyR(j, j.rRaw); err != nil {
+			x.cfg.Logf("%s: error parsing R: %v", j.id, err)
+		}
 	case StateCleanup:
 		j.tCleanup = ts
 	case StateInactive:
@@ -991,13 +770,13 @@ func (x *Index) enter(j *job, s State, ts float64) {
 
 // count adds d to the stats of j in state s (NEW excluded); at INACTIVE
 // the result category too.
-func (x *Index) count(j *job, s State, d int) {
+func (x *Index) count(j *jobRec, s State, d int) {
 	if s == StateNew || s == 0 {
 		return
 	}
 	x.stats.add(s, d)
 	var q *counts
-	if j.jsParsed && j.js.queue != "" {
+	if j.js.queue != "" {
 		q = x.queueCounts(j.js.queue)
 		q.add(s, d)
 	}
@@ -1021,34 +800,41 @@ func listFor(x *Index, s State) *slist {
 	return nil
 }
 
-func (x *Index) insert(j *job, l *slist) {
-	j.key = entry{j: j, id: j.id}
-	switch l {
-	case &x.pending:
-		j.key.p = j.priority
-	case &x.running:
-		j.key.k = j.tRun
-	case &x.inactive:
-		j.key.k = j.tInactive
-	}
-	j.list = l
-	l.insert(j.key)
+func (x *Index) insert(j *jobRec, l *slist) {
+	j.list, j.listP = l, j.priority
+	l.insert(x.keyOf(j))
 }
 
-func (x *Index) relist(j *job) {
+// keyOf is j's slot in its list: the keys it is sorted under there.
+// Running and inactive jobs are sorted by times that never change; a
+// pending job by the priority it had when put there (listP).
+func (x *Index) keyOf(j *jobRec) entry {
+	e := entry{j: j, id: j.id}
+	switch j.list {
+	case &x.pending:
+		e.p = j.listP
+	case &x.running:
+		e.k = j.tRun
+	case &x.inactive:
+		e.k = j.tInactive
+	}
+	return e
+}
+
+func (x *Index) relist(j *jobRec) {
 	l := listFor(x, j.state)
 	if j.list == l {
 		if l == &x.pending && j.state == StateSched {
 			// Re-sorted on entering SCHED (the key is the priority).
-			if j.key.p != j.priority {
-				l.remove(j.key)
+			if j.listP != j.priority {
+				l.remove(x.keyOf(j))
 				x.insert(j, l)
 			}
 		}
 		return
 	}
 	if j.list != nil {
-		j.list.remove(j.key)
+		j.list.remove(x.keyOf(j))
 		j.list = nil
 	}
 	if l != nil {
@@ -1058,7 +844,7 @@ func (x *Index) relist(j *job) {
 
 // lookup is x.jobs[id] with the last job remembered: a message's events,
 // and the message's epilogue, are all for one job.
-func (x *Index) lookup(id fluxkit.JobID) *job {
+func (x *Index) lookup(id fluxkit.JobID) *jobRec {
 	if j := x.last; j != nil && j.id == id {
 		return j
 	}
@@ -1070,12 +856,12 @@ func (x *Index) lookup(id fluxkit.JobID) *job {
 }
 
 // detach removes j from its list and the index.
-func (x *Index) detach(j *job) {
+func (x *Index) detach(j *jobRec) {
 	if x.last == j {
 		x.last = nil
 	}
 	if j.list != nil {
-		j.list.remove(j.key)
+		j.list.remove(x.keyOf(j))
 		j.list = nil
 	}
 	delete(x.jobs, j.id)
@@ -1092,18 +878,14 @@ func (x *Index) initialize() {
 		if l == nil {
 			continue
 		}
-		j.list = l
-		j.key = entry{j: j, id: j.id}
+		j.list, j.listP = l, j.priority
 		switch l {
 		case &x.pending:
-			j.key.p = j.priority
-			pend = append(pend, j.key)
+			pend = append(pend, x.keyOf(j))
 		case &x.running:
-			j.key.k = j.tRun
-			run = append(run, j.key)
+			run = append(run, x.keyOf(j))
 		case &x.inactive:
-			j.key.k = j.tInactive
-			inact = append(inact, j.key)
+			inact = append(inact, x.keyOf(j))
 		}
 		x.count(j, j.state, 1)
 	}
@@ -1148,10 +930,10 @@ func (x *Index) Purge(ids []fluxkit.JobID) {
 	}
 }
 
-func (x *Index) purgeJob(j *job) {
+func (x *Index) purgeJob(j *jobRec) {
 	x.count(j, StateInactive, -1)
 	x.stats.purged++
-	if j.jsParsed && j.js.queue != "" {
+	if j.js.queue != "" {
 		x.queueCounts(j.js.queue).purged++
 	}
 	x.detach(j)
@@ -1170,25 +952,4 @@ func (x *Index) forget(id fluxkit.JobID) {
 		delete(x.gone, x.goneOrder[0])
 		x.goneOrder = x.goneOrder[1:]
 	}
-}
-
-// ParsePurge decodes a job-purge-inactive payload.
-func ParsePurge(b []byte) ([]fluxkit.JobID, error) {
-	jobs, err := member(trim(b), "jobs")
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", EventPurge, err)
-	}
-	var ids []fluxkit.JobID
-	err = eachElem(jobs, func(v []byte) error {
-		n, err := asInt(v)
-		if err != nil || n < 0 {
-			return fmt.Errorf("job id %s is not an integer", v)
-		}
-		ids = append(ids, fluxkit.JobID(n))
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", EventPurge, err)
-	}
-	return ids, nil
 }

@@ -4,8 +4,13 @@ import (
 	"github.com/fluxkit/fluxkit"
 )
 
-// job is the consumer's record of one job (job-list's struct job).
-type job struct {
+// jobRec is the consumer's record of one job: flux-core's job-list struct
+// job. What the jobspec and R give is kept apart (js, r) and combined when
+// shown, as flux-core's fields stand after it parses the jobspec and then
+// R: so a jobspec-update repeated after R (a duplicate a live stream
+// carries where it overlaps the backlog) changes nothing, where flux-core
+// would show the jobspec's node count until R is parsed again.
+type jobRec struct {
 	id            fluxkit.JobID
 	userid        uint32
 	urgency       int32
@@ -13,31 +18,83 @@ type job struct {
 	waitstatus    int32
 	excSeverity   int32
 	state         State
-	mask          State
+	mask          State // states reached (states_mask)
 	result        Result
 	success       bool
 	excOccurred   bool
 	excNoteSet    bool
-	jsParsed      bool
-	rParsed       bool
 	depsEverAdded bool
 	priority      int64 // last priority event's value; 0 before any
 	tSubmit       float64
 	tDepend       float64
+	tPriority     float64 // first entry to PRIORITY, 0 before
+	tSched        float64 // first entry to SCHED, 0 before
 	tRun          float64
 	tCleanup      float64
 	tInactive     float64
-	js            jobspecInfo
-	r             rInfo
+	js            jsFields
+	r             rFields
 	cold          *jobCold // nil until an exception, annotation or dependency
 	jobspec       []byte
 	rRaw          []byte
 	list          *slist
-	key           entry
+	listP         int64 // the priority the job is sorted under on the pending list
 }
 
-// jobCold holds what most jobs never get, out of line: it keeps job small
-// (one size class less per job; a backlog is millions of them).
+// jsFields are what job-list derives from the jobspec (parse_jobspec).
+type jsFields struct {
+	duration                  float64 // -1 unset
+	nnodes, ntasks, ncores    int32   // -1 unset
+	perNode                   int32   // >0: ntasks = nodes in R × perNode
+	perCore                   int32   // >0: ntasks = cores in R × perCore
+	name, cwd, queue, project string
+	bank                      string
+}
+
+// rFields are what job-list derives from R (parse_R).
+type rFields struct {
+	expiration  float64
+	nnodes      int32
+	ncores      int32
+	ranks       string
+	nodelist    string
+	ok          bool // librlist read R: expiration, nnodes and ranks are set
+	hasNodelist bool // and R named the hosts: nodelist and ncores are set
+}
+
+func (j *jobRec) nnodes() int32 {
+	if j.r.ok {
+		return j.r.nnodes
+	}
+	return j.js.nnodes
+}
+
+func (j *jobRec) ncores() int32 {
+	if j.r.hasNodelist {
+		return j.r.ncores
+	}
+	return j.js.ncores
+}
+
+func (j *jobRec) ntasks() int32 {
+	switch {
+	case j.r.ok && j.js.perNode > 0:
+		return j.r.nnodes * j.js.perNode
+	case j.r.hasNodelist && j.js.perCore > 0:
+		return j.r.ncores * j.js.perCore
+	}
+	return j.js.ntasks
+}
+
+func (j *jobRec) expiration() float64 {
+	if j.r.ok {
+		return j.r.expiration
+	}
+	return -1
+}
+
+// jobCold holds what most jobs never get, out of line: it keeps jobRec
+// small (a backlog is millions of them).
 type jobCold struct {
 	excType     string
 	excNote     string
@@ -46,101 +103,60 @@ type jobCold struct {
 	depsHeld    []string // every value ever held
 }
 
-func (j *job) coldFor() *jobCold {
+func (j *jobRec) coldFor() *jobCold {
 	if j.cold == nil {
 		j.cold = &jobCold{}
 	}
 	return j.cold
 }
 
-func (j *job) excType() string {
+func (j *jobRec) excType() string {
 	if j.cold == nil {
 		return ""
 	}
 	return j.cold.excType
 }
 
-func (j *job) excNote() string {
+func (j *jobRec) excNote() string {
 	if j.cold == nil {
 		return ""
 	}
 	return j.cold.excNote
 }
 
-func (j *job) annotations() []byte {
+func (j *jobRec) annotations() []byte {
 	if j.cold == nil {
 		return nil
 	}
 	return j.cold.annotations
 }
 
-func (j *job) deps() []string {
+func (j *jobRec) deps() []string {
 	if j.cold == nil {
 		return nil
 	}
 	return j.cold.deps
 }
 
-func newJob(id fluxkit.JobID) *job {
-	return &job{id: id, urgency: -1, submitVersion: -1, waitstatus: -1, excSeverity: -1,
-		result: ResultFailed, js: jobspecInfo{duration: -1, nnodes: -1, ntasks: -1, ncores: -1}}
-}
-
-func (j *job) nnodes() int32 {
-	if j.rParsed && j.r.nnodes > 0 {
-		return j.r.nnodes
-	}
-	if j.jsParsed {
-		return j.js.nnodes
-	}
-	return -1
-}
-
-func (j *job) ncores() int32 {
-	if j.rParsed {
-		return j.r.ncores
-	}
-	if j.jsParsed {
-		return j.js.ncores
-	}
-	return -1
-}
-
-func (j *job) ntasks() int32 {
-	if !j.jsParsed {
-		return -1
-	}
-	if j.js.perCore > 0 {
-		if j.rParsed {
-			return j.r.ncores * j.js.perCore
-		}
-		return -1
-	}
-	return j.js.ntasks
-}
-
-func (j *job) field(s string) string {
-	if !j.jsParsed {
-		return ""
-	}
-	return s
-}
-
-func (j *job) expiration() float64 {
-	if j.rParsed && j.mask&StateRun != 0 {
-		return j.r.expiration
-	}
-	return -1
+func newJob(id fluxkit.JobID) *jobRec {
+	return &jobRec{id: id, urgency: -1, submitVersion: -1, waitstatus: -1, excSeverity: -1,
+		result: ResultFailed, js: jsFields{duration: -1, nnodes: -1, ntasks: -1, ncores: -1}}
 }
 
 // t returns a state timestamp by state bit, ok false when never reached.
-func (j *job) t(s State) (float64, bool) {
+// PRIORITY and SCHED may be entered more than once: theirs is the first
+// entry's, present once it is set.
+func (j *jobRec) t(s State) (float64, bool) {
 	switch s {
 	case StateDepend:
 		if j.submitVersion < 1 {
 			return j.tSubmit, true
 		}
 		return j.tDepend, j.mask&StateDepend != 0
+	case StatePriority:
+		return j.tPriority, j.tPriority != 0
+	case StateSched:
+		return j.tSched, j.tSched != 0
 	case StateRun:
 		return j.tRun, j.mask&StateRun != 0
 	case StateCleanup:
@@ -153,7 +169,7 @@ func (j *job) t(s State) (float64, bool) {
 
 // finalResult is the job's result as job-list fixes it on the job's
 // transition to INACTIVE.
-func (j *job) finalResult() Result {
+func (j *jobRec) finalResult() Result {
 	switch {
 	case j.success:
 		return ResultCompleted

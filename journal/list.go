@@ -10,7 +10,7 @@ import (
 // removed (tombstoned, j == nil) slot keeps the list sorted for binary
 // search while its job moves on.
 type entry struct {
-	j  *job
+	j  *jobRec
 	id fluxkit.JobID
 	k  float64 // t_run or t_inactive
 	p  int64   // priority
@@ -107,7 +107,7 @@ func (l *slist) len() int { return len(l.e) - l.head - l.dead }
 
 // each calls fn in listing order (reverse of storage) until it returns
 // false.
-func (l *slist) each(fn func(j *job) bool) {
+func (l *slist) each(fn func(j *jobRec) bool) {
 	for i := len(l.e) - 1; i >= l.head; i-- {
 		if j := l.e[i].j; j != nil {
 			if !fn(j) {

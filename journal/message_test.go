@@ -7,51 +7,14 @@ import (
 	"testing"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/internal/jsonscan"
+	"github.com/fluxkit/fluxkit/job"
 )
 
 // The reference decoder: the two-pass parse parseMessage replaced (validate
-// the whole response with eachMember, then walk the events again and
+// the whole response with jsonscan.Members, then walk the events again and
 // decode each entry). The single pass must agree with it on every input:
 // same members, same entries up to the first bad one, same errors.
-
-// parseCheckedEntry is ParseEntry for input inside an already validated
-// message (the reference).
-func parseCheckedEntry(b []byte) (Entry, error) {
-	var e Entry
-	haveTS, haveName := false, false
-	err := fastMembers(b, func(k string, v []byte) error {
-		switch k {
-		case "timestamp":
-			f, err := asFloat(v)
-			if err != nil {
-				return entryErr("timestamp is not a number")
-			}
-			e.Timestamp, haveTS = f, true
-		case "name":
-			if kind(v) != kindString {
-				return entryErr("name is not a string")
-			}
-			e.Name, haveName = internName(v), true
-		case "context":
-			if kind(v) != kindObject {
-				return entryErr("context is not an object")
-			}
-			e.Context = v
-		}
-		return nil
-	})
-	switch {
-	case errors.Is(err, ErrEntry):
-		return Entry{}, err
-	case err != nil:
-		return Entry{}, entryErr("%v", err)
-	case !haveTS:
-		return Entry{}, entryErr("timestamp missing")
-	case !haveName:
-		return Entry{}, entryErr("name missing")
-	}
-	return e, nil
-}
 
 type refMessage struct {
 	id       fluxkit.JobID
@@ -63,15 +26,15 @@ type refMessage struct {
 
 func refParseMessage(b []byte) (refMessage, error) {
 	var m refMessage
-	b = trim(b)
-	if kind(b) != kindObject {
+	b = jsonscan.Trim(b)
+	if jsonscan.KindOf(b) != jsonscan.Object {
 		return m, &ProtocolError{Index: -1, Err: errors.New("response is not a JSON object")}
 	}
 	haveID := false
-	err := eachMember(b, func(k string, v []byte) error {
+	err := jsonscan.Members(b, func(k string, v []byte) error {
 		switch k {
 		case "id":
-			n, err := asInt(v)
+			n, err := jsonscan.Int(v)
 			switch {
 			case err == nil && n == -1:
 				m.sentinel = true
@@ -84,12 +47,12 @@ func refParseMessage(b []byte) (refMessage, error) {
 		case "events":
 			m.events = v
 		case "jobspec":
-			if kind(v) != kindObject {
+			if jsonscan.KindOf(v) != jsonscan.Object {
 				return errors.New("jobspec is not an object")
 			}
 			m.jobspec = v
 		case "R":
-			if kind(v) != kindObject {
+			if jsonscan.KindOf(v) != jsonscan.Object {
 				return errors.New("R is not an object")
 			}
 			m.r = v
@@ -102,7 +65,7 @@ func refParseMessage(b []byte) (refMessage, error) {
 	if err != nil {
 		return m, &ProtocolError{Job: m.id, Index: -1, Err: err}
 	}
-	if !m.sentinel && kind(m.events) != kindArray {
+	if !m.sentinel && jsonscan.KindOf(m.events) != jsonscan.Array {
 		return m, &ProtocolError{Job: m.id, Index: -1, Err: errors.New("events is not an array")}
 	}
 	return m, nil
@@ -124,15 +87,15 @@ func checkAgainstReference(t *testing.T, msg []byte) {
 		string(got.jobspec) != string(want.jobspec) || string(got.r) != string(want.r) {
 		t.Fatalf("%q: members differ from the reference", msg)
 	}
-	if want.sentinel && kind(want.events) != kindArray {
+	if want.sentinel && jsonscan.KindOf(want.events) != jsonscan.Array {
 		return
 	}
-	var entries []Entry
+	var entries []job.Event
 	at, eerr := -1, error(nil)
 	i := -1
-	_ = fastElems(want.events, func(raw []byte) error {
+	_ = jsonscan.FastElems(want.events, func(raw []byte) error {
 		i++
-		e, err := parseCheckedEntry(raw)
+		e, err := job.ParseEvent(raw)
 		if err != nil {
 			at, eerr = i, err
 			return err

@@ -70,7 +70,7 @@ func view(t testing.TB, x *Index) string {
 	}
 	slices.Sort(ids)
 	for _, id := range ids {
-		fmt.Fprintf(&b, "\n%s", appendJob(nil, x.jobs[id], ^uint64(0)))
+		fmt.Fprintf(&b, "\n%s", appendJob(nil, x.jobs[id], allAttrs))
 	}
 	r := &rec{}
 	x.Request(r, fluxkit.NewRequest(TopicJobStats, 0, []byte(`{}`)))
@@ -383,7 +383,7 @@ func monotone(t *testing.T, seed uint64, items []streamItem) *Index {
 		}
 		last[j.id] = j.state
 		if j.state == StateInactive {
-			now := string(appendJob(nil, j, ^uint64(0)))
+			now := string(appendJob(nil, j, allAttrs))
 			if was, ok := frozen[j.id]; ok && was != now {
 				t.Fatalf("seed %d: item %d %s: inactive job changed:\n%s\n%s", seed, n, it.msg, was, now)
 			}

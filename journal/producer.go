@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/internal/jsonscan"
 )
 
 // Topics the producer serves and publishes.
@@ -238,24 +239,28 @@ func (p *Producer) Submit(sub Submission) (fluxkit.JobID, error) {
 	return id, err
 }
 
-// kvsPut creates (exists) or removes the KVS directories of ids.
+// kvsPut creates (exists) or removes the KVS directories of ids, in one
+// flux-core kvs.commit: an empty RFC 11 directory, or a null dirent to
+// unlink.
 func (p *Producer) kvsPut(ctx context.Context, ids []fluxkit.JobID, exists bool) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	type op struct {
-		Key   string          `json:"key"`
-		Value json.RawMessage `json:"value"`
+		Key    string          `json:"key"`
+		Flags  int             `json:"flags"`
+		Dirent json.RawMessage `json:"dirent"`
 	}
 	ops := make([]op, len(ids))
 	for i, id := range ids {
-		v := json.RawMessage(`null`)
+		d := json.RawMessage(`null`)
 		if exists {
-			v = fmt.Appendf(nil, `{"id":%d}`, uint64(id))
+			d = json.RawMessage(`{"ver":1,"type":"dir","data":{}}`)
 		}
-		ops[i] = op{Key: id.KVS(), Value: v}
+		ops[i] = op{Key: id.KVS(), Dirent: d}
 	}
-	if err := fluxkit.RPC(ctx, p.h, "kvs.commit", 0, map[string]any{"ops": ops}, nil); err != nil {
+	if err := fluxkit.RPC(ctx, p.h, "kvs.commit", fluxkit.NodeidAny,
+		map[string]any{"namespace": "primary", "flags": 0, "ops": ops}, nil); err != nil {
 		return fmt.Errorf("journal: kvs commit: %w", err)
 	}
 	return nil
@@ -414,12 +419,12 @@ func parseFilter(raw json.RawMessage, what string) (map[string]struct{}, error) 
 	if raw == nil {
 		return nil, nil
 	}
-	raw = trim(raw)
-	if kind(raw) != kindObject {
+	raw = jsonscan.Trim(raw)
+	if jsonscan.KindOf(raw) != jsonscan.Object {
 		return nil, fluxkit.Errorf(fluxkit.EPROTO, "job-manager.events %s should be an object", what)
 	}
 	m := map[string]struct{}{}
-	err := eachMember(raw, func(k string, _ []byte) error {
+	err := jsonscan.Members(raw, func(k string, _ []byte) error {
 		m[k] = struct{}{}
 		return nil
 	})
@@ -428,7 +433,7 @@ func parseFilter(raw json.RawMessage, what string) (map[string]struct{}, error) 
 
 func (p *Producer) handleJournal(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
 	var r journalRequest
-	if len(req.Payload) == 0 || kind(trim(req.Payload)) != kindObject {
+	if len(req.Payload) == 0 || jsonscan.KindOf(jsonscan.Trim(req.Payload)) != jsonscan.Object {
 		_ = w.RespondError(fluxkit.Errorf(fluxkit.EPROTO, "%s: payload must be a JSON object", req.Topic))
 		return
 	}
@@ -669,7 +674,7 @@ func (p *Producer) handleGetattr(ctx context.Context, w fluxkit.Responder, req *
 			if i > 0 {
 				out = append(out, ',')
 			}
-			out = append(appendString(out, a), ':')
+			out = append(jsonscan.AppendString(out, a), ':')
 			out = append(out, v...)
 		}
 		return nil

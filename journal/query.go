@@ -4,7 +4,13 @@ import (
 	"strings"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/idset"
+	"github.com/fluxkit/fluxkit/idset/hostlist"
+	"github.com/fluxkit/fluxkit/internal/jsonscan"
 )
+
+// service is flux-core's job-list service name.
+const service = "job-list"
 
 // Topics the consumer serves.
 const (
@@ -19,10 +25,12 @@ const (
 )
 
 type waiter struct {
-	id    fluxkit.JobID
-	state State
-	attrs attrSet
-	w     fluxkit.Responder
+	id         fluxkit.JobID
+	state      State
+	attrs      attrSet
+	w          fluxkit.Responder
+	owner      uint32 // the guest's userid, when restricted
+	restricted bool
 }
 
 type statsWatcher struct {
@@ -58,10 +66,14 @@ func (x *Index) Request(w fluxkit.Responder, req *fluxkit.Message) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, n)
+			b = jsonscan.AppendString(b, n)
 		}
 		_ = w.Respond(append(b, "]}"...))
 	case TopicStatsGet:
+		if x.restricted(req) {
+			_ = w.RespondError(errnoError(fluxkit.EPERM))
+			return
+		}
 		_ = w.Respond(fmtAppend(nil, `{"jobs":{"pending":%d,"running":%d,"inactive":%d},"idsync":{"lookups":%d,"waits":%d},"stats_watchers":%d}`,
 			x.pending.len(), x.running.len(), x.inactive.len(), x.lookups, x.nwaits, len(x.watchers)))
 	case TopicPause:
@@ -106,17 +118,17 @@ type field struct {
 }
 
 // jsonTypes are jansson's names of the kinds of value.
-var jsonTypes = [...]string{kindObject: "object", kindArray: "array", kindString: "string",
-	kindInt: "integer", kindReal: "real", kindNull: "null"}
+var jsonTypes = [...]string{jsonscan.Object: "object", jsonscan.Array: "array", jsonscan.String: "string",
+	jsonscan.Integer: "integer", jsonscan.Real: "real", jsonscan.Null: "null"}
 
 func jsonType(v []byte) string {
-	if kind(v) == kindBool {
+	if jsonscan.KindOf(v) == jsonscan.Boolean {
 		if v[0] == 't' {
 			return "true"
 		}
 		return "false"
 	}
-	return jsonTypes[kind(v)]
+	return jsonTypes[jsonscan.KindOf(v)]
 }
 
 // unpack checks a request payload as flux_request_unpack does, key by key
@@ -126,15 +138,15 @@ func unpack(payload []byte, fields ...field) error {
 	if len(payload) == 0 {
 		return invalid("message does not have a string payload")
 	}
-	b := trim(payload)
-	if err := checkValue(b); err != nil {
+	b := jsonscan.Trim(payload)
+	if err := jsonscan.Check(b); err != nil {
 		return invalid("%v", err)
 	}
-	if kind(b) != kindObject {
+	if jsonscan.KindOf(b) != jsonscan.Object {
 		return invalid("payload is not a JSON object")
 	}
 	for _, f := range fields {
-		v, err := member(b, f.key)
+		v, err := jsonscan.Member(b, f.key)
 		if err != nil {
 			return invalid("%v", err)
 		}
@@ -145,13 +157,13 @@ func unpack(payload []byte, fields ...field) error {
 			}
 			continue
 		}
-		k := kind(v)
+		k := jsonscan.KindOf(v)
 		switch {
-		case f.format == 'i' && k != kindInt:
+		case f.format == 'i' && k != jsonscan.Integer:
 			return invalid("Expected integer, got %s", jsonType(v))
-		case f.format == 'F' && k != kindInt && k != kindReal:
+		case f.format == 'F' && k != jsonscan.Integer && k != jsonscan.Real:
 			return invalid("Expected real or integer, got %s", jsonType(v))
-		case f.format == 's' && k != kindString:
+		case f.format == 's' && k != jsonscan.String:
 			return invalid("Expected string, got %s", jsonType(v))
 		}
 	}
@@ -168,9 +180,9 @@ func legacyConstraint(payload []byte) (c []byte, ok bool) {
 		field{"since", 'F', true, &since}, field{"name", 's', true, &name}, field{"queue", 's', true, &queue}) != nil {
 		return nil, false
 	}
-	uid, _ := asInt(userid)
-	st, _ := asInt(states)
-	res, _ := asInt(results)
+	uid, _ := jsonscan.Int(userid)
+	st, _ := jsonscan.Int(states)
+	res, _ := jsonscan.Int(results)
 	var parts []string
 	if uint32(uid) != fluxkit.UseridUnknown {
 		parts = append(parts, fmtS(`{"userid":[%d]}`, uid))
@@ -193,55 +205,74 @@ func legacyConstraint(payload []byte) (c []byte, ok bool) {
 }
 
 func (x *Index) list(w fluxkit.Responder, req *fluxkit.Message) {
-	err := x.doList(w, req)
+	payloads, err := x.doList(req)
 	if err != nil {
 		_ = w.RespondError(err)
+		return
 	}
+	var end error
+	if req.IsStreaming() {
+		end = errNoData
+	}
+	x.cfg.Send(w, payloads, end)
 }
 
-func (x *Index) doList(w fluxkit.Responder, req *fluxkit.Message) error {
+// doList answers job-list.list (list_cb): the payloads to send, in order.
+func (x *Index) doList(req *fluxkit.Message) ([][]byte, error) {
 	var maxv, attrsv, sincev, cons []byte
 	if err := unpack(req.Payload, field{"max_entries", 'i', false, &maxv}, field{"attrs", 'o', false, &attrsv},
 		field{"since", 'F', true, &sincev}, field{"constraint", 'o', true, &cons}); err != nil {
-		return err
+		return nil, err
 	}
 	if cons == nil {
 		cons, _ = legacyConstraint(req.Payload)
 	}
-	max, err := asInt(maxv)
+	max, err := jsonscan.Int(maxv)
 	if err != nil {
-		return invalid("max_entries %s out of range", maxv)
+		return nil, invalid("max_entries %s out of range", maxv)
 	}
 	if max < 0 {
-		return invalid("max_entries < 0 not allowed")
+		return nil, invalid("max_entries < 0 not allowed")
 	}
 	since := 0.0
 	if sincev != nil {
-		if since, err = asFloat(sincev); err != nil {
-			return invalid("since %s out of range", sincev)
+		if since, err = jsonscan.Float(sincev); err != nil {
+			return nil, invalid("since %s out of range", sincev)
 		}
 		if since < 0 {
-			return invalid("since < 0.0 not allowed")
+			return nil, invalid("since < 0.0 not allowed")
 		}
 	}
 	attrs, err := parseAttrs(attrsv)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	c, err := ParseConstraint(cons)
+	// In private mode a guest sees only its own jobs.
+	if x.restricted(req) {
+		own := fmtS(`{"userid":[%d]}`, req.Userid)
+		if cons != nil {
+			cons = []byte(`{"and":[` + string(cons) + `,` + own + `]}`)
+		} else {
+			cons = []byte(own)
+		}
+	}
+	c, err := parseConstraint(cons, x.cfg.MaxHosts)
 	if err != nil {
-		return invalid("%v", err)
+		return nil, invalid("%v", err)
 	}
-	possible := c.root.states()
+	m := x.matcher(c)
 	streaming := req.IsStreaming()
-	var out []byte
-	if !streaming {
-		out = append(out, `{"jobs":[`...)
-	}
+	var buf []byte
+	var ends []int
 	n := 0
 	var serr error
-	visit := func(j *job) bool {
-		if !c.match(j) {
+	visit := func(j *jobRec) bool {
+		ok, err := m.match(j)
+		if err != nil {
+			serr = fluxkit.Errorf(fluxkit.EINVAL, "%v", err)
+			return false
+		}
+		if !ok {
 			return true
 		}
 		if attrs.err != nil {
@@ -249,31 +280,34 @@ func (x *Index) doList(w fluxkit.Responder, req *fluxkit.Message) error {
 			return false
 		}
 		if streaming {
-			b := append([]byte(`{"jobs":[`), appendJob(nil, j, attrs.bits)...)
+			buf = append(buf, `{"jobs":[`...)
+			buf = appendJob(buf, j, attrs.order)
 			if n == 0 {
-				b = append(b, `],"version":1}`...)
+				buf = append(buf, `],"version":1}`...)
 			} else {
-				b = append(b, "]}"...)
+				buf = append(buf, "]}"...)
 			}
-			_ = w.Respond(b)
+			ends = append(ends, len(buf))
 		} else {
-			if n > 0 {
-				out = append(out, ',')
+			if n == 0 {
+				buf = append(buf, `{"jobs":[`...)
+			} else {
+				buf = append(buf, ',')
 			}
-			out = appendJob(out, j, attrs.bits)
+			buf = appendJob(buf, j, attrs.order)
 		}
 		n++
 		return max == 0 || int64(n) < max
 	}
 	cont := true
-	if possible&StatePending != 0 {
-		x.pending.each(func(j *job) bool { cont = visit(j); return cont })
+	if c.mayMatch(StatePending) {
+		x.pending.each(func(j *jobRec) bool { cont = visit(j); return cont })
 	}
-	if cont && serr == nil && possible&StateRunning != 0 {
-		x.running.each(func(j *job) bool { cont = visit(j); return cont })
+	if cont && serr == nil && c.mayMatch(StateRunning) {
+		x.running.each(func(j *jobRec) bool { cont = visit(j); return cont })
 	}
-	if cont && serr == nil && possible&StateInactive != 0 {
-		x.inactive.each(func(j *job) bool {
+	if cont && serr == nil && c.mayMatch(StateInactive) {
+		x.inactive.each(func(j *jobRec) bool {
 			if since > 0 && j.tInactive <= since {
 				return false
 			}
@@ -282,13 +316,64 @@ func (x *Index) doList(w fluxkit.Responder, req *fluxkit.Message) error {
 		})
 	}
 	if serr != nil {
-		return serr
+		return nil, serr
 	}
-	if streaming {
-		return errNoData
+	if !streaming {
+		if n == 0 {
+			buf = append(buf, `{"jobs":[`...)
+		}
+		return [][]byte{append(buf, "]}"...)}, nil
 	}
-	_ = w.Respond(append(out, "]}"...))
-	return nil
+	out := make([][]byte, len(ends))
+	start := 0
+	for i, e := range ends {
+		out[i] = buf[start:e:e]
+		start = e
+	}
+	return out, nil
+}
+
+// matcher returns a matcher of c over this index's jobs.
+func (x *Index) matcher(c *Constraint) *matcher {
+	return &matcher{c: c, max: *x.cfg.MaxComparisons, hosts: x.jobHosts, ranks: x.jobRanks}
+}
+
+// jobHosts is j's nodelist as a hostlist, remembered per nodelist.
+func (x *Index) jobHosts(j *jobRec) (hostlist.Hostlist, bool) {
+	if !j.r.hasNodelist {
+		return hostlist.Hostlist{}, false
+	}
+	return remembered(x.hostsMemo, j.r.nodelist, hostlist.Parse)
+}
+
+// jobRanks is j's ranks as an idset, remembered per ranks string.
+func (x *Index) jobRanks(j *jobRec) (idset.Set, bool) {
+	if !j.r.ok {
+		return idset.Set{}, false
+	}
+	return remembered(x.ranksMemo, j.r.ranks, idset.Parse)
+}
+
+// remembered is parse(s), kept in memo (bounded) for the next job with
+// the same string.
+func remembered[T any](memo map[string]T, s string, parse func(string) (T, error)) (T, bool) {
+	if v, ok := memo[s]; ok {
+		return v, true
+	}
+	v, err := parse(s)
+	if err != nil {
+		return v, false
+	}
+	if len(memo) < maxMemo {
+		memo[s] = v
+	}
+	return v, true
+}
+
+// restricted tells whether req comes from a guest limited to its own jobs
+// (private mode; owner and admin are exempt).
+func (x *Index) restricted(req *fluxkit.Message) bool {
+	return x.cfg.PrivateMode && req.Rolemask&(fluxkit.RoleOwner|fluxkit.RoleAdmin) == 0
 }
 
 func (x *Index) listID(w fluxkit.Responder, req *fluxkit.Message) {
@@ -299,7 +384,7 @@ func (x *Index) listID(w fluxkit.Responder, req *fluxkit.Message) {
 		return
 	}
 	// flux-core takes the id as a signed integer and uses its bits.
-	id, err := asInt(idv)
+	id, err := jsonscan.Int(idv)
 	if err != nil {
 		_ = w.RespondError(invalid("id %s out of range", idv))
 		return
@@ -310,14 +395,21 @@ func (x *Index) listID(w fluxkit.Responder, req *fluxkit.Message) {
 		return
 	}
 	// The state is a C int; 0 is none.
-	v, _ := asInt(statev)
+	v, _ := jsonscan.Int(statev)
 	st := State(int32(v))
 	if st&^(StateActive|StateInactive) != 0 {
 		_ = w.RespondError(invalid("invalid state specified"))
 		return
 	}
 	wt := &waiter{id: fluxkit.JobID(id), state: st, attrs: attrs, w: w}
+	if x.restricted(req) {
+		wt.owner, wt.restricted = req.Userid, true
+	}
 	if j := x.jobs[wt.id]; j != nil {
+		if !wt.visible(j) {
+			_ = w.RespondError(errNoEnt)
+			return
+		}
 		if !wt.ready(j) {
 			x.addWaiter(wt)
 			return
@@ -333,6 +425,10 @@ func (x *Index) listID(w fluxkit.Responder, req *fluxkit.Message) {
 	x.cfg.Lookup(wt.id, func(err error) {
 		x.lookups--
 		if j := x.jobs[wt.id]; j != nil {
+			if !wt.visible(j) {
+				_ = w.RespondError(errNoEnt)
+				return
+			}
 			if wt.ready(j) {
 				x.answer(wt, j)
 			} else {
@@ -363,7 +459,11 @@ func errnoError(err error) error {
 	return fluxkit.Errorf(e, "%s", fluxkit.Strerror(e))
 }
 
-func (wt *waiter) ready(j *job) bool {
+// visible tells whether the waiter may see j: in private mode a guest
+// sees only its own jobs, and another's is as if it did not exist.
+func (wt *waiter) visible(j *jobRec) bool { return !wt.restricted || j.userid == wt.owner }
+
+func (wt *waiter) ready(j *jobRec) bool {
 	if j.state == StateInactive {
 		return true
 	}
@@ -378,16 +478,20 @@ func (x *Index) addWaiter(wt *waiter) {
 	x.nwaits++
 }
 
-func (x *Index) answer(wt *waiter, j *job) {
+func (x *Index) answer(wt *waiter, j *jobRec) {
+	if !wt.visible(j) {
+		_ = wt.w.RespondError(errNoEnt)
+		return
+	}
 	if wt.attrs.err != nil {
 		_ = wt.w.RespondError(wt.attrs.err)
 		return
 	}
-	b := append([]byte(`{"job":`), appendJob(nil, j, wt.attrs.bits)...)
+	b := append([]byte(`{"job":`), appendJob(nil, j, wt.attrs.order)...)
 	_ = wt.w.Respond(append(b, '}'))
 }
 
-func (x *Index) checkWaiters(j *job) {
+func (x *Index) checkWaiters(j *jobRec) {
 	ws := x.waiters[j.id]
 	if len(ws) == 0 {
 		return
@@ -420,6 +524,10 @@ func (x *Index) answerGone(id fluxkit.JobID) {
 }
 
 func (x *Index) jobStats(w fluxkit.Responder, req *fluxkit.Message) {
+	if x.restricted(req) {
+		_ = w.RespondError(errnoError(fluxkit.EPERM))
+		return
+	}
 	_ = w.Respond(x.statsJSON())
 	if req.IsStreaming() {
 		x.watchers = append(x.watchers, &statsWatcher{sender: req.Sender(), w: w, gen: x.statsGen})

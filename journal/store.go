@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/internal/jsonscan"
+	"github.com/fluxkit/fluxkit/job"
 )
 
 // Errors of the producer's job store, matched with errors.Is.
@@ -216,7 +218,10 @@ func (s *Store) ClearR(id fluxkit.JobID) {
 }
 
 func (s *Store) post(j *pjob, ts float64, name string, context []byte) error {
-	e, err := NewEntry(ts, name, context, s.now())
+	if ts == 0 {
+		ts = s.now()
+	}
+	e, err := job.NewEvent(ts, name, context)
 	if err != nil {
 		return fmt.Errorf("journal: post %s to %s: %w", name, j.id, err)
 	}
@@ -229,7 +234,7 @@ func (s *Store) post(j *pjob, ts float64, name string, context []byte) error {
 		j.log = append(j.log, ',')
 		start++
 	}
-	j.log = AppendEntry(j.log, e)
+	j.log = e.AppendJSON(j.log)
 	j.ends = append(j.ends, uint32(len(j.log)))
 	s.events++
 	s.journal(j, e.Name, j.log[start:])
@@ -238,7 +243,7 @@ func (s *Store) post(j *pjob, ts float64, name string, context []byte) error {
 }
 
 // check validates e against j's state and returns the next state.
-func (s *Store) check(j *pjob, e Entry) (State, error) {
+func (s *Store) check(j *pjob, e job.Event) (State, error) {
 	bad := func() (State, error) {
 		return 0, fmt.Errorf("journal: %s: event %s in state %s: %w", j.id, e.Name, j.state, ErrTransition)
 	}
@@ -259,19 +264,19 @@ func (s *Store) check(j *pjob, e Entry) (State, error) {
 		return StateNew, nil
 	}
 	intKey := func(key string, lo, hi int64) error {
-		v, err := member(e.Context, key)
+		v, err := jsonscan.Member(e.Context, key)
 		if err != nil || v == nil {
 			return fmt.Errorf("%s missing", key)
 		}
-		n, err := asInt(v)
+		n, err := jsonscan.Int(v)
 		if err != nil || n < lo || n > hi {
 			return fmt.Errorf("%s must be an integer in %d..%d", key, lo, hi)
 		}
 		return nil
 	}
 	strKey := func(key string) error {
-		v, err := member(e.Context, key)
-		if err != nil || kind(v) != kindString {
+		v, err := jsonscan.Member(e.Context, key)
+		if err != nil || jsonscan.KindOf(v) != jsonscan.String {
 			return fmt.Errorf("%s must be a string", key)
 		}
 		return nil
@@ -320,11 +325,11 @@ func (s *Store) check(j *pjob, e Entry) (State, error) {
 		if j.r == nil {
 			return bad()
 		}
-		v, err := member(e.Context, "expiration")
+		v, err := jsonscan.Member(e.Context, "expiration")
 		if err != nil || v == nil {
 			return ctxErr("expiration missing")
 		}
-		if _, err := asFloat(v); err != nil {
+		if _, err := jsonscan.Float(v); err != nil {
 			return ctxErr("expiration must be a number")
 		}
 	case "alloc":
@@ -367,8 +372,8 @@ func (s *Store) check(j *pjob, e Entry) (State, error) {
 		if err := intKey("severity", 0, 7); err != nil {
 			return ctxErr(err.Error())
 		}
-		v, _ := member(e.Context, "severity")
-		if sev, _ := asInt(v); sev == 0 {
+		v, _ := jsonscan.Member(e.Context, "severity")
+		if sev, _ := jsonscan.Int(v); sev == 0 {
 			if st == StateNew {
 				return bad()
 			}
@@ -386,8 +391,8 @@ func (s *Store) check(j *pjob, e Entry) (State, error) {
 			return ctxErr(err.Error())
 		}
 	case "annotations":
-		v, err := member(e.Context, "annotations")
-		if err != nil || (kind(v) != kindObject && kind(v) != kindNull) {
+		v, err := jsonscan.Member(e.Context, "annotations")
+		if err != nil || (jsonscan.KindOf(v) != jsonscan.Object && jsonscan.KindOf(v) != jsonscan.Null) {
 			return ctxErr("annotations must be an object or null")
 		}
 	case "memo":
@@ -395,8 +400,8 @@ func (s *Store) check(j *pjob, e Entry) (State, error) {
 			return ctxErr("context required")
 		}
 	case "set-flags":
-		v, err := member(e.Context, "flags")
-		if err != nil || kind(v) != kindArray {
+		v, err := jsonscan.Member(e.Context, "flags")
+		if err != nil || jsonscan.KindOf(v) != jsonscan.Array {
 			return ctxErr("flags must be an array")
 		}
 	}
@@ -410,17 +415,17 @@ func checkSubmit(ctx []byte) error {
 		return errors.New("context required")
 	}
 	for _, k := range []string{"userid", "urgency", "flags"} {
-		v, err := member(ctx, k)
-		if err != nil || kind(v) != kindInt {
+		v, err := jsonscan.Member(ctx, k)
+		if err != nil || jsonscan.KindOf(v) != jsonscan.Integer {
 			return fmt.Errorf("%s must be an integer", k)
 		}
 	}
-	v, _ := member(ctx, "urgency")
-	if u, _ := asInt(v); u < 0 || u > 31 {
+	v, _ := jsonscan.Member(ctx, "urgency")
+	if u, _ := jsonscan.Int(v); u < 0 || u > 31 {
 		return fmt.Errorf("urgency %d outside 0..31", u)
 	}
-	if v, _ := member(ctx, "version"); v != nil {
-		if n, err := asInt(v); err != nil || n != 1 {
+	if v, _ := jsonscan.Member(ctx, "version"); v != nil {
+		if n, err := jsonscan.Int(v); err != nil || n != 1 {
 			return errors.New("version must be 1")
 		}
 	}
@@ -428,15 +433,15 @@ func checkSubmit(ctx []byte) error {
 }
 
 // apply updates the job after its event was journaled.
-func (s *Store) apply(j *pjob, e Entry, next State) {
+func (s *Store) apply(j *pjob, e job.Event, next State) {
 	switch e.Name {
 	case "invalidate":
 		delete(s.jobs, j.id)
 		s.active--
 		return
 	case "priority":
-		v, _ := member(e.Context, "priority")
-		j.priority, _ = asInt(v)
+		v, _ := jsonscan.Member(e.Context, "priority")
+		j.priority, _ = jsonscan.Int(v)
 	case "flux-restart", "urgency", "jobspec-update":
 		if j.state == StateSched {
 			j.priority = -1
@@ -449,7 +454,7 @@ func (s *Store) apply(j *pjob, e Entry, next State) {
 			}
 		}
 	case "resource-update":
-		v, _ := member(e.Context, "expiration")
+		v, _ := jsonscan.Member(e.Context, "expiration")
 		if upd, err := setExpiration(j.r, v); err == nil {
 			j.r = upd
 		} else {
@@ -531,12 +536,12 @@ func (s *Store) journal(j *pjob, name string, raw []byte) {
 // redact returns obj without the member at path (a JSON object path). An
 // object without it is returned as is.
 func redact(obj []byte, path ...string) ([]byte, error) {
-	obj = trim(obj)
-	if err := checkValue(obj); err != nil {
+	obj = jsonscan.Trim(obj)
+	if err := jsonscan.Check(obj); err != nil {
 		return nil, err
 	}
-	if kind(obj) != kindObject {
-		return nil, errNotObj
+	if jsonscan.KindOf(obj) != jsonscan.Object {
+		return nil, jsonscan.ErrNotObject
 	}
 	return redactPath(obj, path)
 }
@@ -544,7 +549,7 @@ func redact(obj []byte, path ...string) ([]byte, error) {
 func redactPath(obj []byte, path []string) ([]byte, error) {
 	var out []byte
 	found := false
-	err := eachMember(obj, func(k string, v []byte) error {
+	err := jsonscan.Members(obj, func(k string, v []byte) error {
 		if k != path[0] {
 			return nil
 		}
@@ -556,12 +561,12 @@ func redactPath(obj []byte, path []string) ([]byte, error) {
 	}
 	out = append(out, '{')
 	first := true
-	err = eachMember(obj, func(k string, v []byte) error {
+	err = jsonscan.Members(obj, func(k string, v []byte) error {
 		if k == path[0] {
 			if len(path) == 1 {
 				return nil
 			}
-			if kind(v) == kindObject {
+			if jsonscan.KindOf(v) == jsonscan.Object {
 				nv, err := redactPath(v, path[1:])
 				if err != nil {
 					return err
@@ -573,7 +578,7 @@ func redactPath(obj []byte, path []string) ([]byte, error) {
 			out = append(out, ',')
 		}
 		first = false
-		out = appendString(out, k)
+		out = jsonscan.AppendString(out, k)
 		out = append(out, ':')
 		out = append(out, v...)
 		return nil
@@ -730,8 +735,8 @@ func encodeBacklog(sj *snapJob, l *Listener) []byte {
 			raw := sj.log[start:end]
 			start = int(end) + 1
 			name := ""
-			if v, err := member(raw, "name"); err == nil && kind(v) == kindString {
-				name = internName(v)
+			if v, err := jsonscan.Member(raw, "name"); err == nil && jsonscan.KindOf(v) == jsonscan.String {
+				name = job.EventName(v)
 			}
 			if !l.passes(name) {
 				continue
@@ -912,7 +917,7 @@ func (s *Store) Eventlog(id fluxkit.JobID) ([]byte, error) {
 	for _, end := range j.ends {
 		raw := j.log[start:end]
 		start = int(end) + 1
-		if v, err := member(raw, "name"); err == nil && journalOnly(v) {
+		if v, err := jsonscan.Member(raw, "name"); err == nil && journalOnly(v) {
 			continue
 		}
 		out = append(out, raw...)
@@ -987,7 +992,7 @@ func (s *Store) Restore(jobs []SavedJob) error {
 	var sched []*pjob
 	var inact []*pjob
 	for _, sj := range jobs {
-		entries, err := DecodeEventlog(sj.Eventlog)
+		entries, err := job.DecodeEventlog(sj.Eventlog)
 		if err != nil {
 			return fmt.Errorf("journal: restore %s: %w", sj.ID, err)
 		}
@@ -1014,21 +1019,21 @@ func (s *Store) Restore(jobs []SavedJob) error {
 				return fmt.Errorf("journal: restore %s: eventlog line %d: %w", sj.ID, i+1, err)
 			}
 			if i == 0 {
-				v, _ := member(e.Context, "userid")
-				u, _ := asInt(v)
+				v, _ := jsonscan.Member(e.Context, "userid")
+				u, _ := jsonscan.Int(v)
 				j.userid = uint32(u)
 			}
 			if len(j.log) > 0 {
 				j.log = append(j.log, ',')
 			}
-			j.log = AppendEntry(j.log, e)
+			j.log = e.AppendJSON(j.log)
 			j.ends = append(j.ends, uint32(len(j.log)))
 			if next == StateInactive {
 				j.tInact = e.Timestamp
 			}
 			if e.Name == "priority" {
-				v, _ := member(e.Context, "priority")
-				j.priority, _ = asInt(v)
+				v, _ := jsonscan.Member(e.Context, "priority")
+				j.priority, _ = jsonscan.Int(v)
 			}
 			if e.Name == "finish" {
 				j.finished = true

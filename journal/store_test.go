@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fluxkit/fluxkit"
+	"github.com/fluxkit/fluxkit/job"
 )
 
 func TestStoreTransitions(t *testing.T) {
@@ -30,9 +31,9 @@ func TestStoreTransitions(t *testing.T) {
 		{"jobspec-update", `{}`, ErrContext},
 		{"annotations", `{"annotations":5}`, ErrContext},
 		{"dependency-add", `{}`, ErrContext},
-		{"", "", ErrEntry},
-		{"x", `[]`, ErrEntry},
-		{"x", `{`, ErrEntry},
+		{"", "", job.ErrEvent},
+		{"x", `[]`, job.ErrEvent},
+		{"x", `{`, job.ErrEvent},
 	}
 	for _, b := range bad {
 		var c []byte
@@ -43,7 +44,7 @@ func TestStoreTransitions(t *testing.T) {
 			t.Errorf("%s %s in NEW: %v, want %v", b.name, b.ctx, err, b.want)
 		}
 	}
-	if err := p.s.Post(1, -1, "validate", nil); !errors.Is(err, ErrEntry) {
+	if err := p.s.Post(1, -1, "validate", nil); !errors.Is(err, job.ErrEvent) {
 		t.Errorf("negative timestamp: %v", err)
 	}
 	if err := p.s.Post(99, 1, "validate", nil); !errors.Is(err, ErrUnknownJob) {
@@ -133,32 +134,6 @@ func TestRestoreErrors(t *testing.T) {
 	}
 }
 
-func TestEntryRules(t *testing.T) {
-	if _, err := NewEntry(1, "x", []byte(` {"a":1} `), 0); err != nil {
-		t.Error(err)
-	}
-	for _, c := range []struct {
-		ts   float64
-		name string
-		ctx  string
-	}{{-1, "x", ""}, {1, "", ""}, {1, "x", "[]"}, {1, "x", "5"}, {1, "x", `{"a":}`}} {
-		var ctx []byte
-		if c.ctx != "" {
-			ctx = []byte(c.ctx)
-		}
-		if _, err := NewEntry(c.ts, c.name, ctx, 0); !errors.Is(err, ErrEntry) {
-			t.Errorf("%+v: %v", c, err)
-		}
-	}
-	es, err := DecodeEventlog(strings.NewReader(""))
-	if err != nil || len(es) != 0 {
-		t.Errorf("empty: %v %v", es, err)
-	}
-	if _, err := DecodeEventlog(strings.NewReader(submitOK + "\n\n")); err == nil || !strings.Contains(err.Error(), "line 2") {
-		t.Errorf("empty line: %v", err)
-	}
-}
-
 func TestStateNames(t *testing.T) {
 	for _, s := range []string{"NEW", "n", "PD", "pending", "RU", "a", "INACTIVE", "i"} {
 		if _, err := ParseState(s); err != nil {
@@ -173,42 +148,5 @@ func TestStateNames(t *testing.T) {
 	}
 	if r, _ := ParseResult("to"); r != ResultTimeout {
 		t.Errorf("to = %v", r)
-	}
-}
-
-func TestJobspecVectors(t *testing.T) {
-	// Flux job-list/test/job_data.c vectors.
-	js := jobspecFor("a", "", 4, 1, 1, true, 0)
-	info, err := parseJobspec(js)
-	if err != nil || info.nnodes != 4 || info.ntasks != 4 || info.ncores != -1 {
-		t.Errorf("4-node exclusive: %+v %v", info, err)
-	}
-	r, err := parseR(rFor("0-3", "0-3", "node[1-4]", 0))
-	if err != nil || r.nnodes != 4 || r.ncores != 16 || r.ranks != "[0-3]" || r.nodelist != "node[1-4]" {
-		t.Errorf("R: %+v %v", r, err)
-	}
-	multi := []byte(`{"version":1,"execution":{"R_lite":[{"rank":"0-1","children":{"core":"0-1"}},{"rank":"3","children":{"core":"0"}}],"nodelist":["node1","node2","node4"]}}`)
-	if r, err := parseR(multi); err != nil || r.nodelist != "node[1-2,4]" || r.ranks != "[0-1,3]" || r.ncores != 5 || r.nnodes != 3 {
-		t.Errorf("multi-entry R: %+v %v", r, err)
-	}
-	perCore := []byte(`{"version":1,"resources":[{"type":"node","count":1,"with":[{"type":"slot","count":1,"label":"task","with":[{"type":"core","count":1}]}]}],"tasks":[{"command":["x"],"slot":"task","count":{"per_slot":1}}],"attributes":{"system":{"duration":0,"shell":{"options":{"per-resource":{"type":"core","count":4}}}}}}`)
-	j := newJob(1)
-	j.jobspec, j.rRaw = perCore, rFor("0", "0-3", "n1", 0)
-	x := NewIndex(IndexConfig{})
-	x.parseJobspec(j)
-	if j.ntasks() != -1 {
-		t.Errorf("per-core before R: %d", j.ntasks())
-	}
-	x.parseR(j)
-	if j.ntasks() != 16 {
-		t.Errorf("per-core after R: %d", j.ntasks())
-	}
-	perNode := []byte(strings.Replace(string(perCore), `"type":"node","count":1`, `"type":"node","count":4`, 1))
-	perNode = []byte(strings.Replace(string(perNode), `"per-resource":{"type":"core"`, `"per-resource":{"type":"node"`, 1))
-	if info, _ := parseJobspec(perNode); info.ntasks != 16 {
-		t.Errorf("per-node: %+v", info)
-	}
-	if info, _ := parseJobspec([]byte(`{"version":1,"resources":[],"tasks":[{"command":["/usr/bin/"]}],"attributes":{"system":{"duration":1}}}`)); info.name != "/usr/bin/" {
-		t.Errorf("name of a command ending in /: %q", info.name)
 	}
 }

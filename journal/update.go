@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/fluxkit/fluxkit/internal/jsonscan"
 )
 
 // Updates are rare, so they go through encoding/json's generic decoding;
@@ -19,7 +21,7 @@ func decodeGeneric(b []byte) (map[string]any, error) {
 		return nil, err
 	}
 	if m == nil {
-		return nil, errNotObj
+		return nil, jsonscan.ErrNotObject
 	}
 	return m, nil
 }

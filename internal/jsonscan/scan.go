@@ -1,4 +1,18 @@
-package journal
+// Package jsonscan is fluxkit's one hand-written JSON scanner, for the hot
+// paths that read small, flat JSON objects millions of times (a journal
+// backlog, the jobspecs and Rs in it): encoding/json's reflection and map
+// decoding cost several times more than the work itself there, which the
+// paired benchmarks in package job measure.
+//
+// The validating walkers ([ValueEnd], [Members], [Elems], [Check]) check
+// what they walk over (well-formed JSON, no depth bomb) and hand out
+// sub-slices of the input instead of allocating. The Fast walkers
+// ([FastMembers], [FastElems], [FastMember], [SkipValue]) are for input a
+// validating walk has already checked: several times faster, and on
+// malformed input they return some answer or an error, never panic.
+// Values are typed as jansson types them: [Int] accepts only integers,
+// [Float] integers and reals.
+package jsonscan
 
 import (
 	"encoding/json"
@@ -9,22 +23,16 @@ import (
 	"unsafe"
 )
 
-// The hot paths (backlog ingestion, live events) read small, flat JSON
-// objects millions of times; encoding/json's reflection and map decoding
-// cost several times more than the work itself, so they use this scanner.
-// It validates what it walks over (well-formed JSON, no depth bomb) and
-// hands out sub-slices of the input instead of allocating.
-
 var (
-	errSyntax   = errors.New("malformed JSON")
-	errTooDeep  = errors.New("JSON nested too deeply")
-	errNotObj   = errors.New("not a JSON object")
-	errNotArray = errors.New("not a JSON array")
+	ErrSyntax    = errors.New("malformed JSON")
+	ErrTooDeep   = errors.New("JSON nested too deeply")
+	ErrNotObject = errors.New("not a JSON object")
+	ErrNotArray  = errors.New("not a JSON array")
 )
 
-const maxDepth = 256
+const MaxDepth = 256
 
-func skipWS(b []byte, i int) int {
+func SkipWS(b []byte, i int) int {
 	for i < len(b) {
 		switch b[i] {
 		case ' ', '\t', '\n', '\r':
@@ -36,59 +44,59 @@ func skipWS(b []byte, i int) int {
 	return i
 }
 
-// valueEnd returns the index just past the JSON value starting at b[i].
-func valueEnd(b []byte, i int) (int, error) { return valueEndDepth(b, i, 0) }
+// ValueEnd returns the index just past the JSON value starting at b[i].
+func ValueEnd(b []byte, i int) (int, error) { return ValueEndDepth(b, i, 0) }
 
-func valueEndDepth(b []byte, i, depth int) (int, error) {
+func ValueEndDepth(b []byte, i, depth int) (int, error) {
 	if i >= len(b) {
-		return 0, errSyntax
+		return 0, ErrSyntax
 	}
 	switch c := b[i]; {
 	case c == '"':
-		e, _, err := stringEnd(b, i)
+		e, _, err := StringEnd(b, i)
 		return e, err
 	case c == '{' || c == '[':
-		if depth >= maxDepth {
-			return 0, errTooDeep
+		if depth >= MaxDepth {
+			return 0, ErrTooDeep
 		}
 		close := byte('}')
 		if c == '[' {
 			close = ']'
 		}
-		i = skipWS(b, i+1)
+		i = SkipWS(b, i+1)
 		if i < len(b) && b[i] == close {
 			return i + 1, nil
 		}
 		for {
 			if c == '{' {
 				if i >= len(b) || b[i] != '"' {
-					return 0, errSyntax
+					return 0, ErrSyntax
 				}
-				e, _, err := stringEnd(b, i)
+				e, _, err := StringEnd(b, i)
 				if err != nil {
 					return 0, err
 				}
-				i = skipWS(b, e)
+				i = SkipWS(b, e)
 				if i >= len(b) || b[i] != ':' {
-					return 0, errSyntax
+					return 0, ErrSyntax
 				}
-				i = skipWS(b, i+1)
+				i = SkipWS(b, i+1)
 			}
-			e, err := valueEndDepth(b, i, depth+1)
+			e, err := ValueEndDepth(b, i, depth+1)
 			if err != nil {
 				return 0, err
 			}
-			i = skipWS(b, e)
+			i = SkipWS(b, e)
 			if i >= len(b) {
-				return 0, errSyntax
+				return 0, ErrSyntax
 			}
 			if b[i] == close {
 				return i + 1, nil
 			}
 			if b[i] != ',' {
-				return 0, errSyntax
+				return 0, ErrSyntax
 			}
-			i = skipWS(b, i+1)
+			i = SkipWS(b, i+1)
 		}
 	case c == 't':
 		return literalEnd(b, i, "true")
@@ -97,21 +105,21 @@ func valueEndDepth(b []byte, i, depth int) (int, error) {
 	case c == 'n':
 		return literalEnd(b, i, "null")
 	default:
-		e, _, err := numberEnd(b, i)
+		e, _, err := NumberEnd(b, i)
 		return e, err
 	}
 }
 
 func literalEnd(b []byte, i int, lit string) (int, error) {
 	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
-		return 0, errSyntax
+		return 0, ErrSyntax
 	}
 	return i + len(lit), nil
 }
 
-// stringEnd returns the index past the string starting at b[i] (a quote)
+// StringEnd returns the index past the string starting at b[i] (a quote)
 // and whether it holds escapes.
-func stringEnd(b []byte, i int) (int, bool, error) {
+func StringEnd(b []byte, i int) (int, bool, error) {
 	esc := false
 	for j := i + 1; j < len(b); j++ {
 		switch c := b[j]; {
@@ -121,43 +129,43 @@ func stringEnd(b []byte, i int) (int, bool, error) {
 			esc = true
 			j++
 			if j >= len(b) {
-				return 0, false, errSyntax
+				return 0, false, ErrSyntax
 			}
 			switch b[j] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 			case 'u':
 				if len(b)-j < 5 {
-					return 0, false, errSyntax
+					return 0, false, ErrSyntax
 				}
 				for k := j + 1; k <= j+4; k++ {
 					if !isHex(b[k]) {
-						return 0, false, errSyntax
+						return 0, false, ErrSyntax
 					}
 				}
 				j += 4
 			default:
-				return 0, false, errSyntax
+				return 0, false, ErrSyntax
 			}
 		case c < 0x20:
-			return 0, false, errSyntax
+			return 0, false, ErrSyntax
 		}
 	}
-	return 0, false, errSyntax
+	return 0, false, ErrSyntax
 }
 
 func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
 
-// numberEnd returns the index past the number at b[i] and whether it is an
+// NumberEnd returns the index past the number at b[i] and whether it is an
 // integer in jansson's sense (no fraction, no exponent).
-func numberEnd(b []byte, i int) (int, bool, error) {
+func NumberEnd(b []byte, i int) (int, bool, error) {
 	j := i
 	if j < len(b) && b[j] == '-' {
 		j++
 	}
 	if j >= len(b) {
-		return 0, false, errSyntax
+		return 0, false, ErrSyntax
 	}
 	if b[j] == '0' {
 		j++
@@ -166,7 +174,7 @@ func numberEnd(b []byte, i int) (int, bool, error) {
 			j++
 		}
 	} else {
-		return 0, false, errSyntax
+		return 0, false, ErrSyntax
 	}
 	isInt := true
 	if j < len(b) && b[j] == '.' {
@@ -177,7 +185,7 @@ func numberEnd(b []byte, i int) (int, bool, error) {
 			j++
 		}
 		if j == s {
-			return 0, false, errSyntax
+			return 0, false, ErrSyntax
 		}
 	}
 	if j < len(b) && (b[j] == 'e' || b[j] == 'E') {
@@ -191,15 +199,15 @@ func numberEnd(b []byte, i int) (int, bool, error) {
 			j++
 		}
 		if j == s {
-			return 0, false, errSyntax
+			return 0, false, ErrSyntax
 		}
 	}
 	return j, isInt, nil
 }
 
-// trim returns b without surrounding whitespace.
-func trim(b []byte) []byte {
-	i := skipWS(b, 0)
+// Trim returns b without surrounding whitespace.
+func Trim(b []byte) []byte {
+	i := SkipWS(b, 0)
 	j := len(b)
 	for j > i {
 		switch b[j-1] {
@@ -212,72 +220,72 @@ func trim(b []byte) []byte {
 	return b[i:j]
 }
 
-// checkValue reports whether b is exactly one JSON value (whitespace around
+// Check reports whether b is exactly one JSON value (whitespace around
 // allowed).
-func checkValue(b []byte) error {
-	i := skipWS(b, 0)
-	e, err := valueEnd(b, i)
+func Check(b []byte) error {
+	i := SkipWS(b, 0)
+	e, err := ValueEnd(b, i)
 	if err != nil {
 		return err
 	}
-	if skipWS(b, e) != len(b) {
-		return errSyntax
+	if SkipWS(b, e) != len(b) {
+		return ErrSyntax
 	}
 	return nil
 }
 
-// eachMember calls fn for every member of the JSON object b (trimmed, one
+// Members calls fn for every Member of the JSON object b (trimmed, one
 // value) with the decoded key and the raw value. A key holding escapes is
 // decoded with encoding/json (rare).
-func eachMember(b []byte, fn func(key string, val []byte) error) error {
+func Members(b []byte, fn func(key string, val []byte) error) error {
 	if len(b) == 0 || b[0] != '{' {
-		return errNotObj
+		return ErrNotObject
 	}
-	i := skipWS(b, 1)
+	i := SkipWS(b, 1)
 	if i < len(b) && b[i] == '}' {
 		if i+1 != len(b) {
-			return errSyntax
+			return ErrSyntax
 		}
 		return nil
 	}
 	for {
-		key, next, err := memberKey(b, i)
+		key, next, err := MemberKey(b, i)
 		if err != nil {
 			return err
 		}
 		i = next
-		ve, err := valueEnd(b, i)
+		ve, err := ValueEnd(b, i)
 		if err != nil {
 			return err
 		}
 		if err := fn(key, b[i:ve]); err != nil {
 			return err
 		}
-		i = skipWS(b, ve)
+		i = SkipWS(b, ve)
 		if i >= len(b) {
-			return errSyntax
+			return ErrSyntax
 		}
 		if b[i] == '}' {
 			if i+1 != len(b) {
-				return errSyntax
+				return ErrSyntax
 			}
 			return nil
 		}
 		if b[i] != ',' {
-			return errSyntax
+			return ErrSyntax
 		}
-		i = skipWS(b, i+1)
+		i = SkipWS(b, i+1)
 	}
 }
 
-// memberKey reads an object member's key starting at b[i] (its opening
+// MemberKey reads an object Member's key starting at b[i] (its opening
 // quote) and the colon after it. It returns the key, which aliases b unless
 // it had escapes, and the index of the value.
-func memberKey(b []byte, i int) (key string, next int, err error) {
+func MemberKey(b []byte, i int) (key string, next int, err error) {
 	if i >= len(b) || b[i] != '"' {
-		return "", 0, errSyntax
+		return "", 0, ErrSyntax
 	}
-	e, esc, err := stringEnd(b, i)
+	e, esc, err := StringEnd(b, i)
 	if err != nil {
 		return "", 0, err
 	}
@@ -288,54 +296,54 @@ func memberKey(b []byte, i int) (key string, next int, err error) {
 	} else {
 		key = unsafe.String(unsafe.SliceData(b[i+1:]), e-i-2)
 	}
-	i = skipWS(b, e)
+	i = SkipWS(b, e)
 	if i >= len(b) || b[i] != ':' {
-		return "", 0, errSyntax
+		return "", 0, ErrSyntax
 	}
-	return key, skipWS(b, i+1), nil
+	return key, SkipWS(b, i+1), nil
 }
 
-// eachElem calls fn for every element of the JSON array b.
-func eachElem(b []byte, fn func(val []byte) error) error {
+// Elems calls fn for every element of the JSON array b.
+func Elems(b []byte, fn func(val []byte) error) error {
 	if len(b) == 0 || b[0] != '[' {
-		return errNotArray
+		return ErrNotArray
 	}
-	i := skipWS(b, 1)
+	i := SkipWS(b, 1)
 	if i < len(b) && b[i] == ']' {
 		if i+1 != len(b) {
-			return errSyntax
+			return ErrSyntax
 		}
 		return nil
 	}
 	for {
-		ve, err := valueEnd(b, i)
+		ve, err := ValueEnd(b, i)
 		if err != nil {
 			return err
 		}
 		if err := fn(b[i:ve]); err != nil {
 			return err
 		}
-		i = skipWS(b, ve)
+		i = SkipWS(b, ve)
 		if i >= len(b) {
-			return errSyntax
+			return ErrSyntax
 		}
 		if b[i] == ']' {
 			if i+1 != len(b) {
-				return errSyntax
+				return ErrSyntax
 			}
 			return nil
 		}
 		if b[i] != ',' {
-			return errSyntax
+			return ErrSyntax
 		}
-		i = skipWS(b, i+1)
+		i = SkipWS(b, i+1)
 	}
 }
 
-// member returns the raw value of key in object b, or nil.
-func member(b []byte, key string) ([]byte, error) {
+// Member returns the raw value of key in object b, or nil.
+func Member(b []byte, key string) ([]byte, error) {
 	var out []byte
-	err := eachMember(b, func(k string, v []byte) error {
+	err := Members(b, func(k string, v []byte) error {
 		if k == key {
 			out = v
 		}
@@ -344,77 +352,81 @@ func member(b []byte, key string) ([]byte, error) {
 	return out, err
 }
 
-// Value kinds, as jansson types them.
+// Kind is the type of a JSON value, as jansson types them (an integer is a
+// number without fraction or exponent).
+type Kind int
+
+// Value kinds.
 const (
-	kindNone = iota
-	kindObject
-	kindArray
-	kindString
-	kindInt
-	kindReal
-	kindBool
-	kindNull
+	None Kind = iota
+	Object
+	Array
+	String
+	Integer
+	Real
+	Boolean
+	Null
 )
 
-// kind classifies a raw (valid) JSON value.
-func kind(v []byte) int {
+// KindOf classifies a raw (valid) JSON value.
+func KindOf(v []byte) Kind {
 	if len(v) == 0 {
-		return kindNone
+		return None
 	}
 	switch v[0] {
 	case '{':
-		return kindObject
+		return Object
 	case '[':
-		return kindArray
+		return Array
 	case '"':
-		return kindString
+		return String
 	case 't', 'f':
-		return kindBool
+		return Boolean
 	case 'n':
-		return kindNull
+		return Null
 	}
-	if _, isInt, err := numberEnd(v, 0); err == nil && isInt {
-		return kindInt
+	if _, isInt, err := NumberEnd(v, 0); err == nil && isInt {
+		return Integer
 	}
-	return kindReal
+	return Real
 }
 
-var errType = errors.New("wrong type")
+var ErrType = errors.New("wrong type")
 
-// asString decodes a raw JSON string.
-func asString(v []byte) (string, error) {
+// Unquote decodes a raw JSON string.
+func Unquote(v []byte) (string, error) {
 	if len(v) < 2 || v[0] != '"' {
-		return "", errType
+		return "", ErrType
 	}
-	e, esc, err := stringEnd(v, 0)
+	e, esc, err := StringEnd(v, 0)
 	if err != nil || e != len(v) {
-		return "", errSyntax
+		return "", ErrSyntax
 	}
 	if !esc && utf8.Valid(v[1:len(v)-1]) {
 		return string(v[1 : len(v)-1]), nil
 	}
 	var s string
 	if err := json.Unmarshal(v, &s); err != nil {
-		return "", errSyntax
+		return "", ErrSyntax
 	}
 	return s, nil
 }
 
-// viewString is asString without the copy, for a string used only while
+// View is Unquote without the copy, for a string used only while
 // the input is held (compared, or formatted into an error).
-func viewString(v []byte) (string, error) {
+func View(v []byte) (string, error) {
 	if len(v) >= 2 && v[0] == '"' {
-		if e, esc, err := stringEnd(v, 0); err == nil && e == len(v) && !esc && utf8.Valid(v[1:len(v)-1]) {
+		if e, esc, err := StringEnd(v, 0); err == nil && e == len(v) && !esc && utf8.Valid(v[1:len(v)-1]) {
 			return unsafe.String(unsafe.SliceData(v[1:]), len(v)-2), nil
 		}
 	}
-	return asString(v)
+	return Unquote(v)
 }
 
-// asInt decodes a raw JSON integer (jansson integer: no fraction/exponent).
-func asInt(v []byte) (int64, error) {
-	if kind(v) != kindInt {
-		return 0, errType
+// Int decodes a raw JSON integer (jansson integer: no fraction/exponent).
+func Int(v []byte) (int64, error) {
+	if KindOf(v) != Integer {
+		return 0, ErrType
 	}
 	neg := v[0] == '-'
 	d := v
@@ -433,7 +445,7 @@ func asInt(v []byte) (int64, error) {
 	}
 	n, err := strconv.ParseInt(unsafe.String(unsafe.SliceData(v), len(v)), 10, 64)
 	if err != nil {
-		return 0, errType
+		return 0, ErrType
 	}
 	return n, nil
 }
@@ -441,14 +453,16 @@ func asInt(v []byte) (int64, error) {
 var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
 	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
 
-// asFloat decodes a raw JSON number, integer or real.
-func asFloat(v []byte) (float64, error) {
-	k := kind(v)
-	if k != kindInt && k != kindReal {
-		return 0, errType
+// Float decodes a raw JSON number, integer or real.
+func Float(v []byte) (float64, error) {
+	k := KindOf(v)
+	if k != Integer && k != Real {
+		return 0, ErrType
 	}
-	// Exact fast path (Clinger): up to 15 significant digits and a short
-	// fraction, which covers every timestamp Flux writes.
+	// Exact fast path (Clinger): a mantissa a float64 holds exactly (at
+	// most 2^53) and a power of ten it holds exactly (a fraction of at
+	// most 22 digits): one correctly rounded division. That covers every
+	// timestamp Flux writes (16 or 17 digits, microseconds or finer).
 	var mant uint64
 	digits, frac := 0, 0
 	i := 0
@@ -476,12 +490,12 @@ func asFloat(v []byte) (float64, error) {
 		default:
 			ok = false
 		}
-		if !ok || digits > 15 {
+		if !ok || digits > 19 {
 			ok = false
 			break
 		}
 	}
-	if ok && frac < len(pow10) {
+	if ok && mant <= 1<<53 && frac < len(pow10) {
 		f := float64(mant) / pow10[frac]
 		if neg {
 			f = -f
@@ -490,36 +504,42 @@ func asFloat(v []byte) (float64, error) {
 	}
 	f, err := strconv.ParseFloat(unsafe.String(unsafe.SliceData(v), len(v)), 64)
 	if err != nil && !errors.Is(err, strconv.ErrRange) {
-		return 0, errType
+		return 0, ErrType
 	}
 	if math.IsInf(f, 0) {
-		return 0, errType
+		return 0, ErrType
 	}
 	return f, nil
 }
 
-// asBool decodes a raw JSON boolean.
-func asBool(v []byte) (bool, error) {
+// Bool decodes a raw JSON boolean.
+func Bool(v []byte) (bool, error) {
 	switch string(v) {
 	case "true":
 		return true, nil
 	case "false":
 		return false, nil
 	}
-	return false, errType
+	return false, ErrType
 }
 
-// appendFloat appends f the way jansson's real encoding reads back exactly.
-func appendFloat(b []byte, f float64) []byte {
-	if f == math.Trunc(f) && math.Abs(f) < 1e15 {
+// AppendFloat appends f as a JSON real that reads back exactly: the
+// shortest decimal that does, as Python writes it, with ".0" on an
+// integral value so that jansson reads a real, not an integer.
+func AppendFloat(b []byte, f float64) []byte {
+	a := math.Abs(f)
+	switch {
+	case f == math.Trunc(f) && a < 1e15:
 		b = strconv.AppendFloat(b, f, 'f', -1, 64)
 		return append(b, ".0"...)
+	case a >= 1e-4 && a < 1e16:
+		return strconv.AppendFloat(b, f, 'f', -1, 64)
 	}
 	return strconv.AppendFloat(b, f, 'g', -1, 64)
 }
 
-// appendString appends s as a JSON string.
-func appendString(b []byte, s string) []byte {
+// AppendString appends s as a JSON string.
+func AppendString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
@@ -532,13 +552,13 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// skipValue returns the index past the value at b[i] without validating
+// SkipValue returns the index past the value at b[i] without validating
 // it: for input already validated (a second walk over a checked message)
-// it finds the same end as valueEnd several times faster. On malformed
+// it finds the same end as ValueEnd several times faster. On malformed
 // input it returns some end or an error, never panics.
-func skipValue(b []byte, i int) (int, error) {
+func SkipValue(b []byte, i int) (int, error) {
 	if i >= len(b) {
-		return 0, errSyntax
+		return 0, ErrSyntax
 	}
 	switch b[i] {
 	case '"':
@@ -562,7 +582,7 @@ func skipValue(b []byte, i int) (int, error) {
 				}
 			}
 		}
-		return 0, errSyntax
+		return 0, ErrSyntax
 	}
 	j := i
 	for j < len(b) {
@@ -593,7 +613,7 @@ func skipStringEsc(b []byte, i int) (int, bool, error) {
 			j++
 		}
 	}
-	return 0, false, errSyntax
+	return 0, false, ErrSyntax
 }
 
 // decodeKey decodes a key holding escapes (rare). It is a function of its
@@ -604,24 +624,24 @@ func skipStringEsc(b []byte, i int) (int, bool, error) {
 func decodeKey(q []byte) (string, error) {
 	var key string
 	if err := json.Unmarshal(q, &key); err != nil {
-		return "", errSyntax
+		return "", ErrSyntax
 	}
 	return key, nil
 }
 
-// fastMembers is eachMember for validated input: keys and values are
-// found with skipValue.
-func fastMembers(b []byte, fn func(key string, val []byte) error) error {
+// FastMembers is Members for validated input: keys and values are
+// found with SkipValue.
+func FastMembers(b []byte, fn func(key string, val []byte) error) error {
 	if len(b) == 0 || b[0] != '{' {
-		return errNotObj
+		return ErrNotObject
 	}
-	i := skipWS(b, 1)
+	i := SkipWS(b, 1)
 	if i < len(b) && b[i] == '}' {
 		return nil
 	}
 	for i < len(b) {
 		if b[i] != '"' {
-			return errSyntax
+			return ErrSyntax
 		}
 		e, esc, err := skipStringEsc(b, i)
 		if err != nil {
@@ -636,63 +656,63 @@ func fastMembers(b []byte, fn func(key string, val []byte) error) error {
 		} else {
 			key = unsafe.String(unsafe.SliceData(raw), len(raw))
 		}
-		i = skipWS(b, e)
+		i = SkipWS(b, e)
 		if i >= len(b) || b[i] != ':' {
-			return errSyntax
+			return ErrSyntax
 		}
-		i = skipWS(b, i+1)
-		ve, err := skipValue(b, i)
+		i = SkipWS(b, i+1)
+		ve, err := SkipValue(b, i)
 		if err != nil {
 			return err
 		}
 		if err := fn(key, b[i:ve]); err != nil {
 			return err
 		}
-		i = skipWS(b, ve)
+		i = SkipWS(b, ve)
 		if i >= len(b) || b[i] == '}' {
 			return nil
 		}
 		if b[i] != ',' {
-			return errSyntax
+			return ErrSyntax
 		}
-		i = skipWS(b, i+1)
+		i = SkipWS(b, i+1)
 	}
 	return nil
 }
 
-// fastElems is eachElem for validated input.
-func fastElems(b []byte, fn func(val []byte) error) error {
+// FastElems is Elems for validated input.
+func FastElems(b []byte, fn func(val []byte) error) error {
 	if len(b) == 0 || b[0] != '[' {
-		return errNotArray
+		return ErrNotArray
 	}
-	i := skipWS(b, 1)
+	i := SkipWS(b, 1)
 	if i < len(b) && b[i] == ']' {
 		return nil
 	}
 	for i < len(b) {
-		ve, err := skipValue(b, i)
+		ve, err := SkipValue(b, i)
 		if err != nil {
 			return err
 		}
 		if err := fn(b[i:ve]); err != nil {
 			return err
 		}
-		i = skipWS(b, ve)
+		i = SkipWS(b, ve)
 		if i >= len(b) || b[i] == ']' {
 			return nil
 		}
 		if b[i] != ',' {
-			return errSyntax
+			return ErrSyntax
 		}
-		i = skipWS(b, i+1)
+		i = SkipWS(b, i+1)
 	}
 	return nil
 }
 
-// fastMember is member for validated input.
-func fastMember(b []byte, key string) []byte {
+// FastMember is Member for validated input.
+func FastMember(b []byte, key string) []byte {
 	var out []byte
-	_ = fastMembers(b, func(k string, v []byte) error {
+	_ = FastMembers(b, func(k string, v []byte) error {
 		if k == key {
 			out = v
 		}
