@@ -1522,24 +1522,12 @@ func (a *Agent) orphanWatch() {
 // jobDone reports whether job id's exec eventlog ends with "done". A job
 // without one is not known to be over.
 func jobDone(ctx context.Context, h fluxkit.Handle, id fluxkit.JobID) (bool, error) {
-	k := eventlogKey(id)
-	var cnt struct {
-		Value int `json:"value"`
-	}
-	if err := fluxkit.RPC(ctx, h, "kvs.get", 0, map[string]string{"key": k + ".count"}, &cnt); err != nil {
-		if errors.Is(err, fluxkit.ENOENT) {
-			return false, nil
-		}
-		return false, err
-	}
-	if cnt.Value < 1 {
+	evs, err := loadEventlog(ctx, h, id)
+	if errors.Is(err, errNoEventlog) {
 		return false, nil
 	}
-	var last struct {
-		Value []Event `json:"value"`
-	}
-	if err := fluxkit.RPC(ctx, h, "kvs.get", 0, map[string]string{"key": k + "." + strconv.Itoa(cnt.Value-1)}, &last); err != nil {
+	if err != nil {
 		return false, err
 	}
-	return len(last.Value) > 0 && last.Value[len(last.Value)-1].Name == "done", nil
+	return len(evs) > 0 && evs[len(evs)-1].Name == "done", nil
 }

@@ -122,12 +122,6 @@ func FuzzCodecEvents(f *testing.F) {
 		if want, _ := json.Marshal(fr); !bytes.Equal(encodeForget(&fr), want) {
 			t.Fatalf("encodeForget %s, json.Marshal %s", encodeForget(&fr), want)
 		}
-		v, _ := json.Marshal(sval)
-		ops := []kvsOp{{Key: key, Value: v}, {Key: name, Value: json.RawMessage(`[{"a":1}]`)}, {Key: "k", Value: nil}}
-		want, _ = json.Marshal(map[string]any{"ops": ops})
-		if got := encodeCommit(ops); !bytes.Equal(got, want) {
-			t.Fatalf("encodeCommit %s, json.Marshal %s", got, want)
-		}
 	})
 }
 

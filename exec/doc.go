@@ -7,9 +7,10 @@
 //   - The [Coordinator] runs on rank 0. It says job-manager.exec-hello,
 //     serves the streaming <service>.start request and answers start,
 //     reattached, exception, finish and release in RFC 32 order. It owns
-//     each job's exec eventlog (RFC 50, stored in the KVS in batches), the
-//     expiration timer, the termination algorithm, critical and lost ranks,
-//     and release accounting. Its decisions are made by a pure per-job state
+//     each job's guest namespace and exec eventlog, kept in the KVS as
+//     flux-core's job-exec keeps them (see below), the expiration timer,
+//     the termination algorithm, critical and lost ranks, and release
+//     accounting. Its decisions are made by a pure per-job state
 //     machine driven with the current time, so every timeline can be replayed
 //     under a virtual clock.
 //   - An [Agent] runs on every rank. The first rank of a job (its leader)
@@ -65,6 +66,18 @@
 // 1235 s with flux-core's defaults, where flux-core's documented estimate
 // is 640 s: fluxkit's schedule is the one flux-core's timers run, and it
 // gives the last shell kill the same grace as the others.
+//
+// KVS: each job gets a guest namespace "job-<id>" owned by its user,
+// linked from the primary namespace at job.<id>.guest; its exec eventlog is
+// the RFC 18 eventlog exec.eventlog there (one JSON object per line, grown
+// by appending), which the job shell appends to as well and which flux job
+// eventlog -p exec and flux job attach read. Events are committed in
+// rounds, one commit per job's namespace, all of a round in flight at once.
+// A job's launch waits until its init and starting events are committed,
+// and its release final until done is committed and the namespace grafted
+// at job.<id>.guest and removed, as in flux-core. Besides flux-core's
+// events the eventlog holds "termination" (see Restart), and log events
+// carry the "offset" of their data.
 //
 // Output is bytes: a piece that is not UTF-8 is stored in its log event
 // base64-encoded ("encoding":"base64", as RFC 24 does), a character split

@@ -328,7 +328,7 @@ func (in *instance) spawnCount(id fluxkit.JobID, rank uint32) int {
 func (in *instance) eventlog(id fluxkit.JobID) []Event {
 	in.t.Helper()
 	in.coord.Sync(context.Background())
-	evs, _, err := loadEventlog(context.Background(), in.jm.h, id)
+	evs, err := loadEventlog(context.Background(), in.jm.h, id)
 	if err != nil {
 		in.t.Fatal(err)
 	}

@@ -126,6 +126,9 @@ type job struct {
 	answerReattached bool
 	finishStatus     int
 
+	// doneStatus, when set, is the status of a job a reattach found done.
+	doneStatus *int
+
 	posted      map[string]bool // once-only events already in the eventlog (restored on reattach)
 	holding     bool            // inputs are being applied as one batch; flush at the end
 	signalFatal bool            // a signalled leader is fatal (real shells; not testexec)
@@ -788,8 +791,30 @@ func (j *job) unkillable(now time.Time, why string) {
 	}
 }
 
+// over takes up a job whose exec eventlog says it is done, with status:
+// a coordinator went away after posting done and before release final.
+// Every rank counts as exited and released; the responses follow.
+func (j *job) over(now time.Time, status int) {
+	j.doneStatus = &status
+	for i := range j.st {
+		if !j.st[i].done() {
+			j.st[i], j.status[i] = rsExited, status
+		}
+		if !j.released[i] {
+			j.released[i] = true
+			j.relBatch = append(j.relBatch, j.rs.ranks[i])
+		}
+	}
+	j.termArmed = false
+	j.maybeStart(now)
+	j.flush(now)
+}
+
 // finalStatus applies the status rule (I5).
 func (j *job) finalStatus() int {
+	if j.doneStatus != nil {
+		return *j.doneStatus
+	}
 	if j.excWait != nil {
 		w := *j.excWait
 		code := (w >> 8) & 0xff
