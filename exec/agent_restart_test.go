@@ -78,7 +78,7 @@ func TestAgentRestartAdoptsShells(t *testing.T) {
 // killed and its record removed. Nothing is orphaned.
 func TestAgentRestartKillsOrphans(t *testing.T) {
 	checkLeaks(t)
-	in := newInstance(t, instOpts{size: 3, runtime: true, agent: func(c *AgentConfig) {
+	in := newInstance(t, instOpts{size: 3, runtime: true, agent: func(_ uint32, c *AgentConfig) {
 		c.ReconnectTimeout = 200 * time.Millisecond
 		c.OrphanCheck = 50 * time.Millisecond
 	}})
@@ -99,6 +99,7 @@ func TestAgentRestartKillsOrphans(t *testing.T) {
 	}
 	in.startAgent(2)
 	waitFor(t, "orphan killed", func() bool { return !procAlive(rec.Pid, rec.Start) })
+	waitFor(t, "its shim reaped", func() bool { return !procAlive(rec.Shim, rec.ShimStart) })
 	waitFor(t, "record removed", func() bool { _, ok := recordOf(t, in, id, 2); return !ok })
 	if n := in.spawnCount(id, 2); n != 1 {
 		t.Fatalf("%d shells started", n)

@@ -1,6 +1,7 @@
 package exec
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -32,6 +33,13 @@ type Config struct {
 	// Settings, when nil, are read from the broker's [exec] configuration
 	// (config.get) at start and on config-reload.
 	Settings *Settings
+	// JobShell is the built-in job shell, flux-core's
+	// flux_conf_builtin_get ("shell_path"), for jobs whose jobspec
+	// (attributes.system.exec.job_shell) and [exec] job-shell name none.
+	// Default "": such jobs run their jobspec's first command themselves,
+	// one per rank, without barriers (fluxkit's own mode, for tests and
+	// instances without flux-core's shell).
+	JobShell string
 	// Owner is the instance owner; jobs of other users are guest jobs.
 	// Default the Handle's userid.
 	Owner *uint32
@@ -618,12 +626,11 @@ func (c *Coordinator) sendLaunch(cj *cjob, resume bool) {
 	if cj.method == MethodTestExec {
 		lr.Test = &testWire{RunDuration: cj.spec.test.runDuration, WaitStatus: cj.spec.test.waitStatus}
 	} else {
-		shell := cj.spec.jobShell
-		if shell == "" {
-			shell = m.set.JobShell
-		}
+		shell := cmp.Or(cj.spec.jobShell, m.set.JobShell, c.cfg.JobShell)
 		if shell != "" {
+			// "<shell> <jobid>", in flux-core's job shell environment.
 			lr.Argv = []string{shell, m.id.Dec()}
+			lr.Shell = true
 			// Only a job shell speaks the barrier protocol; a bare command
 			// run as the "shell" does not.
 			cj.shelled = true
@@ -634,12 +641,13 @@ func (c *Coordinator) sendLaunch(cj *cjob, resume bool) {
 			}
 		} else {
 			lr.Argv = cj.spec.command
+			lr.Env = cj.spec.env
 		}
 		if m.userid != c.owner {
 			// Multiuser: the IMP switches to the job's user (RFC 15).
 			lr.Argv = append([]string{m.set.IMP, "exec"}, lr.Argv...)
+			lr.Multiuser = true
 		}
-		lr.Env = cj.spec.env
 	}
 	c.msgs.Add(1)
 	call, err := fluxkit.Stream(c.ctx, c.h, c.cfg.AgentService+".launch", m.rs.ranks[0], encodeLaunch(&lr))

@@ -214,7 +214,7 @@ type instOpts struct {
 	// runtime gives every agent a RuntimeDir of its own, so that its
 	// shells outlive it.
 	runtime bool
-	agent   func(*AgentConfig) // adjusts each agent's configuration
+	agent   func(r uint32, c *AgentConfig) // adjusts each agent's configuration
 }
 
 func newInstance(t testing.TB, o instOpts) *instance {
@@ -247,12 +247,15 @@ func newInstance(t testing.TB, o instOpts) *instance {
 			in.mu.Lock()
 			in.spawns[fmt.Sprintf("%d/%d", id, rank)]++
 			in.mu.Unlock()
-		}}
+		}, Environ: append(os.Environ(), fmt.Sprint("TEST_BROKER_RANK=", r))}
 		if o.runtime {
+			// As a deployment does: shells outlive the agent, their
+			// statuses recorded by the shim.
 			cfg.RuntimeDir = filepath.Join(rundir, fmt.Sprint("rank", r))
+			cfg.Shim = testShim(t)
 		}
 		if o.agent != nil {
-			o.agent(&cfg)
+			o.agent(uint32(r), &cfg)
 		}
 		in.agentCfg[r] = cfg
 		in.startAgent(uint32(r))
@@ -297,6 +300,9 @@ func killRecorded(rundir string) {
 		if procAlive(rec.rec.Pid, rec.rec.Start) {
 			_ = syscall.Kill(-rec.rec.Pid, syscall.SIGKILL)
 			_, _ = syscall.Wait4(rec.rec.Pid, nil, 0, nil)
+		}
+		if rec.rec.Shim != 0 && procAlive(rec.rec.Shim, rec.rec.ShimStart) {
+			_, _ = syscall.Wait4(rec.rec.Shim, nil, 0, nil)
 		}
 	}
 }
