@@ -75,6 +75,9 @@ type Coordinator struct {
 	q     []func()
 	qwake chan struct{}
 
+	// rootref roots new guest namespaces (see emptyRootref).
+	rootref string
+
 	mu     sync.Mutex
 	set    Settings
 	jobs   map[fluxkit.JobID]*cjob
@@ -206,6 +209,18 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 		}
 		c.set = s
 	}
+	hash := "sha1" // flux-core's default, and the in-process KVS's
+	var attr struct {
+		Value string `json:"value"`
+	}
+	if err := fluxkit.RPC(ctx, c.h, "attr.get", c.h.Rank(), map[string]string{"name": "content.hash"}, &attr); err == nil {
+		hash = attr.Value
+	}
+	rootref, err := emptyRootref(hash)
+	if err != nil {
+		return nil, fmt.Errorf("exec: %w", err)
+	}
+	c.rootref = rootref
 	c.ctx, c.stop = context.WithCancel(context.Background())
 	c.st = newStore(c.h, func(n int) { c.msgs.Add(int64(n)) })
 	c.goOwned(func() { c.st.run(c.ctx) })
@@ -413,7 +428,7 @@ func (c *Coordinator) handleStart(ctx context.Context, w fluxkit.Responder, req 
 			evs, hasNS, nsErr = readGuestEventlog(c.ctx, c.h, sr.ID)
 		} else {
 			c.msgs.Add(4)
-			if _, err := createNS(c.ctx, c.h, sr.ID, userid); err != nil {
+			if _, err := createNS(c.ctx, c.h, sr.ID, userid, c.rootref); err != nil {
 				nsErr = fmt.Errorf("failed to create guest ns: %w", err)
 				hasNS = !errors.Is(err, errNoNamespace)
 			}
@@ -551,6 +566,7 @@ func (c *Coordinator) begin(cj *cjob, spec *jobSpec, serr, nsErr error, userid u
 	}
 	m.recoverable = method != MethodBypass
 	m.signalFatal = realMethod(method)
+	m.multiuser = realMethod(method) && userid != c.owner
 	if m.reattach {
 		// A termination in progress when the previous coordinator went
 		// away goes on where it stood.
@@ -993,6 +1009,19 @@ func (c *Coordinator) sendKill(cj *cjob, a action) {
 		return
 	}
 	m := cj.m
+	if a.kind == actKill && a.tasks && m.multiuser {
+		// The owner cannot signal a guest's tasks: the job manager
+		// publishes shell-<id>.kill, on which the shells signal them, as
+		// flux_job_kill does for flux-core's job-exec. Open loop.
+		c.msgs.Add(2)
+		c.goOwned(func() {
+			err := fluxkit.RPC(c.ctx, c.h, c.cfg.JobManager+".kill", 0, map[string]any{"id": m.id, "signum": int(a.signal)}, nil)
+			if err != nil {
+				c.log.Warn("exec: job-manager.kill", "job", m.id, "err", err)
+			}
+		})
+		return
+	}
 	kr := killReq{ID: m.id, Signal: int(a.signal), Tasks: a.tasks, Cancel: a.kind == actCancel,
 		Ranks: cj.ranksStr, Fanout: cj.fanout, Budget: killBudget}
 	if a.kind == actCancel {

@@ -34,6 +34,7 @@ type fakeJM struct {
 	helloErr error
 	streams  map[fluxkit.JobID]*jobStream
 	drains   []string
+	kills    []string // job-manager.kill requests, "<id> <signum>"
 }
 
 type jobStream struct {
@@ -99,6 +100,20 @@ func newFakeJM(t testing.TB, b *testbroker.Broker) *fakeJM {
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, err = jm.h.Register("job-manager.kill", fluxkit.RoleNone, func(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+		var in struct {
+			ID     fluxkit.JobID `json:"id"`
+			Signum int           `json:"signum"`
+		}
+		_ = json.Unmarshal(req.Payload, &in)
+		jm.mu.Lock()
+		jm.kills = append(jm.kills, fmt.Sprint(uint64(in.ID), " ", in.Signum))
+		jm.mu.Unlock()
+		_ = w.Respond(nil)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	_, err = jm.h.Register("resource.drain", fluxkit.RoleNone, func(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
 		var in struct{ Targets, Reason string }
 		_ = json.Unmarshal(req.Payload, &in)
@@ -111,6 +126,12 @@ func newFakeJM(t testing.TB, b *testbroker.Broker) *fakeJM {
 		t.Fatal(err)
 	}
 	return jm
+}
+
+func (jm *fakeJM) killList() []string {
+	jm.mu.Lock()
+	defer jm.mu.Unlock()
+	return append([]string(nil), jm.kills...)
 }
 
 func (jm *fakeJM) drainList() []string {

@@ -132,6 +132,12 @@ type job struct {
 	posted      map[string]bool // once-only events already in the eventlog (restored on reattach)
 	holding     bool            // inputs are being applied as one batch; flush at the end
 	signalFatal bool            // a signalled leader is fatal (real shells; not testexec)
+	// multiuser: a guest's real shells, run under the IMP, which the
+	// instance owner cannot signal directly but through the IMP: a shell
+	// kill is SIGUSR1, which RFC 15's IMP turns into SIGKILL of the job's
+	// cgroup, and task kills go through the job manager (actKill with
+	// tasks, which the driver turns into job-manager.kill).
+	multiuser bool
 }
 
 // batch applies several inputs as one: finish and releases are decided once
@@ -729,7 +735,11 @@ func (j *job) tick(now time.Time) {
 			case stepTaskKill:
 				j.kill(j.set.KillSignal, true)
 			case stepShellKill:
-				j.kill(j.set.KillSignal, false)
+				sig := j.set.KillSignal
+				if j.multiuser {
+					sig = syscall.SIGUSR1
+				}
+				j.kill(sig, false)
 			case stepDrain:
 				why := "exceeded max kill count"
 				if j.set.MaxKillTimeout > 0 {

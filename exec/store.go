@@ -3,6 +3,9 @@ package exec
 import (
 	"bytes"
 	"context"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,11 +44,11 @@ var errNoNamespace = errors.New("no guest namespace")
 // at its guest key. existed reports that the namespace was there already
 // (a previous coordinator created it); it is then linked again and used
 // as it is.
-func createNS(ctx context.Context, h fluxkit.Handle, id fluxkit.JobID, userid uint32) (existed bool, err error) {
+func createNS(ctx context.Context, h fluxkit.Handle, id fluxkit.JobID, userid uint32, rootref string) (existed bool, err error) {
 	link := make(chan error, 1)
 	go func() { link <- linkNS(ctx, h, id) }()
 	err = fluxkit.RPC(ctx, h, "kvs.namespace-create", 0,
-		map[string]any{"namespace": guestNS(id), "owner": userid, "flags": 0}, nil)
+		map[string]any{"namespace": guestNS(id), "rootref": rootref, "owner": userid, "flags": 0}, nil)
 	switch {
 	case errors.Is(err, syscall.EEXIST):
 		existed, err = true, nil
@@ -81,6 +84,28 @@ func readGuestEventlog(ctx context.Context, h fluxkit.Handle, id fluxkit.JobID) 
 		return nil, hasNS, fmt.Errorf("reattach: corrupt exec.eventlog: %w", err)
 	}
 	return evs, hasNS, nil
+}
+
+// emptyDir is an empty RFC 11 directory as flux-core encodes it (compact,
+// keys sorted): its blobref roots a new namespace.
+const emptyDir = `{"data":{},"type":"dir","ver":1}`
+
+// emptyRootref is the blobref of an empty directory under the content
+// store's hash (the broker attribute content.hash), which is in every
+// content store: flux_kvs_namespace_create roots new namespaces there.
+func emptyRootref(hash string) (string, error) {
+	var sum []byte
+	switch hash {
+	case "sha1":
+		s := sha1.Sum([]byte(emptyDir))
+		sum = s[:]
+	case "sha256":
+		s := sha256.Sum256([]byte(emptyDir))
+		sum = s[:]
+	default:
+		return "", fmt.Errorf("content.hash %q: unknown hash", hash)
+	}
+	return hash + "-" + hex.EncodeToString(sum), nil
 }
 
 // linkNS makes job id's guest key a symlink into its guest namespace, as

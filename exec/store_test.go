@@ -35,7 +35,7 @@ func TestStoreMergesPendingAppends(t *testing.T) {
 	}
 	const id, other = fluxkit.JobID(7), fluxkit.JobID(8)
 	for _, j := range []fluxkit.JobID{id, other} {
-		if _, err := createNS(ctx, h, j, b.OwnerID()); err != nil {
+		if _, err := createNS(ctx, h, j, b.OwnerID(), ""); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -124,7 +124,7 @@ func TestGuestNamespaceGraft(t *testing.T) {
 	if _, err := loadEventlog(ctx, h, id); !errors.Is(err, errNoEventlog) {
 		t.Fatalf("eventlog of an unknown job: %v, want errNoEventlog", err)
 	}
-	if existed, err := createNS(ctx, h, id, 5000); err != nil || existed {
+	if existed, err := createNS(ctx, h, id, 5000, ""); err != nil || existed {
 		t.Fatalf("createNS: existed %v, %v", existed, err)
 	}
 	// (The in-process KVS keeps a symlink's target, not its namespace.)
@@ -132,7 +132,7 @@ func TestGuestNamespaceGraft(t *testing.T) {
 	if err != nil || link.Type != kvs.TypeSymlink || !strings.Contains(string(link.Data), `"target":"."`) {
 		t.Fatalf("guest key %+v (%v), want a symlink to the root of job-9", link, err)
 	}
-	if existed, err := createNS(ctx, h, id, 5000); err != nil || !existed {
+	if existed, err := createNS(ctx, h, id, 5000, ""); err != nil || !existed {
 		t.Fatalf("createNS again: existed %v, %v", existed, err)
 	}
 	txn := &kvs.Txn{}

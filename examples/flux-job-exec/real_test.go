@@ -46,6 +46,14 @@ type runningCopy struct {
 // for this program. It skips the test without flux-core.
 func realInstance(t testing.TB, size int) *instance {
 	t.Helper()
+	in := jobExecInstance(t, size)
+	in.swap(t)
+	return in
+}
+
+// jobExecInstance starts a real instance of size brokers, with job-exec.
+func jobExecInstance(t testing.TB, size int) *instance {
+	t.Helper()
 	in := &instance{t: t, in: realflux.Start(t, realflux.Options{Size: size}), copies: map[int]*runningCopy{},
 		token: fmt.Sprintf("fje-%d-%d", os.Getpid(), time.Now().UnixNano())}
 	t.Cleanup(func() {
@@ -54,11 +62,26 @@ func realInstance(t testing.TB, size int) *instance {
 			in.stopCopy(t, r)
 		}
 	})
+	return in
+}
+
+// swap removes job-exec and starts this program on every rank, rank 0
+// last, as an administrator would.
+func (in *instance) swap(t testing.TB) {
+	t.Helper()
 	in.flux(t, 60*time.Second, "module", "remove", "job-exec").ok()
-	for r := size - 1; r >= 0; r-- {
+	for r := len(in.in.URIs) - 1; r >= 0; r-- {
 		in.startCopy(t, r)
 	}
-	return in
+}
+
+// unswap stops the copies and loads job-exec again.
+func (in *instance) unswap(t testing.TB) {
+	t.Helper()
+	for r := range in.in.URIs {
+		in.stopCopy(t, r)
+	}
+	in.flux(t, 60*time.Second, "module", "load", "job-exec").ok()
 }
 
 // result is what a flux command did.
@@ -375,10 +398,7 @@ func TestRealInstance(t *testing.T) {
 	})
 
 	t.Run("RestoreJobExec", func(t *testing.T) {
-		for r := 0; r < 2; r++ {
-			in.stopCopy(t, r)
-		}
-		in.flux(t, 60*time.Second, "module", "load", "job-exec").ok()
+		in.unswap(t)
 		r := in.flux(t, 60*time.Second, "run", "-N2", "-n2", "hostname").ok()
 		if n := strings.Count(r.stdout, "\n"); n != 2 {
 			t.Fatalf("output %q", r.stdout)
