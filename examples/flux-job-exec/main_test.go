@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -244,5 +245,83 @@ func TestServeFailures(t *testing.T) {
 	cancel()
 	if err := <-first; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// On a rank other than 0 the nearest job-exec service is the agent's: the
+// requests other clients send there (critical-ranks, override) reach the
+// coordinator with their sender's credentials.
+func TestServeForwardsToCoordinator(t *testing.T) {
+	leakcheck.Check(t)
+	b := testbroker.New(t, testbroker.Config{Size: 2})
+	jm := newJobManager(t, b)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := t.TempDir()
+	out1, done1 := serveRank(t, ctx, b, 1, dir)
+	waitReady(t, out1, "flux-job-exec: rank 1 ready\n")
+	out0, done0 := serveRank(t, ctx, b, 0, dir)
+	waitReady(t, out0, "flux-job-exec: ready\n")
+	id := fluxkit.JobID(4343)
+	spec := `{"version":1,"tasks":[{"command":["/bin/sh","-c","sleep 30"]}],"attributes":{"system":{}}}`
+	R := `{"version":1,"execution":{"R_lite":[{"rank":"0-1","children":{"core":"0"}}],"nodelist":["n[0-1]"],"starttime":0,"expiration":0}}`
+	call, err := fluxkit.Stream(ctx, jm.h, "job-exec.start", 0, map[string]any{"id": id, "userid": jm.h.Cred().Userid,
+		"jobspec": json.RawMessage(spec), "R": json.RawMessage(R), "reattach": false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer call.Close()
+	if m, err := call.Recv(ctx); err != nil || !strings.Contains(string(m.Payload), `"type":"start"`) {
+		t.Fatalf("first response %v, %v", m, err)
+	}
+	owner, guest := b.Owner(1), b.Guest(1, 4242)
+	defer owner.Close()
+	defer guest.Close()
+	req := map[string]any{"id": id, "ranks": "0"}
+	if err := fluxkit.RPC(ctx, owner, "job-exec.critical-ranks", fluxkit.NodeidAny, req, nil); err != nil {
+		t.Fatalf("owner: %v", err)
+	}
+	if err := fluxkit.RPC(ctx, guest, "job-exec.critical-ranks", fluxkit.NodeidAny, req, nil); err == nil || !strings.Contains(err.Error(), "Permission denied") {
+		t.Fatalf("guest: %v, want the coordinator's Permission denied", err)
+	}
+	if err := fluxkit.RPC(ctx, owner, "job-exec.override", fluxkit.NodeidAny, map[string]any{"event": "start", "jobid": id}, nil); err == nil ||
+		!strings.Contains(err.Error(), "Job not in exec override mode") {
+		t.Fatalf("override: %v", err)
+	}
+	// Cancel the job: its shells end, its stream ends with release final.
+	if err := jm.h.Publish(ctx, "job-exception", []byte(fmt.Sprintf(`{"id":%d,"type":"cancel","severity":0}`, uint64(id))), 0); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		m, err := call.Recv(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(m.Payload), `"final":true`) {
+			break
+		}
+	}
+	cancel()
+	for _, done := range []chan error{done0, done1} {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Shells start from the broker's environment, as job-exec's: the flux
+// command's variables as the broker has them, FLUX_URI naming the rank's
+// broker, and the rest of this program's environment.
+func TestBrokerEnviron(t *testing.T) {
+	leakcheck.Check(t)
+	b := testbroker.New(t, testbroker.Config{Size: 2, Env: map[string]string{"LUA_PATH": "/broker/?.lua", "UNRELATED": "x"},
+		Attrs: map[string]string{"local-uri": "local:///run/flux/local-1"}})
+	h := b.Owner(1)
+	defer h.Close()
+	ctx := context.Background()
+	env := brokerEnviron(ctx, h, []string{"LUA_PATH=/mine/?.lua", "FLUX_URI=local:///elsewhere", "HOME=/home/me"}, slog.New(slog.DiscardHandler))
+	want := []string{"HOME=/home/me", "FLUX_URI=local:///run/flux/local-1", "LUA_PATH=/broker/?.lua"}
+	if !slices.Equal(env, want) {
+		t.Fatalf("environment %q, want %q", env, want)
 	}
 }

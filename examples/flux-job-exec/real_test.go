@@ -416,3 +416,59 @@ func waitUntil(t testing.TB, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Started the documented way, flux exec -r all --bg, the copies serve the
+// instance (their ready lines in the broker's log), and they all end when
+// the instance does.
+func TestRealDocumentedLaunch(t *testing.T) {
+	leakcheck.Check(t)
+	in := jobExecInstance(t, 2)
+	in.flux(t, 60*time.Second, "module", "remove", "job-exec").ok()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// flux exec passes its environment on: mainEnv makes the test binary
+	// this program, and the token marks the copies.
+	cmd := osexec.Command(in.in.Flux, "exec", "-r", "all", "--bg", exe)
+	cmd.Env = append(cleanEnv(), "FLUX_URI="+in.in.URIs[0], "FJE_TOKEN="+in.token, mainEnv+"=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("flux exec --bg: %v\n%s", err, out)
+	}
+	waitUntil(t, "ready in the broker's log", func() bool {
+		return strings.Contains(in.flux(t, 10*time.Second, "dmesg").ok().stdout, "flux-job-exec: ready")
+	})
+	if copies := in.tasksLeft(); len(copies) != 2 {
+		t.Fatalf("%d copies running, want 2", len(copies))
+	}
+	r := in.flux(t, 60*time.Second, "run", "-N2", "-n2", "hostname").ok()
+	if n := strings.Count(r.stdout, "\n"); n != 2 {
+		t.Fatalf("output %q", r.stdout)
+	}
+	if err := in.in.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the copies are gone", func() bool { return len(in.tasksLeft()) == 0 })
+}
+
+// A copy whose broker goes away exits 0.
+func TestRealExitsWithInstance(t *testing.T) {
+	leakcheck.Check(t)
+	in := realInstance(t, 1)
+	in.flux(t, 60*time.Second, "run", "true").ok()
+	c := in.copies[0]
+	if err := in.in.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.waited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the copy outlived its broker")
+	}
+	if c.err != nil {
+		t.Fatalf("exit: %v\n%s", c.err, c.stderr.String())
+	}
+	in.mu.Lock()
+	delete(in.copies, 0)
+	in.mu.Unlock()
+}

@@ -75,6 +75,17 @@ func Serve(ctx context.Context, h fluxkit.Handle, cfg Config) error {
 	}
 	defer agent.Close()
 	if h.Rank() != 0 {
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		for _, m := range forwarded {
+			un, err := h.Register("job-exec."+m, fluxkit.RoleUser, forwarder(ctx, h, &wg))
+			if err != nil {
+				return explain(err)
+			}
+			defer un()
+		}
 		fmt.Fprintf(cfg.Ready, "%s: rank %d ready\n", prog, h.Rank())
 		return serveUntilDone(ctx, h)
 	}
@@ -90,6 +101,39 @@ func Serve(ctx context.Context, h fluxkit.Handle, cfg Config) error {
 	defer coord.Close()
 	fmt.Fprintf(cfg.Ready, "%s: ready\n", prog)
 	return serveUntilDone(ctx, h)
+}
+
+// forwarded are the job-exec methods that clients on any rank send to the
+// nearest job-exec service (flux-core's is on rank 0 only): a subinstance's
+// broker sets its critical ranks, flux job-exec-override drives testexec
+// jobs. On ranks other than 0 the nearest job-exec is the agent's, which
+// serves shell-barrier, so they are forwarded to the coordinator.
+var forwarded = []string{"critical-ranks", "override"}
+
+// forwarder sends a request on to rank 0's job-exec, with its sender's
+// credentials (the broker honours them from the instance owner), and
+// answers with what comes back.
+func forwarder(ctx context.Context, h fluxkit.Handle, wg *sync.WaitGroup) fluxkit.HandlerFunc {
+	return func(_ context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+		fwd := fluxkit.NewRequest(req.Topic, 0, req.Payload)
+		fwd.Userid, fwd.Rolemask = req.Userid, req.Rolemask
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			call, err := h.Request(ctx, fwd)
+			if err != nil {
+				_ = w.RespondError(err)
+				return
+			}
+			defer call.Close()
+			resp, err := call.Recv(ctx)
+			if err != nil {
+				_ = w.RespondError(err)
+				return
+			}
+			_ = w.Respond(resp.Payload)
+		}()
+	}
 }
 
 // serveUntilDone waits until ctx ends or, for a handle that says so
