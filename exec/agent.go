@@ -1537,6 +1537,12 @@ func (a *Agent) restore() {
 		out := [2]string{rec.output(streamStdout), rec.output(streamStderr)}
 		switch {
 		case rec.rec.Status != nil:
+			if rec.rec.Shim != 0 && procAlive(rec.rec.Shim, rec.rec.ShimStart) {
+				// Its shim ended but was not waited for: a zombie of
+				// this process (an agent restarted in the same one),
+				// which the reaper collects.
+				adoptProc(rec.rec.Pid, rec.rec.Start, rec.rec.Shim, rec.rec.ShimStart, rec.dir, out, a.reap)
+			}
 			a.followLocked(j, endedProc(*rec.rec.Status, out))
 		case rec.rec.Pid == 0:
 			// Recorded before the fork, but not after: a shell may run

@@ -74,10 +74,17 @@ func (s *jobStream) lines() []string {
 
 func (s *jobStream) wait(t testing.TB) {
 	t.Helper()
+	s.waitFor(t, 30*time.Second)
+}
+
+// waitFor is wait with a bound of d, for jobs that move a lot of data
+// through the in-process KVS, which copies and re-encodes whole values.
+func (s *jobStream) waitFor(t testing.TB, d time.Duration) {
+	t.Helper()
 	select {
 	case <-s.final:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("no release final; stream so far: %v (err %v)", s.lines(), s.err)
+	case <-time.After(d):
+		t.Fatalf("no release final; stream so far: %v (err %v)", s.lines(), s.error())
 	}
 }
 
