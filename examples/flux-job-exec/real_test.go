@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -44,17 +45,18 @@ type runningCopy struct {
 
 // realInstance starts a real instance of size brokers and swaps job-exec
 // for this program. It skips the test without flux-core.
-func realInstance(t testing.TB, size int) *instance {
+func realInstance(t testing.TB, size int, config ...string) *instance {
 	t.Helper()
-	in := jobExecInstance(t, size)
+	in := jobExecInstance(t, size, config...)
 	in.swap(t)
 	return in
 }
 
-// jobExecInstance starts a real instance of size brokers, with job-exec.
-func jobExecInstance(t testing.TB, size int) *instance {
+// jobExecInstance starts a real instance of size brokers, with job-exec,
+// configured with config (TOML).
+func jobExecInstance(t testing.TB, size int, config ...string) *instance {
 	t.Helper()
-	in := &instance{t: t, in: realflux.Start(t, realflux.Options{Size: size}), copies: map[int]*runningCopy{},
+	in := &instance{t: t, in: realflux.Start(t, realflux.Options{Size: size, Config: strings.Join(config, "\n")}), copies: map[int]*runningCopy{},
 		token: fmt.Sprintf("fje-%d-%d", os.Getpid(), time.Now().UnixNano())}
 	t.Cleanup(func() {
 		// Before the instance stops (cleanups run last first).
@@ -268,7 +270,21 @@ func ordered(got, want []string) bool {
 // jobs; and job-exec, loaded again, runs jobs as before.
 func TestRealInstance(t *testing.T) {
 	leakcheck.Check(t)
-	in := realInstance(t, 2)
+	in := realInstance(t, 2, "[exec]", `kill-timeout = "1s"`)
+
+	t.Run("InstanceConfig", func(t *testing.T) {
+		// flux module stats asks the exec service, which read [exec].
+		var st struct {
+			KillTimeout float64 `json:"kill-timeout"`
+			Method      string  `json:"method"`
+		}
+		if err := json.Unmarshal([]byte(in.flux(t, 10*time.Second, "module", "stats", "job-exec").ok().stdout), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.KillTimeout != 1 || st.Method != "bulk-exec" {
+			t.Fatalf("stats %+v, want the configured kill-timeout 1", st)
+		}
+	})
 
 	t.Run("TwoNodeHostname", func(t *testing.T) {
 		r := in.flux(t, 60*time.Second, "run", "-N2", "-n2", "hostname").ok()
@@ -342,6 +358,31 @@ func TestRealInstance(t *testing.T) {
 			t.Fatalf("exec eventlog %v", got)
 		}
 		in.flux(t, 60*time.Second, "job", "attach", id) // must not hang; its exit says canceled
+	})
+
+	t.Run("CancelEscalates", func(t *testing.T) {
+		// The task ignores the term-signal the shell forwards to it: one
+		// kill-timeout later the first task kill ends it.
+		id := in.submit(t, "sh", "-c", `trap "" TERM; sleep 300`)
+		in.flux(t, 60*time.Second, "job", "wait-event", "-t", "50", id, "start").ok()
+		waitUntil(t, "the task runs", func() bool { return len(in.tasksLeft()) > 0 })
+		in.flux(t, 60*time.Second, "cancel", id).ok()
+		in.flux(t, 60*time.Second, "job", "wait-event", "-t", "50", id, "clean").ok()
+		if left := in.tasksLeft(); len(left) > 0 {
+			t.Fatalf("processes of the canceled job left: %v", left)
+		}
+		stamps := map[string]float64{}
+		for _, line := range strings.Split(in.flux(t, 10*time.Second, "job", "eventlog", id).ok().stdout, "\n") {
+			if f := strings.Fields(line); len(f) >= 2 {
+				stamps[f[1]], _ = strconv.ParseFloat(f[0], 64)
+			}
+		}
+		if took := stamps["finish"] - stamps["exception"]; took < 0.9 || took > 5 {
+			t.Fatalf("finish %.2fs after the exception, want about the kill-timeout (1s)", took)
+		}
+		if got := in.execEvents(t, id); !slices.Contains(got, "termination") {
+			t.Fatalf("exec eventlog %v", got)
+		}
 	})
 
 	t.Run("ManyJobs", func(t *testing.T) {
