@@ -168,6 +168,43 @@ func waitReady(t *testing.T, out *syncBuffer, line string) {
 	}
 }
 
+// served is a two-rank in-process instance served by Serve on each rank,
+// rank 1 first; stop ends both copies and checks that they return nil.
+type served struct {
+	b    *testbroker.Broker
+	jm   *jobManager
+	ctx  context.Context
+	stop func()
+}
+
+func serveTwoRanks(t *testing.T) *served {
+	t.Helper()
+	b := testbroker.New(t, testbroker.Config{Size: 2})
+	jm := newJobManager(t, b)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	dir := t.TempDir()
+	out1, done1 := serveRank(t, ctx, b, 1, dir)
+	waitReady(t, out1, "flux-job-exec: rank 1 ready\n")
+	out0, done0 := serveRank(t, ctx, b, 0, dir)
+	waitReady(t, out0, "flux-job-exec: ready\n")
+	return &served{b: b, jm: jm, ctx: ctx, stop: func() {
+		t.Helper()
+		cancel()
+		for _, done := range []chan error{done0, done1} {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}}
+}
+
+// twoRankJob is a job of cmd on ranks 0-1: its jobspec and R.
+func twoRankJob(cmd string) (jobspec, R string) {
+	return fmt.Sprintf(`{"version":1,"tasks":[{"command":["/bin/sh","-c",%q]}],"attributes":{"system":{}}}`, cmd),
+		`{"version":1,"execution":{"R_lite":[{"rank":"0-1","children":{"core":"0"}}],"nodelist":["n[0-1]"],"starttime":0,"expiration":0}}`
+}
+
 // In the in-process instance, one Serve per rank makes the exec service:
 // rank 0 says hello once the other rank's agent answers, and says ready;
 // a two-rank job runs through the agents to release final, its exec
@@ -175,21 +212,13 @@ func waitReady(t *testing.T, out *syncBuffer, line string) {
 // returns nil when its context ends.
 func TestServeInProcess(t *testing.T) {
 	leakcheck.Check(t)
-	b := testbroker.New(t, testbroker.Config{Size: 2})
-	jm := newJobManager(t, b)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	dir := t.TempDir()
-	out1, done1 := serveRank(t, ctx, b, 1, dir)
-	waitReady(t, out1, "flux-job-exec: rank 1 ready\n")
-	out0, done0 := serveRank(t, ctx, b, 0, dir)
-	waitReady(t, out0, "flux-job-exec: ready\n")
+	sv := serveTwoRanks(t)
+	ctx, jm := sv.ctx, sv.jm
 	if jm.hellos[0] != "job-exec" {
 		t.Fatalf("hellos %v", jm.hellos)
 	}
 	id := fluxkit.JobID(4242)
-	spec := `{"version":1,"tasks":[{"command":["/bin/sh","-c","echo hi"]}],"attributes":{"system":{}}}`
-	R := `{"version":1,"execution":{"R_lite":[{"rank":"0-1","children":{"core":"0"}}],"nodelist":["n[0-1]"],"starttime":0,"expiration":0}}`
+	spec, R := twoRankJob("echo hi")
 	got := jm.start(t, id, spec, R)
 	if want := []string{"start map[]", "finish map[status:0]", "release map[final:true ranks:0-1]"}; !slices.Equal(got, want) {
 		t.Fatalf("responses %q, want %q", got, want)
@@ -209,12 +238,7 @@ func TestServeInProcess(t *testing.T) {
 	if names[0] != "init" || names[len(names)-1] != "done" || !slices.Contains(names, "complete") {
 		t.Fatalf("exec eventlog %v", names)
 	}
-	cancel()
-	for _, done := range []chan error{done0, done1} {
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-	}
+	sv.stop()
 }
 
 // A refused hello is a failure, and says why; a second coordinator on a
@@ -253,18 +277,10 @@ func TestServeFailures(t *testing.T) {
 // coordinator with their sender's credentials.
 func TestServeForwardsToCoordinator(t *testing.T) {
 	leakcheck.Check(t)
-	b := testbroker.New(t, testbroker.Config{Size: 2})
-	jm := newJobManager(t, b)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	dir := t.TempDir()
-	out1, done1 := serveRank(t, ctx, b, 1, dir)
-	waitReady(t, out1, "flux-job-exec: rank 1 ready\n")
-	out0, done0 := serveRank(t, ctx, b, 0, dir)
-	waitReady(t, out0, "flux-job-exec: ready\n")
+	sv := serveTwoRanks(t)
+	ctx, jm, b := sv.ctx, sv.jm, sv.b
 	id := fluxkit.JobID(4343)
-	spec := `{"version":1,"tasks":[{"command":["/bin/sh","-c","sleep 30"]}],"attributes":{"system":{}}}`
-	R := `{"version":1,"execution":{"R_lite":[{"rank":"0-1","children":{"core":"0"}}],"nodelist":["n[0-1]"],"starttime":0,"expiration":0}}`
+	spec, R := twoRankJob("sleep 30")
 	call, err := fluxkit.Stream(ctx, jm.h, "job-exec.start", 0, map[string]any{"id": id, "userid": jm.h.Cred().Userid,
 		"jobspec": json.RawMessage(spec), "R": json.RawMessage(R), "reattach": false})
 	if err != nil {
@@ -301,12 +317,7 @@ func TestServeForwardsToCoordinator(t *testing.T) {
 			break
 		}
 	}
-	cancel()
-	for _, done := range []chan error{done0, done1} {
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-	}
+	sv.stop()
 }
 
 // Shells start from the broker's environment, as job-exec's: the flux
