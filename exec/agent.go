@@ -59,13 +59,15 @@ type AgentConfig struct {
 	// to the nearest rank with the service, which is its own. Default "":
 	// shells enter barriers through <Service>.barrier-enter only.
 	ShellService string
-	// Shim, when set, is the command that starts each real shell and
-	// records its exit status (see [RunShim]), such as
-	// {os.Executable(), ShimFlag}. A shell started under the shim keeps its
-	// exit status across a restart of the agent's process, whose successor
-	// cannot wait for it; without one, a shell that ends while no agent of
-	// the process that started it runs fails its rank.
-	Shim []string
+	// Keeper, when set with a RuntimeDir, is the command that starts the
+	// rank's keeper (see [RunKeeper]), such as {os.Executable(),
+	// KeeperFlag}: the process that forks the shells, outlives the agent
+	// and records each shell's exit status, so that an agent restarted in
+	// another process, which cannot wait for shells it did not fork, learns
+	// them. Without one, the agent forks the shells itself, and a shell
+	// that ends while no agent of the process that started it runs fails
+	// its rank.
+	Keeper []string
 	// Clock drives testexec shells and batching. Default the real clock.
 	Clock Clock
 	// Logger receives diagnostics. Default discards.
@@ -87,8 +89,10 @@ type Agent struct {
 	wg    sync.WaitGroup
 	unreg []func()
 	reap  *reaper
-	dir   string // records
-	keep  bool   // shells outlive the agent (RuntimeDir set)
+	// keeper forks the shells when AgentConfig.Keeper is set.
+	keeper *keeperClient
+	dir    string // records
+	keep   bool   // shells outlive the agent (RuntimeDir set)
 	// spares are empty records made ahead of need by makeSpares.
 	spares chan string
 
@@ -187,8 +191,16 @@ func (cfg AgentConfig) Validate() error {
 	if err := checkServiceName(cfg.ShellService); err != nil {
 		return fmt.Errorf("exec agent: AgentConfig.ShellService: %w", err)
 	}
-	if len(cfg.Shim) > 0 && cfg.Shim[0] == "" {
-		return errors.New("exec agent: AgentConfig.Shim: the command is empty")
+	if len(cfg.Keeper) > 0 {
+		if cfg.Keeper[0] == "" {
+			return errors.New("exec agent: AgentConfig.Keeper: the command is empty")
+		}
+		if cfg.RuntimeDir == "" {
+			return errors.New("exec agent: AgentConfig.Keeper needs a RuntimeDir, where the keeper serves")
+		}
+		if _, err := keeperSocketPath(cfg.RuntimeDir); err != nil {
+			return fmt.Errorf("exec agent: AgentConfig.RuntimeDir: %w", err)
+		}
 	}
 	if cfg.OutputChunk < 0 {
 		return fmt.Errorf("exec agent: AgentConfig.OutputChunk %d must not be negative", cfg.OutputChunk)
@@ -249,6 +261,17 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	}
 	a.ctx, a.stop = context.WithCancel(context.Background())
 	a.goOwned(func() { a.reap.run(a.ctx) })
+	if len(cfg.Keeper) > 0 {
+		a.keeper = &keeperClient{dir: a.dir, cmd: cfg.Keeper, log: a.log, onExit: a.reap.poke, goFn: a.goOwned}
+		a.keeper.mu.Lock()
+		err := a.keeper.connectLocked(a.ctx)
+		a.keeper.mu.Unlock()
+		if err != nil {
+			a.stop()
+			a.wg.Wait()
+			return nil, fmt.Errorf("exec agent: %w", err)
+		}
+	}
 	if a.keep {
 		a.restore()
 	}
@@ -308,6 +331,9 @@ func (a *Agent) Close() error {
 		for a.reap.live() > 0 && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
 		}
+	}
+	if a.keeper != nil {
+		a.keeper.close()
 	}
 	a.stop()
 	a.wg.Wait()
@@ -876,17 +902,21 @@ func (a *Agent) spawnLocked(j *agentJob) {
 			fail(err)
 			return
 		}
-		fp, err := forkSpawn(spawnSpec{argv: lr.Argv, env: shellEnv(a.cfg.Environ, lr, j.pos, len(j.ranks)),
-			stdout: rec.output(streamStdout), stderr: rec.output(streamStderr), shim: a.cfg.Shim, dir: rec.dir}, a.reap)
+		spec := spawnSpec{argv: lr.Argv, env: shellEnv(a.cfg.Environ, lr, j.pos, len(j.ranks)),
+			stdout: rec.output(streamStdout), stderr: rec.output(streamStderr), dir: rec.dir}
+		var fp *forkProc
+		if a.keeper != nil {
+			pid, start, kerr := a.keeper.spawn(a.ctx, spec)
+			if err = kerr; err == nil {
+				fp = keptProc(pid, start, spec, a.reap)
+			}
+		} else {
+			fp, err = forkSpawn(spec, a.reap)
+		}
 		if err != nil {
 			rec.remove()
 			fail(err)
 			return
-		}
-		if len(a.cfg.Shim) > 0 {
-			if err := rec.setShim(fp.waited()); err != nil {
-				a.log.Error("exec agent: shell record", "job", lr.ID, "err", err)
-			}
 		}
 		if err := rec.setPid(fp.pid, fp.start); err != nil {
 			a.log.Error("exec agent: shell record", "job", lr.ID, "err", err)
@@ -969,7 +999,7 @@ func (a *Agent) watch(j *agentJob, p proc, stop chan struct{}) {
 	if j.rec != nil {
 		// Without an epilog, the status says released as well.
 		released = j.rec.rec.Released || j.rec.rec.Status != nil && len(j.req.Epilog) == 0
-		if j.rec.rec.Status == nil {
+		if j.rec.rec.Status == nil && a.keeper == nil { // a keeper recorded it
 			a.recordLocked(j, func(r *record) error { return r.setStatus(raw) })
 		}
 	}
@@ -1046,7 +1076,7 @@ func (a *Agent) runEpilog(j *agentJob, argv []string) error {
 // Output polling: a shell's files are read again after outputPollMin when
 // they just grew, backing off to outputPollMax while they do not.
 const (
-	outputPollMin = 2 * time.Millisecond
+	outputPollMin = 10 * time.Millisecond
 	outputPollMax = 100 * time.Millisecond
 )
 
@@ -1537,12 +1567,6 @@ func (a *Agent) restore() {
 		out := [2]string{rec.output(streamStdout), rec.output(streamStderr)}
 		switch {
 		case rec.rec.Status != nil:
-			if rec.rec.Shim != 0 && procAlive(rec.rec.Shim, rec.rec.ShimStart) {
-				// Its shim ended but was not waited for: a zombie of
-				// this process (an agent restarted in the same one),
-				// which the reaper collects.
-				adoptProc(rec.rec.Pid, rec.rec.Start, rec.rec.Shim, rec.rec.ShimStart, rec.dir, out, a.reap)
-			}
 			a.followLocked(j, endedProc(*rec.rec.Status, out))
 		case rec.rec.Pid == 0:
 			// Recorded before the fork, but not after: a shell may run
@@ -1550,7 +1574,7 @@ func (a *Agent) restore() {
 			j.st[a.rank].failed = &failWire{Rank: a.rank, Errno: int(syscall.ECHILD),
 				Msg: "the agent restarted while starting this shell: whether it runs is unknown"}
 		default:
-			a.followLocked(j, adoptProc(rec.rec.Pid, rec.rec.Start, rec.rec.Shim, rec.rec.ShimStart, rec.dir, out, a.reap))
+			a.followLocked(j, adoptProc(rec.rec.Pid, rec.rec.Start, rec.dir, out, a.reap))
 		}
 		a.log.Info("exec agent: shell record found", "job", lr.ID, "pid", rec.rec.Pid)
 	}

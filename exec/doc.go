@@ -123,9 +123,11 @@
 // shell whose job ended meanwhile is killed once the job's exec eventlog
 // shows it done. A process can wait only for its own children, so an
 // agent restarted in another process learns the exit status of a shell its
-// predecessor started only from the shell's shim (AgentConfig.Shim,
-// [RunShim]), which starts the shell in a session of its own, outlives the
-// agent and records the status; without a shim, such a rank fails the job.
+// predecessor started only from the rank's keeper (AgentConfig.Keeper,
+// [RunKeeper]): one process per runtime directory, in a session of its own,
+// that forks the shells the agent asks for over a socket there, records
+// each one's status in its record before it reaps it, tells the agent, and
+// outlives agents; without a keeper, such a rank fails the job.
 //
 // What is not flux-core's: flux-core v0.88 posts no recoverable event and
 // cannot reattach bulk-exec jobs; fluxkit can, and posts it. The launch and

@@ -278,9 +278,9 @@ func newInstance(t testing.TB, o instOpts) *instance {
 		}, Environ: append(os.Environ(), fmt.Sprint("TEST_BROKER_RANK=", r))}
 		if o.runtime {
 			// As a deployment does: shells outlive the agent, their
-			// statuses recorded by the shim.
+			// statuses recorded by the keeper.
 			cfg.RuntimeDir = filepath.Join(rundir, fmt.Sprint("rank", r))
-			cfg.Shim = testShim(t)
+			cfg.Keeper = testKeeper(t)
 		}
 		if o.agent != nil {
 			o.agent(uint32(r), &cfg)
@@ -328,9 +328,6 @@ func killRecorded(rundir string) {
 		if procAlive(rec.rec.Pid, rec.rec.Start) {
 			_ = syscall.Kill(-rec.rec.Pid, syscall.SIGKILL)
 			_, _ = syscall.Wait4(rec.rec.Pid, nil, 0, nil)
-		}
-		if rec.rec.Shim != 0 && procAlive(rec.rec.Shim, rec.rec.ShimStart) {
-			_, _ = syscall.Wait4(rec.rec.Shim, nil, 0, nil)
 		}
 	}
 }

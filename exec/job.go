@@ -253,13 +253,19 @@ func (j *job) complete() bool {
 	return true
 }
 
-// launch records that shells are about to be started.
+// launch records that shells are about to be started. A mechanism that
+// recovers shells can from here on (the agents record a shell before they
+// fork it), so recoverable goes with starting, in the same commit; the job
+// manager asks for a reattach only once the job has started.
 func (j *job) launch(now time.Time) {
 	if j.launched || j.exc {
 		return
 	}
 	j.launched = true
 	j.post(now, "starting", nil)
+	if j.recoverable {
+		j.post(now, "recoverable", nil)
+	}
 }
 
 // started marks ranks as running.
@@ -325,9 +331,6 @@ func (j *job) maybeStart(now time.Time) {
 	if j.answerReattached {
 		j.respond("reattached", nil)
 	} else {
-		if j.recoverable {
-			j.post(now, "recoverable", nil)
-		}
 		j.respond("start", nil)
 	}
 	j.armExpiration(now)

@@ -19,10 +19,8 @@ type spawnSpec struct {
 	// stdout and stderr are the files the shell writes its output to,
 	// appending; the agent reads them from any offset.
 	stdout, stderr string
-	// shim, when set, starts the shell and records its exit status in the
-	// record at dir (see RunShim).
-	shim []string
-	dir  string
+	// dir is the shell's record, where a keeper writes its exit status.
+	dir string
 }
 
 // proc is a started shell as the agent sees it.
@@ -37,8 +35,8 @@ type proc interface {
 	// done is closed once the shell has ended.
 	done() <-chan struct{}
 	// status is the raw wait(2) status, and whether it is known; valid
-	// after done. It is unknown for a shell adopted from another process
-	// (which reaped it).
+	// after done. It is unknown for a shell that ended while no process
+	// that could wait for it watched it, and that no keeper recorded.
 	status() (raw int, known bool)
 	// output is the path of the stream's file, "" for mechanisms without
 	// output.
@@ -49,22 +47,17 @@ type proc interface {
 }
 
 // forkProc is a real shell in its own process group, writing its output
-// to files. The process whose end is the shell's end (the shell, or the
-// shim that runs it) is reaped by the agent's reaper, by pid, so that a
-// shell started by a previous agent in the same process can be reaped too;
-// one started by another process (a restarted agent's predecessor) is
-// watched through /proc instead, and its status is unknown unless a shim
-// recorded it.
+// to files. A shell that is a child of this process (forked by an agent
+// of this process) is reaped by the agent's reaper, by pid; one that is
+// not (a keeper's, or a restarted agent's predecessor's) is watched
+// through /proc, and its exit status is the one its record holds once it
+// is gone: a keeper records it before it reaps the shell.
 type forkProc struct {
 	pid   int    // the shell: signals go to its process group
 	start uint64 // /proc start time, to tell the process from a successor with its pid
-	// wpid, wstart: the process to wait for, the shell or its shim.
-	wpid   int
-	wstart uint64
-	// shimDir, when set, is the record the shim writes the status to.
-	shimDir string
-	out     [2]string
-	fin     chan struct{}
+	dir   string // its record ("": none)
+	out   [2]string
+	fin   chan struct{}
 
 	mu     sync.Mutex
 	child  bool // wait4 can reap it
@@ -89,13 +82,8 @@ func spawnErrno(err error) syscall.Errno {
 	return syscall.EINVAL
 }
 
-// forkSpawn starts argv in its own process group, its stdout and stderr
-// appended to the spec's files from the first byte, and hands it (or its
-// shim) to r.
-func forkSpawn(spec spawnSpec, r *reaper) (*forkProc, error) {
-	if len(spec.argv) == 0 {
-		return nil, fmt.Errorf("no command: %w", syscall.ENOENT)
-	}
+// openOutputs opens the spec's output files for appending.
+func openOutputs(spec spawnSpec) ([2]*os.File, error) {
 	var files [2]*os.File
 	for i, path := range []string{spec.stdout, spec.stderr} {
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
@@ -103,15 +91,25 @@ func forkSpawn(spec spawnSpec, r *reaper) (*forkProc, error) {
 			if i == 1 {
 				files[0].Close()
 			}
-			return nil, fmt.Errorf("output: %w", err)
+			return files, fmt.Errorf("output: %w", err)
 		}
 		files[i] = f
 	}
+	return files, nil
+}
+
+// forkSpawn starts argv in its own process group, its stdout and stderr
+// appended to the spec's files from the first byte, and hands it to r.
+func forkSpawn(spec spawnSpec, r *reaper) (*forkProc, error) {
+	if len(spec.argv) == 0 {
+		return nil, fmt.Errorf("no command: %w", syscall.ENOENT)
+	}
+	files, err := openOutputs(spec)
+	if err != nil {
+		return nil, err
+	}
 	defer files[0].Close()
 	defer files[1].Close()
-	if len(spec.shim) > 0 {
-		return shimSpawn(spec, files, r)
-	}
 	cmd := osexec.Command(spec.argv[0], spec.argv[1:]...)
 	cmd.Env = spec.env
 	cmd.Stdout, cmd.Stderr = files[0], files[1]
@@ -119,29 +117,31 @@ func forkSpawn(spec spawnSpec, r *reaper) (*forkProc, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &forkProc{pid: cmd.Process.Pid, out: [2]string{spec.stdout, spec.stderr}, fin: make(chan struct{}), child: true}
+	p := &forkProc{pid: cmd.Process.Pid, dir: spec.dir, out: [2]string{spec.stdout, spec.stderr}, fin: make(chan struct{}), child: true}
 	p.start, _ = procStart(p.pid)
-	p.wpid, p.wstart = p.pid, p.start
 	// The reaper waits for it by pid; os/exec must not.
 	_ = cmd.Process.Release()
 	r.add(p)
 	return p, nil
 }
 
-// adoptProc takes over a shell a previous agent started (pid, started at
-// start; under the shim shim, started at shimStart, which records its
-// status in dir; shim 0: none), whatever its state: running, a zombie, or
-// gone.
-func adoptProc(pid int, start uint64, shim int, shimStart uint64, dir string, out [2]string, r *reaper) *forkProc {
-	p := &forkProc{pid: pid, start: start, wpid: pid, wstart: start, out: out, fin: make(chan struct{}), child: true}
-	if shim != 0 {
-		p.wpid, p.wstart, p.shimDir = shim, shimStart, dir
-	}
-	if now, err := procStart(p.wpid); err != nil || now != p.wstart {
+// adoptProc takes over a shell a previous agent or a keeper started (pid,
+// started at start, its record in dir), whatever its state: running, a
+// zombie, or gone.
+func adoptProc(pid int, start uint64, dir string, out [2]string, r *reaper) *forkProc {
+	p := &forkProc{pid: pid, start: start, dir: dir, out: out, fin: make(chan struct{}), child: true}
+	if now, err := procStart(pid); err != nil || now != start {
 		// The pid is free or someone else's now, maybe another child of
 		// this process: never wait for it.
 		p.child = false
 	}
+	r.add(p)
+	return p
+}
+
+// keptProc is a shell a keeper started for spec: not this process's child.
+func keptProc(pid int, start uint64, spec spawnSpec, r *reaper) *forkProc {
+	p := &forkProc{pid: pid, start: start, dir: spec.dir, out: [2]string{spec.stdout, spec.stderr}, fin: make(chan struct{})}
 	r.add(p)
 	return p
 }
@@ -156,17 +156,15 @@ func endedProc(raw int, out [2]string) *forkProc {
 // poll reaps p if it ended. It reports whether p is done with.
 func (p *forkProc) poll() bool {
 	p.mu.Lock()
-	child, wpid, wstart, shimDir := p.child, p.wpid, p.wstart, p.shimDir
+	child := p.child
 	p.mu.Unlock()
 	if child {
 		var ws syscall.WaitStatus
-		pid, err := syscall.Wait4(wpid, &ws, syscall.WNOHANG, nil)
+		pid, err := syscall.Wait4(p.pid, &ws, syscall.WNOHANG, nil)
 		switch {
-		case pid == wpid && shimDir == "":
+		case pid == p.pid:
 			p.exit(int(ws), true, true)
 			return true
-		case pid == wpid:
-			return p.shimExit(shimDir)
 		case errors.Is(err, syscall.ECHILD):
 			// Started by another process, which reaps it.
 			p.mu.Lock()
@@ -176,32 +174,21 @@ func (p *forkProc) poll() bool {
 			return false // running, or interrupted: next time
 		}
 	}
-	if procAlive(wpid, wstart) {
+	if procAlive(p.pid, p.start) {
 		return false
-	}
-	if shimDir != "" {
-		return p.shimExit(shimDir)
 	}
 	// Its group may outlive it, but only if no other process took its
 	// pid: a pid is not reused while a group of that id has members.
-	p.exit(0, false, errors.Is(syscall.Kill(p.pid, 0), syscall.ESRCH))
-	return true
-}
-
-// shimExit ends a shell whose shim has ended, with the status the shim
-// recorded. A shim killed before its shell ended recorded none: the shell
-// is then watched on its own, and its status is unknown. It reports whether
-// p is done with.
-func (p *forkProc) shimExit(dir string) bool {
-	rec := &record{dir: dir}
-	if err := rec.read(0); (err == nil || errors.Is(err, errNoLaunch)) && rec.rec.Status != nil {
-		p.exit(*rec.rec.Status, true, errors.Is(syscall.Kill(p.pid, 0), syscall.ESRCH))
-		return true
+	group := errors.Is(syscall.Kill(p.pid, 0), syscall.ESRCH)
+	if p.dir != "" {
+		rec := &record{dir: p.dir}
+		if err := rec.read(0); (err == nil || errors.Is(err, errNoLaunch)) && rec.rec.Status != nil {
+			p.exit(*rec.rec.Status, true, group)
+			return true
+		}
 	}
-	p.mu.Lock()
-	p.wpid, p.wstart, p.shimDir, p.child = p.pid, p.start, "", false
-	p.mu.Unlock()
-	return p.poll()
+	p.exit(0, false, group)
+	return true
 }
 
 // exit records the end of the shell and, when its group is known to be
@@ -215,13 +202,6 @@ func (p *forkProc) exit(raw int, known, group bool) {
 		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 	}
 	close(p.fin)
-}
-
-// waited is the process whose end is the shell's end, and its start time.
-func (p *forkProc) waited() (int, uint64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.wpid, p.wstart
 }
 
 func (p *forkProc) signal(sig syscall.Signal) error {
@@ -291,6 +271,14 @@ func (r *reaper) add(p *forkProc) {
 	r.mu.Lock()
 	r.procs[p] = struct{}{}
 	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// poke makes the reaper look at its shells now: a keeper says one ended.
+func (r *reaper) poke() {
 	select {
 	case r.wake <- struct{}{}:
 	default:

@@ -23,12 +23,12 @@ import (
 //
 // The facts are lines appended to one file, "record", so that keeping the
 // record costs a few small appends per job: "launch <json>" before the
-// fork, "pid <pid> <start>" after it (and "shim <pid> <start>" for a shell
-// started under a shim), "status <raw>" when the shell is reaped (by the
-// agent, or by the shim, which appends it itself), "released" after its
-// epilog, "barriers <n>" as they pass. The last line of a kind wins, and a
-// line cut short by a crash is not read. Lines are short single writes to
-// a file opened for appending, so the shim's and the agent's never mix.
+// fork, "pid <pid> <start>" after it, "status <raw>" when the shell is
+// reaped (by the agent, or by the keeper that forked it, which appends it
+// itself), "released" after its epilog, "barriers <n>" as they pass. The
+// last line of a kind wins, and a line cut short by a crash is not read.
+// Lines are short single writes to a file opened for appending, so the
+// keeper's and the agent's never mix.
 type record struct {
 	dir string
 	rec recordFile
@@ -36,17 +36,13 @@ type record struct {
 
 // recordFile is what the record says.
 type recordFile struct {
-	Launch launchReq
-	Rank   uint32
-	Pid    int    // 0: the fork may or may not have happened
-	Start  uint64 // the process's start time, /proc/<pid>/stat field 22
-	// Shim, ShimStart: the shim that runs the shell and records its
-	// status (0: none).
-	Shim      int
-	ShimStart uint64
-	Barriers  int
-	Status    *int // raw wait status, once reaped
-	Released  bool
+	Launch   launchReq
+	Rank     uint32
+	Pid      int    // 0: the fork may or may not have happened
+	Start    uint64 // the process's start time, /proc/<pid>/stat field 22
+	Barriers int
+	Status   *int // raw wait status, once reaped
+	Released bool
 }
 
 // recordName is the record's file in its directory.
@@ -138,11 +134,6 @@ func (r *record) setPid(pid int, start uint64) error {
 	return r.append("pid", strconv.Itoa(pid)+" "+strconv.FormatUint(start, 10))
 }
 
-func (r *record) setShim(pid int, start uint64) error {
-	r.rec.Shim, r.rec.ShimStart = pid, start
-	return r.append("shim", strconv.Itoa(pid)+" "+strconv.FormatUint(start, 10))
-}
-
 func (r *record) setStatus(raw int) error {
 	r.rec.Status = &raw
 	return r.append("status", strconv.Itoa(raw))
@@ -187,7 +178,7 @@ func (r *record) read(rank uint32) error {
 				return fmt.Errorf("launch line: %w", err)
 			}
 			launched = true
-		case "pid", "shim":
+		case "pid":
 			f := strings.Fields(value)
 			if len(f) != 2 {
 				return bad()
@@ -197,11 +188,7 @@ func (r *record) read(rank uint32) error {
 			if perr != nil || serr != nil || pid <= 0 {
 				return bad()
 			}
-			if kind == "pid" {
-				r.rec.Pid, r.rec.Start = pid, start
-			} else {
-				r.rec.Shim, r.rec.ShimStart = pid, start
-			}
+			r.rec.Pid, r.rec.Start = pid, start
 		case "status":
 			st, err := strconv.Atoi(value)
 			if err != nil {

@@ -33,8 +33,10 @@
 //	flux exec -r all pkill -TERM -x flux-job-exec
 //	flux module load job-exec
 //
-// (Each shell runs under a shim, a copy of this program that records the
-// shell's exit status and ignores SIGTERM, so that pkill leaves it be.)
+// (Each rank's shells are forked by a keeper, a copy of this program in a
+// session of its own that records their exit statuses, so that a copy
+// started again learns them; it ignores SIGTERM, so that pkill leaves it
+// be, and ends by itself once the rank has no shells and no copy.)
 //
 // Options:
 //
@@ -74,8 +76,8 @@ import (
 const prog = "flux-job-exec"
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == exec.ShimFlag {
-		os.Exit(exec.RunShim(os.Args[2:]))
+	if len(os.Args) > 1 && os.Args[1] == exec.KeeperFlag {
+		os.Exit(exec.RunKeeper(os.Args[2:]))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -176,7 +178,7 @@ func connectAndServe(ctx context.Context, o options, getenv func(string) string,
 		return err
 	}
 	defer h.Close()
-	shim, err := shimCommand()
+	keeper, err := keeperCommand()
 	if err != nil {
 		return err
 	}
@@ -184,7 +186,7 @@ func connectAndServe(ctx context.Context, o options, getenv func(string) string,
 		RuntimeDir: o.runtimeDir,
 		JobShell:   o.jobShell,
 		AgentWait:  o.agentWait,
-		Shim:       shim,
+		Keeper:     keeper,
 		Environ:    os.Environ(),
 		Logger:     logger,
 		Ready:      stderr,
@@ -192,11 +194,11 @@ func connectAndServe(ctx context.Context, o options, getenv func(string) string,
 	return Serve(ctx, h, cfg)
 }
 
-// shimCommand runs this program as an agent's shim.
-func shimCommand() ([]string, error) {
+// keeperCommand runs this program as the agent's keeper.
+func keeperCommand() ([]string, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return nil, fmt.Errorf("finding this program for the shim: %w", err)
+		return nil, fmt.Errorf("finding this program for the keeper: %w", err)
 	}
-	return []string{exe, exec.ShimFlag}, nil
+	return []string{exe, exec.KeeperFlag}, nil
 }

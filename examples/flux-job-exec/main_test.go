@@ -24,12 +24,12 @@ import (
 )
 
 // mainEnv, set to "1", makes the test binary run this program's main, so
-// that the real-instance tests run it as a child process, and the shims it
-// starts (main's first argument exec.ShimFlag) run too.
+// that the real-instance tests run it as a child process, and the keepers
+// it starts (main's first argument exec.KeeperFlag) run too.
 const mainEnv = "FLUX_JOB_EXEC_TEST_MAIN"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(mainEnv) == "1" || len(os.Args) > 1 && os.Args[1] == exec.ShimFlag {
+	if os.Getenv(mainEnv) == "1" || len(os.Args) > 1 && os.Args[1] == exec.KeeperFlag {
 		main()
 		return
 	}

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fluxkit/fluxkit/exec"
 	"github.com/fluxkit/fluxkit/internal/leakcheck"
 	"github.com/fluxkit/fluxkit/internal/realflux"
 )
@@ -237,13 +238,24 @@ func (in *instance) execEvents(t testing.TB, id string) []string {
 }
 
 // tasksLeft are the pids of processes that carry the test's token in
-// their environment: the tasks of its jobs (and their children).
-func (in *instance) tasksLeft() []int {
+// their environment, other than this test and the agents' keepers.
+func (in *instance) tasksLeft() []int { return in.tokenProcs(false) }
+
+// keepersLeft are the pids of the agents' keepers still running.
+func (in *instance) keepersLeft() []int { return in.tokenProcs(true) }
+
+// tokenProcs are the pids of processes that carry the test's token in their
+// environment: the keepers, or all the others but this test.
+func (in *instance) tokenProcs(keepers bool) []int {
 	var out []int
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
 		b, err := os.ReadFile(filepath.Join(d, "environ"))
 		if err != nil || !bytes.Contains(b, []byte("FJE_TOKEN="+in.token+"\x00")) {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join(d, "cmdline"))
+		if bytes.Contains(cmdline, []byte("\x00"+exec.KeeperFlag+"\x00")) != keepers {
 			continue
 		}
 		if pid, err := strconv.Atoi(filepath.Base(d)); err == nil && pid != os.Getpid() {
@@ -489,7 +501,9 @@ func TestRealDocumentedLaunch(t *testing.T) {
 	if err := in.in.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the copies are gone", func() bool { return len(in.tasksLeft()) == 0 })
+	waitUntil(t, "the copies and their keepers are gone", func() bool {
+		return len(in.tasksLeft()) == 0 && len(in.keepersLeft()) == 0
+	})
 }
 
 // A copy whose broker goes away exits 0.

@@ -33,9 +33,9 @@ type Config struct {
 	// AgentWait bounds rank 0's wait for the other ranks' agents before its
 	// hello.
 	AgentWait time.Duration
-	// Shim is the command that runs each shell and records its exit
-	// status (exec.AgentConfig.Shim).
-	Shim []string
+	// Keeper is the command that starts the rank's keeper, which forks
+	// the shells and records their exit statuses (exec.AgentConfig.Keeper).
+	Keeper []string
 	// Environ is the environment the shells start from, before the
 	// broker's own variables (brokerEnviron) are put in.
 	Environ []string
@@ -69,7 +69,7 @@ func Serve(ctx context.Context, h fluxkit.Handle, cfg Config) error {
 		dir = filepath.Join(rundir, "fluxkit-exec")
 	}
 	agent, err := exec.NewAgent(exec.AgentConfig{Handle: h, Service: agentService, RuntimeDir: dir, ShellService: "job-exec",
-		Shim: cfg.Shim, Environ: brokerEnviron(ctx, h, cfg.Environ, cfg.Logger), Logger: cfg.Logger})
+		Keeper: cfg.Keeper, Environ: brokerEnviron(ctx, h, cfg.Environ, cfg.Logger), Logger: cfg.Logger})
 	if err != nil {
 		return explain(err)
 	}
