@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -48,6 +49,25 @@ type AgentConfig struct {
 	// BatchWindow is how long exits and releases are held to be sent
 	// upstream together. Default 10ms, as flux-core batches exits.
 	BatchWindow time.Duration
+	// Environ is the environment real shells start from, as flux-core's
+	// shells get job-exec's own (the broker's); FLUX_URI in it should name
+	// this rank's broker. Default os.Environ().
+	Environ []string
+	// ShellService, when set, is the exec service a job shell addresses:
+	// the agent serves its shell-barrier method on this rank, as flux-core's
+	// job-exec does for flux-shell ("job-exec"). The shell sends the request
+	// to the nearest rank with the service, which is its own. Default "":
+	// shells enter barriers through <Service>.barrier-enter only.
+	ShellService string
+	// Keeper, when set with a RuntimeDir, is the command that starts the
+	// rank's keeper (see [RunKeeper]), such as {os.Executable(),
+	// KeeperFlag}: the process that forks the shells, outlives the agent
+	// and records each shell's exit status, so that an agent restarted in
+	// another process, which cannot wait for shells it did not fork, learns
+	// them. Without one, the agent forks the shells itself, and a shell
+	// that ends while no agent of the process that started it runs fails
+	// its rank.
+	Keeper []string
 	// Clock drives testexec shells and batching. Default the real clock.
 	Clock Clock
 	// Logger receives diagnostics. Default discards.
@@ -69,8 +89,10 @@ type Agent struct {
 	wg    sync.WaitGroup
 	unreg []func()
 	reap  *reaper
-	dir   string // records
-	keep  bool   // shells outlive the agent (RuntimeDir set)
+	// keeper forks the shells when AgentConfig.Keeper is set.
+	keeper *keeperClient
+	dir    string // records
+	keep   bool   // shells outlive the agent (RuntimeDir set)
 	// spares are empty records made ahead of need by makeSpares.
 	spares chan string
 
@@ -87,12 +109,12 @@ type Agent struct {
 	killFault func(child uint32) error
 }
 
-// AgentStats counts what an agent did.
+// AgentStats counts what an agent did; <service>.stats-get answers it.
 type AgentStats struct {
-	Jobs     int   // jobs with a record
-	Spawned  int64 // shells started
-	Reaped   int64 // shells waited for
-	Messages int64 // requests and responses sent or received
+	Jobs     int   `json:"jobs"`     // jobs with a record
+	Spawned  int64 `json:"spawned"`  // shells started
+	Reaped   int64 `json:"reaped"`   // shells waited for
+	Messages int64 `json:"messages"` // requests and responses sent or received
 }
 
 type rstat struct {
@@ -166,6 +188,20 @@ func (cfg AgentConfig) Validate() error {
 	if err := checkServiceName(cfg.Service); err != nil {
 		return fmt.Errorf("exec agent: AgentConfig.Service: %w", err)
 	}
+	if err := checkServiceName(cfg.ShellService); err != nil {
+		return fmt.Errorf("exec agent: AgentConfig.ShellService: %w", err)
+	}
+	if len(cfg.Keeper) > 0 {
+		if cfg.Keeper[0] == "" {
+			return errors.New("exec agent: AgentConfig.Keeper: the command is empty")
+		}
+		if cfg.RuntimeDir == "" {
+			return errors.New("exec agent: AgentConfig.Keeper needs a RuntimeDir, where the keeper serves")
+		}
+		if _, err := keeperSocketPath(cfg.RuntimeDir); err != nil {
+			return fmt.Errorf("exec agent: AgentConfig.RuntimeDir: %w", err)
+		}
+	}
 	if cfg.OutputChunk < 0 {
 		return fmt.Errorf("exec agent: AgentConfig.OutputChunk %d must not be negative", cfg.OutputChunk)
 	}
@@ -207,6 +243,9 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Environ == nil {
+		cfg.Environ = os.Environ()
+	}
 	a := &Agent{cfg: cfg, h: cfg.Handle, rank: cfg.Handle.Rank(), log: cfg.Logger, jobs: map[fluxkit.JobID]*agentJob{},
 		reap: newReaper(), dir: cfg.RuntimeDir, keep: cfg.RuntimeDir != ""}
 	if a.keep {
@@ -222,30 +261,46 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	}
 	a.ctx, a.stop = context.WithCancel(context.Background())
 	a.goOwned(func() { a.reap.run(a.ctx) })
+	if len(cfg.Keeper) > 0 {
+		a.keeper = &keeperClient{dir: a.dir, cmd: cfg.Keeper, log: a.log, onExit: a.reap.poke, goFn: a.goOwned}
+		a.keeper.mu.Lock()
+		err := a.keeper.connectLocked(a.ctx)
+		a.keeper.mu.Unlock()
+		if err != nil {
+			a.stop()
+			a.wg.Wait()
+			return nil, fmt.Errorf("exec agent: %w", err)
+		}
+	}
 	if a.keep {
 		a.restore()
 	}
 	removeSpares(a.dir, a.rank) // a previous agent's
 	a.spares = make(chan string, spareRecords)
 	a.goOwned(a.makeSpares)
-	for _, hd := range []struct {
+	type handler struct {
 		topic string
 		allow fluxkit.Role
 		fn    fluxkit.HandlerFunc
-	}{
-		{"launch", fluxkit.RoleNone, a.handleLaunch},
-		{"kill", fluxkit.RoleNone, a.handleKill},
-		{"forget", fluxkit.RoleNone, a.handleForget},
-		{"barrier-release", fluxkit.RoleNone, a.handleBarrierRelease},
-		{"barrier-query", fluxkit.RoleNone, a.handleBarrierQuery},
+	}
+	handlers := []handler{
+		{cfg.Service + ".launch", fluxkit.RoleNone, a.handleLaunch},
+		{cfg.Service + ".kill", fluxkit.RoleNone, a.handleKill},
+		{cfg.Service + ".forget", fluxkit.RoleNone, a.handleForget},
+		{cfg.Service + ".barrier-release", fluxkit.RoleNone, a.handleBarrierRelease},
+		{cfg.Service + ".barrier-query", fluxkit.RoleNone, a.handleBarrierQuery},
+		{cfg.Service + ".stats-get", fluxkit.RoleNone, a.handleStats},
 		// Shells run as the job's user.
-		{"barrier-enter", fluxkit.RoleUser, a.handleBarrierEnter},
-	} {
-		topic := hd.topic
-		un, err := a.h.Register(cfg.Service+"."+topic, hd.allow, hd.fn)
+		{cfg.Service + ".barrier-enter", fluxkit.RoleUser, a.handleBarrierEnter},
+	}
+	if cfg.ShellService != "" {
+		handlers = append(handlers, handler{cfg.ShellService + ".shell-barrier", fluxkit.RoleUser, a.handleShellBarrier})
+	}
+	for _, hd := range handlers {
+		un, err := a.h.Register(hd.topic, hd.allow, hd.fn)
 		if err != nil {
 			a.Close()
-			return nil, fmt.Errorf("exec agent: register %s.%s: %w", cfg.Service, topic, err)
+			return nil, fmt.Errorf("exec agent: register %s: %w", hd.topic, err)
 		}
 		a.unreg = append(a.unreg, un)
 	}
@@ -277,6 +332,9 @@ func (a *Agent) Close() error {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
+	if a.keeper != nil {
+		a.keeper.close()
+	}
 	a.stop()
 	a.wg.Wait()
 	if !a.keep {
@@ -291,6 +349,10 @@ func (a *Agent) Stats() AgentStats {
 	n := len(a.jobs)
 	a.mu.Unlock()
 	return AgentStats{Jobs: n, Spawned: a.spawned.Load(), Reaped: a.reaped.Load(), Messages: a.msgs.Load()}
+}
+
+func (a *Agent) handleStats(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+	_ = fluxkit.Respond(w, a.Stats())
 }
 
 func (a *Agent) goOwned(fn func()) {
@@ -770,9 +832,29 @@ func (a *Agent) flushLocked(j *agentJob) {
 	}
 }
 
-// shellEnv is the environment a Flux job shell sees, plus the agent's own.
-func shellEnv(lr *launchReq, shellRank, size int) []string {
-	env := os.Environ()
+// shellEnv is the environment of the shell of shell rank shellRank. A job
+// shell gets flux-core's: the agent's environment (base) with the job's
+// guest namespace, and for a guest's job the IMP's helper, without what a
+// subprocess server never passes on. A bare command gets base with the
+// jobspec's environment and the variables a Flux job's tasks see.
+func shellEnv(base []string, lr *launchReq, shellRank, size int) []string {
+	env := make([]string, 0, len(base)+len(lr.Env)+8)
+	for _, kv := range base {
+		name, _, _ := strings.Cut(kv, "=")
+		switch name {
+		case "FLUX_KVS_NAMESPACE", "FLUX_PROXY_REMOTE", "NOTIFY_SOCKET", "INVOCATION_ID":
+			continue
+		}
+		env = append(env, kv)
+	}
+	ns := "FLUX_KVS_NAMESPACE=" + guestNS(lr.ID)
+	if lr.Shell {
+		env = append(env, ns)
+		if lr.Multiuser {
+			env = append(env, "FLUX_IMP_EXEC_HELPER=flux imp_exec_helper "+lr.ID.Dec())
+		}
+		return env
+	}
 	for k, v := range lr.Env {
 		env = append(env, k+"="+v)
 	}
@@ -783,7 +865,7 @@ func shellEnv(lr *launchReq, shellRank, size int) []string {
 		"FLUX_JOB_NNODES="+strconv.Itoa(size),
 		"FLUX_TASK_RANK="+strconv.Itoa(shellRank),
 		"JOB_SHELL_RANK="+strconv.Itoa(shellRank),
-		"FLUX_KVS_NAMESPACE=job-"+lr.ID.Dec(),
+		ns,
 	)
 }
 
@@ -820,8 +902,17 @@ func (a *Agent) spawnLocked(j *agentJob) {
 			fail(err)
 			return
 		}
-		fp, err := forkSpawn(spawnSpec{argv: lr.Argv, env: shellEnv(lr, j.pos, len(j.ranks)),
-			stdout: rec.output(streamStdout), stderr: rec.output(streamStderr)}, a.reap)
+		spec := spawnSpec{argv: lr.Argv, env: shellEnv(a.cfg.Environ, lr, j.pos, len(j.ranks)),
+			stdout: rec.output(streamStdout), stderr: rec.output(streamStderr), dir: rec.dir}
+		var fp *forkProc
+		if a.keeper != nil {
+			pid, start, kerr := a.keeper.spawn(a.ctx, spec)
+			if err = kerr; err == nil {
+				fp = keptProc(pid, start, spec, a.reap)
+			}
+		} else {
+			fp, err = forkSpawn(spec, a.reap)
+		}
 		if err != nil {
 			rec.remove()
 			fail(err)
@@ -908,7 +999,7 @@ func (a *Agent) watch(j *agentJob, p proc, stop chan struct{}) {
 	if j.rec != nil {
 		// Without an epilog, the status says released as well.
 		released = j.rec.rec.Released || j.rec.rec.Status != nil && len(j.req.Epilog) == 0
-		if j.rec.rec.Status == nil {
+		if j.rec.rec.Status == nil && a.keeper == nil { // a keeper recorded it
 			a.recordLocked(j, func(r *record) error { return r.setStatus(raw) })
 		}
 	}
@@ -985,7 +1076,7 @@ func (a *Agent) runEpilog(j *agentJob, argv []string) error {
 // Output polling: a shell's files are read again after outputPollMin when
 // they just grew, backing off to outputPollMax while they do not.
 const (
-	outputPollMin = 2 * time.Millisecond
+	outputPollMin = 10 * time.Millisecond
 	outputPollMax = 100 * time.Millisecond
 )
 
@@ -1234,11 +1325,28 @@ func (a *Agent) handleBarrierEnter(ctx context.Context, w fluxkit.Responder, req
 	if !fluxkit.DecodeRequest(w, req, &br) {
 		return
 	}
+	a.enterBarrier(w, req, br)
+}
+
+// handleShellBarrier is flux-core's job-exec.shell-barrier, which flux-shell
+// sends with NORESPONSE from its own rank ({id, rank: its broker rank}) and
+// answers by hand: the shell waits for a response on the topic.
+func (a *Agent) handleShellBarrier(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+	answerEvery(req)
+	var br barrierReq
+	if !fluxkit.DecodeRequest(w, req, &br) {
+		return
+	}
+	a.enterBarrier(w, req, br)
+}
+
+// enterBarrier parks a shell's entry into its job's pending barrier.
+func (a *Agent) enterBarrier(w fluxkit.Responder, req *fluxkit.Message, br barrierReq) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	j := a.jobs[br.ID]
 	if j == nil || j.sub == nil {
-		_ = w.RespondError(fluxkit.Errorf(fluxkit.ENOENT, "job %s not found", br.ID))
+		_ = w.RespondError(fluxkit.Errorf(fluxkit.ENOENT, "job not found"))
 		return
 	}
 	if cred := req.Cred(); cred.Userid != j.req.Userid && !cred.IsOwner() {
@@ -1466,7 +1574,7 @@ func (a *Agent) restore() {
 			j.st[a.rank].failed = &failWire{Rank: a.rank, Errno: int(syscall.ECHILD),
 				Msg: "the agent restarted while starting this shell: whether it runs is unknown"}
 		default:
-			a.followLocked(j, adoptProc(rec.rec.Pid, rec.rec.Start, out, a.reap))
+			a.followLocked(j, adoptProc(rec.rec.Pid, rec.rec.Start, rec.dir, out, a.reap))
 		}
 		a.log.Info("exec agent: shell record found", "job", lr.ID, "pid", rec.rec.Pid)
 	}
@@ -1522,24 +1630,12 @@ func (a *Agent) orphanWatch() {
 // jobDone reports whether job id's exec eventlog ends with "done". A job
 // without one is not known to be over.
 func jobDone(ctx context.Context, h fluxkit.Handle, id fluxkit.JobID) (bool, error) {
-	k := eventlogKey(id)
-	var cnt struct {
-		Value int `json:"value"`
-	}
-	if err := fluxkit.RPC(ctx, h, "kvs.get", 0, map[string]string{"key": k + ".count"}, &cnt); err != nil {
-		if errors.Is(err, fluxkit.ENOENT) {
-			return false, nil
-		}
-		return false, err
-	}
-	if cnt.Value < 1 {
+	evs, err := loadEventlog(ctx, h, id)
+	if errors.Is(err, errNoEventlog) {
 		return false, nil
 	}
-	var last struct {
-		Value []Event `json:"value"`
-	}
-	if err := fluxkit.RPC(ctx, h, "kvs.get", 0, map[string]string{"key": k + "." + strconv.Itoa(cnt.Value-1)}, &last); err != nil {
+	if err != nil {
 		return false, err
 	}
-	return len(last.Value) > 0 && last.Value[len(last.Value)-1].Name == "done", nil
+	return len(evs) > 0 && evs[len(evs)-1].Name == "done", nil
 }

@@ -78,7 +78,7 @@ func TestAgentRestartAdoptsShells(t *testing.T) {
 // killed and its record removed. Nothing is orphaned.
 func TestAgentRestartKillsOrphans(t *testing.T) {
 	checkLeaks(t)
-	in := newInstance(t, instOpts{size: 3, runtime: true, agent: func(c *AgentConfig) {
+	in := newInstance(t, instOpts{size: 3, runtime: true, agent: func(_ uint32, c *AgentConfig) {
 		c.ReconnectTimeout = 200 * time.Millisecond
 		c.OrphanCheck = 50 * time.Millisecond
 	}})

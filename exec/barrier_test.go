@@ -15,12 +15,14 @@ import (
 	"github.com/fluxkit/fluxkit"
 )
 
-// barrierShell writes a job shell that waits for dir/<shell rank>.exit
-// (whose content is its exit code) or for SIGTERM.
+// barrierShell writes a job shell that waits for dir/<broker rank>.exit
+// (whose content is its exit code) or for SIGTERM. A job shell gets
+// flux-core's environment, which does not name its rank: the harness gives
+// every agent's shells TEST_BROKER_RANK.
 func barrierShell(t *testing.T, dir string) string {
 	t.Helper()
 	p := filepath.Join(dir, "shell.sh")
-	script := fmt.Sprintf("#!/bin/sh\nwhile [ ! -e %s/$FLUX_TASK_RANK.exit ]; do sleep 0.01; done\nexit $(cat %s/$FLUX_TASK_RANK.exit)\n", dir, dir)
+	script := fmt.Sprintf("#!/bin/sh\nwhile [ ! -e %s/$TEST_BROKER_RANK.exit ]; do sleep 0.01; done\nexit $(cat %s/$TEST_BROKER_RANK.exit)\n", dir, dir)
 	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -65,6 +67,12 @@ func waitAll(t *testing.T, want error, chs ...chan error) {
 }
 
 func barrierInstance(t *testing.T, userid uint32, mods ...func(*Settings)) (*instance, string, *jobStream, fluxkit.JobID) {
+	return barrierJob(t, userid, instOpts{}, mods...)
+}
+
+// barrierJob starts a job of barrierShell shells on ranks 2-3,5,7 of an
+// 8-rank instance with o's agents.
+func barrierJob(t *testing.T, userid uint32, o instOpts, mods ...func(*Settings)) (*instance, string, *jobStream, fluxkit.JobID) {
 	dir := t.TempDir()
 	set := DefaultSettings()
 	for _, m := range mods {
@@ -72,7 +80,8 @@ func barrierInstance(t *testing.T, userid uint32, mods ...func(*Settings)) (*ins
 	}
 	set.JobShell = barrierShell(t, dir)
 	set.IMP = fakeIMP(t, dir)
-	in := newInstance(t, instOpts{size: 8, set: &set})
+	o.size, o.set = 8, &set
+	in := newInstance(t, o)
 	if userid == 0 {
 		userid = in.b.OwnerID()
 	}
@@ -119,9 +128,11 @@ func TestBarriers(t *testing.T) {
 	}
 }
 
+// writeCode makes the barrier job's shell of shellRank exit with code.
 func writeCode(t *testing.T, dir string, shellRank, code int) {
 	t.Helper()
-	if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%d.exit", shellRank)), []byte(fmt.Sprint(code)), 0o644); err != nil {
+	broker := []int{2, 3, 5, 7}[shellRank] // the job's R
+	if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%d.exit", broker)), []byte(fmt.Sprint(code)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -226,4 +237,50 @@ func fakeIMP(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// A job shell enters its barriers as flux-shell does, through
+// job-exec.shell-barrier on its own rank ({id, rank}), served there by the
+// agent; the barriers behave as through barrier-enter, with flux-core's
+// refusals. (flux-shell sends it with NORESPONSE and waits for a response
+// built by hand: the real-instance tests of examples/flux-job-exec cover
+// that part, which the in-process broker's responders do not model.)
+func TestShellBarrierService(t *testing.T) {
+	checkLeaks(t)
+	in, dir, s, id := barrierJob(t, 0, instOpts{agent: func(r uint32, c *AgentConfig) {
+		if r != 0 { // rank 0's job-exec is the coordinator's
+			c.ShellService = "job-exec"
+		}
+	}})
+	shellEnter := func(rank uint32, body any) chan error {
+		ch := make(chan error, 1)
+		h := in.b.Owner(rank)
+		go func() {
+			defer h.Close()
+			ch <- fluxkit.RPC(context.Background(), h, "job-exec.shell-barrier", fluxkit.NodeidAny, body, nil)
+		}()
+		return ch
+	}
+	if err := <-shellEnter(2, map[string]any{"id": 999, "rank": 2}); !errors.Is(err, fluxkit.ENOENT) {
+		t.Fatalf("unknown job: %v", err)
+	}
+	if err := <-shellEnter(2, map[string]any{"id": id, "rank": 4}); err == nil || err.Error() != "rank 4 is not pending in barrier" {
+		t.Fatalf("bad rank: %v", err)
+	}
+	for b := 1; b <= 2; b++ {
+		chs := []chan error{shellEnter(2, map[string]any{"id": id, "rank": 2}), shellEnter(3, map[string]any{"id": id, "rank": 3}),
+			shellEnter(5, map[string]any{"id": id, "rank": 5})}
+		time.Sleep(50 * time.Millisecond)
+		if !pending(chs...) {
+			t.Fatalf("barrier %d released before the fourth shell entered", b)
+		}
+		waitAll(t, nil, append(chs, shellEnter(7, map[string]any{"id": id, "rank": 7}))...)
+	}
+	for i := 0; i < 4; i++ {
+		writeCode(t, dir, i, 0)
+	}
+	s.wait(t)
+	if got := strings.Join(s.lines(), "|"); got != `start {}|finish {"status":0}|release {"final":true,"ranks":"2-3,5,7"}` {
+		t.Fatal(got)
+	}
 }

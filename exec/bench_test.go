@@ -101,9 +101,13 @@ func BenchmarkRank0MessagesBySize(b *testing.B) {
 	in := newInstance(b, instOpts{size: 1025, fanout: 8})
 	spec := testJobspec(`{"run_duration":"0.00001s"}`)
 	id := fluxkit.JobID(1)
-	for _, size := range []int{1, 4, 16, 64, 256, 1024} {
+	for _, size := range []int{1, 2, 4, 16, 64, 256, 1024} {
 		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
-			R := makeR(fmt.Sprintf("1-%d", size), fmt.Sprintf("n[1-%d]", size), 0)
+			ranks := make([]uint32, size)
+			for i := range ranks {
+				ranks[i] = uint32(1 + i)
+			}
+			R := makeR(formatRanks(ranks), "n["+formatRanks(ranks)+"]", 0)
 			m0 := in.rank0Messages()
 			d := runJobs(b, in, id, b.N, 1, spec, R)
 			id += fluxkit.JobID(b.N)

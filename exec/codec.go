@@ -335,6 +335,12 @@ func encodeLaunch(lr *launchReq) []byte {
 		b = append(b, `,"barrier_timeout":`...)
 		b = strconv.AppendInt(b, int64(lr.BarrierTimeout), 10)
 	}
+	if lr.Shell {
+		b = append(b, `,"shell":true`...)
+	}
+	if lr.Multiuser {
+		b = append(b, `,"multiuser":true`...)
+	}
 	return append(b, '}')
 }
 
@@ -762,7 +768,7 @@ func decodeReport(b []byte, r *report) error {
 
 var (
 	launchNames = []string{"id", "userid", "ranks", "fanout", "method", "argv", "env", "epilog", "test",
-		"reattach", "service", "coord", "barriers", "barrier_timeout", "resume"}
+		"reattach", "service", "coord", "barriers", "barrier_timeout", "resume", "shell", "multiuser"}
 	testNames = []string{"run_duration", "wait_status"}
 )
 
@@ -837,8 +843,12 @@ func fastLaunch(b []byte, lr *launchReq) bool {
 			var v int
 			v, ok = l.int()
 			lr.BarrierTimeout = time.Duration(v)
-		default:
+		case 14:
 			lr.Resume, ok = l.boolean()
+		case 15:
+			lr.Shell, ok = l.boolean()
+		default:
+			lr.Multiuser, ok = l.boolean()
 		}
 		return ok
 	})

@@ -1,11 +1,13 @@
 package exec
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +33,13 @@ type Config struct {
 	// Settings, when nil, are read from the broker's [exec] configuration
 	// (config.get) at start and on config-reload.
 	Settings *Settings
+	// JobShell is the built-in job shell, flux-core's
+	// flux_conf_builtin_get ("shell_path"), for jobs whose jobspec
+	// (attributes.system.exec.job_shell) and [exec] job-shell name none.
+	// Default "": such jobs run their jobspec's first command themselves,
+	// one per rank, without barriers (fluxkit's own mode, for tests and
+	// instances without flux-core's shell).
+	JobShell string
 	// Owner is the instance owner; jobs of other users are guest jobs.
 	// Default the Handle's userid.
 	Owner *uint32
@@ -66,6 +75,9 @@ type Coordinator struct {
 	q     []func()
 	qwake chan struct{}
 
+	// rootref roots new guest namespaces (see emptyRootref).
+	rootref string
+
 	mu     sync.Mutex
 	set    Settings
 	jobs   map[fluxkit.JobID]*cjob
@@ -83,7 +95,6 @@ type cjob struct {
 	fanout   int
 	ranksStr string
 	call     fluxkit.Call
-	batches  int // eventlog batches stored
 	pend     []Event
 	events   []Event
 	acts     []action // the action buffer not in the machine's hands (see job.swap)
@@ -105,7 +116,22 @@ type cjob struct {
 	relaunchUntil time.Time
 	relaunchOff   func() bool
 	gone          bool
-	ready         bool // eventlog loaded, launch sent or decided
+	ready         bool // namespace set up (eventlog loaded), launch decided
+	// hasNS: the job's guest namespace exists, so its eventlog is written
+	// there and it is grafted and removed at the end.
+	hasNS bool
+	// replace: the next eventlog commit starts the eventlog over (a fresh
+	// start, whatever an earlier start of the job left).
+	replace bool
+	// launchWait: the launch goes out once the events before it (init,
+	// starting) are committed, so that they precede the shell's own.
+	launchWait bool
+	// finalizing: release final is due; it is sent (finalResp) once done
+	// is committed and the namespace grafted and removed.
+	finalizing bool
+	finalResp  *Response
+	// logDone: the eventlog has done, after which nothing is posted.
+	logDone bool
 }
 
 // Validate checks cfg as New does: the Handle is required, names are
@@ -183,6 +209,18 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 		}
 		c.set = s
 	}
+	hash := "sha1" // flux-core's default, and the in-process KVS's
+	var attr struct {
+		Value string `json:"value"`
+	}
+	if err := fluxkit.RPC(ctx, c.h, "attr.get", c.h.Rank(), map[string]string{"name": "content.hash"}, &attr); err == nil {
+		hash = attr.Value
+	}
+	rootref, err := emptyRootref(hash)
+	if err != nil {
+		return nil, fmt.Errorf("exec: %w", err)
+	}
+	c.rootref = rootref
 	c.ctx, c.stop = context.WithCancel(context.Background())
 	c.st = newStore(c.h, func(n int) { c.msgs.Add(int64(n)) })
 	c.goOwned(func() { c.st.run(c.ctx) })
@@ -330,9 +368,9 @@ type startReq struct {
 
 func (c *Coordinator) handleStart(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
 	c.msgs.Add(1)
-	if !fluxkit.RequireStreaming(w, req) {
-		return
-	}
+	// flux-core's job manager sends start as a plain request and reads
+	// every response (matched by topic); the in-process one streams.
+	answerEvery(req)
 	var sr startReq
 	if err := decodeStart(req, &sr); err != nil {
 		_ = w.RespondError(err)
@@ -376,41 +414,65 @@ func (c *Coordinator) handleStart(ctx context.Context, w fluxkit.Responder, req 
 	cj.m.launchService = c.cfg.AgentService
 	c.jobs[sr.ID] = cj
 	cj.spec = spec
-	if !sr.Reattach {
-		// A fresh start gets a fresh exec eventlog, as flux-core recreates
-		// the guest namespace: batches are rewritten from 0 and the count
-		// key makes any older batches unreachable.
-		cj.ready = true
-		c.begin(cj, spec, serr, nil, *sr.Userid)
-		return
-	}
-	// On reattach, actions are held until the existing eventlog is loaded,
-	// so that it is appended to and its recoverable event can be checked.
+	userid, reattach := *sr.Userid, sr.Reattach
+	// Actions are held (cj.ready is false) until the guest namespace is
+	// set up: a fresh start creates it, a reattach reads the eventlog a
+	// previous coordinator left there, to append to it and check its
+	// recoverable event.
 	c.goOwned(func() {
-		evs, n, lerr := loadEventlog(c.ctx, c.h, sr.ID)
-		c.msgs.Add(int64(2 * (n + 1)))
+		var evs []Event
+		var nsErr error
+		hasNS := true
+		if reattach {
+			c.msgs.Add(2)
+			evs, hasNS, nsErr = readGuestEventlog(c.ctx, c.h, sr.ID)
+		} else {
+			c.msgs.Add(4)
+			if _, err := createNS(c.ctx, c.h, sr.ID, userid, c.rootref); err != nil {
+				nsErr = fmt.Errorf("failed to create guest ns: %w", err)
+				hasNS = !errors.Is(err, errNoNamespace)
+			}
+		}
 		c.post(func() {
 			if cj.gone {
 				return
 			}
-			cj.events, cj.batches = evs, n
+			cj.events = evs
 			cj.m.posted = map[string]bool{}
 			for _, e := range evs {
 				cj.m.posted[e.Name] = true
 			}
-			cj.ready = true
-			c.begin(cj, spec, serr, lerr, *sr.Userid)
+			cj.ready, cj.hasNS, cj.replace = true, hasNS, !reattach
+			cj.logDone = hasEvent(evs, "done")
+			c.begin(cj, spec, serr, nsErr, userid)
 		})
 	})
 }
 
-// begin decides how a job runs once its eventlog is known.
-func (c *Coordinator) begin(cj *cjob, spec *jobSpec, serr, lerr error, userid uint32) {
+// answerEvery makes the responder of req send every response: flux-core's
+// clients send some requests that get several responses, or one, without
+// saying so in their flags, and match the responses by topic (the job
+// manager's start has no streaming flag; a job shell's shell-barrier is
+// sent with NORESPONSE and answered by a response built by hand, with
+// matchtag 0). fluxkit's Responders decide from the request's flags, read
+// when they answer, so req is marked as the stream it is.
+func answerEvery(req *fluxkit.Message) {
+	req.Flags = req.Flags&^fluxkit.FlagNoResponse | fluxkit.FlagStreaming
+}
+
+// begin decides how a job runs once its guest namespace is set up (nsErr
+// says why it could not be) and, for a reattach, its eventlog read.
+func (c *Coordinator) begin(cj *cjob, spec *jobSpec, serr, nsErr error, userid uint32) {
 	now := c.clk.Now()
 	m := cj.m
 	defer c.apply(cj)
 	if m.finalSent || m.excSent {
 		return // e.g. an invalid expiration
+	}
+	if nsErr != nil && !m.reattach {
+		m.launched = false
+		m.fatal(now, "exec", nsErr.Error())
+		return
 	}
 	if serr != nil {
 		m.launched = false
@@ -454,13 +516,18 @@ func (c *Coordinator) begin(cj *cjob, spec *jobSpec, serr, lerr error, userid ui
 	}
 	if m.reattach {
 		switch {
+		case cj.logDone:
+			// A previous coordinator ended the job but went away before
+			// release final: only the responses are left to send.
+			m.over(now, completeStatus(cj.events))
+			return
 		case method == MethodBypass:
 			m.launched = false
 			m.fatal(now, "exec", "reattach to running job is not implemented")
 			return
-		case lerr != nil:
+		case nsErr != nil:
 			m.launched = false
-			m.fatal(now, "exec", lerr.Error())
+			m.fatal(now, "exec", nsErr.Error())
 			return
 		case !hasEvent(cj.events, "recoverable"):
 			m.launched = false
@@ -499,6 +566,7 @@ func (c *Coordinator) begin(cj *cjob, spec *jobSpec, serr, lerr error, userid ui
 	}
 	m.recoverable = method != MethodBypass
 	m.signalFatal = realMethod(method)
+	m.multiuser = realMethod(method) && userid != c.owner
 	if m.reattach {
 		// A termination in progress when the previous coordinator went
 		// away goes on where it stood.
@@ -512,8 +580,11 @@ func (c *Coordinator) begin(cj *cjob, spec *jobSpec, serr, lerr error, userid ui
 	if method == MethodBypass {
 		return // the controller starts it
 	}
+	if m.reattach {
+		m.post(now, "re-starting", nil)
+	}
 	m.launch(now)
-	c.sendLaunch(cj, false)
+	cj.launchWait = true
 	// What happened while the eventlog was loading: ranks that went
 	// offline and exceptions the job manager raised.
 	if c.online != nil {
@@ -540,6 +611,17 @@ func guestMay(set Settings, method string) bool {
 	return method == set.Method || set.AllowGuests[method]
 }
 
+// completeStatus is the status of the last complete event of evs.
+func completeStatus(evs []Event) int {
+	st := 0
+	for _, e := range evs {
+		if f, ok := e.Context["status"].(float64); ok && e.Name == "complete" {
+			st = int(f)
+		}
+	}
+	return st
+}
+
 func hasEvent(evs []Event, name string) bool {
 	for _, e := range evs {
 		if e.Name == name {
@@ -560,12 +642,11 @@ func (c *Coordinator) sendLaunch(cj *cjob, resume bool) {
 	if cj.method == MethodTestExec {
 		lr.Test = &testWire{RunDuration: cj.spec.test.runDuration, WaitStatus: cj.spec.test.waitStatus}
 	} else {
-		shell := cj.spec.jobShell
-		if shell == "" {
-			shell = m.set.JobShell
-		}
+		shell := cmp.Or(cj.spec.jobShell, m.set.JobShell, c.cfg.JobShell)
 		if shell != "" {
+			// "<shell> <jobid>", in flux-core's job shell environment.
 			lr.Argv = []string{shell, m.id.Dec()}
+			lr.Shell = true
 			// Only a job shell speaks the barrier protocol; a bare command
 			// run as the "shell" does not.
 			cj.shelled = true
@@ -576,12 +657,13 @@ func (c *Coordinator) sendLaunch(cj *cjob, resume bool) {
 			}
 		} else {
 			lr.Argv = cj.spec.command
+			lr.Env = cj.spec.env
 		}
 		if m.userid != c.owner {
 			// Multiuser: the IMP switches to the job's user (RFC 15).
 			lr.Argv = append([]string{m.set.IMP, "exec"}, lr.Argv...)
+			lr.Multiuser = true
 		}
-		lr.Env = cj.spec.env
 	}
 	c.msgs.Add(1)
 	call, err := fluxkit.Stream(c.ctx, c.h, c.cfg.AgentService+".launch", m.rs.ranks[0], encodeLaunch(&lr))
@@ -749,7 +831,8 @@ func (c *Coordinator) applyReportLocked(cj *cjob, rep *report, now time.Time) {
 }
 
 // apply carries out the job's pending actions, in order, then re-arms its
-// timer and retires it after release final. Called with c.mu held.
+// timer, and once release final is due finalizes the job. Called with c.mu
+// held.
 func (c *Coordinator) apply(cj *cjob) {
 	m := cj.m
 	if !cj.ready {
@@ -766,19 +849,28 @@ func (c *Coordinator) apply(cj *cjob) {
 		// the store sees the events that preceded it (complete before
 		// finish, done before release final).
 		for _, a := range acts {
-			if a.kind == actPost {
+			if a.kind == actPost && !cj.logDone {
 				cj.pend = append(cj.pend, a.event)
+				cj.logDone = a.event.Name == "done"
 			}
 		}
 		if len(cj.pend) > 0 {
 			cj.events = append(cj.events, cj.pend...)
-			c.st.append(m.id, cj.batches, cj.pend, nil)
-			cj.batches++
+			if cj.hasNS {
+				c.st.append(m.id, cj.pend, cj.replace, nil)
+				cj.replace = false
+			}
 			clear(cj.pend) // the store has encoded them: reuse the buffer
 			cj.pend = cj.pend[:0]
 		}
 		for _, a := range acts {
-			if a.kind != actPost {
+			switch {
+			case a.kind == actPost:
+			case a.kind == actRespond && a.resp.Type == "release" && a.resp.Data["final"] == true:
+				// Sent once the namespace is grafted (finalize).
+				resp := a.resp
+				cj.finalResp = &resp
+			default:
 				c.do(cj, a)
 			}
 		}
@@ -786,16 +878,90 @@ func (c *Coordinator) apply(cj *cjob) {
 			cj.mockRun = false
 			m.fatal(c.clk.Now(), "exec", "mock run exception generated")
 		}
-		if cj.mockStarting && !m.excSent && slicesContainsState(m.st, rsRunning) {
+		if cj.mockStarting && !m.excSent && slices.Contains(m.st, rsRunning) {
 			cj.mockStarting = false
 			m.fatal(c.clk.Now(), "exec", "mock starting exception generated")
 		}
 	}
+	if cj.launchWait {
+		cj.launchWait = false
+		c.launchAfterCommit(cj)
+	}
 	if m.finalSent {
-		c.retire(cj)
+		c.finalize(cj)
 		return
 	}
 	c.arm(cj)
+}
+
+// launchAfterCommit sends the job's launch once the events posted so far
+// (init, starting) are in its exec eventlog, which the shells append to.
+// A failed commit fails the job; the launch still goes out, and the
+// agents, told by the termination not to spawn, account for every rank.
+func (c *Coordinator) launchAfterCommit(cj *cjob) {
+	launch := func(err error) {
+		c.post(func() {
+			if cj.gone || cj.finalizing {
+				return
+			}
+			if err != nil {
+				cj.m.fatal(c.clk.Now(), "exec", err.Error())
+			}
+			c.sendLaunch(cj, false)
+			c.apply(cj)
+		})
+	}
+	if !cj.hasNS {
+		launch(nil)
+		return
+	}
+	c.st.append(cj.m.id, nil, false, launch)
+}
+
+// finalize ends a job whose release final is due, as flux-core's job-exec
+// does: once done is committed, the guest namespace is grafted at the
+// job's guest key and removed, then release final goes out and the job is
+// retired.
+func (c *Coordinator) finalize(cj *cjob) {
+	if cj.finalizing {
+		return
+	}
+	cj.finalizing = true
+	if cj.timerOff != nil {
+		cj.timerOff()
+		cj.timerOff = nil
+	}
+	id, hasNS := cj.m.id, cj.hasNS
+	done := func() {
+		c.post(func() {
+			if cj.gone {
+				return
+			}
+			if r := cj.finalResp; r != nil {
+				c.msgs.Add(1)
+				if p, err := encodeResponse(r); err == nil {
+					_ = cj.w.Respond(p)
+				}
+			}
+			c.retire(cj)
+		})
+	}
+	if !hasNS {
+		done()
+		return
+	}
+	c.st.append(id, nil, false, func(err error) {
+		if err != nil {
+			c.log.Error("exec: final eventlog entries", "job", id, "err", err)
+		}
+		c.goOwned(func() {
+			c.msgs.Add(6)
+			if err := graftNS(c.ctx, c.h, id); err != nil {
+				c.log.Error("exec: guest namespace", "job", id, "err", err)
+			}
+			done()
+		})
+	})
 }
 
 func (c *Coordinator) do(cj *cjob, a action) {
@@ -843,6 +1009,19 @@ func (c *Coordinator) sendKill(cj *cjob, a action) {
 		return
 	}
 	m := cj.m
+	if a.kind == actKill && a.tasks && m.multiuser {
+		// The owner cannot signal a guest's tasks: the job manager
+		// publishes shell-<id>.kill, on which the shells signal them, as
+		// flux_job_kill does for flux-core's job-exec. Open loop.
+		c.msgs.Add(2)
+		c.goOwned(func() {
+			err := fluxkit.RPC(c.ctx, c.h, c.cfg.JobManager+".kill", 0, map[string]any{"id": m.id, "signum": int(a.signal)}, nil)
+			if err != nil {
+				c.log.Warn("exec: job-manager.kill", "job", m.id, "err", err)
+			}
+		})
+		return
+	}
 	kr := killReq{ID: m.id, Signal: int(a.signal), Tasks: a.tasks, Cancel: a.kind == actCancel,
 		Ranks: cj.ranksStr, Fanout: cj.fanout, Budget: killBudget}
 	if a.kind == actCancel {
@@ -934,7 +1113,6 @@ func (c *Coordinator) retire(cj *cjob) {
 		cj.call = nil
 	}
 	delete(c.jobs, m.id)
-	c.st.forget(m.id)
 	c.jobsDone.Add(1)
 	// Forget also cleans up after a refused reattach: the agents may still
 	// hold shells from the previous coordinator, and dropping a record
@@ -1241,7 +1419,9 @@ func (c *Coordinator) handleOutput(ctx context.Context, w fluxkit.Responder, req
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cj := c.jobs[in.ID]
-	if cj == nil || !cj.ready {
+	if cj == nil || !cj.ready || cj.finalizing {
+		// A finalizing job's eventlog ends with done: its shells' output
+		// was all stored before their exits were reported.
 		_ = w.RespondError(fluxkit.Errorf(fluxkit.ENOENT, "Job not found"))
 		return
 	}
@@ -1281,7 +1461,13 @@ func (c *Coordinator) handleOutput(ctx context.Context, w fluxkit.Responder, req
 	logData(ev.Context, data)
 	end := next + int64(len(data))
 	cj.outOff[key] = end // log events are not kept in memory: offsets suffice
-	c.st.append(in.ID, cj.batches, []Event{ev}, func(err error) {
+	if !cj.hasNS {
+		// Nowhere to store it (the job failed without a namespace).
+		c.msgs.Add(1)
+		_ = fluxkit.Respond(w, outputResp{Offset: end})
+		return
+	}
+	c.st.append(in.ID, []Event{ev}, cj.replace, func(err error) {
 		c.msgs.Add(1)
 		if err != nil {
 			_ = w.RespondError(err)
@@ -1289,7 +1475,7 @@ func (c *Coordinator) handleOutput(ctx context.Context, w fluxkit.Responder, req
 		}
 		_ = fluxkit.Respond(w, outputResp{Offset: end})
 	})
-	cj.batches++
+	cj.replace = false
 }
 
 // recoverOffset is where a (rank, stream) stands according to the eventlog
@@ -1424,13 +1610,4 @@ func (c *Coordinator) quiesce() {
 	case <-done:
 	case <-c.ctx.Done():
 	}
-}
-
-func slicesContainsState(s []rankState, v rankState) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

@@ -166,3 +166,40 @@ func FuzzAgentReport(f *testing.F) {
 		}
 	})
 }
+
+// An RFC 18 eventlog is parsed entry by entry: whatever parses writes back
+// as lines that parse to the same entries, and a bad line is an error
+// naming it, never a panic.
+func FuzzParseEventlog(f *testing.F) {
+	for _, s := range []string{
+		"", "{\"timestamp\":1.5,\"name\":\"init\"}\n",
+		"{\"timestamp\":1,\"name\":\"log\",\"context\":{\"data\":\"a\\nb\",\"rank\":\"0\"}}\n{\"timestamp\":2,\"name\":\"done\"}\n",
+		"{\"timestamp\":1,\"name\":\"x\"}", "{\"name\":\"x\"}\n", "{\"timestamp\":1}\n", "{\"timestamp\":\"1\",\"name\":\"x\"}\n",
+		"{\"timestamp\":1,\"name\":\"x\",\"context\":[]}\n", "{\"timestamp\":1,\"name\":\"x\",\"context\":null}\n", "\n", "[]\n",
+		"{\"timestamp\":1,\"name\":\"\"}\n", "{\"timestamp\":1e400,\"name\":\"x\"}\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		evs, err := parseEventlog(b)
+		if err != nil {
+			if !strings.Contains(err.Error(), "eventlog line") {
+				t.Fatalf("error does not name the line: %v", err)
+			}
+			return
+		}
+		var out []byte
+		for i := range evs {
+			out = appendLine(out, &evs[i])
+		}
+		again, err := parseEventlog(out)
+		if err != nil {
+			t.Fatalf("%q: rewritten as %q: %v", b, out, err)
+		}
+		want, _ := json.Marshal(evs)
+		got, _ := json.Marshal(again)
+		if string(want) != string(got) {
+			t.Fatalf("%q: round trip %s -> %s", b, want, got)
+		}
+	})
+}

@@ -34,6 +34,7 @@ type fakeJM struct {
 	helloErr error
 	streams  map[fluxkit.JobID]*jobStream
 	drains   []string
+	kills    []string // job-manager.kill requests, "<id> <signum>"
 }
 
 type jobStream struct {
@@ -73,10 +74,17 @@ func (s *jobStream) lines() []string {
 
 func (s *jobStream) wait(t testing.TB) {
 	t.Helper()
+	s.waitFor(t, 30*time.Second)
+}
+
+// waitFor is wait with a bound of d, for jobs that move a lot of data
+// through the in-process KVS, which copies and re-encodes whole values.
+func (s *jobStream) waitFor(t testing.TB, d time.Duration) {
+	t.Helper()
 	select {
 	case <-s.final:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("no release final; stream so far: %v (err %v)", s.lines(), s.err)
+	case <-time.After(d):
+		t.Fatalf("no release final; stream so far: %v (err %v)", s.lines(), s.error())
 	}
 }
 
@@ -99,6 +107,20 @@ func newFakeJM(t testing.TB, b *testbroker.Broker) *fakeJM {
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, err = jm.h.Register("job-manager.kill", fluxkit.RoleNone, func(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
+		var in struct {
+			ID     fluxkit.JobID `json:"id"`
+			Signum int           `json:"signum"`
+		}
+		_ = json.Unmarshal(req.Payload, &in)
+		jm.mu.Lock()
+		jm.kills = append(jm.kills, fmt.Sprint(uint64(in.ID), " ", in.Signum))
+		jm.mu.Unlock()
+		_ = w.Respond(nil)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	_, err = jm.h.Register("resource.drain", fluxkit.RoleNone, func(ctx context.Context, w fluxkit.Responder, req *fluxkit.Message) {
 		var in struct{ Targets, Reason string }
 		_ = json.Unmarshal(req.Payload, &in)
@@ -111,6 +133,12 @@ func newFakeJM(t testing.TB, b *testbroker.Broker) *fakeJM {
 		t.Fatal(err)
 	}
 	return jm
+}
+
+func (jm *fakeJM) killList() []string {
+	jm.mu.Lock()
+	defer jm.mu.Unlock()
+	return append([]string(nil), jm.kills...)
 }
 
 func (jm *fakeJM) drainList() []string {
@@ -214,7 +242,7 @@ type instOpts struct {
 	// runtime gives every agent a RuntimeDir of its own, so that its
 	// shells outlive it.
 	runtime bool
-	agent   func(*AgentConfig) // adjusts each agent's configuration
+	agent   func(r uint32, c *AgentConfig) // adjusts each agent's configuration
 }
 
 func newInstance(t testing.TB, o instOpts) *instance {
@@ -247,12 +275,15 @@ func newInstance(t testing.TB, o instOpts) *instance {
 			in.mu.Lock()
 			in.spawns[fmt.Sprintf("%d/%d", id, rank)]++
 			in.mu.Unlock()
-		}}
+		}, Environ: append(os.Environ(), fmt.Sprint("TEST_BROKER_RANK=", r))}
 		if o.runtime {
+			// As a deployment does: shells outlive the agent, their
+			// statuses recorded by the keeper.
 			cfg.RuntimeDir = filepath.Join(rundir, fmt.Sprint("rank", r))
+			cfg.Keeper = testKeeper(t)
 		}
 		if o.agent != nil {
-			o.agent(&cfg)
+			o.agent(uint32(r), &cfg)
 		}
 		in.agentCfg[r] = cfg
 		in.startAgent(uint32(r))
@@ -328,7 +359,7 @@ func (in *instance) spawnCount(id fluxkit.JobID, rank uint32) int {
 func (in *instance) eventlog(id fluxkit.JobID) []Event {
 	in.t.Helper()
 	in.coord.Sync(context.Background())
-	evs, _, err := loadEventlog(context.Background(), in.jm.h, id)
+	evs, err := loadEventlog(context.Background(), in.jm.h, id)
 	if err != nil {
 		in.t.Fatal(err)
 	}

@@ -215,7 +215,9 @@ func TestOutputLossless(t *testing.T) {
 	id := fluxkit.JobID(5001)
 	cmd := `echo boom >&2; echo enter; head -c 1048576 /dev/zero | tr '\0' "$FLUX_TASK_RANK"; head -c 1048576 /dev/zero | tr '\0' e >&2; exit 1`
 	s := in.jm.start(id, in.b.OwnerID(), shellJobspec(cmd, ""), makeR("0-3", "n[0-3]", 0), false)
-	s.wait(t)
+	// 8 MiB of output, in exec.eventlog, which is appended to and grafted
+	// whole: in-process, that is many copies and encodings of it.
+	s.waitFor(t, 3*time.Minute)
 	if got := s.lines(); got[1] != `finish {"status":256}` {
 		t.Fatalf("stream %v", got)
 	}

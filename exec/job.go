@@ -126,9 +126,18 @@ type job struct {
 	answerReattached bool
 	finishStatus     int
 
+	// doneStatus, when set, is the status of a job a reattach found done.
+	doneStatus *int
+
 	posted      map[string]bool // once-only events already in the eventlog (restored on reattach)
 	holding     bool            // inputs are being applied as one batch; flush at the end
 	signalFatal bool            // a signalled leader is fatal (real shells; not testexec)
+	// multiuser: a guest's real shells, run under the IMP, which the
+	// instance owner cannot signal directly but through the IMP: a shell
+	// kill is SIGUSR1, which RFC 15's IMP turns into SIGKILL of the job's
+	// cgroup, and task kills go through the job manager (actKill with
+	// tasks, which the driver turns into job-manager.kill).
+	multiuser bool
 }
 
 // batch applies several inputs as one: finish and releases are decided once
@@ -244,13 +253,19 @@ func (j *job) complete() bool {
 	return true
 }
 
-// launch records that shells are about to be started.
+// launch records that shells are about to be started. A mechanism that
+// recovers shells can from here on (the agents record a shell before they
+// fork it), so recoverable goes with starting, in the same commit; the job
+// manager asks for a reattach only once the job has started.
 func (j *job) launch(now time.Time) {
 	if j.launched || j.exc {
 		return
 	}
 	j.launched = true
 	j.post(now, "starting", nil)
+	if j.recoverable {
+		j.post(now, "recoverable", nil)
+	}
 }
 
 // started marks ranks as running.
@@ -316,9 +331,6 @@ func (j *job) maybeStart(now time.Time) {
 	if j.answerReattached {
 		j.respond("reattached", nil)
 	} else {
-		if j.recoverable {
-			j.post(now, "recoverable", nil)
-		}
 		j.respond("start", nil)
 	}
 	j.armExpiration(now)
@@ -726,7 +738,11 @@ func (j *job) tick(now time.Time) {
 			case stepTaskKill:
 				j.kill(j.set.KillSignal, true)
 			case stepShellKill:
-				j.kill(j.set.KillSignal, false)
+				sig := j.set.KillSignal
+				if j.multiuser {
+					sig = syscall.SIGUSR1
+				}
+				j.kill(sig, false)
 			case stepDrain:
 				why := "exceeded max kill count"
 				if j.set.MaxKillTimeout > 0 {
@@ -788,8 +804,30 @@ func (j *job) unkillable(now time.Time, why string) {
 	}
 }
 
+// over takes up a job whose exec eventlog says it is done, with status:
+// a coordinator went away after posting done and before release final.
+// Every rank counts as exited and released; the responses follow.
+func (j *job) over(now time.Time, status int) {
+	j.doneStatus = &status
+	for i := range j.st {
+		if !j.st[i].done() {
+			j.st[i], j.status[i] = rsExited, status
+		}
+		if !j.released[i] {
+			j.released[i] = true
+			j.relBatch = append(j.relBatch, j.rs.ranks[i])
+		}
+	}
+	j.termArmed = false
+	j.maybeStart(now)
+	j.flush(now)
+}
+
 // finalStatus applies the status rule (I5).
 func (j *job) finalStatus() int {
+	if j.doneStatus != nil {
+		return *j.doneStatus
+	}
 	if j.excWait != nil {
 		w := *j.excWait
 		code := (w >> 8) & 0xff

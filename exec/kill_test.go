@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -162,5 +163,57 @@ func TestKillAcked(t *testing.T) {
 	}
 	if got := formatRanks(h.j.holdingRanks()); got != "2,5,7" {
 		t.Fatalf("holding %s", got)
+	}
+}
+
+// A guest's shell runs under the IMP, which only the IMP may signal: the
+// shell gets term-signal, task kills go through the job manager
+// (job-manager.kill, whose shell-<id>.kill event the shells act on), and
+// the shell kills are SIGUSR1, which the IMP turns into SIGKILL of the
+// job's cgroup (RFC 15). The guest's shell environment names the IMP's
+// helper.
+func TestGuestKillsThroughJobManagerAndIMP(t *testing.T) {
+	checkLeaks(t)
+	dir := t.TempDir()
+	set := DefaultSettings()
+	set.KillTimeout = 10 * time.Second
+	set.IMP = fakeIMP(t, dir)
+	set.JobShell = filepath.Join(dir, "shell.sh")
+	script := fmt.Sprintf(`#!/bin/sh
+echo "$FLUX_IMP_EXEC_HELPER" > %[1]s/helper
+trap 'echo TERM >> %[1]s/sigs' TERM
+trap 'echo USR1 >> %[1]s/sigs; exit 3' USR1
+touch %[1]s/up
+while :; do sleep 0.02; done
+`, dir)
+	if err := os.WriteFile(set.JobShell, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	in := newInstance(t, instOpts{size: 2, set: &set})
+	c, clk := virtualCoordinator(t, in, &set)
+	id := fluxkit.JobID(31301)
+	s := in.jm.start(id, 4242, `{"version":1,"tasks":[{"command":["x"]}],"attributes":{"system":{}}}`, makeR("1", "n1", 0), false)
+	waitFor(t, "start", func() bool { return slices.Contains(s.types(), "start") && fileExists(dir+"/up") })
+	if got := strings.TrimSpace(readFile(t, dir+"/helper")); got != fmt.Sprint("flux imp_exec_helper ", uint64(id)) {
+		t.Fatalf("FLUX_IMP_EXEC_HELPER %q", got)
+	}
+	in.jm.exception(id, 0, nil)
+	waitFor(t, "term-signal", func() bool { return lineCount(dir+"/sigs") == 1 })
+	for k := 1; k <= 4; k++ {
+		clk.Advance(set.KillTimeout)
+		c.quiesce()
+		waitFor(t, fmt.Sprintf("task kill %d", k), func() bool { return len(in.jm.killList()) == k })
+	}
+	if got := in.jm.killList(); got[3] != fmt.Sprint(uint64(id), " 9") || readFile(t, dir+"/sigs") != "TERM\n" {
+		t.Fatalf("task kills %v, shell signals %q", got, readFile(t, dir+"/sigs"))
+	}
+	clk.Advance(set.KillTimeout) // 5 kto: the first shell kill
+	c.quiesce()
+	s.wait(t)
+	if got := readFile(t, dir+"/sigs"); got != "TERM\nUSR1\n" {
+		t.Fatalf("shell signals %q, want TERM then USR1", got)
+	}
+	if got := s.lines(); got[len(got)-2] != `finish {"status":768}` {
+		t.Fatalf("stream %v", got)
 	}
 }

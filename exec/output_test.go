@@ -47,7 +47,7 @@ func TestOutputBytesExact(t *testing.T) {
 	s := in.jm.start(id, in.b.OwnerID(), shellJobspec(cmd, ""), makeR("0", "n0", 0), false)
 	waitFor(t, "the first write", func() bool {
 		in.coord.Sync(context.Background())
-		evs, _, _ := loadEventlog(context.Background(), in.jm.h, id)
+		evs, _ := loadEventlog(context.Background(), in.jm.h, id)
 		return len(outputOf(t, evs)["0/stdout"]) > 0
 	})
 	touch(t, dir+"/go")
@@ -85,7 +85,7 @@ func TestOutputOffsetsAcrossRestart(t *testing.T) {
 	want := append(bytes.Repeat([]byte{0xff}, 1000), "ünïcödé\n"...)
 	waitFor(t, "output stored", func() bool {
 		in.coord.Sync(context.Background())
-		evs, _, _ := loadEventlog(context.Background(), in.jm.h, id)
+		evs, _ := loadEventlog(context.Background(), in.jm.h, id)
 		o := outputOf(t, evs)
 		return slices.Contains(s.types(), "start") && bytes.Equal(o["0/stdout"], want) && bytes.Equal(o["1/stdout"], want)
 	})
@@ -118,7 +118,7 @@ func TestOutputKeptWhenStartResent(t *testing.T) {
 	s := in.jm.start(id, in.b.OwnerID(), spec, R, false)
 	waitFor(t, "first stored", func() bool {
 		in.coord.Sync(context.Background())
-		evs, _, _ := loadEventlog(context.Background(), in.jm.h, id)
+		evs, _ := loadEventlog(context.Background(), in.jm.h, id)
 		o := outputOf(t, evs)
 		return slices.Contains(s.types(), "start") && string(o["0/stdout"]) == "first\n" && string(o["1/stdout"]) == "first\n"
 	})

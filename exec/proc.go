@@ -19,6 +19,8 @@ type spawnSpec struct {
 	// stdout and stderr are the files the shell writes its output to,
 	// appending; the agent reads them from any offset.
 	stdout, stderr string
+	// dir is the shell's record, where a keeper writes its exit status.
+	dir string
 }
 
 // proc is a started shell as the agent sees it.
@@ -33,8 +35,8 @@ type proc interface {
 	// done is closed once the shell has ended.
 	done() <-chan struct{}
 	// status is the raw wait(2) status, and whether it is known; valid
-	// after done. It is unknown for a shell adopted from another process
-	// (which reaped it).
+	// after done. It is unknown for a shell that ended while no process
+	// that could wait for it watched it, and that no keeper recorded.
 	status() (raw int, known bool)
 	// output is the path of the stream's file, "" for mechanisms without
 	// output.
@@ -45,13 +47,15 @@ type proc interface {
 }
 
 // forkProc is a real shell in its own process group, writing its output
-// to files. It is reaped by the agent's reaper, by pid, so that a shell
-// started by a previous agent in the same process can be reaped too; one
-// started by another process (a restarted agent's predecessor) is watched
-// through /proc instead, and its status is unknown.
+// to files. A shell that is a child of this process (forked by an agent
+// of this process) is reaped by the agent's reaper, by pid; one that is
+// not (a keeper's, or a restarted agent's predecessor's) is watched
+// through /proc, and its exit status is the one its record holds once it
+// is gone: a keeper records it before it reaps the shell.
 type forkProc struct {
-	pid   int
+	pid   int    // the shell: signals go to its process group
 	start uint64 // /proc start time, to tell the process from a successor with its pid
+	dir   string // its record ("": none)
 	out   [2]string
 	fin   chan struct{}
 
@@ -78,12 +82,8 @@ func spawnErrno(err error) syscall.Errno {
 	return syscall.EINVAL
 }
 
-// forkSpawn starts argv in its own process group, its stdout and stderr
-// appended to the spec's files from the first byte, and hands it to r.
-func forkSpawn(spec spawnSpec, r *reaper) (*forkProc, error) {
-	if len(spec.argv) == 0 {
-		return nil, fmt.Errorf("no command: %w", syscall.ENOENT)
-	}
+// openOutputs opens the spec's output files for appending.
+func openOutputs(spec spawnSpec) ([2]*os.File, error) {
 	var files [2]*os.File
 	for i, path := range []string{spec.stdout, spec.stderr} {
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
@@ -91,21 +91,33 @@ func forkSpawn(spec spawnSpec, r *reaper) (*forkProc, error) {
 			if i == 1 {
 				files[0].Close()
 			}
-			return nil, fmt.Errorf("output: %w", err)
+			return files, fmt.Errorf("output: %w", err)
 		}
 		files[i] = f
 	}
+	return files, nil
+}
+
+// forkSpawn starts argv in its own process group, its stdout and stderr
+// appended to the spec's files from the first byte, and hands it to r.
+func forkSpawn(spec spawnSpec, r *reaper) (*forkProc, error) {
+	if len(spec.argv) == 0 {
+		return nil, fmt.Errorf("no command: %w", syscall.ENOENT)
+	}
+	files, err := openOutputs(spec)
+	if err != nil {
+		return nil, err
+	}
+	defer files[0].Close()
+	defer files[1].Close()
 	cmd := osexec.Command(spec.argv[0], spec.argv[1:]...)
 	cmd.Env = spec.env
 	cmd.Stdout, cmd.Stderr = files[0], files[1]
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	err := cmd.Start()
-	files[0].Close()
-	files[1].Close()
-	if err != nil {
+	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &forkProc{pid: cmd.Process.Pid, out: [2]string{spec.stdout, spec.stderr}, fin: make(chan struct{}), child: true}
+	p := &forkProc{pid: cmd.Process.Pid, dir: spec.dir, out: [2]string{spec.stdout, spec.stderr}, fin: make(chan struct{}), child: true}
 	p.start, _ = procStart(p.pid)
 	// The reaper waits for it by pid; os/exec must not.
 	_ = cmd.Process.Release()
@@ -113,15 +125,23 @@ func forkSpawn(spec spawnSpec, r *reaper) (*forkProc, error) {
 	return p, nil
 }
 
-// adoptProc takes over a shell a previous agent started (pid, started at
-// start), whatever its state: running, a zombie, or gone.
-func adoptProc(pid int, start uint64, out [2]string, r *reaper) *forkProc {
-	p := &forkProc{pid: pid, start: start, out: out, fin: make(chan struct{}), child: true}
+// adoptProc takes over a shell a previous agent or a keeper started (pid,
+// started at start, its record in dir), whatever its state: running, a
+// zombie, or gone.
+func adoptProc(pid int, start uint64, dir string, out [2]string, r *reaper) *forkProc {
+	p := &forkProc{pid: pid, start: start, dir: dir, out: out, fin: make(chan struct{}), child: true}
 	if now, err := procStart(pid); err != nil || now != start {
 		// The pid is free or someone else's now, maybe another child of
 		// this process: never wait for it.
 		p.child = false
 	}
+	r.add(p)
+	return p
+}
+
+// keptProc is a shell a keeper started for spec: not this process's child.
+func keptProc(pid int, start uint64, spec spawnSpec, r *reaper) *forkProc {
+	p := &forkProc{pid: pid, start: start, dir: spec.dir, out: [2]string{spec.stdout, spec.stderr}, fin: make(chan struct{})}
 	r.add(p)
 	return p
 }
@@ -159,7 +179,15 @@ func (p *forkProc) poll() bool {
 	}
 	// Its group may outlive it, but only if no other process took its
 	// pid: a pid is not reused while a group of that id has members.
-	p.exit(0, false, errors.Is(syscall.Kill(p.pid, 0), syscall.ESRCH))
+	group := errors.Is(syscall.Kill(p.pid, 0), syscall.ESRCH)
+	if p.dir != "" {
+		rec := &record{dir: p.dir}
+		if err := rec.read(0); (err == nil || errors.Is(err, errNoLaunch)) && rec.rec.Status != nil {
+			p.exit(*rec.rec.Status, true, group)
+			return true
+		}
+	}
+	p.exit(0, false, group)
 	return true
 }
 
@@ -243,6 +271,14 @@ func (r *reaper) add(p *forkProc) {
 	r.mu.Lock()
 	r.procs[p] = struct{}{}
 	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// poke makes the reaper look at its shells now: a keeper says one ended.
+func (r *reaper) poke() {
 	select {
 	case r.wake <- struct{}{}:
 	default:

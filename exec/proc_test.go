@@ -146,8 +146,8 @@ func TestReaperAdopts(t *testing.T) {
 	other := spawnIn(t, first, t.TempDir(), []string{"/bin/sh", "-c", "sleep 0.3; exit 6"}, nil)
 	stopFirst() // the first agent goes away without reaping
 	second, _ := runReaper(t)
-	adopted := adoptProc(p.pid, p.start, p.out, second)
-	impostor := adoptProc(other.pid, other.start+1, other.out, second) // same pid, another start time
+	adopted := adoptProc(p.pid, p.start, "", p.out, second)
+	impostor := adoptProc(other.pid, other.start+1, "", other.out, second) // same pid, another start time
 	waitDone(t, impostor)
 	if _, known := impostor.status(); known {
 		t.Fatal("a process with another start time was waited for")
@@ -156,7 +156,7 @@ func TestReaperAdopts(t *testing.T) {
 	if st, known := adopted.status(); !known || st != 5<<8 {
 		t.Fatalf("adopted status %#x known %v", st, known)
 	}
-	real := adoptProc(other.pid, other.start, other.out, second)
+	real := adoptProc(other.pid, other.start, "", other.out, second)
 	waitDone(t, real)
 	if st, known := real.status(); !known || st != 6<<8 {
 		t.Fatalf("status %#x known %v", st, known)

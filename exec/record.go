@@ -24,8 +24,11 @@ import (
 // The facts are lines appended to one file, "record", so that keeping the
 // record costs a few small appends per job: "launch <json>" before the
 // fork, "pid <pid> <start>" after it, "status <raw>" when the shell is
-// reaped, "released" after its epilog, "barriers <n>" as they pass. The
+// reaped (by the agent, or by the keeper that forked it, which appends it
+// itself), "released" after its epilog, "barriers <n>" as they pass. The
 // last line of a kind wins, and a line cut short by a crash is not read.
+// Lines are short single writes to a file opened for appending, so the
+// keeper's and the agent's never mix.
 type record struct {
 	dir string
 	rec recordFile

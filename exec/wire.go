@@ -34,6 +34,11 @@ type launchReq struct {
 	// BarrierTimeout bounds the first barrier, from the moment every shell
 	// has started; 0 disables.
 	BarrierTimeout time.Duration `json:"barrier_timeout,omitempty"`
+	// Shell: Argv runs a job shell ("[<imp> exec] <shell> <jobid>"), which
+	// gets flux-core's job shell environment rather than the jobspec's.
+	Shell bool `json:"shell,omitempty"`
+	// Multiuser: the job is a guest's, run under the IMP.
+	Multiuser bool `json:"multiuser,omitempty"`
 }
 
 // validate checks what the coordinator's Settings.Validate guarantees, for
