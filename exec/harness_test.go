@@ -15,6 +15,7 @@ import (
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/internal/leakcheck"
 	"github.com/fluxkit/fluxkit/internal/testbroker"
+	"github.com/fluxkit/fluxkit/internal/testbroker/brokertest"
 )
 
 // checkLeaks fails the test if goroutines or child processes outlive it.
@@ -250,7 +251,7 @@ func newInstance(t testing.TB, o instOpts) *instance {
 	if o.size == 0 {
 		o.size = 1
 	}
-	b := testbroker.New(t, testbroker.Config{Size: o.size, Fanout: max(o.fanout, 2), Config: o.config})
+	b := brokertest.New(t, testbroker.Config{Size: o.size, Fanout: max(o.fanout, 2), Config: o.config})
 	in := &instance{t: t, b: b, spawns: map[string]int{}, set: o.set}
 	in.jm = newFakeJM(t, b)
 	skip := map[uint32]bool{}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/internal/testbroker"
+	"github.com/fluxkit/fluxkit/internal/testbroker/brokertest"
 	"github.com/fluxkit/fluxkit/kvs"
 )
 
@@ -20,7 +21,7 @@ import (
 // in the order the appends were made.
 func TestStoreMergesPendingAppends(t *testing.T) {
 	checkLeaks(t)
-	b := testbroker.New(t, testbroker.Config{Size: 1})
+	b := brokertest.New(t, testbroker.Config{Size: 1})
 	h := b.Owner(0)
 	t.Cleanup(func() { h.Close() })
 	var sent atomic.Int64
@@ -116,7 +117,7 @@ func TestStoreMergesPendingAppends(t *testing.T) {
 // after, from the namespace and then from the primary namespace.
 func TestGuestNamespaceGraft(t *testing.T) {
 	checkLeaks(t)
-	b := testbroker.New(t, testbroker.Config{Size: 1})
+	b := brokertest.New(t, testbroker.Config{Size: 1})
 	h := b.Owner(0)
 	t.Cleanup(func() { h.Close() })
 	ctx := context.Background()

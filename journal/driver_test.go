@@ -11,11 +11,12 @@ import (
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/internal/leakcheck"
 	"github.com/fluxkit/fluxkit/internal/testbroker"
+	"github.com/fluxkit/fluxkit/internal/testbroker/brokertest"
 	"github.com/fluxkit/fluxkit/kvs"
 )
 
 func TestConfigValidation(t *testing.T) {
-	b := testbroker.New(t, testbroker.Config{})
+	b := brokertest.New(t, testbroker.Config{})
 	h := b.Owner(0)
 	defer h.Close()
 	for _, cfg := range []ProducerConfig{{Batch: -1}, {InactiveNumLimit: -2}, {InactiveAgeLimit: -1}, {PurgePeriod: -1}, {MaxQueue: -1}} {
@@ -57,7 +58,7 @@ func TestConsumerStopsOnMalformedInput(t *testing.T) {
 // handle.
 func fakeProducer(t *testing.T, responses ...string) (*Consumer, fluxkit.Handle) {
 	leakcheck.Check(t)
-	b := testbroker.New(t, testbroker.Config{})
+	b := brokertest.New(t, testbroker.Config{})
 	fake := b.Owner(0)
 	t.Cleanup(func() { _ = fake.Close() })
 	for topic, fn := range map[string]fluxkit.HandlerFunc{
@@ -195,7 +196,7 @@ func TestC1DeferralBroker(t *testing.T) {
 // their KVS directories gone. A consumer drops the purged jobs.
 func TestPeriodicPurge(t *testing.T) {
 	leakcheck.Check(t)
-	b := testbroker.New(t, testbroker.Config{})
+	b := brokertest.New(t, testbroker.Config{})
 	ph := b.Owner(0)
 	defer ph.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -12,6 +12,7 @@ import (
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/internal/leakcheck"
 	"github.com/fluxkit/fluxkit/internal/testbroker"
+	"github.com/fluxkit/fluxkit/internal/testbroker/brokertest"
 )
 
 // jobspecFor builds an RFC 25 V1 jobspec with an environment to redact.
@@ -58,7 +59,7 @@ func newEnvSize(t *testing.T, size int) *env {
 func newEnvWith(t *testing.T, size int, cfg ProducerConfig) *env {
 	t.Helper()
 	leakcheck.Check(t)
-	b := testbroker.New(t, testbroker.Config{Size: size})
+	b := brokertest.New(t, testbroker.Config{Size: size})
 	ph := b.Owner(0)
 	p, err := NewProducer(ph, cfg)
 	if err != nil {
@@ -194,7 +195,7 @@ func errnoOf(err error) syscall.Errno {
 // benchmarks.
 func benchEnv(b *testing.B) *env {
 	b.Helper()
-	br := testbroker.New(b, testbroker.Config{})
+	br := brokertest.New(b, testbroker.Config{})
 	ph := br.Owner(0)
 	p, err := NewProducer(ph, ProducerConfig{})
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/fluxkit/fluxkit/connect"
 	"github.com/fluxkit/fluxkit/internal/realflux"
 	"github.com/fluxkit/fluxkit/internal/testbroker"
+	"github.com/fluxkit/fluxkit/internal/testbroker/brokertest"
 	"github.com/fluxkit/fluxkit/internal/testutil"
 	"github.com/fluxkit/fluxkit/kvs"
 	"github.com/stretchr/testify/assert"
@@ -136,7 +137,7 @@ func runScript(t *testing.T, h fluxkit.Handle) []string {
 // step, value for value, errno for errno. Without flux-core the store's
 // answers are checked against the recorded ones below.
 func TestStoreMatchesFluxCore(t *testing.T) {
-	b := testbroker.New(t, testbroker.Config{Size: 2})
+	b := brokertest.New(t, testbroker.Config{Size: 2})
 	got := runScript(t, b.Owner(1))
 	if realflux.Flux() != "" {
 		in := realflux.Start(t, realflux.Options{Size: 1})

@@ -14,6 +14,7 @@ import (
 
 	"github.com/fluxkit/fluxkit/internal/leakcheck"
 	"github.com/fluxkit/fluxkit/internal/testbroker"
+	"github.com/fluxkit/fluxkit/internal/testbroker/brokertest"
 	"github.com/fluxkit/fluxkit/internal/testutil"
 )
 
@@ -36,7 +37,7 @@ func newHarness(t *testing.T, cfg testbroker.Config) *harness {
 	t.Helper()
 	leakcheck.Check(t)
 	h := &harness{t: t, env: map[string]string{}, dir: t.TempDir()}
-	h.b = testbroker.New(t, cfg)
+	h.b = brokertest.New(t, cfg)
 	return h
 }
 

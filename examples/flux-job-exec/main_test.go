@@ -20,6 +20,7 @@ import (
 	"github.com/fluxkit/fluxkit/exec"
 	"github.com/fluxkit/fluxkit/internal/leakcheck"
 	"github.com/fluxkit/fluxkit/internal/testbroker"
+	"github.com/fluxkit/fluxkit/internal/testbroker/brokertest"
 	"github.com/fluxkit/fluxkit/kvs"
 )
 
@@ -179,7 +180,7 @@ type served struct {
 
 func serveTwoRanks(t *testing.T) *served {
 	t.Helper()
-	b := testbroker.New(t, testbroker.Config{Size: 2})
+	b := brokertest.New(t, testbroker.Config{Size: 2})
 	jm := newJobManager(t, b)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -245,7 +246,7 @@ func TestServeInProcess(t *testing.T) {
 // rank whose job-exec service is taken is told what to do.
 func TestServeFailures(t *testing.T) {
 	leakcheck.Check(t)
-	b := testbroker.New(t, testbroker.Config{Size: 1})
+	b := brokertest.New(t, testbroker.Config{Size: 1})
 	jm := newJobManager(t, b)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -325,7 +326,7 @@ func TestServeForwardsToCoordinator(t *testing.T) {
 // broker, and the rest of this program's environment.
 func TestBrokerEnviron(t *testing.T) {
 	leakcheck.Check(t)
-	b := testbroker.New(t, testbroker.Config{Size: 2, Env: map[string]string{"LUA_PATH": "/broker/?.lua", "UNRELATED": "x"},
+	b := brokertest.New(t, testbroker.Config{Size: 2, Env: map[string]string{"LUA_PATH": "/broker/?.lua", "UNRELATED": "x"},
 		Attrs: map[string]string{"local-uri": "local:///run/flux/local-1"}})
 	h := b.Owner(1)
 	defer h.Close()

@@ -12,6 +12,7 @@ import (
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/internal/leakcheck"
 	"github.com/fluxkit/fluxkit/internal/testbroker"
+	"github.com/fluxkit/fluxkit/internal/testbroker/brokertest"
 	"github.com/fluxkit/fluxkit/journal"
 )
 
@@ -34,7 +35,7 @@ type instance struct {
 func newInstance(t *testing.T) *instance {
 	t.Helper()
 	leakcheck.Check(t)
-	b := testbroker.New(t, testbroker.Config{Size: 2, Config: "[queues.batch]\n[queues.debug]\n"})
+	b := brokertest.New(t, testbroker.Config{Size: 2, Config: "[queues.batch]\n[queues.debug]\n"})
 	p, err := journal.NewProducer(b.Owner(0), journal.ProducerConfig{KVS: true})
 	if err != nil {
 		t.Fatal(err)

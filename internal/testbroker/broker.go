@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"github.com/fluxkit/fluxkit"
@@ -56,24 +55,7 @@ type Broker struct {
 	uuidBase string
 
 	online  *onlineGroup
-	rank0kv *legacyKV
 	kvstore *kvs.Store
-}
-
-// New starts an instance for a test and closes it when the test ends. A bad
-// configuration fails the test.
-func New(t testing.TB, cfg Config) *Broker {
-	t.Helper()
-	b, err := Start(cfg)
-	if err != nil {
-		t.Fatalf("testbroker: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := b.Close(); err != nil {
-			t.Errorf("testbroker: close: %v", err)
-		}
-	})
-	return b
 }
 
 // Start starts an instance. The caller must Close it.
@@ -120,7 +102,6 @@ func Start(cfg Config) (*Broker, error) {
 		subs:     make(map[*subscription]struct{}),
 		rng:      rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(cfg.Seed)^0x9e3779b97f4a7c15)),
 		uuidBase: fmt.Sprintf("%08x-%04x", uint32(time.Now().UnixNano()), os.Getpid()&0xffff),
-		rank0kv:  newLegacyKV(),
 		kvstore:  kvs.NewStore(),
 	}
 	b.online = newOnlineGroup(b)

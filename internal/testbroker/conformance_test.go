@@ -17,6 +17,6 @@ func (i instance) Guest(_ *testing.T, r uint32, uid uint32) fluxkit.Handle {
 
 func TestConformance(t *testing.T) {
 	handletest.Run(t, func(t *testing.T) handletest.Instance {
-		return instance{New(t, Config{Size: 5, Fanout: 2})}
+		return instance{newBroker(t, Config{Size: 5, Fanout: 2})}
 	})
 }

@@ -58,7 +58,7 @@ func TestLinkDelayKeepsStreamOrder(t *testing.T) {
 	leakcheck.Check(t)
 	synctest.Test(t, func(t *testing.T) {
 		// Rank 5's way to rank 0 crosses two delayed links (5-2 and 2-0).
-		b := New(t, Config{Size: 6, Fanout: 2})
+		b := newBroker(t, Config{Size: 6, Fanout: 2})
 		ctx := testutil.Context(t)
 		serveCount(t, b.Owner(5))
 		const delay = 5 * time.Millisecond
@@ -87,7 +87,7 @@ func TestLinkDelayKeepsStreamOrder(t *testing.T) {
 func TestLinkDelayKeepsRequestOrder(t *testing.T) {
 	leakcheck.Check(t)
 	synctest.Test(t, func(t *testing.T) {
-		b := New(t, Config{Size: 3})
+		b := newBroker(t, Config{Size: 3})
 		ctx := testutil.Context(t)
 		var mu sync.Mutex
 		var got []int
@@ -134,7 +134,7 @@ func TestLinkDelayKeepsRequestOrder(t *testing.T) {
 func TestLinkDelayDisconnectFollowsRequests(t *testing.T) {
 	leakcheck.Check(t)
 	synctest.Test(t, func(t *testing.T) {
-		b := New(t, Config{Size: 2})
+		b := newBroker(t, Config{Size: 2})
 		ctx := testutil.Context(t)
 		events := make(chan string, 4)
 		srv := b.Owner(1)
@@ -165,7 +165,7 @@ func TestLinkDelayDisconnectFollowsRequests(t *testing.T) {
 func TestLinkDropKeepsOrderOfSurvivors(t *testing.T) {
 	leakcheck.Check(t)
 	synctest.Test(t, func(t *testing.T) {
-		b := New(t, Config{Size: 2, Seed: 3})
+		b := newBroker(t, Config{Size: 2, Seed: 3})
 		ctx := testutil.Context(t)
 		var mu sync.Mutex
 		var got []int

@@ -29,7 +29,7 @@ func TestRanksAreCreatedWhenUsed(t *testing.T) {
 	leakcheck.Check(t)
 	const size = 1 << 14
 	var b *Broker
-	bytes, goroutines := allocated(func() { b = New(t, Config{Size: size, Fanout: 2}) })
+	bytes, goroutines := allocated(func() { b = newBroker(t, Config{Size: size, Fanout: 2}) })
 	assert.Less(t, bytes, uint64(256<<10), "bytes allocated by Start of %d ranks", size)
 	assert.LessOrEqual(t, goroutines, 0, "goroutines started by Start of %d ranks", size)
 
@@ -70,7 +70,7 @@ func TestRanksAreCreatedWhenUsed(t *testing.T) {
 func TestMaxSize(t *testing.T) {
 	leakcheck.Check(t)
 	var b *Broker
-	bytes, _ := allocated(func() { b = New(t, Config{Size: MaxSize}) })
+	bytes, _ := allocated(func() { b = newBroker(t, Config{Size: MaxSize}) })
 	assert.Less(t, bytes, uint64(1<<20), "bytes allocated by Start of MaxSize ranks")
 	ctx := testutil.Context(t)
 	var attr struct{ Value string }

@@ -14,6 +14,7 @@ import (
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/internal/leakcheck"
 	"github.com/fluxkit/fluxkit/internal/testutil"
+	"github.com/fluxkit/fluxkit/kvs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -36,7 +37,7 @@ type echoOut struct {
 
 func TestRoutingByRank(t *testing.T) {
 	leakcheck.Check(t)
-	b := New(t, Config{Size: 15, Fanout: 2})
+	b := newBroker(t, Config{Size: 15, Fanout: 2})
 	ctx := testutil.Context(t)
 	for r := uint32(0); r < 15; r++ {
 		serveEcho(t, b.Owner(r), "svc", 0)
@@ -58,7 +59,7 @@ func TestRoutingByRank(t *testing.T) {
 }
 
 func TestTreeAndPaths(t *testing.T) {
-	b := New(t, Config{Size: 15, Fanout: 2})
+	b := newBroker(t, Config{Size: 15, Fanout: 2})
 	p, ok := b.Parent(14)
 	assert.True(t, ok)
 	assert.Equal(t, uint32(6), p)
@@ -68,12 +69,12 @@ func TestTreeAndPaths(t *testing.T) {
 	assert.Equal(t, []uint32{9, 4}, b.path(9, 4))
 	assert.Equal(t, []uint32{4, 9}, b.path(4, 9))
 	assert.Equal(t, []uint32{3}, b.path(3, 3))
-	flat := New(t, Config{Size: 5, Fanout: 4})
+	flat := newBroker(t, Config{Size: 5, Fanout: 4})
 	assert.Equal(t, []uint32{3, 0, 4}, flat.path(3, 4))
 }
 
 func TestRoutingAnyAndUpstream(t *testing.T) {
-	b := New(t, Config{Size: 7, Fanout: 2})
+	b := newBroker(t, Config{Size: 7, Fanout: 2})
 	ctx := testutil.Context(t)
 	// The service lives on 0 and 1; rank 3 (child of 1) reaches 1 first.
 	serveEcho(t, b.Owner(0), "svc", 0)
@@ -93,7 +94,7 @@ func TestRoutingAnyAndUpstream(t *testing.T) {
 }
 
 func TestRoles(t *testing.T) {
-	b := New(t, Config{Size: 2})
+	b := newBroker(t, Config{Size: 2})
 	ctx := testutil.Context(t)
 	serveEcho(t, b.Owner(1), "owner", 0)
 	serveEcho(t, b.Owner(1), "open", fluxkit.RoleUser)
@@ -129,7 +130,7 @@ func TestRoles(t *testing.T) {
 }
 
 func TestRegisterConflicts(t *testing.T) {
-	b := New(t, Config{})
+	b := newBroker(t, Config{})
 	a, c := b.Owner(0), b.Owner(0)
 	un, err := a.Register("svc.one", 0, func(context.Context, fluxkit.Responder, *fluxkit.Message) {})
 	require.NoError(t, err)
@@ -149,7 +150,7 @@ func TestRegisterConflicts(t *testing.T) {
 
 func TestStreamingAndCancel(t *testing.T) {
 	leakcheck.Check(t)
-	b := New(t, Config{Size: 3})
+	b := newBroker(t, Config{Size: 3})
 	ctx := testutil.Context(t)
 	srv := b.Owner(2)
 	var mu sync.Mutex
@@ -234,7 +235,7 @@ func TestStreamingAndCancel(t *testing.T) {
 
 func TestDisconnect(t *testing.T) {
 	leakcheck.Check(t)
-	b := New(t, Config{Size: 2})
+	b := newBroker(t, Config{Size: 2})
 	ctx := testutil.Context(t)
 	srv := b.Owner(0)
 	got := make(chan string, 4)
@@ -278,7 +279,7 @@ func TestDisconnect(t *testing.T) {
 
 func TestStopAndStartRank(t *testing.T) {
 	leakcheck.Check(t)
-	b := New(t, Config{Size: 7, Fanout: 2})
+	b := newBroker(t, Config{Size: 7, Fanout: 2})
 	ctx := testutil.Context(t)
 	held := make(chan struct{}, 8)
 	for _, r := range []uint32{1, 3, 4} {
@@ -309,7 +310,7 @@ func TestStopAndStartRank(t *testing.T) {
 	}
 	err = fluxkit.RPC(ctx, b.Owner(3), "attr.get", fluxkit.NodeidAny, map[string]string{"name": "rank"}, nil)
 	assert.NoError(t, err, "rank 3 itself is up and serves itself")
-	err = fluxkit.RPC(ctx, b.Owner(3), "kvs.get", fluxkit.NodeidAny, map[string]string{"name": "rank"}, nil)
+	_, err = kvs.Lookup(ctx, b.Owner(3), kvs.Primary, "rank")
 	assert.ErrorIs(t, err, syscall.EHOSTUNREACH, "rank 3's way to rank 0 crosses rank 1")
 	assert.Equal(t, "0,2-6", b.Online().String())
 
@@ -328,7 +329,7 @@ func TestStopAndStartRank(t *testing.T) {
 func TestLinkFaults(t *testing.T) {
 	leakcheck.Check(t)
 	synctest.Test(t, func(t *testing.T) {
-		b := New(t, Config{Size: 3, Seed: 1})
+		b := newBroker(t, Config{Size: 3, Seed: 1})
 		ctx := testutil.Context(t)
 		serveEcho(t, b.Owner(2), "echo", 0)
 		c := b.Owner(0)
@@ -346,7 +347,7 @@ func TestLinkFaults(t *testing.T) {
 
 		// With a seeded RNG, the same seed drops the same messages.
 		drops := func(seed int64) []bool {
-			b := New(t, Config{Size: 2, Seed: seed})
+			b := newBroker(t, Config{Size: 2, Seed: seed})
 			serveEcho(t, b.Owner(1), "echo", 0)
 			b.SetLink(1, Link{DropRate: 0.5})
 			var out []bool
@@ -370,7 +371,7 @@ func TestLinkFaults(t *testing.T) {
 
 func TestEvents(t *testing.T) {
 	leakcheck.Check(t)
-	b := New(t, Config{Size: 4})
+	b := newBroker(t, Config{Size: 4})
 	ctx := testutil.Context(t)
 	all, err := b.Owner(3).Subscribe(ctx, "job-")
 	require.NoError(t, err)
@@ -417,7 +418,7 @@ func TestEvents(t *testing.T) {
 }
 
 func TestBuiltins(t *testing.T) {
-	b := New(t, Config{
+	b := newBroker(t, Config{
 		Size:   2,
 		Attrs:  map[string]string{"local-uri": "local:///tmp/x"},
 		Config: "[resource]\nnoverify = true\n[modules.sched]\nranks = \"0\"\n",
@@ -484,21 +485,28 @@ func TestBuiltins(t *testing.T) {
 	assert.NoError(t, fluxkit.RPC(ctx, g, "attr.get", 1, map[string]string{"name": "rank"}, nil))
 	assert.ErrorIs(t, fluxkit.RPC(ctx, g, "broker.getenv", 1, map[string][]string{"names": {"FOO"}}, nil), syscall.EPERM)
 
-	require.NoError(t, fluxkit.RPC(ctx, h, "kvs.put", 0, map[string]any{"key": "a.b", "value": []int{1, 2}}, nil))
-	var kv struct{ Value json.RawMessage }
-	require.NoError(t, fluxkit.RPC(ctx, h, "kvs.get", 0, map[string]string{"key": "a.b"}, &kv))
-	assert.JSONEq(t, `[1,2]`, string(kv.Value))
-	require.NoError(t, fluxkit.RPC(ctx, h, "kvs.commit", fluxkit.NodeidAny, map[string]any{"ops": []map[string]any{{"key": "x", "value": 1}, {"key": "a.b", "value": nil}}}, nil))
-	assert.ErrorIs(t, fluxkit.RPC(ctx, h, "kvs.get", 0, map[string]string{"key": "a.b"}, &kv), syscall.ENOENT)
+	txn := new(kvs.Txn)
+	require.NoError(t, txn.PutJSON("a.b", []int{1, 2}))
+	require.NoError(t, kvs.Commit(ctx, h, kvs.Primary, txn))
+	got, err := kvs.Lookup(ctx, b.Owner(1), kvs.Primary, "a.b")
+	require.NoError(t, err, "any rank's client reaches rank 0's KVS")
+	assert.JSONEq(t, `[1,2]`, string(got))
+	txn = new(kvs.Txn)
+	require.NoError(t, txn.PutJSON("x", 1))
+	txn.Unlink("a.b")
+	require.NoError(t, kvs.Commit(ctx, h, kvs.Primary, txn))
+	_, err = kvs.Lookup(ctx, h, kvs.Primary, "a.b")
+	assert.ErrorIs(t, err, syscall.ENOENT)
 	raw, ok := b.KVSGet("x")
 	assert.True(t, ok)
 	assert.Equal(t, "1", string(raw))
-	assert.ErrorIs(t, fluxkit.RPC(ctx, h, "kvs.get", 1, map[string]string{"key": "x"}, nil), syscall.ENOSYS, "the KVS lives on rank 0")
+	_, err = kvs.Lookup(ctx, g, kvs.Primary, "x")
+	assert.ErrorIs(t, err, syscall.EPERM, "guests may not read the primary namespace")
 }
 
 func TestModules(t *testing.T) {
 	leakcheck.Check(t)
-	b := New(t, Config{Size: 2})
+	b := newBroker(t, Config{Size: 2})
 	ctx := testutil.Context(t)
 	h := b.Owner(0)
 	r0 := b.Rank(0)
@@ -574,7 +582,7 @@ func TestCloseWaits(t *testing.T) {
 }
 
 func TestRequestValidation(t *testing.T) {
-	b := New(t, Config{})
+	b := newBroker(t, Config{})
 	ctx := testutil.Context(t)
 	h := b.Owner(0)
 	_, err := h.Request(ctx, &fluxkit.Message{Type: fluxkit.TypeEvent, Topic: "x.y"})
@@ -599,7 +607,7 @@ func TestRequestValidation(t *testing.T) {
 }
 
 func TestManyRanks(t *testing.T) {
-	b := New(t, Config{Size: 1000, Fanout: 2})
+	b := newBroker(t, Config{Size: 1000, Fanout: 2})
 	ctx := testutil.Context(t)
 	h := b.Owner(999)
 	var attr struct{ Value string }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/fluxkit/fluxkit"
 	"github.com/fluxkit/fluxkit/internal/testbroker"
+	"github.com/fluxkit/fluxkit/internal/testbroker/brokertest"
 	"github.com/fluxkit/fluxkit/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -45,7 +46,7 @@ func TestLoggerRecords(t *testing.T) {
 }
 
 func TestRawRPCAndRPCMap(t *testing.T) {
-	b := testbroker.New(t, testbroker.Config{Attrs: map[string]string{"x": "1"}})
+	b := brokertest.New(t, testbroker.Config{Attrs: map[string]string{"x": "1"}})
 	ctx := testutil.Context(t)
 	raw, err := testutil.RawRPC(ctx, b.Owner(0), "attr.get", 0, `{"name":"x"}`)
 	require.NoError(t, err)
